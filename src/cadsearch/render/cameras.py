@@ -115,7 +115,7 @@ def look_at(eye, target=(0.0, 0.0, 0.0), up=(0.0, 1.0, 0.0)) -> np.ndarray:
     """OpenGL world → camera matrix for a camera at ``eye`` looking at ``target`` with roll 0.
 
     Returns a 4×4 float64 matrix whose rows 0..2 are the camera's right, up and backward axes. When the view
-    direction is parallel to ``up`` (a pole) +Z is used as the up vector instead, so the result stays finite.
+    direction is parallel to ``up`` (a pole) the image is oriented as at φ = 0 just off the pole.
     """
     eye = np.asarray(eye, dtype=np.float64)
     forward = np.asarray(target, dtype=np.float64) - eye
@@ -123,7 +123,8 @@ def look_at(eye, target=(0.0, 0.0, 0.0), up=(0.0, 1.0, 0.0)) -> np.ndarray:
     up = np.asarray(up, dtype=np.float64)
     right = np.cross(forward, up)
     if np.linalg.norm(right) < 1e-9:
-        right = np.cross(forward, np.array([0.0, 0.0, 1.0]))
+        # At a pole, pick the up vector that the limit θ → 0 (or 180) at φ = 0 has, so the image does not flip.
+        right = np.cross(forward, np.array([0.0, 0.0, forward[1]]))
     right /= np.linalg.norm(right)
     true_up = np.cross(right, forward)
     m = np.eye(4)
