@@ -18,6 +18,9 @@ from typing import IO, Any
 
 DEFAULT_WORKSPACE = Path("cadsearch-workspace")
 WORKSPACE_ENV = "CADSEARCH_WORKSPACE"
+# The process umask, read once (os.umask can only be read by setting it).
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def resolve_workspace(path: str | os.PathLike[str] | None = None) -> Path:
@@ -29,20 +32,25 @@ def resolve_workspace(path: str | os.PathLike[str] | None = None) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
+def atomic_open(path: str | os.PathLike[str], mode: str = "wb", durable: bool = True) -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path``; on success rename it over ``path``, on error delete it.
 
     The temporary name starts with ``.`` and ends with ``.tmp`` so that globbing for finished artefacts
-    never sees it.
+    never sees it. The rename alone guarantees that an interrupted process never leaves a half-written file;
+    ``durable`` adds an fsync so that the content also survives a power cut. Cheap, re-creatable files
+    written by the thousand (rendered views) pass ``durable=False``: the fsync would cost more than the render.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # mkstemp makes the file private (0600); artefacts should get the usual permissions (0666 less umask).
+    os.fchmod(fd, 0o666 & ~_UMASK)
     try:
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -50,9 +58,9 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
         raise
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
-    with atomic_open(path, "wb") as f:
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_open` for ``durable``)."""
+    with atomic_open(path, "wb", durable=durable) as f:
         f.write(data)
 
 

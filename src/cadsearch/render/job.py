@@ -1,0 +1,462 @@
+"""``cadsearch render``: every catalog model × N views into the workspace, resumable and parallel.
+
+Layout under ``<workspace>/views/`` (paths in the view table are relative to the workspace):
+
+- ``<model_id>/<i:04d>.png``       RGB uint8, the object composited over its background
+- ``<model_id>/<i:04d>_mask.png``  8-bit coverage of the object (255 = object), exact whatever the background
+- ``<model_id>/<i:04d>_depth.png`` 16-bit depth along the viewing axis in units of ``1 / DEPTH_SCALE``; 0 = none
+- ``<model_id>/config.json``       the render settings this folder was started with
+- ``<model_id>/views.json``        this model's rows of the view table; written last, so it marks completion
+- ``views.csv``                    the view table of all models (view_id, model_id, polar_deg, azimuth_deg,
+  distance, fov_deg, quality, background, path, mask_path, depth_path)
+- ``render_config.json``           the settings and code version of the last run
+
+Every file is written atomically. A re-run skips finished models and, inside an unfinished model, the views
+whose files exist, so an interrupted job resumes where it stopped. Cameras of the ``random`` sampler are drawn
+per view from ``(seed, model_id, view index)``, so asking for more views later keeps the existing ones.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import multiprocessing
+import shutil
+import zlib
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from cadsearch import __version__
+from cadsearch.errors import InputError
+from cadsearch.render.cameras import DEFAULT_FOV_DEG, SAMPLERS, Camera, fit_distance
+from cadsearch.workspace import atomic_write_bytes, atomic_write_json, atomic_write_text
+
+__all__ = [
+    "DEPTH_SCALE",
+    "RenderConfig",
+    "RenderSummary",
+    "ViewRow",
+    "plan_cameras",
+    "render_views",
+    "read_view_table",
+    "load_view",
+    "camera_of",
+]
+
+#: Stored depth = round(depth × DEPTH_SCALE) as uint16; canonical distances stay below 6.5, so this fits.
+DEPTH_SCALE = 10_000.0
+#: Views handed to a worker at a time: small enough for a smooth progress bar, large enough to amortise IPC.
+CHUNK_VIEWS = 25
+VIEW_TABLE_COLUMNS = (
+    "view_id",
+    "model_id",
+    "polar_deg",
+    "azimuth_deg",
+    "distance",
+    "fov_deg",
+    "quality",
+    "background",
+    "path",
+    "mask_path",
+    "depth_path",
+)
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """Settings of a render job. Angles in degrees, sizes in pixels.
+
+    ``polar_range`` defaults to 15°–105°: from well above to a little below the object, where photos of
+    furniture are taken (the labelled development photos span 40°–80°); pass (0, 180) for the whole sphere.
+    """
+
+    views: int = 100
+    size: int = 128
+    quality: str = "low"  # low | high | mixed
+    high_fraction: float = 0.25  # share of high-quality views when quality == "mixed"
+    sampling: str = "random"  # random | fibonacci | grid
+    backgrounds: str = "plain"  # plain | white | gradient | texture | random | none | a folder of images
+    polar_range: tuple[float, float] = (15.0, 105.0)
+    fov_deg: float = DEFAULT_FOV_DEG
+    seed: int = 0
+    light_jitter: bool = True
+    spp: int = 16  # samples per pixel of the ray tracer
+
+    def validate(self) -> None:
+        """Raise :class:`InputError` with a one-line reason if a setting is out of range."""
+        if self.views < 1:
+            raise InputError(f"--views must be at least 1, got {self.views}")
+        if not 16 <= self.size <= 2048:
+            raise InputError(f"--size must be between 16 and 2048 pixels, got {self.size}")
+        if self.quality not in ("low", "high", "mixed"):
+            raise InputError(f"--quality must be low, high or mixed, got {self.quality!r}")
+        if not 0.0 <= self.high_fraction <= 1.0:
+            raise InputError(f"--high-fraction must be in [0, 1], got {self.high_fraction}")
+        if self.sampling not in SAMPLERS:
+            raise InputError(f"--sampling must be one of {', '.join(SAMPLERS)}, got {self.sampling!r}")
+        lo, hi = self.polar_range
+        if not 0.0 <= lo < hi <= 180.0:
+            raise InputError(f"polar range must satisfy 0 <= min < max <= 180, got {lo}..{hi}")
+        if not 5.0 <= self.fov_deg <= 120.0:
+            raise InputError(f"--fov must be between 5 and 120 degrees, got {self.fov_deg}")
+
+    def folder_key(self) -> dict:
+        """Settings that a model's stored views depend on. The view count is left out for the random sampler,
+        whose cameras do not depend on it (so more views can be added later)."""
+        key = dataclasses.asdict(self)
+        key["polar_range"] = list(self.polar_range)
+        if self.sampling == "random":
+            key.pop("views")
+        return key
+
+
+@dataclass(frozen=True)
+class ViewRow:
+    """One row of the view table (paths relative to the workspace, angles in degrees)."""
+
+    view_id: str
+    model_id: str
+    polar_deg: float
+    azimuth_deg: float
+    distance: float
+    fov_deg: float
+    quality: str
+    background: str
+    path: str
+    mask_path: str
+    depth_path: str
+
+
+@dataclass
+class RenderSummary:
+    """What a render job did."""
+
+    rendered: int  # views rendered now
+    reused: int  # views found finished on disk (finished models, and finished views of unfinished ones)
+    models: int
+    seconds: float
+    view_table: Path
+
+    @property
+    def views_per_second(self) -> float:
+        return self.rendered / self.seconds if self.seconds > 0 else float("nan")
+
+
+def _model_seed(seed: int, model_id: str) -> int:
+    return (seed * 1_000_003 + zlib.crc32(model_id.encode())) & 0xFFFFFFFF
+
+
+def plan_cameras(config: RenderConfig, model_id: str) -> list[tuple[Camera, str]]:
+    """The ``config.views`` cameras of one model, each with its quality (``low`` or ``high``).
+
+    Deterministic in ``(config, model_id)``; for the random sampler view ``i`` depends only on
+    ``(seed, model_id, i)``.
+    """
+    distance = fit_distance(config.fov_deg)
+    mseed = _model_seed(config.seed, model_id)
+    if config.sampling == "random":
+        lo, hi = config.polar_range
+        cos_hi, cos_lo = math.cos(math.radians(max(lo, 1.0))), math.cos(math.radians(min(hi, 179.0)))
+        angles = []
+        for i in range(config.views):
+            u, v = np.random.default_rng([mseed, i]).random(2)
+            angles.append((math.degrees(math.acos(cos_lo + (cos_hi - cos_lo) * u)), 360.0 * v))
+    else:
+        polar, azimuth = SAMPLERS[config.sampling](config.views, seed=mseed, polar_range=config.polar_range)
+        angles = list(zip(polar.tolist(), azimuth.tolist(), strict=True))
+    out = []
+    for i, (polar, azimuth) in enumerate(angles):
+        quality = config.quality
+        if quality == "mixed":
+            draw = np.random.default_rng([mseed, i, 1]).random()
+            quality = "high" if draw < config.high_fraction else "low"
+        out.append((Camera(polar, azimuth, distance, config.fov_deg), quality))
+    return out
+
+
+def _view_paths(out_dir: str, model_id: str, i: int) -> tuple[str, str, str]:
+    stem = f"{out_dir}/{model_id}/{i:04d}"
+    return f"{stem}.png", f"{stem}_mask.png", f"{stem}_depth.png"
+
+
+def _png_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    # compress_level 1: PNG stays lossless; higher levels cost several ms per view for a few % of bytes.
+    Image.fromarray(array).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+# --- worker side --------------------------------------------------------------------------------------------
+# One renderer per process and quality, created on first use: an OpenGL context cannot cross a fork, and
+# creating it once per process is what makes per-view rendering cheap.
+
+_WORKER: dict = {}
+
+
+def _worker_state(workspace: str, config: RenderConfig) -> dict:
+    if _WORKER.get("key") != (workspace, config):
+        from cadsearch.library import Library
+        from cadsearch.render.backgrounds import make_background_source
+
+        for renderer in _WORKER.get("renderers", {}).values():
+            renderer.close()
+        _WORKER.clear()
+        _WORKER.update(
+            key=(workspace, config),
+            library=Library.open(workspace),
+            renderers={},
+            background=None if config.backgrounds == "none" else make_background_source(config.backgrounds),
+        )
+    return _WORKER
+
+
+def _renderer(state: dict, quality: str, config: RenderConfig):
+    if quality not in state["renderers"]:
+        from cadsearch.render import create_renderer
+
+        options = {"light_jitter": config.light_jitter} if quality == "low" else {"spp": config.spp}
+        state["renderers"][quality] = create_renderer(quality, config.size, **options)
+    return state["renderers"][quality]
+
+
+def _render_chunk(
+    workspace: str, out_dir: str, config: RenderConfig, model_id: str, indices: Sequence[int]
+) -> tuple[list[ViewRow], int]:
+    """Render views ``indices`` of ``model_id``; files that exist already are kept. Runs in a worker.
+
+    Returns the views' rows and how many of them were rendered now.
+    """
+    state = _worker_state(workspace, config)
+    mesh = state["library"].mesh(model_id)
+    cameras = plan_cameras(config, model_id)
+    mseed = _model_seed(config.seed, model_id)
+    root = Path(workspace)
+    rows = []
+    rendered = 0
+    for i in indices:
+        camera, quality = cameras[i]
+        path, mask_path, depth_path = _view_paths(out_dir, model_id, i)
+        rng = np.random.default_rng([mseed, i, 2])
+        light_seed = int(rng.integers(2**31))  # drawn first, always, so the background draw below is stable
+        background_name = "none"
+        if not (root / path).exists():
+            out = _renderer(state, quality, config).render(mesh, camera, light_seed=light_seed)
+            rgb = out.rgb
+            if state["background"] is not None:
+                from cadsearch.render.backgrounds import composite
+
+                bg, background_name = state["background"].draw(config.size, rng)
+                rgb = composite(out, bg)
+            depth = np.clip(np.round(out.depth * DEPTH_SCALE), 0, 65535).astype(np.uint16)
+            mask = np.clip(np.round(out.alpha * 255.0), 0, 255).astype(np.uint8)
+            # The colour image goes last: its presence is what marks the view finished on resume.
+            atomic_write_bytes(root / depth_path, _png_bytes(depth), durable=False)
+            atomic_write_bytes(root / mask_path, _png_bytes(mask), durable=False)
+            atomic_write_bytes(root / path, _png_bytes(rgb), durable=False)
+            rendered += 1
+        elif state["background"] is not None:
+            background_name = state["background"].draw(config.size, rng)[1]  # same draw as when rendered
+        rows.append(
+            ViewRow(
+                f"{model_id}/{i:04d}",
+                model_id,
+                round(camera.polar_deg, 4),
+                round(camera.azimuth_deg, 4),
+                round(camera.distance, 6),
+                camera.fov_deg,
+                quality,
+                background_name,
+                path,
+                mask_path,
+                depth_path,
+            )
+        )
+    return rows, rendered
+
+
+# --- driver -------------------------------------------------------------------------------------------------
+
+
+def _prepare_model_folder(root: Path, out_dir: str, model_id: str, config: RenderConfig) -> list[ViewRow] | None:
+    """Make ``<out_dir>/<model_id>/`` ready for ``config``. Returns its finished rows when nothing is left to do."""
+    folder = root / out_dir / model_id
+    key = config.folder_key()
+    config_path = folder / "config.json"
+    if config_path.exists():
+        try:
+            same = json.loads(config_path.read_text()) == key
+        except (OSError, json.JSONDecodeError):
+            same = False
+        if not same:  # rendered with other settings: those views would be wrong for this table
+            shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not config_path.exists():
+        atomic_write_json(config_path, key)
+    done = folder / "views.json"
+    if done.exists():
+        try:
+            rows = [ViewRow(**r) for r in json.loads(done.read_text())]
+        except (OSError, json.JSONDecodeError, TypeError):
+            rows = []
+        if len(rows) >= config.views and all((root / r.path).exists() for r in rows[: config.views]):
+            return rows[: config.views]
+    return None
+
+
+def _chunks(model_id: str, indices: list[int]) -> Iterator[tuple[str, list[int]]]:
+    for start in range(0, len(indices), CHUNK_VIEWS):
+        yield model_id, indices[start : start + CHUNK_VIEWS]
+
+
+def render_views(
+    workspace: str | Path,
+    config: RenderConfig,
+    model_ids: Sequence[str] | None = None,
+    workers: int = 1,
+    progress: bool = True,
+    out_dir: str = "views",
+) -> RenderSummary:
+    """Render ``config.views`` views of every model (or of ``model_ids``) into ``<workspace>/<out_dir>``.
+
+    ``out_dir`` is ``views`` for the training views; other stages (e.g. an evaluation split) render their own
+    sets elsewhere in the workspace with the same machinery. Returns a :class:`RenderSummary`; writes the view
+    table ``<out_dir>/views.csv``. Safe to interrupt and re-run.
+    """
+    import time
+
+    from tqdm import tqdm
+
+    from cadsearch.library import Library
+
+    config.validate()
+    named = ("plain", "white", "gradient", "texture", "random", "none")
+    if config.backgrounds not in named and not Path(config.backgrounds).is_dir():
+        raise InputError(
+            f"--backgrounds {config.backgrounds!r} is neither a background kind "
+            "(plain, white, gradient, texture, random, none) nor a folder of images"
+        )
+    if workers < 1:
+        raise InputError(f"--workers must be at least 1, got {workers}")
+    root = Path(workspace)
+    library = Library.open(root)
+    ids = list(model_ids) if model_ids is not None else [m.model_id for m in library.list()]
+    for model_id in ids:
+        library.get(model_id)  # unknown ids fail now, before any work
+    if not ids:
+        raise InputError(
+            "the library is empty; add models with `cadsearch library add` or "
+            "`cadsearch library generate-chairs N` first"
+        )
+
+    rows_by_model: dict[str, list[ViewRow]] = {}
+    pending: dict[str, list[int]] = {}
+    reused = 0
+    for model_id in ids:
+        finished = _prepare_model_folder(root, out_dir, model_id, config)
+        if finished is not None:
+            rows_by_model[model_id] = finished
+            reused += len(finished)
+        else:
+            pending[model_id] = list(range(config.views))
+    tasks = [chunk for model_id, idx in pending.items() for chunk in _chunks(model_id, idx)]
+    total = sum(len(idx) for idx in pending.values())
+
+    partial: dict[str, list[ViewRow]] = {m: [] for m in pending}
+    start = time.perf_counter()
+    bar = tqdm(total=total, unit="view", desc="render", disable=not progress or total == 0, smoothing=0.1)
+
+    rendered = 0
+
+    def finish(model_id: str, result: tuple[list[ViewRow], int]) -> None:
+        nonlocal rendered, reused
+        rows, n_new = result
+        rendered += n_new
+        reused += len(rows) - n_new
+        bar.update(len(rows))
+        partial[model_id].extend(rows)
+        if len(partial[model_id]) == len(pending[model_id]):
+            model_rows = sorted(partial[model_id], key=lambda r: r.view_id)
+            atomic_write_json(root / out_dir / model_id / "views.json", [dataclasses.asdict(r) for r in model_rows])
+            rows_by_model[model_id] = model_rows
+
+    try:
+        if workers == 1 or len(tasks) <= 1:
+            for model_id, idx in tasks:
+                finish(model_id, _render_chunk(str(root), out_dir, config, model_id, idx))
+        else:
+            ctx = multiprocessing.get_context("spawn")  # never fork a process that may hold a GL context
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+                queue = list(reversed(tasks))
+                running = {}
+                # Keep a bounded number of chunks in flight so an interrupt loses little work.
+                while queue or running:
+                    while queue and len(running) < 2 * workers:
+                        model_id, idx = queue.pop()
+                        running[pool.submit(_render_chunk, str(root), out_dir, config, model_id, idx)] = model_id
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        finish(running.pop(fut), fut.result())
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - start
+
+    table = root / out_dir / "views.csv"
+    # Rows of models not rendered in this run (``model_ids`` given) stay in the table.
+    kept = [r for r in read_view_table(root, out_dir) if r.model_id not in rows_by_model] if table.exists() else []
+    rendered_rows = kept + [row for model_id in ids for row in rows_by_model[model_id]]
+    _write_view_table(table, rendered_rows)
+    atomic_write_json(
+        root / out_dir / "render_config.json",
+        {
+            "config": config.folder_key() | {"views": config.views},
+            "cadsearch_version": __version__,
+            "models": len(ids),
+            "views": len(rendered_rows),
+        },
+    )
+    return RenderSummary(rendered=rendered, reused=reused, models=len(ids), seconds=seconds, view_table=table)
+
+
+def _write_view_table(path: Path, rows: list[ViewRow]) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(VIEW_TABLE_COLUMNS)
+    for r in rows:
+        writer.writerow([getattr(r, c) for c in VIEW_TABLE_COLUMNS])
+    atomic_write_text(path, buf.getvalue())
+
+
+def read_view_table(workspace: str | Path, out_dir: str = "views") -> list[ViewRow]:
+    """The view table of ``<workspace>/<out_dir>``; :class:`InputError` if nothing has been rendered there."""
+    path = Path(workspace) / out_dir / "views.csv"
+    if not path.exists():
+        raise InputError(f"no views in {workspace}; run `cadsearch render` first")
+    with path.open(newline="") as f:
+        rows = []
+        for r in csv.DictReader(f):
+            for name in ("polar_deg", "azimuth_deg", "distance", "fov_deg"):
+                r[name] = float(r[name])
+            rows.append(ViewRow(**r))
+    return rows
+
+
+def load_view(workspace: str | Path, row: ViewRow) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(rgb (H,W,3) uint8, mask (H,W) float32 coverage in [0,1], depth (H,W) float32 canonical units)``."""
+    root = Path(workspace)
+    rgb = np.asarray(Image.open(root / row.path).convert("RGB"))
+    mask = np.asarray(Image.open(root / row.mask_path), dtype=np.float32) / 255.0
+    depth = np.asarray(Image.open(root / row.depth_path), dtype=np.float32) / DEPTH_SCALE
+    return rgb, mask, depth
+
+
+def camera_of(row: ViewRow) -> Camera:
+    """The :class:`Camera` a view was rendered with."""
+    return Camera(row.polar_deg, row.azimuth_deg, row.distance, row.fov_deg)
