@@ -30,9 +30,8 @@ def _save_png(image: Image.Image, path: Path) -> Path:
 def run_demo(workspace: Path, chairs: int = 16, views: int = 24, size: int = 128, workers: int = 2) -> dict:
     """Run the demo in ``workspace``; returns the paths of what it wrote (also printed)."""
     from cadsearch.library import Library
-    from cadsearch.render import create_renderer
     from cadsearch.render.job import RenderConfig, load_view, read_view_table, render_views
-    from cadsearch.render.thumbnails import render_thumbnail
+    from cadsearch.render.thumbnails import library_sheet
     from cadsearch.viz import contact_sheet
 
     t0 = time.perf_counter()
@@ -49,11 +48,7 @@ def run_demo(workspace: Path, chairs: int = 16, views: int = 24, size: int = 128
 
     _say("[3/3] writing contact sheets")
     reports = Path(workspace) / "reports"
-    names = {m.model_id: m.name for m in library.list()}
-    renderer = create_renderer("low", size=max(size, 160))
-    thumbs = [render_thumbnail(library.mesh(model_id), renderer) for model_id in ids]
-    renderer.close()
-    library_sheet = _save_png(contact_sheet(thumbs, [names[m] for m in ids], columns=8), reports / "demo_library.png")
+    sheet_path = _save_png(library_sheet(library, ids, size=max(size, 160)), reports / "demo_library.png")
     one = ids[0]
     rows = [r for r in read_view_table(workspace) if r.model_id == one]
     sheet = contact_sheet(
@@ -62,7 +57,7 @@ def run_demo(workspace: Path, chairs: int = 16, views: int = 24, size: int = 128
         columns=8,
     )
     views_sheet = _save_png(sheet, reports / "demo_views.png")
-    _say(f"library contact sheet: {library_sheet}")
+    _say(f"library contact sheet: {sheet_path}")
     _say(f"views of {one}: {views_sheet}")
     _say(f"demo finished in {time.perf_counter() - t0:.0f} s ({len(report.added)} new models)")
-    return {"library_sheet": library_sheet, "views_sheet": views_sheet}
+    return {"library_sheet": sheet_path, "views_sheet": views_sheet}

@@ -7,7 +7,7 @@ import trimesh
 
 from cadsearch.render.cameras import Camera
 
-__all__ = ["THUMBNAIL_POLAR_DEG", "THUMBNAIL_AZIMUTH_DEG", "render_thumbnail"]
+__all__ = ["THUMBNAIL_POLAR_DEG", "THUMBNAIL_AZIMUTH_DEG", "library_sheet", "render_thumbnail"]
 
 #: A front three-quarter view from a little above: the usual product shot.
 THUMBNAIL_POLAR_DEG = 65.0
@@ -31,3 +31,21 @@ def render_thumbnail(
     # rgb is premultiplied by coverage, so compositing over a colour is rgb + (1 - alpha) * colour.
     rgb = out.rgb.astype(np.float32) + (1.0 - out.alpha[..., None]) * bg
     return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+
+def library_sheet(library, model_ids, size: int = 160, columns: int = 8, captions=None):
+    """A contact sheet of the thumbnails of ``model_ids`` from ``library`` (a :class:`cadsearch.library.Library`).
+
+    Captions default to the models' names. Returns a Pillow RGB image.
+    """
+    from cadsearch.render import create_renderer
+    from cadsearch.viz import contact_sheet
+
+    renderer = create_renderer("low", size=size)
+    try:
+        thumbs = [render_thumbnail(library.mesh(model_id), renderer) for model_id in model_ids]
+    finally:
+        renderer.close()
+    if captions is None:
+        captions = [library.get(model_id).name for model_id in model_ids]
+    return contact_sheet(thumbs, captions, columns=columns)
