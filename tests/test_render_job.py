@@ -143,3 +143,27 @@ def test_unknown_model_and_empty_library(tmp_path: Path, workspace: Path) -> Non
         render_views(tmp_path / "empty", RenderConfig(views=1, **SMALL), progress=False)
     with pytest.raises(InputError, match="cadsearch render"):
         read_view_table(tmp_path / "empty")
+
+
+def test_mixed_quality_renders_both_and_skybox_views_keep_the_sky(workspace: Path) -> None:
+    config = RenderConfig(views=4, size=32, quality="mixed", high_fraction=0.5, spp=4, environment="daylight")
+    render_views(workspace, config, progress=False)
+    rows = read_view_table(workspace)
+    assert {r.quality for r in rows} == {"low", "high"}
+    for r in rows:
+        # High views show the sky the ray tracer drew; low ones are composited over the plain backgrounds.
+        assert r.background == ("skybox:daylight" if r.quality == "high" else "plain")
+        rgb, mask, _ = load_view(workspace, r)
+        assert 0 < mask.mean() < 1
+        background = rgb[mask == 0].astype(float)
+        if r.quality == "high":  # a sky varies across the picture
+            assert background.std(axis=0).max() > 1.0
+        else:  # a plain colour does not
+            assert background.std(axis=0).max() < 1e-6
+
+
+def test_ray_tracer_settings_need_the_ray_tracer(workspace: Path) -> None:
+    with pytest.raises(InputError, match="--quality high"):
+        render_views(workspace, RenderConfig(views=1, ground_plane=True), progress=False)
+    with pytest.raises(InputError, match="built-in sky"):
+        render_views(workspace, RenderConfig(views=1, quality="high", environment="mars"), progress=False)

@@ -174,6 +174,14 @@ def render(
     polar_max: Annotated[float, typer.Option(help="Largest polar angle (90 = level with the object).")] = 105.0,
     seed: Annotated[int, typer.Option(help="Seed for cameras, lights and backgrounds.")] = 0,
     spp: Annotated[int, typer.Option(help="Ray-tracer samples per pixel (high quality).", min=1)] = 16,
+    environment: Annotated[
+        str | None,
+        typer.Option(
+            help="High quality: a sky (studio, daylight, overcast, sunset) or an environment image/folder "
+            "that lights the object and shows behind it."
+        ),
+    ] = None,
+    ground_plane: Annotated[bool, typer.Option(help="High quality: a floor that catches the cast shadow.")] = False,
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
     model: Annotated[list[str] | None, typer.Option(help="Only these model ids (repeatable).")] = None,
 ) -> None:
@@ -190,6 +198,8 @@ def render(
         polar_range=(polar_min, polar_max),
         seed=seed,
         spp=spp,
+        environment=environment,
+        ground_plane=ground_plane,
     )
     summary = render_views(_workspace(), config, model_ids=model, workers=workers)
     rate = f" at {summary.views_per_second:.0f} views/s" if summary.rendered else ""

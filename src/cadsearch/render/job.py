@@ -89,6 +89,11 @@ class RenderConfig:
     seed: int = 0
     light_jitter: bool = True
     spp: int = 16  # samples per pixel of the ray tracer
+    # Ray tracer only: an environment (built-in sky name, image file or folder) that lights the object and shows
+    # behind it (skybox), and a ground plane that catches its shadow. Either makes the ray tracer's picture
+    # final, so those views are not composited over ``backgrounds``.
+    environment: str | None = None
+    ground_plane: bool = False
 
     def validate(self) -> None:
         """Raise :class:`InputError` with a one-line reason if a setting is out of range."""
@@ -107,6 +112,25 @@ class RenderConfig:
             raise InputError(f"polar range must satisfy 0 <= min < max <= 180, got {lo}..{hi}")
         if not 5.0 <= self.fov_deg <= 120.0:
             raise InputError(f"--fov must be between 5 and 120 degrees, got {self.fov_deg}")
+
+    def validate_environment(self) -> None:
+        """Raise :class:`InputError` if the ray-tracer-only settings are used without it, or ``environment`` is
+        neither a built-in sky nor an existing path."""
+        if self.environment is None and not self.ground_plane:
+            return
+        from cadsearch.render.environments import BUILTIN_SKIES
+
+        if self.quality == "low":
+            raise InputError("--environment and --ground-plane need --quality high or mixed (the ray tracer)")
+        if (
+            self.environment is not None
+            and self.environment not in BUILTIN_SKIES
+            and not Path(self.environment).exists()
+        ):
+            raise InputError(
+                f"--environment {self.environment!r} is neither a built-in sky ({', '.join(BUILTIN_SKIES)}) "
+                "nor an image file or folder"
+            )
 
     def folder_key(self) -> dict:
         """Settings that a model's stored views depend on. The view count is left out for the random sampler,
@@ -222,7 +246,10 @@ def _renderer(state: dict, quality: str, config: RenderConfig):
     if quality not in state["renderers"]:
         from cadsearch.render import create_renderer
 
-        options = {"light_jitter": config.light_jitter} if quality == "low" else {"spp": config.spp}
+        if quality == "low":
+            options = {"light_jitter": config.light_jitter}
+        else:
+            options = {"spp": config.spp, "environment": config.environment, "ground_plane": config.ground_plane}
         state["renderers"][quality] = create_renderer(quality, config.size, **options)
     return state["renderers"][quality]
 
@@ -247,10 +274,14 @@ def _render_chunk(
         rng = np.random.default_rng([mseed, i, 2])
         light_seed = int(rng.integers(2**31))  # drawn first, always, so the background draw below is stable
         background_name = "none"
+        # The ray tracer with a skybox or ground plane makes the whole picture itself: nothing to composite.
+        own_background = quality == "high" and (config.environment is not None or config.ground_plane)
+        if own_background:
+            background_name = f"skybox:{config.environment}" if config.environment else "ground-plane"
         if not (root / path).exists():
             out = _renderer(state, quality, config).render(mesh, camera, light_seed=light_seed)
             rgb = out.rgb
-            if state["background"] is not None:
+            if state["background"] is not None and not own_background:
                 from cadsearch.render.backgrounds import composite
 
                 bg, background_name = state["background"].draw(config.size, rng)
@@ -262,7 +293,7 @@ def _render_chunk(
             atomic_write_bytes(root / mask_path, _png_bytes(mask), durable=False)
             atomic_write_bytes(root / path, _png_bytes(rgb), durable=False)
             rendered += 1
-        elif state["background"] is not None:
+        elif state["background"] is not None and not own_background:
             background_name = state["background"].draw(config.size, rng)[1]  # same draw as when rendered
         rows.append(
             ViewRow(
@@ -337,6 +368,7 @@ def render_views(
     from cadsearch.library import Library
 
     config.validate()
+    config.validate_environment()
     named = ("plain", "white", "gradient", "texture", "random", "none")
     if config.backgrounds not in named and not Path(config.backgrounds).is_dir():
         raise InputError(
