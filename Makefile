@@ -19,7 +19,8 @@ install: $(STAMP)
 
 # Re-install only when the package definition changes. torch goes first and pinned: pip then finds the
 # CPU build on this machine's disk instead of downloading a multi-GB CUDA build.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml scripts/install_system_deps.sh
+	bash scripts/install_system_deps.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check "torch==2.13.0"
 	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[raytrace,dev]"
