@@ -62,15 +62,18 @@ def _global(
 # --- library ------------------------------------------------------------------------------------------------
 
 
-def _report_add(report, verb: str = "added") -> None:
+def _print_report(report, verb: str = "added") -> bool:
+    """Print an :class:`~cadsearch.library.AddReport`: one error line per failed file, then a summary line.
+
+    Returns whether any file failed.
+    """
     for path, reason in report.failed:
         _err(f"{path}: {reason}")
     typer.echo(
         f"{verb} {len(report.added)} model(s); {len(report.skipped)} already in the catalog; "
         f"{len(report.failed)} failed"
     )
-    if report.failed:
-        raise typer.Exit(1)
+    return bool(report.failed)
 
 
 @library_app.command("add")
@@ -100,23 +103,9 @@ def library_add(
     library = Library.open(_workspace())
     failed = False
     if manifest is not None:
-        report = library.add_manifest(manifest, progress=True)
-        for path, reason in report.failed:
-            _err(f"{path}: {reason}")
-        typer.echo(
-            f"manifest: added {len(report.added)} model(s); {len(report.skipped)} already in the "
-            f"catalog; {len(report.failed)} failed"
-        )
-        failed = bool(report.failed)
+        failed |= _print_report(library.add_manifest(manifest, progress=True), verb="manifest: added")
     if paths:
-        report = library.add_paths(list(paths), category=category, up=up, front=front, progress=True)
-        for path, reason in report.failed:
-            _err(f"{path}: {reason}")
-        typer.echo(
-            f"added {len(report.added)} model(s); {len(report.skipped)} already in the catalog; "
-            f"{len(report.failed)} failed"
-        )
-        failed = failed or bool(report.failed)
+        failed |= _print_report(library.add_paths(list(paths), category=category, up=up, front=front, progress=True))
     if failed:
         raise typer.Exit(1)
 
@@ -129,7 +118,8 @@ def library_generate_chairs(
     """Generate N procedural chairs (the built-in default library) and add them."""
     from cadsearch.library import Library
 
-    _report_add(Library.open(_workspace()).generate_chairs(n, seed=seed, progress=True), verb="generated")
+    if _print_report(Library.open(_workspace()).generate_chairs(n, seed=seed, progress=True), verb="generated"):
+        raise typer.Exit(1)
 
 
 @library_app.command("list")
