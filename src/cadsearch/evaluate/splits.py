@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from cadsearch.errors import InputError
 from cadsearch.evaluate.metrics import mirror_labels
+from cadsearch.imageio import read_image
 
 __all__ = [
     "GRAPHICS",
@@ -99,42 +100,8 @@ class Split:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-# --- images -------------------------------------------------------------------------------------------------
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """Read any common image file as (H, W, 3) uint8 RGB.
-
-    EXIF orientation is applied (phone photos are often stored sideways). Grayscale, palette, CMYK and 16-bit
-    images are converted; transparency is composited over white (product shots are cut out on white).
-
-    Raises:
-        InputError: the file is missing or is not a readable image.
-    """
-    path = Path(path)
-    try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            im.load()
-            return _to_rgb(im)
-    except FileNotFoundError:
-        raise InputError(f"image not found: {path}") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
-        raise InputError(f"cannot read image {path}: {err}") from None
-
-
-def _to_rgb(im: Image.Image) -> np.ndarray:
-    if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        # 16-bit (or float) grayscale: Pillow's convert("RGB") would clip to 255 instead of rescaling.
-        a = np.asarray(im, dtype=np.float64)
-        top = 1.0 if im.mode == "F" and a.max(initial=0.0) <= 1.0 else (255.0 if a.max(initial=0.0) <= 255 else 65535.0)
-        g = np.clip(np.round(a / top * 255.0), 0, 255).astype(np.uint8)
-        return np.repeat(g[:, :, None], 3, axis=2)
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        rgba = im.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
-    return np.asarray(im.convert("RGB"))
+# --- images ---------------------------------------------------------------------------------------------
+# ``read_image`` lives in :mod:`cadsearch.imageio` (shared with search and the web app); re-exported here.
 
 
 # --- photo split --------------------------------------------------------------------------------------------
