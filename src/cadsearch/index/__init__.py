@@ -1,0 +1,224 @@
+"""``cadsearch index``: embed every rendered view into a FAISS index with a view table beside it.
+
+- :func:`build_index` (workspace, ``"scratch"`` | ``"transfer"``, factory) → :class:`IndexSummary`. Incremental:
+  views already in the index (same key, same checkpoint) keep their vectors, so after ``library add`` +
+  ``render`` only the new views are embedded; new models are found without retraining. Interrupted builds
+  resume from the partial results saved under ``index/<arch>/parts/``.
+- :class:`ViewIndex` — the loaded index (FAISS + vectors + :class:`ViewTable` + meta), see
+  :mod:`cadsearch.index.faiss_index` for the files.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cadsearch import __version__
+from cadsearch.errors import InputError
+from cadsearch.index.embed import embed_views, file_fingerprint, view_key
+from cadsearch.index.faiss_index import (
+    DEFAULT_FACTORY,
+    ViewIndex,
+    ViewTable,
+    index_dir,
+    make_faiss_index,
+    normalise_factory,
+)
+
+__all__ = [
+    "DEFAULT_FACTORY",
+    "DEFAULT_K_VIEWS",
+    "IndexSummary",
+    "ViewIndex",
+    "ViewTable",
+    "build_index",
+    "index_dir",
+    "load_index",
+    "make_faiss_index",
+]
+
+ARCHS = ("scratch", "transfer")
+#: Nearest views retrieved per query before grouping them by model (enough for the top models' best views).
+DEFAULT_K_VIEWS = 256
+#: At most this many held-out views are asked to fit the score temperature.
+CALIBRATION_QUERIES = 2000
+
+
+@dataclass
+class IndexSummary:
+    """What :func:`build_index` did."""
+
+    folder: Path
+    arch: str
+    views: int  # vectors in the index now
+    models: int
+    embedded: int  # views embedded by this call
+    reused: int  # views whose vectors were kept (or found in partial results)
+    removed: int  # views dropped (no longer in the view table, or re-rendered)
+    factory: str
+    dim: int
+    seconds: float
+    calibration: dict[str, Any] = field(default_factory=dict)
+    unchanged: bool = False
+
+
+def load_index(workspace: str | Path, arch: str) -> ViewIndex:
+    """The index of ``arch`` in ``workspace``; :class:`InputError` with how to make it if there is none."""
+    folder = index_dir(workspace, arch)
+    if not (folder / "meta.json").is_file():
+        raise InputError(f"no {arch} search index in {workspace}; run `cadsearch index --model {arch}` first")
+    return ViewIndex.load(folder)
+
+
+def build_index(
+    workspace: str | Path,
+    model: str = "scratch",
+    factory: str | None = None,
+    progress: bool = True,
+    *,
+    predictor: Any = None,
+    fingerprint: str | None = None,
+    batch_size: int = 64,
+) -> IndexSummary:
+    """Embed the workspace's views with the ``model`` checkpoint and (re)build ``<workspace>/index/<model>/``.
+
+    Args:
+        workspace: the workspace folder.
+        model: ``scratch`` or ``transfer`` (whose checkpoint embeds the views).
+        factory: FAISS factory string; None keeps the current index's (``"IDMap,Flat"`` for a new one).
+        progress: show a progress bar while embedding.
+        predictor: use this predictor instead of loading the checkpoint (tests, benchmarks); it needs
+            ``predict(images, batch_size)`` and ``model_ids``.
+        fingerprint: identifies ``predictor``'s weights (default: the checkpoint file's sha256).
+        batch_size: images per forward pass.
+
+    Raises:
+        InputError: unknown model, no views, no checkpoint, bad factory string.
+    """
+    from cadsearch.render.job import read_view_table
+
+    start = time.perf_counter()
+    if model not in ARCHS:
+        raise InputError(f"--model must be scratch or transfer, got {model!r}")
+    ws = Path(workspace)
+    rows = read_view_table(ws)
+    if not rows:
+        raise InputError(f"the view table of {ws} is empty; run `cadsearch render` first")
+    if predictor is None:
+        from cadsearch.models import checkpoint_path, load_predictor
+
+        ckpt = checkpoint_path(ws, model)
+        predictor = load_predictor(ckpt)
+        fingerprint = fingerprint or file_fingerprint(ckpt)
+    fingerprint = fingerprint or str(getattr(predictor, "fingerprint", "custom"))
+    folder = index_dir(ws, model)
+
+    old: ViewIndex | None = None
+    if (folder / "meta.json").is_file():
+        try:
+            old = ViewIndex.load(folder)
+        except InputError:
+            old = None  # damaged: rebuild from scratch (partial results may still help)
+        if old is not None and old.meta.get("fingerprint") != fingerprint:
+            old = None  # another network: every vector must be remade
+    factory = factory or (old.meta.get("requested_factory") if old else None) or DEFAULT_FACTORY
+
+    keys = [view_key(r) for r in rows]
+    old_pos = {k: i for i, k in enumerate(old.table.key)} if old is not None else {}
+    kept_ids = np.array(sorted(old_pos[k] for k in keys if k in old_pos), dtype=np.int64)
+    new_rows = [r for r, k in zip(rows, keys, strict=True) if k not in old_pos]
+    removed = (len(old) - len(kept_ids)) if old is not None else 0
+    same_factory = old is not None and old.factory == normalise_factory(factory, len(rows))
+    if old is not None and not new_rows and not removed and same_factory:
+        return IndexSummary(
+            folder, model, len(old), len(set(old.table.model_id)), 0, len(old), 0, old.factory, old.dim,
+            time.perf_counter() - start, old.meta.get("calibration", {}), unchanged=True,
+        )  # fmt: skip
+
+    parts = folder / "parts"
+    vectors = embed_views(ws, predictor, new_rows, batch_size, progress, parts, fingerprint)
+    new_table = ViewTable.from_rows(
+        [(r.view_id, r.model_id, r.polar_deg, r.azimuth_deg % 360.0, view_key(r)) for r in new_rows]
+    )
+    meta = {
+        "arch": model,
+        "fingerprint": fingerprint,
+        "cadsearch_version": __version__,
+        "k_views": DEFAULT_K_VIEWS,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    if old is not None and not removed and same_factory:
+        index = old  # append: the FAISS index grows in place, ids continue
+        if len(new_rows):
+            index.add(vectors, new_table)
+        index.meta.update(meta)
+    else:
+        if old is not None and len(kept_ids):
+            all_vectors = np.concatenate([old.vectors[kept_ids], vectors]) if len(vectors) else old.vectors[kept_ids]
+            table = old.table.take(kept_ids).concat(new_table)
+        else:
+            all_vectors, table = vectors, new_table
+        index = ViewIndex.build(all_vectors, table, factory, meta)
+    index.meta["calibration"] = calibrate(index, predictor, ws)
+    folder.mkdir(parents=True, exist_ok=True)
+    index.save(folder)
+    shutil.rmtree(parts, ignore_errors=True)  # after the save: an interrupted save still finds them
+    return IndexSummary(
+        folder, model, len(index), len(set(index.table.model_id)), len(new_rows), len(index) - len(new_rows),
+        removed, index.factory, index.dim, time.perf_counter() - start, index.meta["calibration"],
+    )  # fmt: skip
+
+
+def _calibration_ids(index: ViewIndex, predictor: Any, workspace: Path, limit: int) -> np.ndarray:
+    """Vector ids of views the network did not train on: views of models outside its classes, and the
+    validation views of its training split; all views when those are too few (e.g. a network without a split)."""
+    trained = set(getattr(predictor, "model_ids", []) or [])
+    untrained = ~np.isin(index.table.model_id.astype(str), list(trained)) if trained else np.zeros(len(index), bool)
+    val: set[str] = set()
+    cfg = getattr(predictor, "config", None) or {}
+    if cfg:
+        try:
+            from cadsearch.models.data import make_splits
+
+            splits = make_splits(
+                workspace, cfg.get("holdout_models", 3), cfg.get("val_fraction", 0.1), cfg.get("seed", 0)
+            )
+            val = {r.view_id for r in splits.val_views}
+        except Exception:  # the split cannot be remade (views changed): fall back to untrained models only
+            val = set()
+    held_out = untrained | np.isin(index.table.view_id.astype(str), list(val))
+    ids = np.flatnonzero(held_out) if held_out.sum() >= 50 else np.arange(len(index))
+    if len(ids) > limit:
+        ids = np.sort(np.random.default_rng(0).choice(ids, limit, replace=False))
+    return ids
+
+
+def calibrate(index: ViewIndex, predictor: Any, workspace: Path, limit: int = CALIBRATION_QUERIES) -> dict[str, Any]:
+    """Fit the score temperature on held-out views, leave-one-out (see :mod:`cadsearch.search.scoring`)."""
+    from cadsearch.search.scoring import CalibrationRecord, fit_temperature
+
+    if len(index) < 2:
+        return fit_temperature([]) | {"k_views": DEFAULT_K_VIEWS}
+    ids = _calibration_ids(index, predictor, workspace, limit)
+    model_names, model_index = np.unique(index.table.model_id.astype(str), return_inverse=True)
+    k = min(DEFAULT_K_VIEWS + 1, len(index))
+    sims, hits = index.search(index.vectors[ids], k)
+    records = []
+    for qid, s, h in zip(ids, sims, hits, strict=True):
+        keep = (h != qid) & (h >= 0)  # leave one out: the view itself is not evidence
+        s, h = s[keep][: k - 1], h[keep][: k - 1]
+        if not len(h):
+            continue
+        found, first = np.unique(model_index[h], return_index=True)
+        best = s[first]
+        true = model_index[qid]
+        pos = np.flatnonzero(found == true)
+        records.append(
+            CalibrationRecord(best, int(pos[0]) if len(pos) else -1, float(s.min()), len(model_names) - len(found))
+        )
+    return fit_temperature(records) | {"k_views": DEFAULT_K_VIEWS}

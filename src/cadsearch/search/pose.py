@@ -1,0 +1,74 @@
+"""Pose of a found model: the pose head's estimate combined with the cameras of the model's best-matching views.
+
+Each retrieved view of the model votes for its camera direction with weight ``exp((s − s_best) / τ)`` (s: its
+cosine to the query), and the pose head votes for its direction with ``head_weight`` times the best view's
+weight. Votes are multi-modal (a symmetric chair looks alike from front and back), so the estimate is a mode,
+not a plain mean: the vote with the most weight within ``radius_deg`` of it is the anchor, and the answer is
+the weighted mean direction of the votes within ``radius_deg`` of the anchor. Directions follow DESIGN.md's
+camera convention (unit vectors ``c(θ, φ, 1)``); angles are degrees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cadsearch.render.cameras import angles_from_position, camera_position
+
+__all__ = ["PoseConfig", "combine_pose"]
+
+
+@dataclass(frozen=True)
+class PoseConfig:
+    """How votes are weighted.
+
+    Attributes:
+        views: at most this many of the model's best views vote.
+        tau: similarity temperature of the view votes (cosine units).
+        head_weight: the pose head's vote relative to the best view's (0: views only).
+        radius_deg: votes within this angle of the anchor are averaged.
+    """
+
+    views: int = 8
+    tau: float = 0.03
+    head_weight: float = 1.0
+    radius_deg: float = 25.0
+
+
+def combine_pose(
+    view_polar: np.ndarray,
+    view_azimuth: np.ndarray,
+    view_sims: np.ndarray,
+    head: tuple[float, float] | None = None,
+    config: PoseConfig = PoseConfig(),
+) -> tuple[float, float]:
+    """Estimate ``(polar_deg, azimuth_deg)`` from the model's retrieved views and the pose head.
+
+    Args:
+        view_polar, view_azimuth: (m,) cameras of the model's retrieved views, degrees, best first.
+        view_sims: (m,) their cosine similarity to the query.
+        head: the pose head's (polar, azimuth) for the query, or None.
+        config: vote weights.
+
+    Returns:
+        polar in [0, 180] and azimuth in [0, 360), degrees.
+    """
+    sims = np.asarray(view_sims, np.float64)[: config.views]
+    dirs = camera_position(np.asarray(view_polar)[: config.views], np.asarray(view_azimuth)[: config.views])
+    weights = np.exp((sims - sims.max()) / config.tau) if len(sims) else np.zeros(0)
+    if head is not None and config.head_weight > 0:
+        dirs = np.concatenate([dirs.reshape(-1, 3), camera_position(head[0], head[1])[None]])
+        weights = np.concatenate([weights, [config.head_weight * (weights.max() if len(weights) else 1.0)]])
+    if not len(weights):
+        return 90.0, 0.0
+    cos_r = np.cos(np.radians(config.radius_deg))
+    near = dirs @ dirs.T >= cos_r  # (m, m): votes within the radius of each other
+    support = near @ weights
+    anchor = int(np.argmax(support))
+    sel = near[anchor]
+    mean = (weights[sel, None] * dirs[sel]).sum(axis=0)
+    if np.linalg.norm(mean) < 1e-9:
+        mean = dirs[anchor]
+    polar, azimuth, _ = angles_from_position(mean)
+    return float(polar), float(azimuth)

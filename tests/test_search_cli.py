@@ -1,0 +1,79 @@
+"""``cadsearch search`` and ``cadsearch index`` on the command line (with a fake network)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cadsearch.cli import main
+from cadsearch.index import build_index, load_index
+from cadsearch.library import Library
+from cadsearch.render.job import read_view_table
+from cadsearch.search import Searcher
+from test_search_fixtures import fake_for, search_ws_fixture, search_ws_master_fixture  # noqa: F401
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as stop:
+        main(list(args))
+    out = capsys.readouterr()
+    return stop.value.code, out.out, out.err
+
+
+@pytest.fixture(name="fake_searcher")
+def fake_searcher_fixture(search_ws: Path, monkeypatch) -> Searcher:
+    fake = fake_for(search_ws)
+    build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
+    searcher = Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws))
+    monkeypatch.setattr(Searcher, "from_workspace", classmethod(lambda cls, ws, model=None: searcher))
+    return searcher
+
+
+def test_search_json_one_object_per_query_and_one_error_per_bad_file(
+    fake_searcher: Searcher, search_ws: Path, tmp_path: Path, capsys
+) -> None:
+    rows = read_view_table(search_ws)
+    good = [str(search_ws / rows[0].path), str(search_ws / rows[7].path)]
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    args = [good[0], str(text), good[1], str(empty), str(tmp_path / "missing.png")]
+    code, out, err = run(capsys, "--workspace", str(search_ws), "search", *args, "--json", "--top", "2")
+    assert code == 2
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 3 and "Traceback" not in err
+    for name in ("notes.jpg", "empty.png", "missing.png"):
+        assert sum(name in line for line in errors) == 1
+    objects = [json.loads(line) for line in out.splitlines()]
+    assert [o["query"] for o in objects] == good
+    for o, row in zip(objects, (rows[0], rows[7]), strict=True):
+        assert list(o) == ["query", "results", "timing_ms"] and list(o["timing_ms"]) == ["total"]
+        assert o["results"][0]["model_id"] == row.model_id and len(o["results"]) == 2
+        assert all(0.0 <= r["score"] <= 1.0 for r in o["results"])
+
+
+def test_search_table_and_overlay(fake_searcher: Searcher, search_ws: Path, tmp_path: Path, capsys) -> None:
+    row = read_view_table(search_ws)[3]
+    out_png = tmp_path / "over.png"
+    code, out, err = run(
+        capsys, "--workspace", str(search_ws), "search", str(search_ws / row.path), "--overlay", str(out_png)
+    )
+    assert code == 0, err
+    assert row.model_id in out and "overlay" in out
+    assert np.asarray(Image.open(out_png)).shape == (48, 48, 3)
+
+
+def test_search_without_model_or_index_is_one_line(search_ws: Path, capsys) -> None:
+    row = read_view_table(search_ws)[0]
+    code, _, err = run(capsys, "--workspace", str(search_ws), "search", str(search_ws / row.path))
+    assert code == 2 and err.count("\n") == 1 and "cadsearch train" in err
+
+
+def test_index_command_without_checkpoint(search_ws: Path, capsys) -> None:
+    code, _, err = run(capsys, "--workspace", str(search_ws), "index")
+    assert code == 2 and "cadsearch train scratch" in err

@@ -1,0 +1,130 @@
+"""``Searcher``: ranking by best view, calibrated scores, pose of the best views, JSON format, thread safety."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cadsearch.errors import InputError
+from cadsearch.index import build_index, load_index
+from cadsearch.library import Library
+from cadsearch.render.cameras import pose_error_deg
+from cadsearch.render.job import read_view_table
+from cadsearch.search import ModelMatch, Searcher, SearchResult
+from cadsearch.search.pose import PoseConfig, combine_pose
+from cadsearch.search.scoring import CalibrationRecord, fit_temperature, rank_models
+from test_search_fixtures import fake_for, search_ws_fixture, search_ws_master_fixture  # noqa: F401
+
+DESIGN_RESULT_KEYS = ["rank", "model_id", "name", "category", "score", "polar_deg", "azimuth_deg"]
+
+
+@pytest.fixture(name="searcher")
+def searcher_fixture(search_ws: Path) -> Searcher:
+    fake = fake_for(search_ws)
+    build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
+    return Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws))
+
+
+def test_a_views_own_image_finds_its_model_and_pose(searcher: Searcher, search_ws: Path) -> None:
+    names = {m.model_id: m for m in searcher.library.list()}
+    for row in read_view_table(search_ws)[::4]:
+        image = np.asarray(Image.open(search_ws / row.path).convert("RGB"))
+        res = searcher.search(image, k=3)
+        top = res.results[0]
+        assert top.model_id == row.model_id and top.best_view_id == row.view_id
+        assert top.name == names[row.model_id].name and top.category == names[row.model_id].category
+        assert pose_error_deg(top.polar_deg, top.azimuth_deg, row.polar_deg, row.azimuth_deg) < 1.0
+        assert [m.rank for m in res.results] == list(range(1, len(res.results) + 1))
+        scores = [m.score for m in res.results]
+        assert all(0.0 <= s <= 1.0 for s in scores) and scores == sorted(scores, reverse=True)
+        assert sum(scores) <= 1.0 + 1e-6
+        assert {"embed", "search", "pose", "total"} <= set(res.timing_ms)
+
+
+def test_to_json_has_exactly_the_design_keys(searcher: Searcher, search_ws: Path) -> None:
+    image = np.asarray(Image.open(search_ws / read_view_table(search_ws)[0].path).convert("RGB"))
+    out = searcher.search(image, k=2).to_json("photo.jpg")
+    assert list(out) == ["query", "results", "timing_ms"] and out["query"] == "photo.jpg"
+    assert list(out["timing_ms"]) == ["total"]
+    assert len(out["results"]) == 2
+    for r in out["results"]:
+        assert list(r) == DESIGN_RESULT_KEYS
+        assert 0.0 <= r["score"] <= 1.0 and 0.0 <= r["polar_deg"] <= 180.0 and 0.0 <= r["azimuth_deg"] < 360.0
+
+
+def test_concurrent_searches_agree(searcher: Searcher, search_ws: Path) -> None:
+    images = [np.asarray(Image.open(search_ws / r.path).convert("RGB")) for r in read_view_table(search_ws)]
+    serial = [searcher.search(im, k=3).results for im in images]
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(lambda im: searcher.search(im, k=3).results, images))
+    assert serial == parallel
+
+
+def test_bad_input_to_search(searcher: Searcher) -> None:
+    with pytest.raises(InputError):
+        searcher.search(np.zeros((8, 8), np.uint8))
+    with pytest.raises(InputError):
+        searcher.search(np.zeros((8, 8, 3), np.uint8), k=0)
+
+
+def test_from_workspace_says_what_to_run(search_ws: Path) -> None:
+    with pytest.raises(InputError, match="cadsearch train scratch"):
+        Searcher.from_workspace(search_ws)
+    ckpt = search_ws / "checkpoints" / "scratch" / "best.pt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"not really a checkpoint")
+    with pytest.raises(InputError, match="cadsearch index"):
+        Searcher.from_workspace(search_ws, model="scratch")
+
+
+def test_rank_models_groups_by_best_view_and_counts_unseen_models() -> None:
+    model_index = np.array([0, 0, 1, 1, 2])
+    sims = np.array([0.5, 0.9, 0.7, 0.2, 0.1])
+    ranked = rank_models(sims, np.arange(5), model_index, n_models=3, temperature=0.1)
+    assert list(ranked.model_idx) == [0, 1, 2] and np.allclose(ranked.best_sim, [0.9, 0.7, 0.1])
+    assert np.isclose(ranked.score.sum(), 1.0) and ranked.score[0] > ranked.score[1] > ranked.score[2]
+    # two more models in the library, not retrieved: they take some probability mass
+    wider = rank_models(sims, np.arange(5), model_index, n_models=5, temperature=0.1)
+    assert wider.score.sum() < 1.0 and wider.score[0] < ranked.score[0]
+    # missing results (-1) are ignored
+    part = rank_models(np.array([0.9, -1.0]), np.array([2, -1]), model_index, 3, 0.1)
+    assert list(part.model_idx) == [1]
+
+
+def test_temperature_fit_is_calibrated_on_synthetic_data() -> None:
+    rng = np.random.default_rng(0)
+    true_t = 0.05
+    records = []
+    for _ in range(800):
+        best = rng.uniform(0.5, 0.8, 6)
+        logits = best / true_t
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        records.append(CalibrationRecord(best, int(rng.choice(6, p=p)), 0.4, 0))
+    fit = fit_temperature(records)
+    assert fit["temperature"] == pytest.approx(true_t, rel=0.25)
+    assert fit["ece"] < 0.06 and 0.0 <= fit["top1"] <= 1.0
+
+
+def test_combine_pose_takes_the_mode_not_the_mean() -> None:
+    # three near-identical front views and one back view with a similar score: the answer is the front
+    polar = np.array([80.0, 82.0, 78.0, 80.0])
+    azimuth = np.array([10.0, 12.0, 8.0, 190.0])
+    sims = np.array([0.90, 0.89, 0.89, 0.90])
+    p, a = combine_pose(polar, azimuth, sims, head=None)
+    assert pose_error_deg(p, a, 80.0, 10.0) < 3.0
+    # the pose head breaks a tie between two modes
+    p, a = combine_pose(np.array([80.0, 80.0]), np.array([10.0, 190.0]), np.array([0.9, 0.9]), head=(80.0, 185.0))
+    assert pose_error_deg(p, a, 80.0, 187.5) < 5.0
+    # views only
+    p, a = combine_pose(np.array([60.0]), np.array([300.0]), np.array([0.9]), (80.0, 0.0), PoseConfig(head_weight=0))
+    assert (round(p), round(a)) == (60, 300)
+
+
+def test_result_types_are_exported() -> None:
+    m = ModelMatch(1, "a", "A", "chair", 0.5, 80.0, 10.0, "a/0000")
+    assert SearchResult([m], {"total": 1.0}).to_json("q")["results"][0]["model_id"] == "a"
