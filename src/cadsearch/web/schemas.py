@@ -1,0 +1,87 @@
+"""Pydantic response models of the JSON API (they validate, filter and document what the API returns)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["Match", "SearchResponse", "ModelSummary", "ModelDetail", "Health", "ErrorBody"]
+
+
+class Match(BaseModel):
+    """One ranked model (DESIGN.md, ``search --json``)."""
+
+    rank: int = Field(ge=1, description="1 = best match")
+    model_id: str
+    name: str
+    category: str
+    score: float = Field(ge=0.0, le=1.0, description="similarity in [0, 1]")
+    polar_deg: float = Field(description="estimated camera polar angle θ in degrees (0 = from above, 90 = level)")
+    azimuth_deg: float = Field(description="estimated camera azimuth φ in degrees (0 = front, 90 = left side)")
+
+
+class SearchResponse(BaseModel):
+    """DESIGN.md's search JSON: the query's name, the ranked models, and timings in milliseconds."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "query": "chair.jpg",
+                "results": [
+                    {
+                        "rank": 1,
+                        "model_id": "chair-s0-003",
+                        "name": "slat-back dining chair 3",
+                        "category": "chair",
+                        "score": 0.91,
+                        "polar_deg": 62.5,
+                        "azimuth_deg": 31.0,
+                    }
+                ],
+                "timing_ms": {"total": 84.2},
+            }
+        }
+    )
+
+    query: str
+    results: list[Match]
+    timing_ms: dict[str, float] = Field(description='stage timings; always includes "total"')
+
+
+class ModelSummary(BaseModel):
+    """A library model as listed."""
+
+    model_id: str
+    name: str
+    category: str
+    source: str
+    n_faces: int
+    n_vertices: int
+    has_texture: bool
+    thumbnail_url: str
+    page_url: str
+
+
+class ModelDetail(ModelSummary):
+    """A library model with all its catalog metadata (the server's file paths are left out)."""
+
+    checksum: str
+    up_axis: str
+    front_axis: str
+    added_at: str
+    license: str | None = None
+    glb_url: str
+
+
+class Health(BaseModel):
+    """Liveness and readiness."""
+
+    status: str = Field(description='"ok" when the app answers')
+    search_ready: bool = Field(description="whether a searcher (trained model + index) is loaded")
+    detail: str | None = Field(None, description="why search is not ready, if it is not")
+    models: int = Field(description="models in the library")
+
+
+class ErrorBody(BaseModel):
+    """Every error response of the API."""
+
+    detail: str

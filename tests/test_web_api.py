@@ -1,0 +1,279 @@
+"""The JSON API with a fake searcher: search, models, thumbnails, GLB, and every kind of bad input."""
+
+from __future__ import annotations
+
+import io
+import resource
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trimesh
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from cadsearch.library import Library
+from cadsearch.web.deps import get_searcher
+from cadsearch.web.testing import FakeSearcher
+from test_web_fixtures import (  # noqa: F401
+    TEST_UPLOAD_LIMIT,
+    SpySearcher,
+    exif_rotated_jpeg,
+    make_app,
+    odd_images,
+    png_bomb,
+    png_bytes,
+    web_ws_fixture,
+)
+
+DESIGN_KEYS = ["rank", "model_id", "name", "category", "score", "polar_deg", "azimuth_deg"]
+LEAKS = ("Traceback", 'File "', "site-packages", "Error:")  # things a response must never show
+
+
+@pytest.fixture(name="spy")
+def spy_fixture(web_ws: Path) -> SpySearcher:
+    return SpySearcher(Library.open(web_ws))
+
+
+@pytest.fixture(name="client")
+def client_fixture(web_ws: Path, spy: SpySearcher):
+    with TestClient(make_app(web_ws, spy)) as client:
+        yield client
+
+
+def upload(client: TestClient, data: bytes, name: str = "chair.png", **params):
+    return client.post("/api/search", files={"image": (name, data, "application/octet-stream")}, params=params)
+
+
+def assert_clean_error(response, status: int) -> str:
+    """The response has ``status``, a JSON ``detail`` sentence, and nothing of a traceback."""
+    assert response.status_code == status, response.text
+    detail = response.json()["detail"]
+    assert isinstance(detail, str) and len(detail) > 10
+    for leak in LEAKS:
+        assert leak not in response.text
+    return detail
+
+
+# --- search ---------------------------------------------------------------------------------------------------
+
+
+def test_search_returns_design_json(client: TestClient, web_ws: Path):
+    data = (web_ws / "views" / "chair-s0-001" / "0000.png").read_bytes()
+    r = upload(client, data, "my chair.png")
+    assert r.status_code == 200
+    body = r.json()
+    assert list(body) == ["query", "results", "timing_ms"]
+    assert body["query"] == "my chair.png"
+    assert "total" in body["timing_ms"]
+    assert [m["rank"] for m in body["results"]] == [1, 2, 3, 4]  # 4 models, k=5 asks for more than exist
+    for m in body["results"]:
+        assert list(m) == DESIGN_KEYS
+        assert 0.0 <= m["score"] <= 1.0
+        assert 0.0 <= m["polar_deg"] <= 180.0 and 0.0 <= m["azimuth_deg"] < 360.0
+    scores = [m["score"] for m in body["results"]]
+    assert scores == sorted(scores, reverse=True)
+    # the answer is the searcher's answer to exactly this image
+    image = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    expected = FakeSearcher(Library.open(web_ws)).search(image, 5).to_json("my chair.png")
+    assert body["results"] == expected["results"]
+
+
+def test_search_k(client: TestClient):
+    assert len(upload(client, png_bytes(), k=2).json()["results"]) == 2
+    assert_clean_error(upload(client, png_bytes(), k=0), 422)
+    assert_clean_error(upload(client, png_bytes(), k=10_000), 400)
+
+
+def test_search_without_image_is_400(client: TestClient):
+    assert "image" in assert_clean_error(client.post("/api/search"), 400)
+    r = client.post("/api/search", files={"other": ("x.png", png_bytes(), "image/png")})
+    assert_clean_error(r, 400)
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "words"),
+    [
+        ("empty.png", b"", "empty"),
+        ("notes.txt", b"these are not the pixels you are looking for\n" * 20, "not an image"),
+        ("fake.png", b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 50, "cannot read"),
+        ("truncated.png", png_bytes(1, 200, 200)[:3000], "truncated"),
+        ("truncated.jpg", None, "cannot read"),
+        ("html.jpg", b"<html><script>alert(1)</script></html>", "not an image"),
+    ],
+)
+def test_bad_images_are_400_with_a_readable_message(client: TestClient, spy: SpySearcher, name, data, words):
+    if data is None:
+        buf = io.BytesIO()
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 200, 3), np.uint8)).save(buf, "JPEG")
+        data = buf.getvalue()[: len(buf.getvalue()) // 3]
+    detail = assert_clean_error(upload(client, data, name), 400)
+    assert words in detail.lower()
+    assert name in detail  # says which file
+    assert spy.shapes == []  # the searcher never saw it
+
+
+def test_decompression_bomb_is_refused_without_blowing_up_memory(client: TestClient):
+    bomb = png_bomb(30000)
+    assert len(bomb) < TEST_UPLOAD_LIMIT
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    r = upload(client, bomb, "bomb.png")
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert r.status_code in (400, 413)
+    assert_clean_error(r, r.status_code)
+    assert (after - before) < 200 * 1024, "decoding the bomb would have needed 900 MB"
+
+
+def test_image_over_the_pixel_limit_is_400(web_ws: Path, spy: SpySearcher):
+    with TestClient(make_app(web_ws, spy, max_pixels=10_000)) as client:
+        detail = assert_clean_error(upload(client, png_bytes(0, 200, 100)), 400)
+        assert "pixels" in detail
+
+
+def test_upload_over_the_limit_is_413_by_content_length(client: TestClient, spy: SpySearcher):
+    big = png_bytes(7, 400, 400)  # ~480 kB of noise, over the 300 kB test limit
+    assert len(big) > TEST_UPLOAD_LIMIT
+    detail = assert_clean_error(upload(client, big, "big.png"), 413)
+    assert "MB" in detail
+    assert spy.shapes == []
+
+
+def test_upload_over_the_limit_is_413_when_streamed(client: TestClient):
+    """A chunked body (no Content-Length) is cut off once it passes the limit."""
+    sent = []
+
+    def body():
+        boundary = b"--xyz\r\n"
+        yield boundary + b'Content-Disposition: form-data; name="image"; filename="s.png"\r\n\r\n'
+        for _ in range(100):  # 100 × 64 kB = 6.4 MB, far over the limit
+            sent.append(1)
+            yield b"\x00" * 65536
+        yield b"\r\n--xyz--\r\n"
+
+    r = client.post("/api/search", content=body(), headers={"content-type": "multipart/form-data; boundary=xyz"})
+    assert_clean_error(r, 413)
+
+
+def test_upload_just_under_the_limit_is_read(client: TestClient):
+    data = png_bytes(8, 250, 250)
+    assert TEST_UPLOAD_LIMIT * 0.5 < len(data) < TEST_UPLOAD_LIMIT
+    assert upload(client, data).status_code == 200
+
+
+def test_exif_orientation_is_applied(client: TestClient, spy: SpySearcher):
+    assert upload(client, exif_rotated_jpeg(80, 40), "phone.jpg").status_code == 200
+    assert spy.shapes[-1] == (80, 40, 3)  # stored 80 wide × 40 high, shown upright: 40 wide × 80 high
+
+
+@pytest.mark.parametrize("name", sorted(odd_images()))
+def test_grayscale_rgba_cmyk_16bit_are_accepted(client: TestClient, spy: SpySearcher, name: str):
+    r = upload(client, odd_images()[name], name)
+    assert r.status_code == 200, r.text
+    assert spy.shapes[-1] == (48, 64, 3)
+
+
+def test_no_searcher_is_503_with_the_reason(web_ws: Path):
+    with TestClient(make_app(web_ws, None)) as client:
+        detail = assert_clean_error(upload(client, png_bytes()), 503)
+        assert "index" in detail or "train" in detail
+        health = client.get("/healthz").json()
+        assert health["status"] == "ok" and health["search_ready"] is False and health["models"] == 4
+
+
+def test_unexpected_errors_are_a_generic_500(web_ws: Path):
+    class Broken:
+        library = Library.open(web_ws)
+
+        def search(self, image, k=5):
+            raise RuntimeError("secret internal detail at /srv/cadsearch")
+
+    app = make_app(web_ws, None)
+    app.dependency_overrides[get_searcher] = lambda: Broken()
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = upload(client, png_bytes())
+        assert_clean_error(r, 500)
+        assert "secret" not in r.text and "/srv" not in r.text
+        page = client.get("/results/x/overlay.png?rank=abc", headers={"accept": "text/html"})
+        assert page.status_code in (404, 422) and "Traceback" not in page.text
+
+
+# --- models ---------------------------------------------------------------------------------------------------
+
+
+def test_health(client: TestClient):
+    assert client.get("/healthz").json() == {"status": "ok", "search_ready": True, "detail": None, "models": 4}
+
+
+def test_models_list_and_detail(client: TestClient, web_ws: Path):
+    models = client.get("/api/models").json()
+    assert [m["model_id"] for m in models] == [m.model_id for m in Library.open(web_ws).list()]
+    assert client.get("/api/models", params={"category": "chair"}).json() == models
+    assert client.get("/api/models", params={"category": "vase"}).json() == []
+    detail = client.get(f"/api/models/{models[0]['model_id']}").json()
+    assert detail["category"] == "chair" and len(detail["checksum"]) == 64
+    assert "path" not in detail and str(web_ws) not in str(detail)  # no server paths leak
+
+
+def test_thumbnail_png_is_rendered_and_cached(client: TestClient, web_ws: Path):
+    r = client.get("/api/models/chair-s0-002/thumbnail.png")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    im = Image.open(io.BytesIO(r.content))
+    assert im.size == (256, 256)
+    assert np.asarray(im.convert("L")).min() < 200  # something is drawn
+    assert list((web_ws / "web-cache" / "thumbnails").glob("chair-s0-002-*.png"))
+    posed = client.get("/api/models/chair-s0-002/thumbnail.png", params={"polar": 90, "azimuth": 90})
+    assert posed.status_code == 200 and posed.content != r.content
+
+
+@pytest.mark.parametrize("params", [{"polar": "nan"}, {"polar": 500}, {"azimuth": "inf"}, {"polar": "abc"}])
+def test_thumbnail_bad_pose_is_422(client: TestClient, params):
+    assert_clean_error(client.get("/api/models/chair-s0-002/thumbnail.png", params=params), 422)
+
+
+def test_glb_is_the_canonical_mesh(client: TestClient, web_ws: Path):
+    r = client.get("/api/models/chair-s0-000/model.glb")
+    assert r.status_code == 200 and r.headers["content-type"] == "model/gltf-binary"
+    assert r.content[:4] == b"glTF"
+    mesh = trimesh.load(io.BytesIO(r.content), file_type="glb", force="mesh")
+    canonical = Library.open(web_ws).mesh("chair-s0-000")
+    assert np.allclose(mesh.bounds, canonical.bounds, atol=1e-4)
+    assert client.get("/api/models/chair-s0-000/model.glb").content == r.content  # cached file
+
+
+ESCAPES = [
+    "nope",
+    "..",
+    "%2e%2e",
+    "%2E%2E",
+    "%2e%2e%2f",
+    "%2e%2e%2fcatalog.sqlite",
+    "..%2fcatalog.sqlite",
+    "..%2f..%2fetc%2fpasswd",
+    "%2fetc%2fpasswd",
+    "%252e%252e%252f",
+    ".hidden",
+    "a%00b",
+    "a%0a",
+    "chair-s0-000%0a",
+    "x" * 129,
+    "%5c..%5cwindows",
+]
+
+
+@pytest.mark.parametrize("model_id", ESCAPES)
+@pytest.mark.parametrize("suffix", ["", "/thumbnail.png", "/model.glb"])
+def test_unknown_and_escaping_ids_are_404(client: TestClient, web_ws: Path, model_id: str, suffix: str):
+    before = sorted(p.name for p in web_ws.rglob("*"))
+    r = client.get(f"/api/models/{model_id}{suffix}")
+    assert_clean_error(r, 404)
+    if model_id != "..":  # the client itself resolves a bare ".." segment (to "/"); %2e%2e reaches the server
+        page = client.get(f"/models/{model_id}", headers={"accept": "text/html"})
+        assert page.status_code == 404 and "Traceback" not in page.text
+    assert sorted(p.name for p in web_ws.rglob("*")) == before  # nothing written anywhere
+
+
+def test_openapi_docs(client: TestClient):
+    assert client.get("/docs").status_code == 200
+    spec = client.get("/openapi.json").json()
+    assert {"/api/search", "/api/models", "/api/models/{model_id}", "/healthz"} <= set(spec["paths"])
+    assert "/" not in spec["paths"]  # pages are not part of the API

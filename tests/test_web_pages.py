@@ -1,0 +1,122 @@
+"""The HTML pages with a fake searcher: upload → results (score, polar, azimuth, overlay), examples, library,
+model page, and readable error pages."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from cadsearch.library import Library
+from test_web_fixtures import SpySearcher, make_app, png_bytes, web_ws_fixture  # noqa: F401
+
+HTML = {"accept": "text/html,application/xhtml+xml"}
+
+
+@pytest.fixture(name="client")
+def client_fixture(web_ws: Path):
+    with TestClient(make_app(web_ws, SpySearcher(Library.open(web_ws))), headers=HTML) as client:
+        yield client
+
+
+def search_upload(client: TestClient, data: bytes, name: str = "chair.png"):
+    return client.post("/search", files={"image": (name, data, "image/png")}, follow_redirects=False)
+
+
+def test_home_has_upload_and_examples(client: TestClient):
+    page = client.get("/").text
+    assert 'type="file"' in page and 'name="image"' in page and "Drop a photo" in page
+    keys = re.findall(r'name="example" value="(ex\d+)"', page)
+    assert len(keys) == 4  # one render per model of the tiny workspace
+    img = client.get(f"/examples/{keys[0]}")
+    assert img.status_code == 200 and Image.open(io.BytesIO(img.content)).size == (64, 64)
+    assert client.get("/examples/..%2fcatalog.sqlite").status_code == 404
+
+
+def test_upload_redirects_to_results_with_score_polar_azimuth(client: TestClient):
+    r = search_upload(client, png_bytes(3), "garden chair.png")
+    assert r.status_code == 303
+    url = r.headers["location"]
+    assert re.fullmatch(r"/results/[A-Za-z0-9_-]{16}", url)
+    page = client.get(url).text
+    assert "garden chair.png" in page and "Query image" in page
+    assert page.count('class="card result') == 4
+    assert re.search(r'class="score-value">\d+(\.\d)?%<', page)
+    assert re.search(r"Polar</div><div class=\"pose-value\">\d+°", page)
+    assert re.search(r"Azimuth</div><div class=\"pose-value\">\d+°", page)
+    # thumbnails at the estimated pose, links to the 3D view at that pose
+    assert re.search(r"/api/models/chair-s0-00\d/thumbnail.png\?polar=[\d.]+&amp;azimuth=[\d.]+", page)
+    assert re.search(r'href="/models/chair-s0-00\d\?polar=[\d.]+&amp;azimuth=[\d.]+', page)
+    query = client.get(url + "/query.jpg")
+    assert query.status_code == 200 and Image.open(io.BytesIO(query.content)).size == (96, 64)
+    overlay = client.get(url + "/overlay.png")
+    assert overlay.status_code == 200 and Image.open(io.BytesIO(overlay.content)).size == (96, 64)
+    assert client.get(url + "/overlay.png?rank=9").status_code == 404
+
+
+def test_example_search(client: TestClient):
+    r = client.post("/search", data={"example": "ex1"}, follow_redirects=False)
+    assert r.status_code == 303
+    assert "spindle-back dining chair 1" in client.get(r.headers["location"]).text
+    r = client.post("/search", data={"example": "../../etc/passwd"})
+    assert r.status_code == 400 and "no longer available" in r.text
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "words"),
+    [(b"", 400, "empty"), (b"not an image at all", 400, "not an image"), (None, 413, "larger than")],
+)
+def test_bad_upload_shows_the_home_page_with_a_message(client: TestClient, data, status, words):
+    if data is None:
+        data = png_bytes(7, 400, 400)  # over the tests' 300 kB limit
+    r = search_upload(client, data, "oops.png")
+    assert r.status_code == status
+    assert words in r.text.lower() and "Traceback" not in r.text
+    assert 'class="alert"' in r.text or "File too large" in r.text
+
+
+def test_no_file_chosen(client: TestClient):
+    r = client.post("/search", data={})
+    assert r.status_code == 400 and "choose a photo" in r.text.lower()
+
+
+def test_expired_result_is_a_friendly_404(client: TestClient):
+    r = client.get("/results/doesnotexist")
+    assert r.status_code == 404 and "search again" in r.text.lower() and "<html" in r.text
+
+
+def test_unknown_page_is_a_404_page(client: TestClient):
+    r = client.get("/no/such/page")
+    assert r.status_code == 404 and "<html" in r.text and "Not found" in r.text
+    api = client.get("/api/no/such/thing")  # the API answers JSON even to a browser
+    assert api.status_code == 404 and api.json()["detail"]
+
+
+def test_library_page_and_category_filter(client: TestClient, web_ws: Path):
+    page = client.get("/models").text
+    for m in Library.open(web_ws).list():
+        assert f'href="/models/{m.model_id}"' in page and f"/api/models/{m.model_id}/thumbnail.png" in page
+    assert client.get("/models?category=chair").text.count('class="card model-card"') == 4
+    empty = client.get("/models?category=vase")
+    assert empty.status_code == 200 and 'class="card model-card"' not in empty.text
+
+
+def test_model_page_places_the_camera_at_the_pose(client: TestClient):
+    page = client.get("/models/chair-s0-002?polar=72.5&azimuth=400&score=0.8").text
+    assert "<model-viewer" in page and "/static/vendor/model-viewer.min.js" in page
+    assert 'camera-orbit="40.00deg 72.50deg auto"' in page  # azimuth 400° = 40°; theta = azimuth, phi = polar
+    assert "/api/models/chair-s0-002/model.glb" in page and "Estimated pose" in page and "80%" in page
+    plain = client.get("/models/chair-s0-002").text
+    assert "Estimated pose" not in plain
+    assert client.get("/models/chair-s0-002?polar=-5").status_code == 422
+
+
+def test_static_files_are_served(client: TestClient):
+    assert client.get("/static/css/app.css").status_code == 200
+    vendor = client.get("/static/vendor/model-viewer.min.js")
+    assert vendor.status_code == 200 and len(vendor.content) > 100_000
+    assert client.get("/static/..%2f..%2fapp.py").status_code == 404
