@@ -1,0 +1,190 @@
+"""Heads shared by both networks: an L2-normalised embedding with a cosine (CosFace) classifier, and pose heads.
+
+Pose is the direction of the camera, a unit vector ``c(θ, φ)`` of DESIGN.md (θ polar from +Y, φ azimuth from +Z
+towards +X, degrees). Two pose heads are implemented so they can be compared by measurement:
+
+- ``bins``: classification over K viewpoint bins spread evenly on the sphere (a Fibonacci lattice). The target
+  is geometry-aware and soft, ``softmax(-E² / σ²)`` over bin centres, E = angle between bin and truth, so that
+  near misses are cheap. Decoding takes the most probable bin and refines it by a soft-argmax on the unit sphere
+  over the bins within ``refine_deg`` of it: the weighted mean direction, renormalised. Restricting the mean to
+  the mode's neighbourhood keeps a front/back ambiguity (two modes) from averaging into a wrong in-between pose.
+- ``vector``: direct regression of the unit camera vector with a cosine loss (unimodal by construction).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from cadsearch.render.cameras import angles_from_position, camera_position
+
+__all__ = [
+    "fibonacci_sphere",
+    "directions_from_angles",
+    "angles_from_directions",
+    "CosineClassifier",
+    "PoseBinsHead",
+    "PoseVectorHead",
+    "make_pose_head",
+    "ViewHeads",
+    "POSE_HEADS",
+]
+
+POSE_HEADS = ("bins", "vector")
+
+
+def fibonacci_sphere(n: int) -> np.ndarray:
+    """``n`` near-evenly spread unit vectors (n, 3) float64 on the whole sphere (a Fibonacci lattice)."""
+    i = np.arange(n) + 0.5
+    cos_t = 1.0 - 2.0 * i / n
+    golden = math.pi * (3.0 - math.sqrt(5.0))
+    t, p = np.arccos(cos_t), i * golden
+    return np.stack([np.sin(t) * np.sin(p), np.cos(t), np.sin(t) * np.cos(p)], -1)
+
+
+def directions_from_angles(polar_deg, azimuth_deg) -> torch.Tensor:
+    """Unit camera directions (N, 3) float32 from polar/azimuth degrees (DESIGN.md's ``c(θ, φ, 1)``)."""
+    return torch.from_numpy(camera_position(polar_deg, azimuth_deg).astype(np.float32))
+
+
+def angles_from_directions(dirs: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(polar_deg, azimuth_deg)`` float64 arrays (N,) of direction vectors (N, 3); azimuth in [0, 360)."""
+    d = dirs.detach().cpu().double().numpy() if isinstance(dirs, torch.Tensor) else np.asarray(dirs, np.float64)
+    polar, azimuth, _ = angles_from_position(d)
+    return polar, azimuth
+
+
+class CosineClassifier(nn.Module):
+    """Normalised-softmax classifier (CosFace): logits ``s · (cos(w_c, e) − m·[c = y])``.
+
+    Class weights live on the unit sphere like the embeddings, so a class is a direction and models never seen
+    in training still embed usefully (nearest views by cosine). At inference the margin is dropped.
+    """
+
+    def __init__(self, dim: int, num_classes: int, scale: float = 16.0, margin: float = 0.2) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(num_classes, dim) * 0.01)
+        self.scale, self.margin = float(scale), float(margin)
+
+    def cosine(self, emb: torch.Tensor) -> torch.Tensor:
+        """(B, C) cosines between L2-normalised embeddings (B, D) and the class directions."""
+        return emb @ F.normalize(self.weight, dim=-1).t()
+
+    def forward(self, emb: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        cos = self.cosine(emb)
+        if labels is not None and self.margin > 0:
+            cos = cos - self.margin * F.one_hot(labels, cos.shape[1]).to(cos.dtype)
+        return self.scale * cos
+
+
+class PoseBinsHead(nn.Module):
+    """Viewpoint bins on a Fibonacci sphere with soft geometric targets and a local soft-argmax refinement."""
+
+    kind = "bins"
+
+    def __init__(self, in_dim: int, n_bins: int = 320, sigma_deg: float = 8.0, refine_deg: float = 25.0) -> None:
+        super().__init__()
+        self.fc = nn.Linear(in_dim, n_bins)
+        self.register_buffer("centres", torch.from_numpy(fibonacci_sphere(n_bins).astype(np.float32)))
+        self.sigma = math.radians(sigma_deg)
+        self.refine_cos = math.cos(math.radians(refine_deg))
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        """(B, F) → bin logits (B, K)."""
+        return self.fc(feat)
+
+    def targets(self, dirs: torch.Tensor) -> torch.Tensor:
+        """Soft targets (B, K) for unit directions (B, 3): ``softmax(-E²/σ²)``, E in radians."""
+        err = torch.arccos((dirs @ self.centres.t()).clamp(-1.0, 1.0))
+        return torch.softmax(-(err**2) / self.sigma**2, dim=-1)
+
+    def loss(self, out: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy against the soft targets, mean over the batch."""
+        return -(self.targets(dirs) * F.log_softmax(out, dim=-1)).sum(-1).mean()
+
+    def decode(self, out: torch.Tensor) -> torch.Tensor:
+        """Unit directions (B, 3): soft-argmax on the sphere over the bins near the most probable one."""
+        prob = torch.softmax(out, dim=-1)
+        top = self.centres[prob.argmax(-1)]  # (B, 3)
+        near = (top @ self.centres.t()) >= self.refine_cos  # (B, K) neighbourhood of the mode
+        w = prob * near
+        return F.normalize(w @ self.centres, dim=-1)
+
+
+class PoseVectorHead(nn.Module):
+    """Regresses the unit camera vector; loss ``1 − cos`` between prediction and truth."""
+
+    kind = "vector"
+
+    def __init__(self, in_dim: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(in_dim, 3)
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        return self.fc(feat)
+
+    def loss(self, out: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
+        return (1.0 - (F.normalize(out, dim=-1) * dirs).sum(-1)).mean()
+
+    def decode(self, out: torch.Tensor) -> torch.Tensor:
+        return F.normalize(out, dim=-1)
+
+
+def make_pose_head(kind: str, in_dim: int, n_bins: int = 320, sigma_deg: float = 8.0) -> nn.Module:
+    """``bins`` → :class:`PoseBinsHead`, ``vector`` → :class:`PoseVectorHead`."""
+    if kind == "bins":
+        return PoseBinsHead(in_dim, n_bins=n_bins, sigma_deg=sigma_deg)
+    if kind == "vector":
+        return PoseVectorHead(in_dim)
+    raise ValueError(f"unknown pose head {kind!r}; choose one of {', '.join(POSE_HEADS)}")
+
+
+class ViewHeads(nn.Module):
+    """Feature vector (B, F) → embedding (B, D, L2-normalised), cosine logits (B, C), pose output.
+
+    ``forward`` returns a dict with ``embedding``, ``logits`` (with the margin when ``labels`` is given, for
+    training) and ``pose`` (the pose head's raw output; :meth:`decode_pose` turns it into unit vectors).
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        num_classes: int,
+        embed_dim: int = 128,
+        pose_head: str = "bins",
+        cos_scale: float = 16.0,
+        cos_margin: float = 0.2,
+        n_pose_bins: int = 320,
+        pose_sigma_deg: float = 8.0,
+    ) -> None:
+        super().__init__()
+        self.embed_fc = nn.Linear(in_dim, embed_dim)
+        self.classifier = CosineClassifier(embed_dim, num_classes, cos_scale, cos_margin)
+        self.pose = make_pose_head(pose_head, in_dim, n_pose_bins, pose_sigma_deg)
+        self.pose_kind = pose_head
+
+    def embed(self, feat: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.embed_fc(feat), dim=-1)
+
+    def forward(self, feat: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        emb = self.embed(feat)
+        return {"embedding": emb, "logits": self.classifier(emb, labels), "pose": self.pose(feat)}
+
+    def loss(
+        self, out: dict[str, torch.Tensor], labels: torch.Tensor, dirs: torch.Tensor, pose_weight: float = 1.0
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Total loss and its parts: CosFace cross-entropy + ``pose_weight`` × pose loss."""
+        cls = F.cross_entropy(out["logits"], labels)
+        pose = self.pose.loss(out["pose"], dirs)
+        return cls + pose_weight * pose, {"cls": float(cls.detach()), "pose": float(pose.detach())}
+
+    def decode_pose(self, pose_out: torch.Tensor) -> torch.Tensor:
+        return self.pose.decode(pose_out)
+
+    def class_probs(self, emb: torch.Tensor) -> torch.Tensor:
+        """Softmax over the cosine logits without margin, (B, C)."""
+        return torch.softmax(self.classifier.scale * self.classifier.cosine(emb), dim=-1)

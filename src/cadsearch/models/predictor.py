@@ -1,0 +1,146 @@
+"""``Predictor``: loads a checkpoint once; ``predict(images)`` → embeddings, class probabilities and pose.
+
+SamPredictor-style: construction does the costly work (rebuild the network, load weights, open the ONNX body of
+a transfer model), ``predict`` is numpy in, numpy out. Preprocessing comes from the checkpoint: the
+object-centred crop convention (centre square crop, resize to the input size) and the mean/std.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cadsearch.errors import InputError
+from cadsearch.models.data import preprocess_images
+from cadsearch.models.heads import angles_from_directions
+from cadsearch.models.registry import create_model
+
+__all__ = ["Prediction", "Predictor", "load_predictor", "read_checkpoint"]
+
+
+@dataclass
+class Prediction:
+    """Outputs for N images.
+
+    Attributes:
+        embedding: (N, D) float32, L2-normalised (cosine = inner product; for a vector index of views).
+        class_probs: (N, C) float32, softmax over the predictor's ``model_ids``.
+        polar_deg: (N,) float64, θ from +Y in [0, 180].
+        azimuth_deg: (N,) float64, φ from +Z towards +X in [0, 360).
+    """
+
+    embedding: np.ndarray
+    class_probs: np.ndarray
+    polar_deg: np.ndarray
+    azimuth_deg: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.embedding)
+
+
+def read_checkpoint(checkpoint: str | Path) -> dict[str, Any]:
+    """The checkpoint's dict; :class:`InputError` with a how-to-fix message if it is missing or corrupt."""
+    path = Path(checkpoint)
+    arch = path.parent.name if path.parent.name in ("scratch", "transfer") else "scratch"
+    if not path.is_file():
+        raise InputError(f"no trained model at {path}; train it first with `cadsearch train {arch}`")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise InputError(
+            f"checkpoint {path} is unreadable ({type(exc).__name__}); delete it and train again with "
+            f"`cadsearch train {arch}`"
+        ) from None
+    needed = ("arch", "model_kwargs", "model_ids", "state_dict", "input_size", "mean", "std")
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in needed):
+        raise InputError(f"{path} is not a cadsearch model checkpoint; train one with `cadsearch train {arch}`")
+    return ckpt
+
+
+class Predictor:
+    """A trained network, ready to predict.
+
+    Attributes:
+        arch: ``scratch`` or ``transfer``.
+        model_ids: the training classes; index = class id of ``class_probs``.
+        input_size: network input in pixels (images are centre-cropped and resized to it).
+        backend: ``torch`` or ``onnx`` (the transfer body, when its ONNX file was exported and measured faster).
+        metrics: the validation metrics stored with the checkpoint.
+    """
+
+    def __init__(self, ckpt: dict[str, Any], folder: Path | None = None, backend: str | None = None) -> None:
+        self.arch: str = ckpt["arch"]
+        self.model_ids: list[str] = list(ckpt["model_ids"])
+        self.input_size: int = int(ckpt["input_size"])
+        self.mean, self.std = tuple(ckpt["mean"]), tuple(ckpt["std"])
+        self.pose_head: str = ckpt.get("pose_head", "bins")
+        self.metrics: dict[str, Any] = ckpt.get("metrics", {})
+        self.config: dict[str, Any] = ckpt.get("config", {})
+        self.model = create_model(self.arch, num_classes=len(self.model_ids), **ckpt["model_kwargs"])
+        missing, unexpected = self.model.load_state_dict(ckpt["state_dict"], strict=False)
+        missing = [k for k in missing if not k.startswith("body.")]  # a transfer body comes from its package
+        if missing or unexpected:
+            raise InputError(f"checkpoint does not fit the {self.arch} network ({len(missing)} missing weights)")
+        self.model.eval()
+        self.backend = "torch"
+        self._body = None
+        want = backend or ckpt.get("backend", "torch")
+        onnx_name = ckpt.get("onnx")
+        if self.arch == "transfer" and want == "onnx" and onnx_name and folder and (folder / onnx_name).is_file():
+            try:
+                from cadsearch.models.onnx_runtime import OnnxBackbone
+
+                self._body = OnnxBackbone(folder / onnx_name)
+                self.backend = "onnx"
+            except Exception:
+                self._body = None  # torch always works
+
+    def _forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self._body is not None:
+            return self.model.forward_head(self._body(x))
+        return self.model(x)
+
+    def predict(self, images: Sequence[np.ndarray] | np.ndarray, batch_size: int = 64) -> Prediction:
+        """Predict for RGB uint8 HWC images of any size (grayscale HW accepted; a single image or (N, H, W, 3)).
+
+        Returns a :class:`Prediction` with N rows.
+        """
+        if isinstance(images, np.ndarray) and (images.ndim == 2 or (images.ndim == 3 and images.shape[-1] in (3, 4))):
+            images = [images]  # one image, not a batch
+        images = list(images)
+        embs, probs, dirs = [], [], []
+        with torch.no_grad():
+            for i in range(0, len(images), batch_size):
+                x = preprocess_images(images[i : i + batch_size], self.input_size, self.mean, self.std)
+                out = self._forward(x)
+                embs.append(out["embedding"])
+                probs.append(self.model.heads.class_probs(out["embedding"]))
+                dirs.append(self.model.heads.decode_pose(out["pose"]))
+        if not embs:
+            d, c = self.model.heads.embed_fc.out_features, len(self.model_ids)
+            return Prediction(np.zeros((0, d), np.float32), np.zeros((0, c), np.float32), np.zeros(0), np.zeros(0))
+        polar, azimuth = angles_from_directions(torch.cat(dirs))
+        return Prediction(
+            embedding=torch.cat(embs).numpy().astype(np.float32),
+            class_probs=torch.cat(probs).numpy().astype(np.float32),
+            polar_deg=polar,
+            azimuth_deg=azimuth,
+        )
+
+    def __repr__(self) -> str:
+        return f"Predictor(arch={self.arch!r}, classes={len(self.model_ids)}, input={self.input_size}, {self.backend})"
+
+
+def load_predictor(checkpoint: str | Path, backend: str | None = None) -> Predictor:
+    """Load ``checkpoint`` (e.g. :func:`~cadsearch.models.train.checkpoint_path`) into a :class:`Predictor`.
+
+    ``backend`` (``torch`` | ``onnx``) overrides the one the training run measured faster. Raises
+    :class:`InputError` if the file is missing or corrupt.
+    """
+    path = Path(checkpoint)
+    return Predictor(read_checkpoint(path), folder=path.parent, backend=backend)

@@ -1,0 +1,617 @@
+"""``cadsearch train {scratch|transfer}``: one top-to-bottom training loop for both networks (nanoGPT style).
+
+Reads the view table of a workspace, splits it (held-out views of the training models; a few held-out models),
+pre-loads the views into RAM, and trains with AdamW and a warm-up + cosine learning rate. After every epoch it
+validates (held-out views: top-1, pose error; held-out models: nearest-view retrieval among themselves, pose),
+writes ``checkpoints/<arch>/last.pt`` (for resume) and, on improvement, ``best.pt`` — both atomically — and logs
+to TensorBoard under ``runs/<arch>/``. Early stopping after ``patience`` epochs without improvement.
+
+Resume: re-running with the same config continues from ``last.pt`` (the epoch counter advances); changing only
+the run's length (``epochs``, ``max_minutes``, ``patience``) extends it from there, the cosine schedule stretched to
+the new length; any other change starts over, and says so.
+
+The score that picks ``best.pt`` is ``pose_mean_deg + 100 · (1 − top1)`` on the held-out views (lower is better):
+one point of top-1 weighs as much as a degree of pose error.
+
+Transfer: the body is frozen, so its feature maps are computed once — ``cache_copies`` augmented copies of every
+training view (fp16, in RAM) plus the clean validation views — on torch or onnxruntime, whichever measures
+faster; the adapter and heads then train on the cache for many cheap epochs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+import os
+import time
+import zlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from cadsearch import __version__
+from cadsearch.errors import InputError
+from cadsearch.models.data import (
+    AugmentConfig,
+    Augmenter,
+    BackgroundPool,
+    ViewBank,
+    make_splits,
+    normalise,
+)
+from cadsearch.models.heads import POSE_HEADS, angles_from_directions, directions_from_angles
+from cadsearch.models.registry import create_model
+from cadsearch.render.cameras import pose_error_deg
+from cadsearch.workspace import atomic_write_bytes
+
+__all__ = ["TrainConfig", "TrainSummary", "train_model", "checkpoint_path", "apply_overrides", "CHECKPOINT_FORMAT"]
+
+CHECKPOINT_FORMAT = "cadsearch-model/1"
+#: The last transfer feature cache of this process, so that runs differing only in their heads (e.g. comparing
+#: pose heads) do not recompute the frozen body's features.
+_FEATURE_CACHE: dict[tuple, dict[str, Any]] = {}
+ARCHS = ("scratch", "transfer")
+DEFAULT_INPUT = {"scratch": 64, "transfer": 160}  # measured: see the package docs
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run; stored in the checkpoint. ``0`` means "the architecture's default"."""
+
+    arch: str = "scratch"  # scratch | transfer
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 2e-3  # peak learning rate of AdamW
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 0.5  # linear warm-up, then cosine decay to 0
+    seed: int = 0
+    patience: int = 5  # early stopping: epochs without a better validation score
+    max_minutes: float = 0.0  # budget for the training steps; the LR schedule follows it (0 = none)
+    num_threads: int = 0  # torch threads (0 = all cores)
+    # data
+    input_size: int = 0  # pixels (0 = 64 for scratch, 160 for transfer)
+    holdout_models: int = 3  # models never trained on, for the embedding's generalisation
+    val_fraction: float = 0.1  # share of each training model's views held out
+    backgrounds: str = "random"  # random | gradient | texture | plain | a folder of photos
+    background_pool: int = 512  # backgrounds drawn per epoch
+    augment: bool = True
+    # network and heads
+    width: int = 32  # scratch: channels of the first stage
+    feat_dim: int = 512
+    embed_dim: int = 128
+    pose_head: str = "bins"  # bins | vector
+    n_pose_bins: int = 320
+    pose_sigma_deg: float = 8.0
+    pose_weight: float = 1.0
+    cos_scale: float = 16.0
+    cos_margin: float = 0.2
+    # transfer
+    backbone: str = "lite0"  # lite0 | lite1 | lite2
+    feature_block: str = "stride16"  # stride8 | stride16 | stride32 | final | a block index
+    cache_copies: int = 2  # augmented copies of each training view in the feature cache
+    backend: str = "auto"  # auto | torch | onnx: runs the frozen body while caching
+
+    def validate(self) -> None:
+        if self.arch not in ARCHS:
+            raise InputError(f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
+        if self.pose_head not in POSE_HEADS:
+            raise InputError(f"pose_head must be one of {', '.join(POSE_HEADS)}, got {self.pose_head!r}")
+        if self.backend not in ("auto", "torch", "onnx"):
+            raise InputError(f"backend must be auto, torch or onnx, got {self.backend!r}")
+        for name in ("epochs", "batch_size", "cache_copies", "background_pool", "embed_dim", "feat_dim", "width"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise InputError(f"lr must be positive, got {self.lr}")
+        if self.input_size and (self.input_size < 32 or self.input_size % 16):
+            raise InputError(f"input_size must be a multiple of 16, at least 32, got {self.input_size}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise InputError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+
+    @property
+    def size(self) -> int:
+        return self.input_size or DEFAULT_INPUT[self.arch]
+
+
+def apply_overrides(config: TrainConfig, overrides: dict[str, Any] | None) -> TrainConfig:
+    """A copy of ``config`` with ``overrides`` applied; unknown keys or wrong types raise :class:`InputError`.
+
+    Ints are accepted for float fields, and strings are parsed for numeric fields (CLI ``--key=value``).
+    """
+    if not overrides:
+        return config
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    changes = {}
+    for key, value in overrides.items():
+        if key not in fields:
+            raise InputError(f"unknown training option {key!r}; known options: {', '.join(sorted(fields))}")
+        want = type(getattr(config, key))
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(value, str) and want is bool and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            value = value.lower() in ("true", "1", "yes")
+        if isinstance(value, str) and want in (int, float):
+            try:
+                value = want(value)
+            except ValueError:
+                raise InputError(f"training option {key!r} must be {want.__name__}, got {value!r}") from None
+        if key == "feature_block" and isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if key == "backgrounds" and isinstance(value, Path):
+            value = str(value)
+        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+            raise InputError(f"training option {key!r} must be {want.__name__}, got {type(value).__name__}")
+        changes[key] = value
+    return dataclasses.replace(config, **changes)
+
+
+@dataclass
+class TrainSummary:
+    """What a run did. Metrics are of the best epoch; angles in degrees, shares in [0, 1]."""
+
+    checkpoint: Path
+    epochs_run: int  # epochs trained by this call
+    epochs_total: int  # epochs in the checkpoint (including resumed ones)
+    best_epoch: int
+    val_views: dict[str, float] = field(default_factory=dict)  # top1, pose_mean_deg, pose_median_deg, acc15, acc30
+    val_models: dict[str, float] = field(default_factory=dict)  # top1 (retrieval), pose_mean_deg, nn_pose_mean_deg
+    seconds: float = 0.0
+    resumed: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def checkpoint_path(workspace: str | Path, arch: str) -> Path:
+    """``<workspace>/checkpoints/<arch>/best.pt``."""
+    return Path(workspace) / "checkpoints" / arch / "best.pt"
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """``torch.save`` to memory, then an atomic write: an interrupted save never leaves a corrupt file."""
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def model_kwargs(cfg: TrainConfig) -> dict[str, Any]:
+    """Arguments of ``create_model`` for a config (stored in the checkpoint, so a predictor can rebuild it)."""
+    kw: dict[str, Any] = dict(
+        input_size=cfg.size,
+        feat_dim=cfg.feat_dim,
+        embed_dim=cfg.embed_dim,
+        pose_head=cfg.pose_head,
+        n_pose_bins=cfg.n_pose_bins,
+        pose_sigma_deg=cfg.pose_sigma_deg,
+        cos_scale=cfg.cos_scale,
+        cos_margin=cfg.cos_margin,
+    )
+    if cfg.arch == "scratch":
+        kw["width"] = cfg.width
+    else:
+        fb = cfg.feature_block
+        kw.update(backbone=cfg.backbone, feature_block=int(fb) if fb.isdigit() else fb)
+    return kw
+
+
+def _seed(*parts: Any) -> int:
+    """A stable 63-bit seed from any values (run seed, epoch, step, purpose)."""
+    return zlib.crc32(repr(parts).encode()) * 2654435761 % (2**63)
+
+
+def pose_stats(err: np.ndarray) -> dict[str, float]:
+    """Mean, median, and shares under 15° and 30° of pose errors in degrees."""
+    if len(err) == 0:
+        return {}
+    return {
+        "pose_mean_deg": float(np.mean(err)),
+        "pose_median_deg": float(np.median(err)),
+        "acc15": float(np.mean(err < 15)),
+        "acc30": float(np.mean(err < 30)),
+    }
+
+
+def train_model(
+    workspace: str | Path, arch: str, overrides: dict[str, Any] | None = None, progress: bool = True
+) -> TrainSummary:
+    """Train ``arch`` (``scratch`` | ``transfer``) on the views of ``workspace``; see the module docstring."""
+    t_start = time.perf_counter()
+    if arch not in ARCHS:
+        raise InputError(f"unknown model {arch!r}; choose scratch or transfer")
+    cfg = apply_overrides(TrainConfig(arch=arch), overrides)
+    if cfg.arch != arch:
+        raise InputError(f"overrides set arch={cfg.arch!r} but the command trains {arch!r}")
+    cfg.validate()
+    torch.set_num_threads(cfg.num_threads or os.cpu_count() or 1)
+    torch.manual_seed(cfg.seed)
+    ws = Path(workspace)
+    ckpt_dir = ws / "checkpoints" / arch
+    best_path, last_path = ckpt_dir / "best.pt", ckpt_dir / "last.pt"
+    notes: list[str] = []
+
+    def say(msg: str) -> None:
+        notes.append(msg)
+        if progress:
+            tqdm.write(msg)
+
+    # ---- data: splits and views in RAM ------------------------------------------------------------------------
+    splits = make_splits(ws, cfg.holdout_models, cfg.val_fraction, cfg.seed)
+    model_ids, size = splits.model_ids, cfg.size
+    native = _image_size(ws, splits.train[0])
+    # Scratch trains at a fraction of the render size: keep a little more than the input (zoom-ins stay sharp).
+    bank_size = min(native, math.ceil(size * 1.25 / 8) * 8) if size < native else native
+    train_bank = ViewBank.load(ws, splits.train, model_ids, size=bank_size, progress=progress)
+    # Validation images are preprocessed exactly like a predictor's input: centre crop, resize to the input size.
+    val_bank = ViewBank.load(ws, splits.val_views, model_ids, size=size, progress=False)
+    held_bank = ViewBank.load(ws, splits.val_models, model_ids, size=size, progress=False)
+    pool = BackgroundPool(cfg.backgrounds, size, cfg.background_pool)
+    aug_cfg = AugmentConfig() if cfg.augment else AugmentConfig.none()
+
+    # ---- model, optimiser, schedule, resume -------------------------------------------------------------------
+    kwargs = model_kwargs(cfg)
+    model = create_model(arch, num_classes=len(model_ids), **kwargs)
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim > 1]
+    no_decay = [p for p in params if p.ndim <= 1]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
+    )
+    steps_per_epoch = max(1, len(train_bank) // cfg.batch_size)
+    total_steps = steps_per_epoch * cfg.epochs
+    warmup = max(1, int(cfg.warmup_epochs * steps_per_epoch))
+
+    budget_s = cfg.max_minutes * 60.0
+    train_seconds = 0.0  # time spent in training steps, over all calls (resume included)
+    t_steps = 0.0  # start of the current epoch's steps (perf_counter), 0 outside of them
+
+    def progress_at(step: int) -> float:
+        """Fraction of the run done: by steps, or by the time budget if that is further along. The cosine
+        schedule follows it, so a run cut short by ``max_minutes`` still ends with a decayed learning rate."""
+        by_steps = (step - warmup) / max(1, total_steps - warmup)
+        spent = train_seconds + (time.perf_counter() - t_steps if t_steps else 0.0)  # live, within the epoch too
+        return min(1.0, max(by_steps, spent / budget_s if budget_s else 0.0))
+
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return cfg.lr * (step + 1) / warmup
+        return 0.5 * cfg.lr * (1 + math.cos(math.pi * progress_at(step)))
+
+    start_epoch, step, best_score, bad_epochs, history = 0, 0, float("inf"), 0, []
+    best_metrics: dict[str, Any] = {}
+    resumed = False
+    if last_path.exists():
+        try:
+            last = torch.load(last_path, map_location="cpu", weights_only=False)
+        except Exception:
+            last = None
+            say(f"{last_path} is unreadable: starting over")
+        same = last is not None and _same_run(last.get("config", {}), asdict(cfg))
+        if same and last.get("model_ids") == model_ids:
+            model.load_state_dict(last["state_dict"], strict=False)
+            optimizer.load_state_dict(last["optimizer"])
+            start_epoch, step = last["epoch"], last["step"]
+            best_score, bad_epochs = last["best_score"], last["bad_epochs"]
+            history, best_metrics = last["history"], last.get("best_metrics", {})
+            train_seconds = last.get("train_seconds", 0.0)
+            resumed = True
+            extended = last.get("config") != asdict(cfg)
+            say(f"{'extending' if extended else 'resuming'} {arch} from {last_path} after epoch {start_epoch}")
+        elif last is not None:
+            say(f"{last_path} was made with a different config or model list: starting over")
+
+    writer = _summary_writer(ws / "runs" / arch)
+
+    # ---- the body's inputs: augmented images (scratch) or cached frozen features (transfer) -------------------
+    mean, std = model.mean, model.std
+    onnx_path = ckpt_dir / f"body-{cfg.backbone}-{cfg.feature_block}-{size}.onnx"
+    backend = "torch"
+    if arch == "transfer":
+        body_fn, backend, speeds = _transfer_body(model, cfg, onnx_path)
+        say(f"frozen body: {backend} ({', '.join(f'{k} {v:.0f} img/s' for k, v in speeds.items())} at batch 32)")
+        key = (str(ws.resolve()), cfg.size, cfg.backbone, cfg.feature_block, cfg.cache_copies, cfg.backgrounds,
+               cfg.background_pool, cfg.augment, cfg.seed, cfg.holdout_models, cfg.val_fraction,
+               tuple(r.view_id for r in splits.train[:50]), len(splits.train))  # fmt: skip
+        cache = _FEATURE_CACHE.get(key)
+        if cache is None:
+            cache = _build_cache(model, body_fn, train_bank, val_bank, held_bank, pool, aug_cfg, cfg, progress)
+            _FEATURE_CACHE.clear()  # one cache at a time: they are large
+            _FEATURE_CACHE[key] = cache
+    else:  # scratch: the clean validation images, once
+        val_x, held_x = _clean_images(val_bank, mean, std), _clean_images(held_bank, mean, std)
+
+    def encode(which: str) -> dict[str, np.ndarray]:
+        """Clean validation views → embeddings, class probabilities, pose directions."""
+        model.eval()
+        x = cache[which] if arch == "transfer" else (val_x if which == "val" else held_x)
+        embs, probs, dirs = [], [], []
+        with torch.no_grad():
+            for i in range(0, len(x), 256):
+                xb = x[i : i + 256]
+                out = model.forward_head(xb) if arch == "transfer" else model(xb)
+                embs.append(out["embedding"])
+                probs.append(model.heads.class_probs(out["embedding"]))
+                dirs.append(model.heads.decode_pose(out["pose"]))
+        cat = lambda t: torch.cat(t).numpy() if t else np.zeros((0, 1), np.float32)  # noqa: E731
+        return {"embedding": cat(embs), "probs": cat(probs), "dirs": cat(dirs)}
+
+    # ---- epochs ------------------------------------------------------------------------------------------------
+    epochs_run = 0
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        t_epoch = time.perf_counter()
+        rng = np.random.default_rng(_seed(cfg.seed, epoch, "order"))
+        order = rng.permutation(len(train_bank))
+        if arch == "scratch":
+            backgrounds = pool.refresh(_seed(cfg.seed, epoch, "backgrounds")) if cfg.augment else None
+            augmenter = Augmenter(size, aug_cfg, backgrounds)
+        else:
+            copy_of = rng.integers(0, cache["train"].shape[0], len(train_bank))
+        bar = tqdm(range(steps_per_epoch), desc=f"{arch} epoch {epoch + 1}/{cfg.epochs}", disable=not progress)
+        sums = {"loss": 0.0, "cls": 0.0, "pose": 0.0}
+        t_steps = time.perf_counter()
+        for b in bar:
+            if budget_s and train_seconds + time.perf_counter() - t_steps >= budget_s:
+                break  # the time budget is spent: validate and save what we have
+            idx = np.sort(order[b * cfg.batch_size : (b + 1) * cfg.batch_size])
+            labels = torch.from_numpy(train_bank.labels[idx])
+            if arch == "scratch":
+                x, az = augmenter(train_bank.rgb[idx], train_bank.mask[idx], train_bank.azimuth_deg[idx],
+                                  _seed(cfg.seed, epoch, b, "augment"))  # fmt: skip
+                out = model(normalise(x, mean, std), labels)
+            else:
+                feats = torch.from_numpy(cache["train"][copy_of[idx], idx])
+                az = cache["train_az"][copy_of[idx], idx]
+                out = model.forward_head(feats, labels)
+            dirs = directions_from_angles(train_bank.polar_deg[idx], az)
+            loss, parts = model.heads.loss(out, labels, dirs, cfg.pose_weight)
+            for g in optimizer.param_groups:
+                g["lr"] = lr_at(step)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            optimizer.step()
+            step += 1
+            sums["loss"] += float(loss.detach())
+            sums["cls"] += parts["cls"]
+            sums["pose"] += parts["pose"]
+            if b % 10 == 0:
+                bar.set_postfix(loss=f"{float(loss.detach()):.3f}", lr=f"{lr_at(step):.1e}")
+            if writer is not None and step % 20 == 0:
+                writer.add_scalar("train/loss", float(loss.detach()), step)
+                writer.add_scalar("train/loss_cls", parts["cls"], step)
+                writer.add_scalar("train/loss_pose", parts["pose"], step)
+                writer.add_scalar("train/lr", lr_at(step), step)
+        bar.close()
+        train_seconds += time.perf_counter() - t_steps
+        t_steps = 0.0
+        epochs_run += 1
+
+        # ---- validation ----------------------------------------------------------------------------------------
+        val = encode("val")
+        metrics_v = _view_metrics(val, val_bank)
+        metrics_m = _heldout_metrics(encode("held"), held_bank) if len(held_bank) else {}
+        score = metrics_v.get("pose_mean_deg", 0.0) + 100.0 * (1.0 - metrics_v.get("top1", 1.0))
+        record = {
+            "epoch": epoch + 1,
+            "seconds": time.perf_counter() - t_epoch,
+            "train": {k: v / steps_per_epoch for k, v in sums.items()},
+            "val_views": metrics_v,
+            "val_models": metrics_m,
+            "score": score,
+        }
+        history.append(record)
+        if writer is not None:
+            for group in ("val_views", "val_models"):
+                for k, v in record[group].items():
+                    writer.add_scalar(f"{group}/{k}", v, epoch + 1)
+            _log_examples(writer, val_bank, val, epoch + 1, model_ids)
+            writer.flush()
+        improved = score < best_score
+        if improved:
+            best_score, bad_epochs, best_metrics = score, 0, record
+        else:
+            bad_epochs += 1
+        if progress:
+            tqdm.write(
+                f"epoch {epoch + 1}: val top1 {metrics_v.get('top1', float('nan')):.3f} pose mean "
+                f"{metrics_v.get('pose_mean_deg', float('nan')):.1f}° median "
+                f"{metrics_v.get('pose_median_deg', float('nan')):.1f}°"
+                + (f" | held-out models top1 {metrics_m['top1']:.3f}" if metrics_m else "")
+                + (" *" if improved else "")
+            )
+
+        # ---- checkpoints: best.pt (on improvement) before last.pt, so last never points past a missing best ----
+        payload = {
+            "format": CHECKPOINT_FORMAT,
+            "arch": arch,
+            "config": asdict(cfg),
+            "model_kwargs": kwargs,
+            "model_ids": model_ids,
+            "holdout_model_ids": splits.holdout_model_ids,
+            "input_size": size,
+            "mean": list(mean),
+            "std": list(std),
+            "pose_head": cfg.pose_head,
+            "backend": backend,
+            "onnx": onnx_path.name if backend == "onnx" else None,
+            "state_dict": model.trainable_state_dict(),
+            "epoch": epoch + 1,
+            "metrics": record,
+            "cadsearch_version": __version__,
+            "torch_version": torch.__version__,
+        }
+        if improved:
+            save_checkpoint(best_path, payload)
+        save_checkpoint(
+            last_path,
+            payload
+            | {
+                "optimizer": optimizer.state_dict(),
+                "step": step,
+                "best_score": best_score,
+                "bad_epochs": bad_epochs,
+                "history": history,
+                "best_metrics": best_metrics,
+                "train_seconds": train_seconds,
+            },
+        )
+        if bad_epochs >= cfg.patience:
+            say(f"early stop: no better validation score for {cfg.patience} epochs")
+            break
+        if budget_s and train_seconds >= budget_s:
+            say(f"stopping: the {cfg.max_minutes:g} min budget is spent")
+            break
+
+    if writer is not None:
+        writer.close()
+    done = history[-1]["epoch"] if history else start_epoch
+    return TrainSummary(
+        checkpoint=best_path,
+        epochs_run=epochs_run,
+        epochs_total=done,
+        best_epoch=best_metrics.get("epoch", 0),
+        val_views=best_metrics.get("val_views", {}),
+        val_models=best_metrics.get("val_models", {}),
+        seconds=time.perf_counter() - t_start,
+        resumed=resumed,
+        notes=notes,
+    )
+
+
+#: Settings that may change between a run and its resumption: they extend or shorten it, not change it.
+BUDGET_FIELDS = ("epochs", "max_minutes", "patience")
+
+
+def _same_run(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two configs describe the same run, up to its length (:data:`BUDGET_FIELDS`)."""
+    strip = lambda c: {k: v for k, v in c.items() if k not in BUDGET_FIELDS}  # noqa: E731
+    return strip(a) == strip(b)
+
+
+def _image_size(ws: Path, row) -> int:
+    """Side in pixels of a rendered view."""
+    from PIL import Image
+
+    with Image.open(ws / row.path) as im:
+        return im.size[0]
+
+
+def _clean_images(bank: ViewBank, mean, std) -> torch.Tensor:
+    """Bank (already at the input size) → normalised (N, 3, S, S) float32."""
+    x = torch.from_numpy(bank.rgb).permute(0, 3, 1, 2).float() / 255.0
+    return normalise(x, mean, std)
+
+
+def _view_metrics(enc: dict[str, np.ndarray], bank: ViewBank) -> dict[str, float]:
+    """Top-1 of the classifier and pose-head error on held-out views of training models."""
+    if len(bank) == 0:
+        return {}
+    polar, azimuth = angles_from_directions(enc["dirs"])
+    err = pose_error_deg(polar, azimuth, bank.polar_deg, bank.azimuth_deg)
+    return {"top1": float(np.mean(enc["probs"].argmax(1) == bank.labels))} | pose_stats(err)
+
+
+def _heldout_metrics(enc: dict[str, np.ndarray], bank: ViewBank) -> dict[str, float]:
+    """Held-out models: even views are the gallery, odd views the queries; nearest gallery view by cosine gives
+    the model (retrieval top-1) and a pose (``nn_pose_mean_deg``); the pose head is scored on all views."""
+    polar, azimuth = angles_from_directions(enc["dirs"])
+    err = pose_error_deg(polar, azimuth, bank.polar_deg, bank.azimuth_deg)
+    models = np.array(bank.model_of)
+    gal, qry = np.arange(0, len(bank), 2), np.arange(1, len(bank), 2)
+    out = {"pose_mean_deg": float(np.mean(err)), "pose_median_deg": float(np.median(err))}
+    if len(qry):
+        nn_idx = gal[(enc["embedding"][qry] @ enc["embedding"][gal].T).argmax(1)]
+        out["top1"] = float(np.mean(models[nn_idx] == models[qry]))
+        nn_err = pose_error_deg(bank.polar_deg[nn_idx], bank.azimuth_deg[nn_idx], bank.polar_deg[qry],
+                                bank.azimuth_deg[qry])  # fmt: skip
+        out["nn_pose_mean_deg"] = float(np.mean(nn_err))
+    return out
+
+
+def _summary_writer(folder: Path):
+    """A TensorBoard ``SummaryWriter``, or None if tensorboard is not installed (logging is optional)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except Exception:
+        return None
+    return SummaryWriter(str(folder))
+
+
+def _log_examples(writer, bank: ViewBank, enc: dict[str, np.ndarray], epoch: int, model_ids: list[str]) -> None:
+    """Eight validation views with true and predicted pose and class, as one image in TensorBoard."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except Exception:
+        return
+    n = min(8, len(bank))
+    if n == 0:
+        return
+    polar, azimuth = angles_from_directions(enc["dirs"][:n])
+    fig, axes = plt.subplots(1, n, figsize=(2 * n, 2.4))
+    for i, ax in enumerate(np.atleast_1d(axes)):
+        ax.imshow(bank.rgb[i])
+        ax.axis("off")
+        ok = enc["probs"][i].argmax() == bank.labels[i]
+        ax.set_title(
+            f"true {bank.polar_deg[i]:.0f},{bank.azimuth_deg[i]:.0f}\npred {polar[i]:.0f},{azimuth[i]:.0f}"
+            f" {'✓' if ok else '✗'}",
+            fontsize=7,
+        )
+    writer.add_figure("val/examples", fig, epoch)
+    plt.close(fig)
+
+
+def _transfer_body(model, cfg: TrainConfig, onnx_path: Path):
+    """The callable that runs the frozen body: torch or onnxruntime, measured at batch 32 when ``auto``."""
+    from cadsearch.models.onnx_runtime import OnnxBackbone, export_onnx, measure_backends
+
+    body = model.body
+    if cfg.backend == "torch":
+        return body, "torch", {}
+    try:
+        if not onnx_path.exists():
+            export_onnx(body, cfg.size, onnx_path)
+        speeds = measure_backends(body, onnx_path, cfg.size) if cfg.backend == "auto" else {}
+    except Exception as exc:  # an exporter or runtime problem must not stop training: torch always works
+        tqdm.write(f"onnx backend unavailable ({exc}); using torch")
+        return body, "torch", {}
+    if cfg.backend == "onnx" or speeds["onnx"] > speeds["torch"]:
+        return OnnxBackbone(onnx_path), "onnx", speeds
+    return body, "torch", speeds
+
+
+def _build_cache(model, body_fn, train_bank, val_bank, held_bank, pool, aug_cfg, cfg, progress) -> dict[str, Any]:
+    """Frozen-body features: ``train`` (copies, N, C, h, w) fp16 of augmented views with their azimuths
+    ``train_az`` (copies, N) (flips relabel them), and clean ``val``/``held`` maps (float32 tensors)."""
+    size, mean, std, bs = cfg.size, model.mean, model.std, 32
+    c, (h, w) = model.body.out_channels, model.body.out_hw
+    n = len(train_bank)
+    feats = np.zeros((cfg.cache_copies, n, c, h, w), np.float16)
+    azs = np.zeros((cfg.cache_copies, n), np.float64)
+    total = cfg.cache_copies * n + len(val_bank) + len(held_bank)
+    bar = tqdm(total=total, desc="transfer features", unit="img", disable=not progress)
+    with torch.no_grad():
+        for k in range(cfg.cache_copies):
+            backgrounds = pool.refresh(_seed(cfg.seed, k, "cache backgrounds")) if cfg.augment else None
+            augmenter = Augmenter(size, aug_cfg, backgrounds)
+            for i in range(0, n, bs):
+                sl = slice(i, min(n, i + bs))
+                x, az = augmenter(train_bank.rgb[sl], train_bank.mask[sl], train_bank.azimuth_deg[sl],
+                                  _seed(cfg.seed, k, i, "cache augment"))  # fmt: skip
+                feats[k, sl] = body_fn(normalise(x, mean, std)).numpy().astype(np.float16)
+                azs[k, sl] = az
+                bar.update(sl.stop - sl.start)
+        out = {"train": feats, "train_az": azs}
+        for name, bank in (("val", val_bank), ("held", held_bank)):
+            x = _clean_images(bank, mean, std)
+            maps = [body_fn(x[i : i + bs]) for i in range(0, len(x), bs)]
+            bar.update(len(x))
+            out[name] = torch.cat(maps) if maps else torch.zeros(0, c, h, w)
+    bar.close()
+    return out

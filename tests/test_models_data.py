@@ -1,0 +1,100 @@
+"""Augmentations and splits of cadsearch.models.data: behaviour, not accuracy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cadsearch.errors import InputError
+from cadsearch.models.data import (
+    AugmentConfig,
+    Augmenter,
+    BackgroundPool,
+    centre_crop_resize,
+    flip_azimuth,
+    make_splits,
+    preprocess_images,
+)
+from test_models_fixtures import tiny_views_fixture, tiny_views_master_fixture  # noqa: F401
+
+
+def _views(n: int = 4, s: int = 32, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    rgb = rng.integers(0, 256, (n, s, s, 3), dtype=np.uint8)
+    mask = np.zeros((n, s, s), np.uint8)
+    mask[:, 8:24, 10:20] = 255  # a hard-edged "object"
+    az = np.array([0.0, 30.0, 90.0, 200.0])[:n]
+    return rgb, mask, az
+
+
+def test_flip_mirrors_image_and_relabels_azimuth():
+    rgb, mask, az = _views()
+    cfg = AugmentConfig.none()
+    cfg.p_flip = 1.0
+    x, az_out = Augmenter(32, cfg)(rgb, mask, az, seed=1)
+    expected = torch.from_numpy(rgb[:, :, ::-1].copy()).permute(0, 3, 1, 2).float() / 255.0
+    assert torch.allclose(x, expected, atol=1e-4)
+    np.testing.assert_allclose(az_out, (360.0 - az) % 360.0)
+    np.testing.assert_allclose(flip_azimuth([0.0, 90.0, 359.0]), [0.0, 270.0, 1.0])
+
+
+def test_background_composite_changes_only_background_pixels():
+    rgb, mask, az = _views()
+    cfg = AugmentConfig.none()
+    cfg.p_background = 1.0
+    bg = np.full((3, 32, 32, 3), 7, np.uint8)
+    x, _ = Augmenter(32, cfg, bg)(rgb, mask, az, seed=3)
+    img = torch.from_numpy(rgb).permute(0, 3, 1, 2).float() / 255.0
+    obj = torch.from_numpy(mask == 255).unsqueeze(1).expand_as(x)
+    assert torch.allclose(x[obj], img[obj], atol=1e-5)
+    assert torch.allclose(x[~obj], torch.full_like(x[~obj], 7 / 255.0), atol=1e-5)
+
+
+def test_no_augmentation_is_identity():
+    rgb, mask, az = _views()
+    x, az_out = Augmenter(32, AugmentConfig.none())(rgb, mask, az, seed=0)
+    assert torch.allclose(x, torch.from_numpy(rgb).permute(0, 3, 1, 2).float() / 255.0, atol=1e-5)
+    np.testing.assert_array_equal(az_out, az)
+
+
+def test_full_augmentation_shapes_and_determinism():
+    rgb, mask, az = _views(s=48)
+    pool = BackgroundPool("random", 32, pool_size=4)
+    pool.refresh(0)
+    aug = Augmenter(32, AugmentConfig(p_jpeg=1.0, p_blur=1.0, p_noise=1.0, p_occlude=1.0), pool.images)
+    x1, a1 = aug(rgb, mask, az, seed=5)
+    x2, a2 = aug(rgb, mask, az, seed=5)
+    x3, _ = aug(rgb, mask, az, seed=6)
+    assert x1.shape == (4, 3, 32, 32) and x1.dtype == torch.float32
+    assert float(x1.min()) >= 0.0 and float(x1.max()) <= 1.0
+    assert torch.equal(x1, x2) and np.array_equal(a1, a2)
+    assert not torch.equal(x1, x3)
+    assert set(np.round(a1, 6)) <= set(np.round(az, 6)) | set(np.round((360 - az) % 360, 6))
+
+
+def test_background_pool_is_deterministic_per_seed(tmp_path):
+    pool = BackgroundPool("random", 16, pool_size=3)
+    assert np.array_equal(pool.refresh(1), BackgroundPool("random", 16, pool_size=3).refresh(1))
+    with pytest.raises(InputError):
+        BackgroundPool(str(tmp_path / "missing"), 16)
+
+
+def test_preprocess_accepts_any_size_and_grayscale():
+    images = [np.zeros((30, 50, 3), np.uint8), np.full((70, 20), 255, np.uint8)]
+    x = preprocess_images(images, 32, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    assert x.shape == (2, 3, 32, 32)
+    assert torch.allclose(x[1], torch.ones_like(x[1]))
+    assert centre_crop_resize(np.zeros((10, 40, 3), np.uint8), 8).shape == (8, 8, 3)
+    with pytest.raises(InputError):
+        centre_crop_resize(np.zeros((4, 4, 5), np.uint8), 8)
+
+
+def test_splits_are_disjoint_and_hold_out_whole_models(tiny_views):
+    s = make_splits(tiny_views, holdout_models=1, val_fraction=0.25, seed=0)
+    assert len(s.model_ids) == 2 and len(s.holdout_model_ids) == 1
+    train, val, held = ({r.view_id for r in part} for part in (s.train, s.val_views, s.val_models))
+    assert not (train & val) and not (train & held) and not (val & held)
+    assert {r.model_id for r in s.val_models} == set(s.holdout_model_ids)
+    assert s.holdout_model_ids[0] not in {r.model_id for r in s.train}
+    assert len(make_splits(tiny_views, holdout_models=5).model_ids) == 2  # clamped: 2 models stay for training

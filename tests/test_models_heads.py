@@ -1,0 +1,73 @@
+"""Pose and embedding heads: encode/decode round trips and invariants."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from cadsearch.models.heads import (
+    CosineClassifier,
+    PoseBinsHead,
+    PoseVectorHead,
+    angles_from_directions,
+    directions_from_angles,
+    fibonacci_sphere,
+)
+from cadsearch.render.cameras import pose_error_deg
+
+
+def test_fibonacci_sphere_is_unit_and_spread():
+    c = fibonacci_sphere(200)
+    np.testing.assert_allclose(np.linalg.norm(c, axis=1), 1.0, atol=1e-9)
+    assert abs(c.mean(axis=0)).max() < 0.02
+
+
+def test_bin_targets_peak_at_the_true_bin():
+    head = PoseBinsHead(4, n_bins=100, sigma_deg=8.0)
+    t = head.targets(head.centres[[3, 50, 97]])
+    assert t.argmax(-1).tolist() == [3, 50, 97]
+    assert torch.allclose(t.sum(-1), torch.ones(3))
+
+
+def test_bins_decode_of_encode_is_close_to_the_pose():
+    head = PoseBinsHead(4, n_bins=320, sigma_deg=8.0)
+    spacing = math.degrees(math.sqrt(4 * math.pi / 320))
+    polar = np.array([20.0, 45.0, 80.0, 100.0, 60.0])
+    az = np.array([0.0, 123.0, 250.0, 359.0, 75.5])
+    logits = torch.log(head.targets(directions_from_angles(polar, az)) + 1e-12)
+    p, a = angles_from_directions(head.decode(logits))
+    assert pose_error_deg(p, a, polar, az).max() < spacing / 2
+
+
+def test_bins_decode_keeps_to_one_mode():
+    head = PoseBinsHead(4, n_bins=320)
+    # Two equally likely opposite views (front/back symmetry): the answer is one of them, not the average.
+    dirs = directions_from_angles([70.0, 70.0], [0.0, 180.0])
+    logits = torch.log(0.5 * head.targets(dirs).sum(0, keepdim=True) + 1e-12)
+    p, a = angles_from_directions(head.decode(logits))
+    assert min(pose_error_deg(p, a, 70.0, 0.0)[0], pose_error_deg(p, a, 70.0, 180.0)[0]) < 10
+
+
+def test_vector_head_outputs_unit_vectors_and_zero_loss_at_truth():
+    head = PoseVectorHead(8)
+    d = head.decode(head(torch.randn(5, 8)))
+    assert torch.allclose(d.norm(dim=-1), torch.ones(5), atol=1e-6)
+    assert float(head.loss(d * 3.0, d)) < 1e-6
+
+
+def test_angles_round_trip():
+    polar, az = np.array([10.0, 90.0, 170.0]), np.array([0.0, 90.0, 300.0])
+    p, a = angles_from_directions(directions_from_angles(polar, az))
+    np.testing.assert_allclose(p, polar, atol=1e-4)
+    np.testing.assert_allclose(a, az, atol=1e-3)
+
+
+def test_cosine_classifier_margin_lowers_only_the_true_logit():
+    clf = CosineClassifier(6, 4, scale=10.0, margin=0.3)
+    emb = torch.nn.functional.normalize(torch.randn(3, 6), dim=-1)
+    labels = torch.tensor([0, 2, 3])
+    diff = clf(emb) - clf(emb, labels)
+    expected = torch.nn.functional.one_hot(labels, 4).float() * 3.0
+    assert torch.allclose(diff, expected, atol=1e-5)

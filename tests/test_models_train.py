@@ -1,0 +1,120 @@
+"""Training loop, checkpoints, resume, predictor and pictures, on a tiny workspace with a tiny network."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cadsearch.errors import InputError
+from cadsearch.models import (
+    checkpoint_path,
+    list_models,
+    load_predictor,
+    train_model,
+    write_feature_maps,
+    write_filters,
+)
+from cadsearch.models.train import TrainConfig, apply_overrides, save_checkpoint
+from test_models_fixtures import tiny_views_fixture, tiny_views_master_fixture  # noqa: F401
+
+TINY = {
+    "epochs": 1,
+    "input_size": 32,
+    "width": 8,
+    "feat_dim": 32,
+    "embed_dim": 16,
+    "n_pose_bins": 64,
+    "batch_size": 8,
+    "background_pool": 8,
+    "holdout_models": 1,
+    "val_fraction": 0.25,
+    "num_threads": 2,
+}
+
+
+def test_registry_lists_both_models():
+    assert {"scratch", "transfer"} <= set(list_models())
+
+
+def test_train_writes_checkpoints_atomically_and_logs(tiny_views):
+    s = train_model(tiny_views, "scratch", TINY, progress=False)
+    folder = tiny_views / "checkpoints" / "scratch"
+    assert s.checkpoint == checkpoint_path(tiny_views, "scratch") == folder / "best.pt"
+    assert (folder / "best.pt").is_file() and (folder / "last.pt").is_file()
+    assert not list(folder.glob(".*.tmp"))  # nothing half-written left behind
+    assert s.epochs_run == 1 and s.best_epoch == 1 and not s.resumed
+    assert {"top1", "pose_mean_deg", "pose_median_deg"} <= set(s.val_views)
+    assert {"top1", "pose_mean_deg"} <= set(s.val_models)
+    ckpt = torch.load(folder / "best.pt", weights_only=False)
+    assert ckpt["config"]["width"] == 8 and ckpt["input_size"] == 32 and len(ckpt["model_ids"]) == 2
+    assert ckpt["pose_head"] == "bins" and ckpt["mean"] and ckpt["std"] and ckpt["cadsearch_version"]
+    assert list((tiny_views / "runs" / "scratch").glob("events.out.tfevents.*"))
+
+
+def test_resume_continues_from_last(tiny_views):
+    cfg = TINY | {"epochs": 2}
+    train_model(tiny_views, "scratch", cfg, progress=False)
+    last_path = tiny_views / "checkpoints" / "scratch" / "last.pt"
+    last = torch.load(last_path, weights_only=False)
+    # Pretend the run was interrupted after its first epoch.
+    last["epoch"], last["history"] = 1, last["history"][:1]
+    save_checkpoint(last_path, last)
+    s = train_model(tiny_views, "scratch", cfg, progress=False)
+    assert s.resumed and s.epochs_run == 1 and s.epochs_total == 2
+    assert torch.load(last_path, weights_only=False)["epoch"] == 2
+    # Finished: nothing left to do. A different config starts over, and says so.
+    assert train_model(tiny_views, "scratch", cfg, progress=False).epochs_run == 0
+    # A longer run of the same config extends it.
+    s = train_model(tiny_views, "scratch", cfg | {"epochs": 3}, progress=False)
+    assert s.resumed and s.epochs_run == 1 and s.epochs_total == 3
+    s = train_model(tiny_views, "scratch", TINY | {"seed": 1}, progress=False)
+    assert not s.resumed and s.epochs_run == 1 and any("starting over" in n for n in s.notes)
+
+
+def test_override_errors_name_the_key():
+    with pytest.raises(InputError, match="nope"):
+        apply_overrides(TrainConfig(), {"nope": 1})
+    with pytest.raises(InputError, match="epochs"):
+        apply_overrides(TrainConfig(), {"epochs": "many"})
+    with pytest.raises(InputError, match="lr"):
+        apply_overrides(TrainConfig(), {"lr": [1]})
+    assert apply_overrides(TrainConfig(), {"lr": 1, "epochs": "3"}).lr == 1.0
+    with pytest.raises(InputError, match="pose_head"):
+        train_model("/nonexistent", "scratch", {"pose_head": "cone"}, progress=False)
+
+
+def test_load_predictor_missing_or_corrupt(tmp_path):
+    with pytest.raises(InputError, match="cadsearch train scratch"):
+        load_predictor(checkpoint_path(tmp_path, "scratch"))
+    bad = tmp_path / "checkpoints" / "transfer" / "best.pt"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="cadsearch train transfer"):
+        load_predictor(bad)
+
+
+def test_predict_shapes_norms_ranges_and_pictures(tiny_views, tmp_path):
+    train_model(tiny_views, "scratch", TINY | {"pose_head": "vector"}, progress=False)
+    p = load_predictor(checkpoint_path(tiny_views, "scratch"))
+    assert p.arch == "scratch" and p.input_size == 32 and len(p.model_ids) == 2
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (40, 70, 3), dtype=np.uint8), rng.integers(0, 256, (90, 50), dtype=np.uint8)]
+    out = p.predict(images)
+    assert out.embedding.shape == (2, 16) and out.embedding.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(out.embedding, axis=1), 1.0, atol=1e-5)
+    assert out.class_probs.shape == (2, 2)
+    np.testing.assert_allclose(out.class_probs.sum(1), 1.0, atol=1e-5)
+    assert np.all((out.polar_deg >= 0) & (out.polar_deg <= 180))
+    assert np.all((out.azimuth_deg >= 0) & (out.azimuth_deg < 360))
+    assert len(p.predict(images[0])) == 1  # a single image works too
+    assert len(p.predict(np.stack([images[0]] * 3))) == 3
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray(images[0]).save(photo)
+    f = write_filters(checkpoint_path(tiny_views, "scratch"), tmp_path / "filters.png")
+    m = write_feature_maps(checkpoint_path(tiny_views, "scratch"), photo, tmp_path / "maps.png", ["conv1", "conv3"])
+    assert Image.open(f).size[0] > 0 and Image.open(m).size[1] > 0
+    with pytest.raises(InputError, match="conv1"):
+        write_feature_maps(checkpoint_path(tiny_views, "scratch"), photo, tmp_path / "x.png", ["nope"])
