@@ -33,9 +33,7 @@ def test_library_add_reports_each_bad_file_and_adds_the_good(tmp_path: Path, cap
     text.write_text("not a mesh")
     missing = tmp_path / "missing.ply"
     ws = str(tmp_path / "ws")
-    code, out, err = run(
-        capsys, "--workspace", ws, "library", "add", str(good), str(corrupt), str(text), str(missing)
-    )
+    code, out, err = run(capsys, "--workspace", ws, "library", "add", str(good), str(corrupt), str(text), str(missing))
     assert code == 1
     lines = error_lines(err)
     assert len(lines) == 3, err
@@ -74,7 +72,24 @@ def test_generate_render_and_demo(tmp_path: Path, capsys) -> None:
     code, out, _ = run(capsys, "--workspace", ws, "render", "--views", "2", "--size", "32")
     assert code == 0 and "rendered 6 view(s)" in out
     code, out, _ = run(
-        capsys, "--workspace", ws, "demo", "--chairs", "3", "--views", "2", "--size", "32", "--workers", "1"
+        capsys,
+        "--workspace",
+        ws,
+        "demo",
+        "--chairs",
+        "3",
+        "--views",
+        "8",
+        "--size",
+        "32",
+        "--workers",
+        "1",
+        "--train-minutes",
+        "0.05",
+        "--no-serve",
     )
     assert code == 0, out
-    assert (Path(ws) / "reports" / "demo_library.png").exists()
+    reports = Path(ws) / "reports"
+    assert (reports / "demo_library.png").exists() and (reports / "demo_overlay_0.png").exists()
+    assert (reports / "eval-graphics" / "report.md").exists()
+    assert "score" in out and "top-1" in out

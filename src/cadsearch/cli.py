@@ -199,6 +199,162 @@ def render(
     )
 
 
+# --- train and inspect --------------------------------------------------------------------------------------
+
+inspect_app = typer.Typer(help="Pictures of what a trained network learnt.", no_args_is_help=True)
+app.add_typer(inspect_app, name="inspect")
+
+
+def _parse_override(text: str) -> tuple[str, object]:
+    """``key=value`` → (key, value); ``true``/``false`` become booleans, numbers stay strings for the config to
+    parse against its field types."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise InputError(f"--set takes KEY=VALUE, got {text!r}")
+    lowered = value.strip().lower()
+    return key.strip().replace("-", "_"), {"true": True, "false": False}.get(lowered, value.strip())
+
+
+@app.command()
+def train(
+    arch: Annotated[str, typer.Argument(help="scratch (CNN from scratch) or transfer (frozen EfficientNet-Lite).")],
+    epochs: Annotated[int | None, typer.Option(help="Epochs (early stopping may end sooner).", min=1)] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size.", min=1)] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed.")] = None,
+    backgrounds: Annotated[
+        str | None, typer.Option(help="Training backgrounds: random, gradient, texture, plain or a photo folder.")
+    ] = None,
+    pose_head: Annotated[str | None, typer.Option(help="bins or vector.")] = None,
+    backbone: Annotated[str | None, typer.Option(help="Transfer backbone: lite0, lite1 or lite2.")] = None,
+    max_minutes: Annotated[float | None, typer.Option(help="Time budget; the schedule follows it.")] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Any training option as KEY=VALUE (repeatable), e.g. --set input_size=96."),
+    ] = None,
+) -> None:
+    """Train a model on the rendered views (resumes an interrupted run with the same settings)."""
+    from cadsearch.models import train_model
+
+    options = dict(_parse_override(o) for o in overrides or [])
+    named = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+        "backgrounds": backgrounds,
+        "pose_head": pose_head,
+        "backbone": backbone,
+        "max_minutes": max_minutes,
+    }
+    options.update({k: v for k, v in named.items() if v is not None})
+    summary = train_model(_workspace(), arch, options)
+    v, m = summary.val_views, summary.val_models
+    typer.echo(
+        f"trained {arch}: {summary.epochs_total} epoch(s) (best {summary.best_epoch}) in {summary.seconds / 60:.1f} min"
+    )
+    if v:
+        nan = float("nan")
+        typer.echo(
+            f"held-out views: top-1 {100 * v.get('top1', nan):.1f}%, pose mean {v.get('pose_mean_deg', nan):.1f}°, "
+            f"median {v.get('pose_median_deg', nan):.1f}°"
+        )
+    if m:
+        typer.echo(f"held-out models: retrieval top-1 {100 * m.get('top1', float('nan')):.1f}%")
+    for note in summary.notes:
+        typer.echo(f"note: {note}")
+    typer.echo(f"checkpoint: {summary.checkpoint}")
+
+
+@inspect_app.command("filters")
+def inspect_filters(
+    model: Annotated[str, typer.Option(help="scratch or transfer.")] = "scratch",
+    out: Annotated[
+        Path | None, typer.Option(help="PNG to write (default: <workspace>/reports/filters-<model>.png).")
+    ] = None,
+) -> None:
+    """Write the first-layer filters of a trained network as an image."""
+    from cadsearch.models import checkpoint_path, write_filters
+
+    out = out or _workspace() / "reports" / f"filters-{model}.png"
+    typer.echo(f"filters: {write_filters(checkpoint_path(_workspace(), model), out)}")
+
+
+@inspect_app.command("features")
+def inspect_features(
+    image: Annotated[Path, typer.Argument(help="A photo or render.")],
+    model: Annotated[str, typer.Option(help="scratch or transfer.")] = "scratch",
+    layer: Annotated[list[str] | None, typer.Option(help="Layer names (repeatable; default: a few).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="PNG to write (default: <workspace>/reports/features-<model>.png).")
+    ] = None,
+) -> None:
+    """Write the feature maps of chosen layers of a trained network for an image."""
+    from cadsearch.models import checkpoint_path, write_feature_maps
+
+    out = out or _workspace() / "reports" / f"features-{model}.png"
+    typer.echo(f"feature maps: {write_feature_maps(checkpoint_path(_workspace(), model), image, out, layer)}")
+
+
+# --- index and search ---------------------------------------------------------------------------------------
+
+
+@app.command()
+def index(
+    model: Annotated[str, typer.Option(help="The trained network that embeds the views: scratch or transfer.")] = (
+        "scratch"
+    ),
+    factory: Annotated[
+        str | None,
+        typer.Option(
+            help="FAISS index factory string, e.g. 'IDMap,Flat' (exact, default) or 'IDMap,HNSW32,Flat' "
+            "(large libraries). Default: keep the current index's.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Embed every rendered view into the search index (only new views on a re-run; resumes if interrupted)."""
+    from cadsearch.index import build_index
+
+    summary = build_index(_workspace(), model, factory=factory, progress=True)
+    if summary.unchanged:
+        typer.echo(f"index up to date: {summary.views} view(s) of {summary.models} model(s) in {summary.folder}")
+        return
+    cal = summary.calibration
+    calibration = (
+        f"; scores calibrated on {cal['n']} held-out view(s) (top-1 {cal['top1']:.1%}, ECE {cal['ece']:.3f})"
+        if cal.get("n")
+        else ""
+    )
+    typer.echo(
+        f"indexed {summary.views} view(s) of {summary.models} model(s) with {summary.factory} "
+        f"({summary.embedded} embedded now, {summary.reused} reused, {summary.removed} removed) "
+        f"in {summary.seconds:.1f} s{calibration}; index: {summary.folder}"
+    )
+
+
+@app.command()
+def search(
+    images: Annotated[list[Path], typer.Argument(help="Photos to search for (any image file).", show_default=False)],
+    model: Annotated[
+        str | None,
+        typer.Option(help="scratch or transfer (default: transfer if it is trained and indexed).", show_default=False),
+    ] = None,
+    top: Annotated[int, typer.Option(help="How many models to return per photo.", min=1)] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per photo (DESIGN.md).")] = False,
+    overlay: Annotated[
+        Path | None,
+        typer.Option(help="Write the top model drawn at its pose over the photo to this PNG.", show_default=False),
+    ] = None,
+) -> None:
+    """Find the library models a photo shows, with a score and the camera pose of each."""
+    from cadsearch.search import cli_search
+
+    code = cli_search(_workspace(), [str(p) for p in images], model=model, top=top, as_json=as_json, overlay=overlay)
+    if code:
+        raise typer.Exit(code)
+
+
 # --- evaluate -----------------------------------------------------------------------------------------------
 
 
@@ -258,20 +414,52 @@ def _metrics_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+# --- serve --------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 exposes the app to the network.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+    model: Annotated[str | None, typer.Option(help="scratch or transfer (default: the workspace's best).")] = None,
+    examples: Annotated[
+        Path | None, typer.Option(help="A folder of photos to offer as examples (read in place, never copied).")
+    ] = None,
+) -> None:
+    """Serve the web app: upload a photo, see the ranked models with score, pose, overlay and a 3D view."""
+    from cadsearch.web import serve as serve_app
+
+    serve_app(_workspace(), host=host, port=port, model=model, examples_dir=examples)
+
+
 # --- demo ---------------------------------------------------------------------------------------------------
 
 
 @app.command()
 def demo(
-    chairs: Annotated[int, typer.Option(help="Procedural chairs to generate.", min=1)] = 16,
-    views: Annotated[int, typer.Option(help="Views per chair.", min=1)] = 24,
+    chairs: Annotated[int, typer.Option(help="Procedural chairs to generate.", min=2)] = 16,
+    views: Annotated[int, typer.Option(help="Views per chair.", min=8)] = 60,
     size: Annotated[int, typer.Option(help="Image side in pixels.", min=32)] = 128,
-    workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 2,
+    workers: Annotated[int, typer.Option(help="Render worker processes.", min=1)] = 2,
+    train_minutes: Annotated[float, typer.Option(help="Training time per network, in minutes.")] = 1.5,
+    serve: Annotated[bool, typer.Option(help="Serve the web app at the end.")] = True,
+    port: Annotated[int, typer.Option(help="Port of the web app.")] = 8000,
 ) -> None:
-    """Run the pipeline on built-in procedural chairs: generate, render, and write contact sheets."""
+    """Run the whole pipeline on built-in procedural chairs, then serve the web app."""
     from cadsearch.demo import run_demo
 
-    run_demo(_workspace(), chairs=chairs, views=views, size=size, workers=workers)
+    run_demo(
+        _workspace(),
+        chairs=chairs,
+        views=views,
+        size=size,
+        workers=workers,
+        train_minutes=train_minutes,
+        serve=serve,
+        port=port,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,11 +1,14 @@
-"""``cadsearch demo``: the whole pipeline on built-in procedural chairs, in minutes.
+"""``cadsearch demo``: the whole pipeline on built-in procedural chairs, in a few minutes on a laptop CPU.
 
-Stages so far: generate chairs → render views → contact sheets. Later stages (training, index, search,
-evaluation, web) extend :func:`run_demo`.
+Stages: generate chairs → render views → contact sheets → train both networks (briefly) → evaluate on fresh
+renders → index the views → search held-out renders (and a real photo when ``../shared/data`` is there) with
+overlays → serve the web app. Every stage resumes: a second run reuses what the first one made.
 """
 
 from __future__ import annotations
 
+import csv
+import os
 import time
 from pathlib import Path
 
@@ -16,9 +19,15 @@ from cadsearch.workspace import atomic_open
 
 __all__ = ["run_demo"]
 
+STAGES = 8
+
 
 def _say(message: str) -> None:
     typer.echo(message)
+
+
+def _stage(k: int, message: str) -> None:
+    _say(f"[{k}/{STAGES}] {message}")
 
 
 def _save_png(image: Image.Image, path: Path) -> Path:
@@ -27,37 +36,128 @@ def _save_png(image: Image.Image, path: Path) -> Path:
     return path
 
 
-def run_demo(workspace: Path, chairs: int = 16, views: int = 24, size: int = 128, workers: int = 2) -> dict:
+def _shared_data() -> Path | None:
+    """The project's real data folder, if present: ``$CADSEARCH_SHARED_DATA``, else ``../shared/data``."""
+    candidates = [
+        os.environ.get("CADSEARCH_SHARED_DATA"),
+        "../shared/data",
+        Path(__file__).resolve().parents[3] / ".." / "shared" / "data",
+    ]
+    for c in candidates:
+        if c and (Path(c) / "photos" / "dev_viewpoints.csv").exists():
+            return Path(c)
+    return None
+
+
+def _demo_photo(shared: Path) -> tuple[Path, float, float] | None:
+    """A labelled real chair photo (path, polar, azimuth) from the development set."""
+    csv_path = shared / "photos" / "dev_viewpoints.csv"
+    with csv_path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            if row.get("confidence") == "high" and row["azimuth_deg"] and row["polar_deg"]:
+                path = csv_path.parent / row["photo"]
+                if path.exists():
+                    return path, float(row["polar_deg"]), float(row["azimuth_deg"])
+    return None
+
+
+def run_demo(
+    workspace: Path,
+    chairs: int = 16,
+    views: int = 60,
+    size: int = 128,
+    workers: int = 2,
+    train_minutes: float = 1.5,
+    serve: bool = True,
+    port: int = 8000,
+) -> dict:
     """Run the demo in ``workspace``; returns the paths of what it wrote (also printed)."""
+    from cadsearch.evaluate import run_evaluation
+    from cadsearch.imageio import read_image
+    from cadsearch.index import build_index
     from cadsearch.library import Library
+    from cadsearch.models import train_model
     from cadsearch.render.job import RenderConfig, load_view, read_view_table, render_views
     from cadsearch.render.thumbnails import library_sheet
+    from cadsearch.search import Searcher
+    from cadsearch.search.overlay import render_overlay
     from cadsearch.viz import contact_sheet
 
     t0 = time.perf_counter()
+    workspace = Path(workspace)
+    reports = workspace / "reports"
     library = Library.open(workspace)
-    _say(f"[1/3] generating {chairs} procedural chairs in {workspace}")
+    wrote: dict[str, Path] = {}
+
+    _stage(1, f"generating {chairs} procedural chairs in {workspace}")
     report = library.generate_chairs(chairs, seed=0, progress=True)
     ids = sorted([m.model_id for m in report.added] + [model_id for _, model_id in report.skipped])
 
-    _say(f"[2/3] rendering {views} views of each chair at {size} px")
-    config = RenderConfig(views=views, size=size, backgrounds="random")
-    summary = render_views(workspace, config, model_ids=ids, workers=workers)
+    _stage(2, f"rendering {views} views of each chair at {size} px")
+    summary = render_views(workspace, RenderConfig(views=views, size=size, backgrounds="random"), ids, workers)
     rate = f" ({summary.views_per_second:.0f} views/s)" if summary.rendered else ""
     _say(f"      {summary.rendered} views rendered{rate}, {summary.reused} reused")
 
-    _say("[3/3] writing contact sheets")
-    reports = Path(workspace) / "reports"
-    sheet_path = _save_png(library_sheet(library, ids, size=max(size, 160)), reports / "demo_library.png")
-    one = ids[0]
-    rows = [r for r in read_view_table(workspace) if r.model_id == one]
+    _stage(3, "writing contact sheets")
+    wrote["library_sheet"] = _save_png(library_sheet(library, ids, size=max(size, 160)), reports / "demo_library.png")
+    rows = [r for r in read_view_table(workspace) if r.model_id == ids[0]][:24]
     sheet = contact_sheet(
         [load_view(workspace, r)[0] for r in rows],
         [f"θ {r.polar_deg:.0f}°  φ {r.azimuth_deg:.0f}°" for r in rows],
         columns=8,
     )
-    views_sheet = _save_png(sheet, reports / "demo_views.png")
-    _say(f"library contact sheet: {sheet_path}")
-    _say(f"views of {one}: {views_sheet}")
-    _say(f"demo finished in {time.perf_counter() - t0:.0f} s ({len(report.added)} new models)")
-    return {"library_sheet": sheet_path, "views_sheet": views_sheet}
+    wrote["views_sheet"] = _save_png(sheet, reports / "demo_views.png")
+    _say(f"      library: {wrote['library_sheet']}\n      views of {ids[0]}: {wrote['views_sheet']}")
+
+    _stage(4, f"training both networks, about {train_minutes:g} min each (a real run trains far longer)")
+    for arch in ("scratch", "transfer"):
+        s = train_model(workspace, arch, {"max_minutes": train_minutes, "epochs": 30})
+        v = s.val_views
+        _say(
+            f"      {arch}: {s.epochs_total} epochs, held-out views top-1 {100 * v.get('top1', 0):.0f}%, "
+            f"pose mean {v.get('pose_mean_deg', float('nan')):.0f}°"
+        )
+
+    _stage(5, "evaluating on fresh renders (new cameras, random backgrounds)")
+    from cadsearch.cli import _metrics_table
+
+    result = run_evaluation(workspace, models="both", split="graphics", views_per_model=6, progress=True)
+    _say(_metrics_table(result))
+    wrote["evaluation"] = reports / "eval-graphics" / "report.md"
+
+    _stage(6, "indexing every view")
+    for arch in ("scratch", "transfer"):
+        built = build_index(workspace, arch, progress=True)
+        _say(f"      {arch}: {built.views} views of {built.models} models ({built.embedded} embedded now)")
+
+    _stage(7, "searching held-out renders" + (" and a real photo" if _shared_data() else ""))
+    searcher = Searcher.from_workspace(workspace)
+    queries = []
+    for r in read_view_table(workspace, "eval/graphics")[:: max(1, len(ids) * 6 // 3)][:3]:
+        queries.append(
+            (f"render of {r.model_id} (θ {r.polar_deg:.0f}°, φ {r.azimuth_deg:.0f}°)", load_view(workspace, r)[0])
+        )
+    shared = _shared_data()
+    photo = _demo_photo(shared) if shared else None
+    if photo is not None:
+        queries.append((f"photo {photo[0].name} (labelled θ {photo[1]:.0f}°, φ {photo[2]:.0f}°)", read_image(photo[0])))
+    for k, (label, image) in enumerate(queries):
+        res = searcher.search(image, k=3)
+        top = res.results[0]
+        _say(f"      {label}")
+        for m in res.results:
+            pose = f"θ {m.polar_deg:5.1f}°  φ {m.azimuth_deg:5.1f}°"
+            _say(f"        #{m.rank} {m.name:<28} score {100 * m.score:3.0f}%  {pose}")
+        # Small renders are drawn larger so that the outline can be seen.
+        overlay = render_overlay(searcher.library, image, top, size=min(1024, max(384, *image.shape[:2])))
+        wrote[f"overlay_{k}"] = _save_png(Image.fromarray(overlay), reports / f"demo_overlay_{k}.png")
+        _say(f"        overlay: {wrote[f'overlay_{k}']}")
+
+    _say(f"demo pipeline finished in {time.perf_counter() - t0:.0f} s; evaluation report: {wrote['evaluation']}")
+    _stage(8, "web app" + ("" if serve else " skipped (--no-serve)"))
+    if serve:
+        from cadsearch.web import serve as serve_app
+
+        _say(f"      open http://127.0.0.1:{port}/ in a browser (Ctrl+C stops it)")
+        serve_app(workspace, "127.0.0.1", port)
+    return wrote
