@@ -1,0 +1,102 @@
+"""Does training on ``mixed`` renders (some ray traced) lower pose error on renders with photo backgrounds?
+
+Two workspaces with the same procedural chairs and cameras: one rendered all ``low`` (OpenGL Phong), one
+``mixed`` (``--high-fraction`` of the views ray traced with Mitsuba). The transfer model is trained on each with
+the same time budget and the same photo backgrounds, then both are evaluated on the same fresh evaluation renders
+— ``low`` and ``high`` quality, composited over real room photos — and on the labelled real photos (plus mirrors).
+
+    .venv/bin/python benchmarks/mixed_quality.py --shared ../shared/data [--chairs 16] [--views 60] [--minutes 3]
+
+Prints a table and writes ``benchmarks/results/mixed_quality.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cadsearch.evaluate.metrics import azimuth_errors_deg, pose_errors_deg, sector_balanced_accuracy, summarize_pose
+from cadsearch.evaluate.splits import graphics_split, photo_split
+from cadsearch.library import Library
+from cadsearch.models import checkpoint_path, load_predictor, train_model
+from cadsearch.render.job import RenderConfig, render_views
+
+RESULTS = Path(__file__).resolve().parent / "results" / "mixed_quality.json"
+
+
+def _pose_on(predictor, split) -> dict:
+    images = [q.image() for q in split.queries]
+    pred = predictor.predict(images)
+    polar = np.array([q.polar_deg for q in split.queries], dtype=float)
+    azimuth = np.array([q.azimuth_deg for q in split.queries], dtype=float)
+    err = pose_errors_deg(polar, azimuth, pred.polar_deg, pred.azimuth_deg)
+    az_err = azimuth_errors_deg(azimuth, pred.azimuth_deg)
+    out = {k: summarize_pose(err)[k] for k in ("n", "mean", "median", "acc15", "acc30")}
+    out["azimuth_acc30_sector_balanced"] = float(sector_balanced_accuracy(az_err, azimuth).balanced)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--chairs", type=int, default=16)
+    parser.add_argument("--views", type=int, default=60)
+    parser.add_argument("--high-fraction", type=float, default=0.5)
+    parser.add_argument("--minutes", type=float, default=3.0)
+    parser.add_argument("--eval-views", type=int, default=8)
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+    backgrounds = str((args.shared / "backgrounds").resolve())
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="mixed-quality-"))
+    photos = photo_split(args.shared / "photos" / "dev_viewpoints.csv", mirror=True)
+
+    results = {}
+    for variant in ("low", "mixed"):
+        ws = workdir / variant
+        library = Library.open(ws)
+        library.generate_chairs(args.chairs, seed=0)
+        ids = [m.model_id for m in library.list()]
+        t0 = time.perf_counter()
+        config = RenderConfig(views=args.views, size=128, quality=variant, high_fraction=args.high_fraction)
+        render_views(ws, config, workers=2, progress=False)
+        render_s = time.perf_counter() - t0
+        overrides = {"max_minutes": args.minutes, "epochs": 30, "holdout_models": 0, "backgrounds": backgrounds}
+        summary = train_model(ws, "transfer", overrides, progress=False)
+        predictor = load_predictor(checkpoint_path(ws, "transfer"))
+        row = {"render_s": round(render_s, 1), "train_s": round(summary.seconds, 1), "epochs": summary.epochs_total}
+        for quality in ("low", "high"):
+            split = graphics_split(
+                ws, ids, args.eval_views, backgrounds=backgrounds, seed=777, quality=quality, workers=2, progress=False
+            )
+            row[f"eval_{quality}_renders"] = _pose_on(predictor, split)
+        row["photos"] = _pose_on(predictor, photos)
+        results[variant] = row
+        print(
+            f"{variant:>5}: "
+            + "  ".join(
+                f"{k}: mean {v['mean']:.1f}° median {v['median']:.1f}° acc30 {100 * v['acc30']:.0f}%"
+                for k, v in row.items()
+                if isinstance(v, dict)
+            ),
+            flush=True,
+        )
+
+    out = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{os.cpu_count()} cores",
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "results": results,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
