@@ -7,7 +7,8 @@ the same time budget and the same photo backgrounds, then both are evaluated on 
 
     .venv/bin/python benchmarks/mixed_quality.py --shared ../shared/data [--chairs 16] [--views 60] [--minutes 3]
 
-Prints a table and writes ``benchmarks/results/mixed_quality.json``.
+Prints a table and writes ``benchmarks/results/mixed_quality.json`` (``mixed_quality_seed<S>.json`` for
+``--seed S``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from cadsearch.library import Library
 from cadsearch.models import checkpoint_path, load_predictor, train_model
 from cadsearch.render.job import RenderConfig, render_views
 
-RESULTS = Path(__file__).resolve().parent / "results" / "mixed_quality.json"
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 def _pose_on(predictor, split) -> dict:
@@ -51,6 +52,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=3.0)
     parser.add_argument("--eval-views", type=int, default=8)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--seed", type=int, default=0, help="training seed (renders stay the same)")
     args = parser.parse_args()
     backgrounds = str((args.shared / "backgrounds").resolve())
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="mixed-quality-"))
@@ -66,7 +68,13 @@ def main() -> None:
         config = RenderConfig(views=args.views, size=128, quality=variant, high_fraction=args.high_fraction)
         render_views(ws, config, workers=2, progress=False)
         render_s = time.perf_counter() - t0
-        overrides = {"max_minutes": args.minutes, "epochs": 30, "holdout_models": 0, "backgrounds": backgrounds}
+        overrides = {
+            "max_minutes": args.minutes,
+            "epochs": 30,
+            "holdout_models": 0,
+            "backgrounds": backgrounds,
+            "seed": args.seed,
+        }
         summary = train_model(ws, "transfer", overrides, progress=False)
         predictor = load_predictor(checkpoint_path(ws, "transfer"))
         row = {"render_s": round(render_s, 1), "train_s": round(summary.seconds, 1), "epochs": summary.epochs_total}
@@ -93,9 +101,10 @@ def main() -> None:
         "args": {k: str(v) for k, v in vars(args).items()},
         "results": results,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    results_path = RESULTS_DIR / ("mixed_quality.json" if args.seed == 0 else f"mixed_quality_seed{args.seed}.json")
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    results_path.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"wrote {results_path}")
 
 
 if __name__ == "__main__":

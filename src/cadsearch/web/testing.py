@@ -13,41 +13,13 @@ import threading
 import time
 import zlib
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["FakeMatch", "FakeResult", "FakeSearcher", "running_server"]
+from cadsearch.search.searcher import ModelMatch, SearchResult
 
-_JSON_FIELDS = ("rank", "model_id", "name", "category", "score", "polar_deg", "azimuth_deg")
-
-
-@dataclass(frozen=True)
-class FakeMatch:
-    """Mirrors ``cadsearch.search.ModelMatch``."""
-
-    rank: int
-    model_id: str
-    name: str
-    category: str
-    score: float
-    polar_deg: float
-    azimuth_deg: float
-    best_view_id: str | None = None
-
-
-@dataclass
-class FakeResult:
-    """Mirrors ``cadsearch.search.SearchResult``."""
-
-    results: list[FakeMatch]
-    timing_ms: dict[str, float]
-
-    def to_json(self, query: str) -> dict:
-        """DESIGN.md's search JSON."""
-        rows = [{k: v for k, v in asdict(m).items() if k in _JSON_FIELDS} for m in self.results]
-        return {"query": query, "results": rows, "timing_ms": dict(self.timing_ms)}
+__all__ = ["FakeSearcher", "running_server"]
 
 
 class FakeSearcher:
@@ -65,7 +37,7 @@ class FakeSearcher:
         self._models = list(library.list())
         self.calls = 0
 
-    def search(self, image: np.ndarray, k: int = 5) -> FakeResult:
+    def search(self, image: np.ndarray, k: int = 5) -> SearchResult:
         """Top ``k`` models for ``image`` ((H, W, 3) uint8)."""
         t0 = time.perf_counter()
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -80,7 +52,7 @@ class FakeSearcher:
         for rank, (i, score) in enumerate(zip(order, scores, strict=True), start=1):
             info = self._models[int(i)]
             matches.append(
-                FakeMatch(
+                ModelMatch(
                     rank=rank,
                     model_id=info.model_id,
                     name=info.name,
@@ -88,9 +60,10 @@ class FakeSearcher:
                     score=round(float(score), 4),
                     polar_deg=round(float(rng.uniform(40, 100)), 2),
                     azimuth_deg=round(float(rng.uniform(0, 360)), 2),
+                    best_view_id="",  # the fake has no views
                 )
             )
-        return FakeResult(matches, {"total": (time.perf_counter() - t0) * 1000.0})
+        return SearchResult(matches, {"total": (time.perf_counter() - t0) * 1000.0})
 
     @staticmethod
     def seed_of(image: np.ndarray) -> int:
