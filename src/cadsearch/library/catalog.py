@@ -163,8 +163,7 @@ def validate_model_id(model_id: str) -> str:
     """Return ``model_id`` if it matches :data:`MODEL_ID_PATTERN`, else raise :class:`InputError`."""
     if not isinstance(model_id, str) or not MODEL_ID_PATTERN.match(model_id):
         raise InputError(
-            f"bad model id {model_id!r}: use 1-128 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
+            f"bad model id {model_id!r}: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )
     return model_id
 
@@ -267,9 +266,7 @@ class Library:
             with lib._connection() as conn:
                 # idempotent, so two processes opening a new workspace at once both succeed
                 conn.executescript(_SCHEMA)
-                conn.execute(
-                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-                )
+                conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
                 row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
                 if int(row[0]) > SCHEMA_VERSION:
                     raise InputError(
@@ -426,15 +423,7 @@ class Library:
             else:
                 files.append(p)
         for p in tqdm(files, desc="adding meshes", unit="file", file=sys.stderr, disable=not progress):
-            try:
-                info, added = self._add_one(p, category=category, source=source, up=up, front=front)
-            except CadsearchError as err:
-                report.failed.append((str(p), _one_line(err)))
-                continue
-            if added:
-                report.added.append(info)
-            else:
-                report.skipped.append((str(p), info.model_id))
+            self._add_recorded(report, p, category=category, source=source, up=up, front=front)
         return report
 
     def add_manifest(self, csv_path: str | Path, progress: bool = False) -> AddReport:
@@ -471,24 +460,29 @@ class Library:
                 report.failed.append((f"{csv_path}:{line}", "empty path"))
                 continue
             path = resolve_manifest_path(csv_dir, row["path"])
-            try:
-                info, added = self._add_one(
-                    path,
-                    model_id=row.get("model_id") or None,
-                    category=row.get("category") or None,
-                    source=row.get("source") or "manifest",
-                    up=row.get("up_axis") or "+y",
-                    front=row.get("front_axis") or "+z",
-                    license=row.get("license") or None,
-                )
-            except CadsearchError as err:
-                report.failed.append((str(path), _one_line(err)))
-                continue
-            if added:
-                report.added.append(info)
-            else:
-                report.skipped.append((str(path), info.model_id))
+            self._add_recorded(
+                report,
+                path,
+                model_id=row.get("model_id") or None,
+                category=row.get("category") or None,
+                source=row.get("source") or "manifest",
+                up=row.get("up_axis") or "+y",
+                front=row.get("front_axis") or "+z",
+                license=row.get("license") or None,
+            )
         return report
+
+    def _add_recorded(self, report: AddReport, path: Path, **options: Any) -> None:
+        """Add one file and record the outcome in ``report``: added, already there, or failed with its reason."""
+        try:
+            info, added = self._add_one(path, **options)
+        except CadsearchError as err:
+            report.failed.append((str(path), _one_line(err)))
+            return
+        if added:
+            report.added.append(info)
+        else:
+            report.skipped.append((str(path), info.model_id))
 
     def generate_chairs(self, n: int, seed: int = 0, progress: bool = False) -> AddReport:
         """Generate ``n`` procedural chairs, write each as ``models/procedural/<model_id>.glb`` in the
@@ -519,9 +513,7 @@ class Library:
                     if existing.path == target.absolute():
                         report.skipped.append((str(target), model_id))
                     else:
-                        report.failed.append(
-                            (str(target), f"model id '{model_id}' is already used by {existing.path}")
-                        )
+                        report.failed.append((str(target), f"model id '{model_id}' is already used by {existing.path}"))
                     continue
                 atomic_write_bytes(target, to_glb_bytes(chair.mesh))
                 info, added = self._add_one(
@@ -582,9 +574,7 @@ class Library:
                 if model_id is not None:
                     taken = self._get_row(conn, model_id)
                     if taken is not None:
-                        raise InputError(
-                            f"model id '{model_id}' is already used by a different model ({taken.path})"
-                        )
+                        raise InputError(f"model id '{model_id}' is already used by a different model ({taken.path})")
                     chosen = model_id
                 else:
                     chosen = self._free_id(conn, base)
