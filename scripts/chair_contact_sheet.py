@@ -85,9 +85,7 @@ def make_renderer(size: int, fallback: bool):
 
             def render(mesh: trimesh.Trimesh, camera: Camera) -> np.ndarray:
                 out = renderer.render(mesh, camera)
-                alpha = (
-                    out.alpha[..., None] if hasattr(out, "alpha") else (out.rgb.sum(-1, keepdims=True) > 0)
-                )
+                alpha = out.alpha[..., None] if hasattr(out, "alpha") else (out.rgb.sum(-1, keepdims=True) > 0)
                 # rgb is premultiplied by coverage: composite over the sheet's background.
                 rgb = out.rgb.astype(np.float32) + (1.0 - alpha) * np.array(BACKGROUND, dtype=np.float32)
                 return np.clip(rgb, 0, 255).astype(np.uint8)

@@ -117,11 +117,7 @@ class MeshFactory:
         ``same_line``: ``OFF 5 5 0``.
         """
         head = {"normal": "OFF\n5 5 0\n", "glued": "OFF5 5 0\n", "same_line": "OFF 5 5 0\n"}[variant]
-        body = (
-            "# a comment\n"
-            "0 0 0\n1 0 0\n1 1 0\n0 1 0\n0.5 0.5 1\n"
-            "4 0 3 2 1\n3 0 1 4\n3 1 2 4\n3 2 3 4\n3 3 0 4\n"
-        )
+        body = "# a comment\n0 0 0\n1 0 0\n1 1 0\n0 1 0\n0.5 0.5 1\n4 0 3 2 1\n3 0 1 4\n3 1 2 4\n3 2 3 4\n3 3 0 4\n"
         return self.text(name, head + body)
 
 

@@ -391,9 +391,7 @@ def _parse_off(data: bytes) -> trimesh.Trimesh:
     if n_vertices <= 0 or n_faces < 0:
         raise _OffError(f"bad counts: {n_vertices} vertices, {n_faces} faces")
     if len(body) < n_vertices + n_faces:
-        raise _OffError(
-            f"truncated: expected {n_vertices} vertex and {n_faces} face lines, found {len(body)}"
-        )
+        raise _OffError(f"truncated: expected {n_vertices} vertex and {n_faces} face lines, found {len(body)}")
 
     try:
         vert_rows = body[:n_vertices]

@@ -246,8 +246,7 @@ def _tube(
     cu, su = np.cos(theta) * profile[0], np.sin(theta) * profile[1]
     ring = (
         p[:, None, :]
-        + r[:, None, None]
-        * (cu[None, :, None] * normals[:, None, :] + su[None, :, None] * binormals[:, None, :])
+        + r[:, None, None] * (cu[None, :, None] * normals[:, None, :] + su[None, :, None] * binormals[:, None, :])
     ).reshape(-1, 3)
     # Side quads (a, c, b), (a, d, c) with a=(i, j), b=(i+1, j), c=(i+1, j+1), d=(i, j+1) face outward.
     rings = n if closed else n - 1
@@ -722,9 +721,7 @@ def _build_spindle_back(p: SpindleBackParams, parts: _Parts) -> None:
         for s in xs[1:-1] if p.n_spindles > 2 else xs:
             x = s * 0.8 * half
             yt = H - 0.01 + rise * (math.sqrt(max(1 - (x / half) ** 2, 0.0))) ** 0.8
-            parts.stick(
-                (x, H - 0.01, z0), (x, yt, z0), 0.015, 0.013, p.wood, matrix=tilt, sections=THIN_SECTIONS
-            )
+            parts.stick((x, H - 0.01, z0), (x, yt, z0), 0.015, 0.013, p.wood, matrix=tilt, sections=THIN_SECTIONS)
 
 
 @dataclass(frozen=True)
@@ -896,9 +893,7 @@ def _build_bar_stool(p: BarStoolParams, parts: _Parts) -> None:
                 sections=THIN_SECTIONS,
             )
     else:
-        parts.panel(
-            (0, top - 0.5 * p.back_height, z0), 1.5 * R, p.back_height, 0.05, p.seat_color, 0.4, 0.5, tilt
-        )
+        parts.panel((0, top - 0.5 * p.back_height, z0), 1.5 * R, p.back_height, 0.05, p.seat_color, 0.4, 0.5, tilt)
         parts.stick((0, H - T, z0 - 0.02), (0, H + 0.05, z0 - 0.02), 0.03, None, p.frame, "square", tilt)
 
 
@@ -985,9 +980,7 @@ def _build_armchair(p: ArmchairParams, parts: _Parts) -> None:
             # Front legs run up to carry the arm; rear legs become the reclined back posts.
             parts.stick((sx * hx, 0, zf + 0.01), (sx * hx, HA, zf), lw * 0.8, lw, p.wood, p.leg_shape)
             parts.stick((sx * hx, 0, zr - 0.04), (sx * hx, H - ct, zr), lw * 0.8, lw, p.wood, p.leg_shape)
-            parts.stick(
-                (sx * hx, H - ct, zr), (sx * hx, p.back_height, zr), lw, lw * 0.9, p.wood, p.leg_shape, tilt
-            )
+            parts.stick((sx * hx, H - ct, zr), (sx * hx, p.back_height, zr), lw, lw * 0.9, p.wood, p.leg_shape, tilt)
             # The arm meets the reclined post at arm height.
             yr = HA + 0.01
             z_post = zr - (yr - (H - ct)) * math.tan(math.radians(p.back_tilt_deg))
@@ -997,9 +990,7 @@ def _build_armchair(p: ArmchairParams, parts: _Parts) -> None:
         parts.box((0, H - ct - 0.04, zr), (Wt - lw, 0.07, lw * 0.7), p.wood)
         parts.cushion((0, H - ct / 2, 0.01), (Wt - 2 * lw - 0.01, ct, Dt - 0.02), p.fabric, 0.3, 0.15)
         hb = p.back_height - H - 0.06
-        parts.panel(
-            (0, H + hb / 2 + 0.02, zr + 0.05), Wt - 2 * lw - 0.02, hb, 0.10, p.fabric, 0.35, 0.2, tilt
-        )
+        parts.panel((0, H + hb / 2 + 0.02, zr + 0.05), Wt - 2 * lw - 0.02, hb, 0.10, p.fabric, 0.35, 0.2, tilt)
         parts.box((0, p.back_height - 0.03, zr), (Wt - lw, 0.06, 0.03), p.wood, tilt)
 
 
@@ -1089,9 +1080,7 @@ def _build_office(p: OfficeParams, parts: _Parts) -> None:
     tilt = _recline(H, zb, p.back_tilt_deg)
     gap = 0.08
     yb0 = H + gap
-    spine = _fillet(
-        [(0, y_mech + 0.02, -0.1), (0, y_mech + 0.02, zb - 0.04), (0, yb0 + 0.15, zb - 0.04)], 0.06
-    )
+    spine = _fillet([(0, y_mech + 0.02, -0.1), (0, y_mech + 0.02, zb - 0.04), (0, yb0 + 0.15, zb - 0.04)], 0.06)
     parts.plank(spine, 0.06, 0.03, p.plastic, up=(1, 0, 0), matrix=tilt)
     bw, bh = p.back_width, p.back_height
     if p.back_style == "cushion":
@@ -1118,13 +1107,9 @@ def _build_office(p: OfficeParams, parts: _Parts) -> None:
         ya = H + p.arm_height
         for sx in (-1, 1):
             x_in, x_out = sx * 0.09, sx * (W / 2 + 0.03)
-            path = _fillet(
-                [(x_in, y_mech + 0.01, -0.06), (x_out, y_mech + 0.01, -0.06), (x_out, ya, -0.06)], 0.05
-            )
+            path = _fillet([(x_in, y_mech + 0.01, -0.06), (x_out, y_mech + 0.01, -0.06), (x_out, ya, -0.06)], 0.05)
             parts.plank(path, 0.05, 0.02, p.plastic, up=(0, 0, 1))
-            parts.cushion(
-                (x_out, ya + 0.015, -0.04), (0.08, 0.03, 0.26), p.plastic, 0.4, 0.4, rows=6, cols=20
-            )
+            parts.cushion((x_out, ya + 0.015, -0.04), (0.08, 0.03, 0.26), p.plastic, 0.4, 0.4, rows=6, cols=20)
 
 
 @dataclass(frozen=True)
@@ -1149,9 +1134,7 @@ class CantileverParams:
 
 def _sample_cantilever(rng: np.random.Generator) -> CantileverParams:
     material = _pick(rng, ("cane", "leather", "shell"))
-    seat = {"cane": CANE, "leather": _color(rng, LEATHERS), "shell": _color(rng, PLASTICS + WOODS[:2])}[
-        material
-    ]
+    seat = {"cane": CANE, "leather": _color(rng, LEATHERS), "shell": _color(rng, PLASTICS + WOODS[:2])}[material]
     return CantileverParams(
         base=_pick(rng, ("cantilever", "sled")),
         seat_height=_u(rng, 0.44, 0.47),
@@ -1280,9 +1263,7 @@ def _build_lounge(p: LoungeParams, parts: _Parts) -> None:
                 lw * 0.7,
                 p.frame,
             )
-            parts.cushion(
-                (sx * hx, HA + 0.015, 0.02), (0.09, 0.03, D + 0.1), p.frame, 0.4, 0.3, rows=5, cols=16
-            )
+            parts.cushion((sx * hx, HA + 0.015, 0.02), (0.09, 0.03, D + 0.1), p.frame, 0.4, 0.3, rows=5, cols=16)
             # Two reclined back posts behind the back cushion.
             parts.stick(
                 (sx * (hx - 0.02), y_rear - 0.05, zr - 0.02),
@@ -1324,13 +1305,9 @@ def _build_lounge(p: LoungeParams, parts: _Parts) -> None:
     # its front).
     seat_m = _translate((0, (y_front + y_rear) / 2 + ct / 2, 0)) @ _rot_x(-p.seat_slant_deg)
     parts.cushion((0, 0, 0), (W, ct, D), p.fabric, 0.4, 0.2, seat_m, rows=10, cols=28)
-    parts.panel(
-        (0, y_rear + ct + bh / 2 - 0.02, zr + cb / 2), W, bh - 0.04, cb, p.fabric, 0.4, 0.2, tilt, 10, 28
-    )
+    parts.panel((0, y_rear + ct + bh / 2 - 0.02, zr + cb / 2), W, bh - 0.04, cb, p.fabric, 0.4, 0.2, tilt, 10, 28)
     if p.headrest:
-        parts.panel(
-            (0, y_rear + ct + bh - 0.08, zr + cb + 0.04), W * 0.7, 0.14, 0.08, p.fabric, 0.5, 0.5, tilt
-        )
+        parts.panel((0, y_rear + ct + bh - 0.08, zr + cb + 0.04), W * 0.7, 0.14, 0.08, p.fabric, 0.5, 0.5, tilt)
 
 
 @dataclass(frozen=True)
