@@ -46,7 +46,7 @@ __all__ = [
 #: Exact inner-product search: right for up to a few hundred thousand views (FAISS wiki guidelines).
 DEFAULT_FACTORY = "IDMap,Flat"
 #: Search-time knobs of approximate indexes; the defaults reach recall@10 ≥ 0.95 (benchmarks/search_speed.py).
-DEFAULT_SEARCH_PARAMS = {"efSearch": 128, "nprobe": 32}
+DEFAULT_SEARCH_PARAMS = {"efSearch": 256, "nprobe": 32}
 #: Up to this many queries are searched on one thread (see :meth:`ViewIndex.search`).
 SMALL_BATCH = 16
 TABLE_COLUMNS = ("id", "view_id", "model_id", "polar_deg", "azimuth_deg", "key")
