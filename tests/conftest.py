@@ -125,3 +125,25 @@ class MeshFactory:
 def make(tmp_path: Path) -> MeshFactory:
     """A :class:`MeshFactory` writing into this test's ``tmp_path / "meshes"``."""
     return MeshFactory(tmp_path / "meshes")
+
+
+def render_tiny_workspace(ws: Path, chairs: int, views: int, size: int) -> Path:
+    """Fill ``ws`` with ``chairs`` procedural chairs × ``views`` low-quality views at ``size`` px; returns ``ws``.
+
+    Session fixtures render one such workspace and hand tests private copies (:func:`private_copy`).
+    """
+    from cadsearch.library import Library
+    from cadsearch.render.job import RenderConfig, render_views
+
+    Library.open(ws).generate_chairs(chairs)
+    render_views(ws, RenderConfig(views=views, size=size), progress=False)
+    return ws
+
+
+def private_copy(master: Path, tmp_path: Path) -> Path:
+    """A copy of a session workspace that one test may write into."""
+    import shutil
+
+    ws = tmp_path / "ws"
+    shutil.copytree(master, ws)
+    return ws

@@ -8,13 +8,14 @@ true pose of any rendered view it knows.
 from __future__ import annotations
 
 import hashlib
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from conftest import private_copy, render_tiny_workspace
 
 DIM = 32
 
@@ -74,18 +75,10 @@ def fake_for(ws: Path) -> FakePredictor:
 @pytest.fixture(scope="session", name="search_ws_master")
 def search_ws_master_fixture(tmp_path_factory) -> Path:
     """3 procedural chairs × 6 views at 48 px, rendered once per session (do not write in it)."""
-    from cadsearch.library import Library
-    from cadsearch.render.job import RenderConfig, render_views
-
-    ws = tmp_path_factory.mktemp("search_ws")
-    Library.open(ws).generate_chairs(3)
-    render_views(ws, RenderConfig(views=6, size=48), progress=False)
-    return ws
+    return render_tiny_workspace(tmp_path_factory.mktemp("search_ws"), chairs=3, views=6, size=48)
 
 
 @pytest.fixture(name="search_ws")
 def search_ws_fixture(search_ws_master, tmp_path) -> Path:
     """A private copy of the tiny rendered workspace."""
-    ws = tmp_path / "ws"
-    shutil.copytree(search_ws_master, ws)
-    return ws
+    return private_copy(search_ws_master, tmp_path)
