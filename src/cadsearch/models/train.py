@@ -73,6 +73,7 @@ class TrainConfig:
     patience: int = 5  # early stopping: epochs without a better validation score
     max_minutes: float = 0.0  # budget for the training steps; the LR schedule follows it (0 = none)
     num_threads: int = 0  # torch threads (0 = all cores)
+    precision: str = "auto"  # auto | fp32 | bf16: the scratch body's training steps (auto: bf16 where the CPU has it)
     # data
     input_size: int = 0  # pixels (0 = 64 for scratch, 160 for transfer)
     holdout_models: int = 3  # models never trained on, for the embedding's generalisation
@@ -101,6 +102,8 @@ class TrainConfig:
             raise InputError(f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
         if self.pose_head not in POSE_HEADS:
             raise InputError(f"pose_head must be one of {', '.join(POSE_HEADS)}, got {self.pose_head!r}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise InputError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
         if self.backend not in ("auto", "torch", "onnx"):
             raise InputError(f"backend must be auto, torch or onnx, got {self.backend!r}")
         for name in ("epochs", "batch_size", "cache_copies", "background_pool", "embed_dim", "feat_dim", "width"):
@@ -244,7 +247,7 @@ def train_model(
     # Scratch trains at a fraction of the render size: keep a little more than the input (zoom-ins stay sharp).
     bank_size = min(native, math.ceil(size * 1.25 / 8) * 8) if size < native else native
     train_bank = ViewBank.load(ws, splits.train, model_ids, size=bank_size, progress=progress)
-    # Validation images are preprocessed exactly like a predictor's input: centre crop, resize to the input size.
+    # Validation images are preprocessed exactly like a predictor's input: square, resized to the input size.
     val_bank = ViewBank.load(ws, splits.val_views, model_ids, size=size, progress=False)
     held_bank = ViewBank.load(ws, splits.val_models, model_ids, size=size, progress=False)
     pool = BackgroundPool(cfg.backgrounds, size, cfg.background_pool)
@@ -321,6 +324,11 @@ def train_model(
             _FEATURE_CACHE[key] = cache
     else:  # scratch: the clean validation images, once
         val_x, held_x = _clean_images(val_bank, mean, std), _clean_images(held_bank, mean, std)
+        # NHWC is oneDNN's native layout: measured 1.2× (fp32) to 1.3× (bf16) faster steps at 64 px on 2 cores.
+        model = model.to(memory_format=torch.channels_last)
+    use_bf16 = arch == "scratch" and _use_bf16(cfg.precision)
+    if use_bf16:
+        say("training steps in bfloat16 autocast (the CPU has native bf16)")
 
     def encode(which: str) -> dict[str, np.ndarray]:
         """Clean validation views → embeddings, class probabilities, pose directions."""
@@ -360,7 +368,12 @@ def train_model(
             if arch == "scratch":
                 x, az = augmenter(train_bank.rgb[idx], train_bank.mask[idx], train_bank.azimuth_deg[idx],
                                   _seed(cfg.seed, epoch, b, "augment"))  # fmt: skip
-                out = model(normalise(x, mean, std), labels)
+                x = normalise(x, mean, std).contiguous(memory_format=torch.channels_last)
+                # The convolutions run in bf16 where the CPU supports it (2× the steps/s of fp32 here); the
+                # heads and losses stay fp32, so cosine logits and soft pose targets keep their precision.
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+                    fmap = model.forward_features(x)
+                out = model.forward_head(fmap.float(), labels)
             else:
                 feats = torch.from_numpy(cache["train"][copy_of[idx], idx])
                 az = cache["train_az"][copy_of[idx], idx]
@@ -489,6 +502,17 @@ def _same_run(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Whether two configs describe the same run, up to its length (:data:`BUDGET_FIELDS`)."""
     strip = lambda c: {k: v for k, v in c.items() if k not in BUDGET_FIELDS}  # noqa: E731
     return strip(a) == strip(b)
+
+
+def _use_bf16(precision: str) -> bool:
+    """Whether to train in bf16 autocast: ``bf16`` always, ``auto`` only where oneDNN has native bf16 kernels
+    (AVX512-BF16 or AMX; emulated bf16 is slower than fp32), never for ``fp32``."""
+    if precision != "auto":
+        return precision == "bf16"
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:  # a private op: if it moves, fall back to the safe choice
+        return False
 
 
 def _image_size(ws: Path, row) -> int:
