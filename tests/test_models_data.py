@@ -11,7 +11,6 @@ from cadsearch.models.data import (
     AugmentConfig,
     Augmenter,
     BackgroundPool,
-    centre_crop_resize,
     flip_azimuth,
     make_splits,
     preprocess_images,
@@ -85,9 +84,8 @@ def test_preprocess_accepts_any_size_and_grayscale():
     x = preprocess_images(images, 32, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
     assert x.shape == (2, 3, 32, 32)
     assert torch.allclose(x[1], torch.ones_like(x[1]))
-    assert centre_crop_resize(np.zeros((10, 40, 3), np.uint8), 8).shape == (8, 8, 3)
     with pytest.raises(InputError):
-        centre_crop_resize(np.zeros((4, 4, 5), np.uint8), 8)
+        preprocess_images([np.zeros((4, 4, 5), np.uint8)], 8, (0.5,) * 3, (0.5,) * 3)
 
 
 def test_splits_are_disjoint_and_hold_out_whole_models(tiny_views):

@@ -4,9 +4,10 @@ Views are small (128 px), so all of them are decoded once into uint8 arrays (:cl
 15,600 views of 128 × 128 × 4) and augmented a whole batch at a time in torch (:class:`Augmenter`): on two CPU
 cores a per-image PIL pipeline in DataLoader workers would steal the cores the network trains on.
 
-Image convention (the *object-centred crop*): renders frame the object centred, filling the view (the camera
-distance fits the unit sphere). A photo is matched to it by a centre square crop resized to the input size
-(:func:`preprocess_images`), the same for training, validation and prediction.
+Image convention (the *object-centred square*): renders frame the object whole and centred (the camera distance
+fits the unit sphere). A photo is framed the same way by :mod:`cadsearch.models.framing` (padded to a square, or
+squared around the object's box) and resized to the input size (:func:`preprocess_images`), the same for
+training, validation and prediction.
 
 Augmentations, in order (each with its probability in :class:`AugmentConfig`): object colour gain → scale and
 translation jitter with partial truncation, and horizontal flip (azimuth relabelled φ → 360° − φ) → composite
@@ -28,6 +29,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from cadsearch.errors import InputError
+from cadsearch.models.framing import Frame, frame_image
 from cadsearch.render.backgrounds import (
     BackgroundSource,
     ImageFolderBackgrounds,
@@ -353,35 +355,27 @@ class Augmenter:
         return x.float(), az
 
 
-def centre_crop_resize(image: np.ndarray, size: int) -> np.ndarray:
-    """RGB uint8 HWC (or grayscale HW) of any size → (size, size, 3) uint8: centre square crop, resize."""
-    a = np.asarray(image)
-    if a.ndim == 2:
-        a = np.repeat(a[..., None], 3, axis=2)
-    elif a.ndim == 3 and a.shape[2] == 4:
-        a = a[..., :3]
-    elif a.ndim != 3 or a.shape[2] != 3:
-        raise InputError(f"expected an RGB (H, W, 3) or grayscale (H, W) image, got shape {a.shape}")
-    if a.dtype != np.uint8:
-        a = np.clip(a * 255.0 if a.dtype.kind == "f" and a.max() <= 1.0 else a, 0, 255).astype(np.uint8)
-    h, w = a.shape[:2]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    crop = a[top : top + side, left : left + side]
-    if side != size:
-        crop = np.asarray(Image.fromarray(crop).resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0))
-    return crop
-
-
 def preprocess_images(
-    images: Sequence[np.ndarray] | np.ndarray, size: int, mean: Sequence[float], std: Sequence[float]
+    images: Sequence[np.ndarray] | np.ndarray,
+    size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    frames: Sequence[Frame | None] | None = None,
 ) -> torch.Tensor:
-    """Images (any size, RGB uint8 HWC or grayscale HW) → normalised (N, 3, size, size) float32 tensor, with
-    the object-centred crop convention (centre square crop, resize)."""
+    """Images (any size, RGB uint8 HWC or grayscale HW) → normalised (N, 3, size, size) float32 tensor.
+
+    Each image is framed as the object-centred square (:func:`~cadsearch.models.framing.frame_image`): the whole
+    image padded to a square, or ``frames[i]`` (e.g. around an automatically found object) where given.
+    """
     if isinstance(images, np.ndarray) and images.ndim == 4:
         images = list(images)
     elif isinstance(images, np.ndarray):
         images = [images]
-    batch = np.stack([centre_crop_resize(im, size) for im in images]) if len(images) else np.zeros((0, size, size, 3))
+    frames = list(frames) if frames is not None else [None] * len(images)
+    if len(frames) != len(images):
+        raise ValueError(f"{len(frames)} frames for {len(images)} images")
+    if not len(images):
+        return torch.zeros((0, 3, size, size))
+    batch = np.stack([frame_image(im, size, f) for im, f in zip(images, frames, strict=True)])
     x = torch.from_numpy(batch.astype(np.float32) / 255.0).permute(0, 3, 1, 2)
     return normalise(x, mean, std)

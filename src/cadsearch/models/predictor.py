@@ -2,7 +2,8 @@
 
 SamPredictor-style: construction does the costly work (rebuild the network, load weights, open the ONNX body of
 a transfer model), ``predict`` is numpy in, numpy out. Preprocessing comes from the checkpoint: the
-object-centred crop convention (centre square crop, resize to the input size) and the mean/std.
+object-centred square (:mod:`cadsearch.models.framing`: the photo padded to a square, or a given square around
+the object), resized to the input size, and the mean/std.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 
 from cadsearch.errors import InputError
 from cadsearch.models.data import preprocess_images
+from cadsearch.models.framing import Frame
 from cadsearch.models.heads import angles_from_directions
 from cadsearch.models.registry import create_model
 
@@ -68,7 +70,7 @@ class Predictor:
     Attributes:
         arch: ``scratch`` or ``transfer``.
         model_ids: the training classes; index = class id of ``class_probs``.
-        input_size: network input in pixels (images are centre-cropped and resized to it).
+        input_size: network input in pixels (images are framed as squares and resized to it).
         backend: ``torch`` or ``onnx`` (the transfer body, when its ONNX file was exported and measured faster).
         metrics: the validation metrics stored with the checkpoint.
     """
@@ -105,18 +107,27 @@ class Predictor:
             return self.model.forward_head(self._body(x))
         return self.model(x)
 
-    def predict(self, images: Sequence[np.ndarray] | np.ndarray, batch_size: int = 64) -> Prediction:
+    def predict(
+        self,
+        images: Sequence[np.ndarray] | np.ndarray,
+        batch_size: int = 64,
+        frames: Sequence[Frame | None] | None = None,
+    ) -> Prediction:
         """Predict for RGB uint8 HWC images of any size (grayscale HW accepted; a single image or (N, H, W, 3)).
 
-        Returns a :class:`Prediction` with N rows.
+        ``frames`` optionally gives, per image, the square to look at (default: the whole image padded to a
+        square). Returns a :class:`Prediction` with N rows.
         """
         if isinstance(images, np.ndarray) and (images.ndim == 2 or (images.ndim == 3 and images.shape[-1] in (3, 4))):
             images = [images]  # one image, not a batch
         images = list(images)
+        frames = list(frames) if frames is not None else [None] * len(images)
         embs, probs, dirs = [], [], []
         with torch.no_grad():
             for i in range(0, len(images), batch_size):
-                x = preprocess_images(images[i : i + batch_size], self.input_size, self.mean, self.std)
+                x = preprocess_images(
+                    images[i : i + batch_size], self.input_size, self.mean, self.std, frames[i : i + batch_size]
+                )
                 out = self._forward(x)
                 embs.append(out["embedding"])
                 probs.append(self.model.heads.class_probs(out["embedding"]))

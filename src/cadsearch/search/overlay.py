@@ -1,7 +1,8 @@
 """Registration overlay: the found model rendered at the estimated pose, fitted to the object, over the photo.
 
-Placement (scale and position) starts from the convention the network sees: the photo's centre square holds
-the object framed as in the training renders (camera at :func:`~cadsearch.render.cameras.fit_distance`). When
+Placement (scale and position) starts from the square the network saw (:mod:`cadsearch.models.framing`: the
+photo padded to a square, or the square around an automatically found object), which holds the object framed as
+in the training renders (camera at :func:`~cadsearch.render.cameras.fit_distance`). When
 the photo's border fits a plain or gradient backdrop, the object's box is estimated from the pixels that differ from
 it, and the render is scaled and moved so that the model's silhouette box matches that box (same centre, same
 size, the mean of the width and height ratios). The render is blended over the photo and its silhouette
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFilter
 
+from cadsearch.models.framing import Frame, frame_for
 from cadsearch.render.cameras import Camera
 
 __all__ = ["render_overlay", "object_box", "OUTLINE_RGB"]
@@ -79,7 +81,9 @@ def _resize(a: np.ndarray, side: int) -> np.ndarray:
     return np.asarray(im.resize((side, side), Image.Resampling.BILINEAR))
 
 
-def render_overlay(library: Any, image: np.ndarray, match: Any, size: int | None = None) -> np.ndarray:
+def render_overlay(
+    library: Any, image: np.ndarray, match: Any, size: int | None = None, frame: Frame | None = None
+) -> np.ndarray:
     """Draw ``match``'s model at its pose over ``image``.
 
     Args:
@@ -87,6 +91,7 @@ def render_overlay(library: Any, image: np.ndarray, match: Any, size: int | None
         image: (H, W, 3) uint8 RGB photo.
         match: has ``model_id``, ``polar_deg``, ``azimuth_deg`` (a :class:`~cadsearch.search.ModelMatch`).
         size: longer side of the output in pixels (None: the photo's own size, at most 1024).
+        frame: the square the network looked at, in the photo's pixels (default: the photo padded to a square).
 
     Returns:
         (H', W', 3) uint8 RGB: the photo (resized to ``size``) with the render blended in and its outline drawn.
@@ -94,6 +99,7 @@ def render_overlay(library: Any, image: np.ndarray, match: Any, size: int | None
     photo = np.asarray(image)
     h, w = photo.shape[:2]
     target = size or min(max(h, w), 1024)
+    scale = 1.0
     if max(h, w) != target:
         scale = target / max(h, w)
         photo = np.asarray(
@@ -104,9 +110,10 @@ def render_overlay(library: Any, image: np.ndarray, match: Any, size: int | None
         h, w = photo.shape[:2]
     rgb, alpha = _render(library, match.model_id, float(match.polar_deg), float(match.azimuth_deg), RENDER_SIZE)
 
-    # Default placement: the render square = the photo's centre square (the network's crop).
-    side = float(min(h, w))
-    cx, cy = w / 2.0, h / 2.0
+    # Default placement: the render square = the square the network looked at.
+    f = frame_for(h, w) if frame is None else Frame(frame.x0 * scale, frame.y0 * scale, frame.side * scale)
+    side = f.side
+    cx, cy = f.centre
     box = object_box(photo)
     ys, xs = np.nonzero(alpha >= 0.5)
     if box is not None and len(xs):

@@ -187,7 +187,7 @@ class Searcher:
         """Rank the library's models for one photo.
 
         Args:
-            image: (H, W, 3) uint8 RGB (any size; the network crops the centre square and resizes it).
+            image: (H, W, 3) uint8 RGB (any size; it is padded to a square and resized for the network).
             k: how many models to return (fewer if fewer are found).
 
         Returns:

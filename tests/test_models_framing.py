@@ -1,0 +1,45 @@
+"""The object-centred square: photos of any shape are padded (not cropped) to what the networks saw in training."""
+
+import numpy as np
+import pytest
+
+from cadsearch.errors import InputError
+from cadsearch.models.framing import Frame, frame_for, frame_image
+
+
+def test_portrait_photo_is_padded_not_cropped():
+    photo = np.full((40, 20, 3), 200, np.uint8)  # grey backdrop
+    photo[0, 8:12] = (255, 0, 0)  # the top of the backrest, on the first row
+    photo[-1, 8:12] = (0, 0, 255)  # the feet, on the last row
+    f = frame_for(40, 20)
+    assert (f.x0, f.y0, f.side) == (-10.0, 0.0, 40.0)
+    out = frame_image(photo, 40, f)
+    assert out.shape == (40, 40, 3)
+    assert tuple(out[0, 20]) == (255, 0, 0) and tuple(out[-1, 20]) == (0, 0, 255)  # both ends kept
+    assert (out[:, :10] == 200).all() and (out[:, 30:] == 200).all()  # padding in the border's colour
+    assert np.array_equal(frame_image(photo, 40), out)  # the whole photo is the default frame
+
+
+def test_square_image_is_only_resized():
+    img = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    assert np.array_equal(frame_image(img, 32), img)
+    assert frame_image(img, 16).shape == (16, 16, 3)
+
+
+def test_frame_around_a_box_with_margin_and_outside_the_photo():
+    f = frame_for(100, 100, box=(80, 10, 100, 50), margin=0.5)  # 20 × 40 box near the right edge
+    assert f.side == pytest.approx(60.0) and f.centre == pytest.approx((90.0, 30.0))
+    img = np.zeros((100, 100, 3), np.uint8)
+    img[:, 90:] = 255
+    out = frame_image(img, 60, f)
+    assert out.shape == (60, 60, 3)
+    assert (out[:, 45:] == np.median(np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]]), 0)).all()
+    assert (out[30, 31:39] == 255).all()  # the white band stays where it was, relative to the frame centre
+
+
+def test_grayscale_rgba_and_bad_shapes():
+    assert frame_image(np.zeros((10, 30), np.uint8), 8).shape == (8, 8, 3)
+    assert frame_image(np.zeros((10, 30, 4), np.uint8), 8).shape == (8, 8, 3)
+    with pytest.raises(InputError):
+        frame_image(np.zeros((4, 4, 5), np.uint8), 8)
+    assert Frame(0, 0, 4).centre == (2, 2)
