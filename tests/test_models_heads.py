@@ -50,6 +50,23 @@ def test_bins_decode_keeps_to_one_mode():
     assert min(pose_error_deg(p, a, 70.0, 0.0)[0], pose_error_deg(p, a, 70.0, 180.0)[0]) < 10
 
 
+def test_flip_averaging_mirrors_the_flipped_output_back():
+    head = PoseBinsHead(4, n_bins=320, sigma_deg=8.0)
+    polar, az = np.array([30.0, 70.0, 95.0]), np.array([40.0, 200.0, 300.0])
+    direct = torch.log(head.targets(directions_from_angles(polar, az)) + 1e-12)
+    flipped = torch.log(head.targets(directions_from_angles(polar, (360.0 - az) % 360.0)) + 1e-12)
+    p, a = angles_from_directions(head.decode(direct, flipped))  # both say the same pose: it stays
+    assert pose_error_deg(p, a, polar, az).max() < 6.0
+    # A flipped image that disagrees pulls the answer only when the direct view is unsure.
+    unsure = torch.zeros_like(direct)
+    p, a = angles_from_directions(head.decode(unsure, flipped))
+    assert pose_error_deg(p, a, polar, az).max() < 6.0
+    vec = PoseVectorHead(4)
+    d = directions_from_angles(polar, az)
+    p, a = angles_from_directions(vec.decode(d, d * torch.tensor([-1.0, 1.0, 1.0])))
+    assert pose_error_deg(p, a, polar, az).max() < 1e-3
+
+
 def test_vector_head_outputs_unit_vectors_and_zero_loss_at_truth():
     head = PoseVectorHead(8)
     d = head.decode(head(torch.randn(5, 8)))

@@ -72,6 +72,9 @@ class Predictor:
         model_ids: the training classes; index = class id of ``class_probs``.
         input_size: network input in pixels (images are framed as squares and resized to it).
         backend: ``torch`` or ``onnx`` (the transfer body, when its ONNX file was exported and measured faster).
+        flip_pose: average the pose of each image with that of its mirror image (test-time flip; twice the network
+            work per image; measured on the benchmark's fresh renders: 5.8° → 4.9° mean pose error (transfer),
+            dev photos' sector-balanced azimuth Acc@30 0.711 → 0.776).
         metrics: the validation metrics stored with the checkpoint.
     """
 
@@ -89,6 +92,7 @@ class Predictor:
         if missing or unexpected:
             raise InputError(f"checkpoint does not fit the {self.arch} network ({len(missing)} missing weights)")
         self.model.eval()
+        self.flip_pose = True
         self.backend = "torch"
         self._body = None
         want = backend or ckpt.get("backend", "torch")
@@ -128,10 +132,14 @@ class Predictor:
                 x = preprocess_images(
                     images[i : i + batch_size], self.input_size, self.mean, self.std, frames[i : i + batch_size]
                 )
-                out = self._forward(x)
-                embs.append(out["embedding"])
-                probs.append(self.model.heads.class_probs(out["embedding"]))
-                dirs.append(self.model.heads.decode_pose(out["pose"]))
+                n = len(x)
+                # The flipped copies ride in the same batch; only their pose output is used (the embedding of a
+                # mirrored view is another view's embedding, so retrieval uses the image as given).
+                out = self._forward(torch.cat([x, x.flip(-1)]) if self.flip_pose else x)
+                embs.append(out["embedding"][:n])
+                probs.append(self.model.heads.class_probs(out["embedding"][:n]))
+                mirrored = out["pose"][n:] if self.flip_pose else None
+                dirs.append(self.model.heads.decode_pose(out["pose"][:n], mirrored))
         if not embs:
             d, c = self.model.heads.embed_fc.out_features, len(self.model_ids)
             return Prediction(np.zeros((0, d), np.float32), np.zeros((0, c), np.float32), np.zeros(0), np.zeros(0))
