@@ -89,7 +89,8 @@ def embed_views(
 
     Args:
         workspace: the workspace the rows' paths are relative to.
-        predictor: has ``predict(list of (H, W, 3) uint8, batch_size) -> .embedding (N, D) float32``.
+        predictor: has ``embed(list of (H, W, 3) uint8, batch_size) -> (N, D) float32`` (a
+            :class:`~cadsearch.models.Predictor`) or ``predict(images, batch_size) -> .embedding (N, D) float32``.
         rows: the views to embed.
         parts_dir: where partial results are saved and found again (None: no resume).
         fingerprint: the checkpoint's fingerprint; partial results of other checkpoints are ignored.
@@ -110,8 +111,11 @@ def embed_views(
             chunk = todo[start : start + CHUNK_VIEWS]
             for b in range(0, len(chunk), batch_size):
                 batch = chunk[b : b + batch_size]
-                pred = predictor.predict([_read_rgb(root, rows[i]) for i in batch], batch_size=batch_size)
-                emb = np.asarray(pred.embedding, dtype=np.float32)
+                images = [_read_rgb(root, rows[i]) for i in batch]
+                if hasattr(predictor, "embed"):  # embeddings only: skips the pose head's flipped copies
+                    emb = np.asarray(predictor.embed(images, batch_size=batch_size), dtype=np.float32)
+                else:
+                    emb = np.asarray(predictor.predict(images, batch_size=batch_size).embedding, dtype=np.float32)
                 for i, vec in zip(batch, emb, strict=True):
                     out[i] = vec
                 bar.update(len(batch))

@@ -111,21 +111,28 @@ class Predictor:
             return self.model.forward_head(self._body(x))
         return self.model(x)
 
+    def embed(self, images: Sequence[np.ndarray] | np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """Only the L2-normalised embeddings (N, D) float32 of images as in :meth:`predict`: no flipped copies,
+        half the work of :meth:`predict` (for indexing views)."""
+        return self.predict(images, batch_size, flip_pose=False).embedding
+
     def predict(
         self,
         images: Sequence[np.ndarray] | np.ndarray,
         batch_size: int = 64,
         frames: Sequence[Frame | None] | None = None,
+        flip_pose: bool | None = None,
     ) -> Prediction:
         """Predict for RGB uint8 HWC images of any size (grayscale HW accepted; a single image or (N, H, W, 3)).
 
         ``frames`` optionally gives, per image, the square to look at (default: the whole image padded to a
-        square). Returns a :class:`Prediction` with N rows.
+        square); ``flip_pose`` overrides the attribute of the same name. Returns a :class:`Prediction` with N rows.
         """
         if isinstance(images, np.ndarray) and (images.ndim == 2 or (images.ndim == 3 and images.shape[-1] in (3, 4))):
             images = [images]  # one image, not a batch
         images = list(images)
         frames = list(frames) if frames is not None else [None] * len(images)
+        flip = self.flip_pose if flip_pose is None else flip_pose
         embs, probs, dirs = [], [], []
         with torch.no_grad():
             for i in range(0, len(images), batch_size):
@@ -135,10 +142,10 @@ class Predictor:
                 n = len(x)
                 # The flipped copies ride in the same batch; only their pose output is used (the embedding of a
                 # mirrored view is another view's embedding, so retrieval uses the image as given).
-                out = self._forward(torch.cat([x, x.flip(-1)]) if self.flip_pose else x)
+                out = self._forward(torch.cat([x, x.flip(-1)]) if flip else x)
                 embs.append(out["embedding"][:n])
                 probs.append(self.model.heads.class_probs(out["embedding"][:n]))
-                mirrored = out["pose"][n:] if self.flip_pose else None
+                mirrored = out["pose"][n:] if flip else None
                 dirs.append(self.model.heads.decode_pose(out["pose"][:n], mirrored))
         if not embs:
             d, c = self.model.heads.embed_fc.out_features, len(self.model_ids)
