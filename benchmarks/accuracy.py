@@ -65,29 +65,57 @@ def sector_balanced(err: np.ndarray, true_az: np.ndarray, thr: float = 30.0, n: 
     return float(sector_balanced_accuracy(err, true_az, thr, n).balanced)
 
 
-def evaluate(ws: Path, arch: str, eval_rows, photos) -> dict:
-    pred = load_predictor(checkpoint_path(ws, arch))
-    t = time.perf_counter()
-    images = [load_view(ws, r)[0] for r in eval_rows]
-    p = pred.predict(images)
-    ms = 1000 * (time.perf_counter() - t) / max(1, len(images))
-    index = {m: i for i, m in enumerate(pred.model_ids)}
+def centre_square(image: np.ndarray) -> np.ndarray:
+    """The image's centre square (the framing used before padding to a square, kept for the comparison)."""
+    h, w = image.shape[:2]
+    s = min(h, w)
+    return image[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
+
+
+def graphics_metrics(p, eval_rows, index) -> dict:
     known = np.array([r.model_id in index for r in eval_rows])
     labels = np.array([index.get(r.model_id, -1) for r in eval_rows])
     err = pose_error_deg(p.polar_deg, p.azimuth_deg, [r.polar_deg for r in eval_rows],
                          [r.azimuth_deg for r in eval_rows])  # fmt: skip
+    return {
+        "n": len(eval_rows),
+        "top1": float(np.mean(p.class_probs.argmax(1)[known] == labels[known])),
+        "top5": float(np.mean([labels[i] in np.argsort(-p.class_probs[i])[:5] for i in np.flatnonzero(known)])),
+        "pose_mean_deg": float(err.mean()),
+        "pose_median_deg": float(np.median(err)),
+        "acc15": float(np.mean(err < 15)),
+        "acc30": float(np.mean(err < 30)),
+    }
+
+
+def photo_metrics(q, az_true, pol_true) -> dict:
+    az_err = np.abs((q.azimuth_deg - az_true + 180) % 360 - 180)
+    pose_err = pose_error_deg(q.polar_deg, q.azimuth_deg, pol_true, az_true)
+    return {
+        "n": len(az_true),
+        "azimuth_mean_deg": float(az_err.mean()),
+        "azimuth_median_deg": float(np.median(az_err)),
+        "azimuth_acc30": float(np.mean(az_err < 30)),
+        "azimuth_acc30_sector_balanced": sector_balanced(az_err, az_true),
+        "pose_mean_deg": float(pose_err.mean()),
+        "pose_median_deg": float(np.median(pose_err)),
+    }
+
+
+def evaluate(ws: Path, arch: str, eval_rows, photos) -> dict:
+    """Metrics of ``arch`` as a user gets them (Predictor defaults: photos padded to squares, flip-averaged
+    pose), plus ablations: without the flip, and photos centre-cropped as before."""
+    pred = load_predictor(checkpoint_path(ws, arch))
+    images = [load_view(ws, r)[0] for r in eval_rows]
+    t = time.perf_counter()
+    p = pred.predict(images)
+    ms = 1000 * (time.perf_counter() - t) / max(1, len(images))
+    index = {m: i for i, m in enumerate(pred.model_ids)}
     out = {
         "backend": pred.backend,
         "ms_per_image": ms,
-        "graphics": {
-            "n": len(eval_rows),
-            "top1": float(np.mean(p.class_probs.argmax(1)[known] == labels[known])),
-            "top5": float(np.mean([labels[i] in np.argsort(-p.class_probs[i])[:5] for i in np.flatnonzero(known)])),
-            "pose_mean_deg": float(err.mean()),
-            "pose_median_deg": float(np.median(err)),
-            "acc15": float(np.mean(err < 15)),
-            "acc30": float(np.mean(err < 30)),
-        },
+        "graphics": graphics_metrics(p, eval_rows, index),
+        "graphics_no_flip": graphics_metrics(pred.predict(images, flip_pose=False), eval_rows, index),
     }
     if photos:
         imgs, az_true, pol_true = [], [], []
@@ -96,19 +124,12 @@ def evaluate(ws: Path, arch: str, eval_rows, photos) -> dict:
             imgs += [im, im[:, ::-1].copy()]
             az_true += [az, (360 - az) % 360]
             pol_true += [polar, polar]
-        q = pred.predict(imgs)
         az_true, pol_true = np.array(az_true), np.array(pol_true)
-        az_err = np.abs((q.azimuth_deg - az_true + 180) % 360 - 180)
-        pose_err = pose_error_deg(q.polar_deg, q.azimuth_deg, pol_true, az_true)
-        out["photos"] = {
-            "n": len(imgs),
-            "azimuth_mean_deg": float(az_err.mean()),
-            "azimuth_median_deg": float(np.median(az_err)),
-            "azimuth_acc30": float(np.mean(az_err < 30)),
-            "azimuth_acc30_sector_balanced": sector_balanced(az_err, az_true),
-            "pose_mean_deg": float(pose_err.mean()),
-            "pose_median_deg": float(np.median(pose_err)),
-        }
+        out["photos"] = photo_metrics(pred.predict(imgs), az_true, pol_true)
+        out["photos_no_flip"] = photo_metrics(pred.predict(imgs, flip_pose=False), az_true, pol_true)
+        out["photos_centre_crop_no_flip"] = photo_metrics(
+            pred.predict([centre_square(im) for im in imgs], flip_pose=False), az_true, pol_true
+        )
     return out
 
 
