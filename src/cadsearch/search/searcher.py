@@ -100,7 +100,8 @@ class Searcher:
         index: the :class:`~cadsearch.index.faiss_index.ViewIndex` of the library's views.
         library: the :class:`~cadsearch.library.Library` (names and categories), or None.
         temperature: score temperature (from the index's calibration).
-        k_views: nearest views retrieved per query.
+        k_views: nearest views retrieved per query. Scores are calibrated for the ``k_views`` stored with the
+            index (the default); with a smaller ``k`` they are no longer calibrated (ECE 0.007 at 256, 0.31 at 64).
 
     ``threads`` sets torch's intra-op threads (process-wide; default 1, None leaves it unchanged).
     """
