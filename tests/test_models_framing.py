@@ -37,6 +37,18 @@ def test_frame_around_a_box_with_margin_and_outside_the_photo():
     assert (out[30, 31:39] == 255).all()  # the white band stays where it was, relative to the frame centre
 
 
+def test_frames_at_fractional_positions_inside_the_photo():
+    img = np.zeros((100, 100, 3), np.uint8)
+    img[30:40, 30:40] = 255
+    for x0 in (10.0, 10.3, 10.7, 29.5):
+        out = frame_image(img, 160, Frame(x0, x0, 50.0))
+        assert out.shape == (160, 160, 3)
+        centre = (35 - x0) * 160 / 50  # the white square's centre, in output pixels
+        c = int(round(centre))
+        assert out[c, c].min() > 200
+    assert Frame(1, 2, 3).scaled(2) == Frame(2, 4, 6)
+
+
 def test_grayscale_rgba_and_bad_shapes():
     assert frame_image(np.zeros((10, 30), np.uint8), 8).shape == (8, 8, 3)
     assert frame_image(np.zeros((10, 30, 4), np.uint8), 8).shape == (8, 8, 3)

@@ -29,7 +29,7 @@ def fake_searcher_fixture(search_ws: Path, monkeypatch) -> Searcher:
     fake = fake_for(search_ws)
     build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
     searcher = Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws))
-    monkeypatch.setattr(Searcher, "from_workspace", classmethod(lambda cls, ws, model=None: searcher))
+    monkeypatch.setattr(Searcher, "from_workspace", classmethod(lambda cls, ws, model=None, **kwargs: searcher))
     return searcher
 
 

@@ -51,7 +51,7 @@ class FakePredictor:
         self.calls = 0
         self.images = 0
 
-    def predict(self, images, batch_size: int = 64) -> FakePrediction:
+    def predict(self, images, batch_size: int = 64, frames=None) -> FakePrediction:
         images = list(images)
         self.calls += 1
         self.images += len(images)

@@ -128,3 +128,23 @@ def test_combine_pose_takes_the_mode_not_the_mean() -> None:
 def test_result_types_are_exported() -> None:
     m = ModelMatch(1, "a", "A", "chair", 0.5, 80.0, 10.0, "a/0000")
     assert SearchResult([m], {"total": 1.0}).to_json("q")["results"][0]["model_id"] == "a"
+
+
+def test_auto_crop_frames_the_object_and_the_network_sees_that_frame(
+    searcher: Searcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = []
+    predict = searcher.predictor.predict
+    monkeypatch.setattr(
+        searcher.predictor, "predict", lambda images, batch_size=64, frames=None: seen.append(frames) or predict(images)
+    )
+    photo = np.full((200, 300, 3), 245, np.uint8)  # a studio shot: small dark object on a plain backdrop
+    photo[80:140, 50:90] = 30
+    res = searcher.search(photo, k=1)
+    assert res.frame is not None and seen[-1] == [res.frame]
+    cx, cy = res.frame.centre
+    assert abs(cx - 70) < 3 and abs(cy - 110) < 3 and 60 <= res.frame.side < 100  # the box plus a margin
+    assert "crop" in res.timing_ms
+    assert searcher.search(photo, k=1, crop="none").frame is None and seen[-1] == [None]
+    with pytest.raises(InputError, match="crop"):
+        searcher.search(photo, k=1, crop="lasso")

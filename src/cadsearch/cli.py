@@ -346,11 +346,20 @@ def search(
         Path | None,
         typer.Option(help="Write the top model drawn at its pose over the photo to this PNG.", show_default=False),
     ] = None,
+    crop: Annotated[
+        str,
+        typer.Option(
+            help="Find the object before embedding: auto (on a plain or gradient backdrop), backdrop, grabcut, "
+            "saliency, or none (the whole photo)."
+        ),
+    ] = "auto",
 ) -> None:
     """Find the library models a photo shows, with a score and the camera pose of each."""
     from cadsearch.search import cli_search
 
-    code = cli_search(_workspace(), [str(p) for p in images], model=model, top=top, as_json=as_json, overlay=overlay)
+    code = cli_search(
+        _workspace(), [str(p) for p in images], model=model, top=top, as_json=as_json, overlay=overlay, crop=crop
+    )
     if code:
         raise typer.Exit(code)
 

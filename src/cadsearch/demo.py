@@ -149,7 +149,9 @@ def run_demo(
             pose = f"θ {m.polar_deg:5.1f}°  φ {m.azimuth_deg:5.1f}°"
             _say(f"        #{m.rank} {m.name:<28} score {100 * m.score:3.0f}%  {pose}")
         # Small renders are drawn larger so that the outline can be seen.
-        overlay = render_overlay(searcher.library, image, top, size=min(1024, max(384, *image.shape[:2])))
+        overlay = render_overlay(
+            searcher.library, image, top, size=min(1024, max(384, *image.shape[:2])), frame=res.frame
+        )
         wrote[f"overlay_{k}"] = _save_png(Image.fromarray(overlay), reports / f"demo_overlay_{k}.png")
         _say(f"        overlay: {wrote[f'overlay_{k}']}")
 

@@ -39,6 +39,10 @@ class Frame:
     def centre(self) -> tuple[float, float]:
         return self.x0 + self.side / 2, self.y0 + self.side / 2
 
+    def scaled(self, factor: float) -> Frame:
+        """The same square in a copy of the photo resized by ``factor``."""
+        return Frame(self.x0 * factor, self.y0 * factor, self.side * factor)
+
 
 def frame_for(height: int, width: int, box: Sequence[float] | None = None, margin: float = 0.0) -> Frame:
     """The square framing ``box`` (default: the whole photo), enlarged by ``margin`` (a fraction of its side).
@@ -94,7 +98,8 @@ def frame_image(image: np.ndarray, size: int, frame: Frame | None = None) -> np.
         scale = size / f.side
         # Resize only the part of the photo inside the square, then paste it: a 4000 px photo never needs a
         # 4000² canvas.
-        ix0, iy0 = max(0, math.floor(f.x0)), max(0, math.floor(f.y0))
+        # First photo pixel at or after the square's edge, so the paste offset below is never negative.
+        ix0, iy0 = max(0, math.ceil(f.x0)), max(0, math.ceil(f.y0))
         ix1, iy1 = min(w, math.ceil(f.x0 + f.side)), min(h, math.ceil(f.y0 + f.side))
         out = np.empty((size, size, 3), np.uint8)
         out[:] = border_colour(a)

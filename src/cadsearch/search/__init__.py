@@ -45,13 +45,15 @@ def cli_search(
     top: int = 5,
     as_json: bool = False,
     overlay: str | Path | None = None,
+    crop: str = "auto",
 ) -> int:
     """``cadsearch search IMAGE...``: answer every query; an unreadable image gets a one-line error on stderr
     and the others still run.
 
     Prints one JSON object per line per query with ``as_json`` (DESIGN.md format), else a table. With
     ``overlay``, writes the top model's registration overlay (``OUT.png``, or ``OUT-<i>.png`` for several
-    queries). Returns the exit code: 0, or 2 if any image could not be read.
+    queries). ``crop`` is the automatic-crop method (:data:`~cadsearch.search.autocrop.METHODS`). Returns the exit
+    code: 0, or 2 if any image could not be read.
 
     Raises:
         InputError: no trained model or no index (nothing can be answered).
@@ -63,7 +65,7 @@ def cli_search(
         raise InputError(f"--top must be at least 1, got {top}")
     if not images:
         raise InputError("give at least one image to search for")
-    searcher = Searcher.from_workspace(workspace, model=model)
+    searcher = Searcher.from_workspace(workspace, model=model, crop=crop)
     code = 0
     for i, path in enumerate(images):
         t0 = time.perf_counter()
@@ -87,7 +89,7 @@ def cli_search(
             from cadsearch.search.overlay import render_overlay
 
             out = overlay_path(Path(overlay), i, len(images))
-            picture = render_overlay(searcher.library, image, result.results[0])
+            picture = render_overlay(searcher.library, image, result.results[0], frame=result.frame)
             buf = io.BytesIO()
             Image.fromarray(picture).save(buf, format="PNG")
             atomic_write_bytes(out, buf.getvalue())

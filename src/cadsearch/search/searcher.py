@@ -5,7 +5,8 @@ FAISS index, read the catalog); :meth:`Searcher.search` is numpy in, dataclasses
 several threads at once (the network runs in inference mode, FAISS searches are read-only, and nothing mutable
 is shared between calls).
 
-One query: embed the image (and get the pose head's estimate) → the ``k_views`` nearest views → group them by
+One query: frame the object (the automatic crop of :mod:`cadsearch.search.autocrop`, or the whole photo padded to
+a square) → embed it (and get the pose head's estimate) → the ``k_views`` nearest views → group them by
 model, score each model by its best view (calibrated softmax, :mod:`cadsearch.search.scoring`) → for each of
 the top ``k`` models, combine its best views' cameras with the pose head (:mod:`cadsearch.search.pose`).
 """
@@ -22,6 +23,8 @@ import numpy as np
 
 from cadsearch.errors import InputError
 from cadsearch.index.faiss_index import ViewIndex, index_dir
+from cadsearch.models.framing import Frame
+from cadsearch.search.autocrop import METHODS, crop_frame, grabcut_available
 from cadsearch.search.pose import PoseConfig, combine_pose
 from cadsearch.search.scoring import DEFAULT_TEMPERATURE, rank_models
 
@@ -62,11 +65,14 @@ class SearchResult:
         results: ranked models, best first (at most ``k``).
         timing_ms: milliseconds per stage (``embed``, ``search``, ``pose``, ...) and ``total``.
         head_pose: the pose head's own (polar, azimuth) estimate for the query, degrees.
+        frame: the square of the query image the network looked at (pixels of the searched image), when the
+            automatic crop found the object; None: the whole image padded to a square. Overlays are placed on it.
     """
 
     results: list[ModelMatch]
     timing_ms: dict[str, float] = field(default_factory=dict)
     head_pose: tuple[float, float] | None = None
+    frame: Frame | None = None
 
     def to_json(self, query: str) -> dict[str, Any]:
         """DESIGN.md's ``search --json`` object: ``{"query", "results": [{rank, model_id, name, category, score,
@@ -80,6 +86,15 @@ class SearchResult:
             row["azimuth_deg"] = round(float(row["azimuth_deg"]), 2) % 360.0
             results.append(row)
         return {"query": query, "results": results, "timing_ms": {"total": round(self.timing_ms.get("total", 0.0), 2)}}
+
+
+def check_crop_method(method: str) -> str:
+    """``method`` if it is a known crop method that can run here, else :class:`InputError`."""
+    if method not in METHODS:
+        raise InputError(f"unknown crop method {method!r}; choose one of {', '.join(METHODS)}")
+    if method == "grabcut" and not grabcut_available():
+        raise InputError("--crop grabcut needs OpenCV: pip install 'cadsearch[crop]' (opencv-python-headless)")
+    return method
 
 
 def default_arch(workspace: str | Path) -> str:
@@ -100,6 +115,8 @@ class Searcher:
         index: the :class:`~cadsearch.index.faiss_index.ViewIndex` of the library's views.
         library: the :class:`~cadsearch.library.Library` (names and categories), or None.
         temperature: score temperature (from the index's calibration).
+        crop: how the object is found before embedding (:data:`~cadsearch.search.autocrop.METHODS`; ``auto``:
+            crop to the object on a plain or gradient backdrop, else the whole photo; ``none``: never crop).
         k_views: nearest views retrieved per query. Scores are calibrated for the ``k_views`` stored with the
             index (the default); with a smaller ``k`` they are no longer calibrated (ECE 0.007 at 256, 0.31 at 64).
 
@@ -116,6 +133,7 @@ class Searcher:
         k_views: int | None = None,
         pose: PoseConfig = PoseConfig(),
         threads: int | None = 1,
+        crop: str = "auto",
     ) -> None:
         if threads:
             # One photo through a small CNN gains little from intra-op threads, and on a shared 2-core machine
@@ -127,6 +145,8 @@ class Searcher:
             torch.set_num_threads(threads)
         if len(index) == 0:
             raise InputError("the search index is empty; render views and run `cadsearch index`")
+        check_crop_method(crop)
+        self.crop = crop
         self.predictor = predictor
         self.index = index
         self.library = library
@@ -184,25 +204,31 @@ class Searcher:
 
     # --- search -------------------------------------------------------------------------------------------
 
-    def search(self, image: np.ndarray, k: int = 5) -> SearchResult:
+    def search(self, image: np.ndarray, k: int = 5, crop: str | None = None) -> SearchResult:
         """Rank the library's models for one photo.
 
         Args:
-            image: (H, W, 3) uint8 RGB (any size; it is padded to a square and resized for the network).
+            image: (H, W, 3) uint8 RGB (any size; framed as a square around the object and resized for the
+                network).
             k: how many models to return (fewer if fewer are found).
+            crop: overrides the searcher's automatic-crop method for this query.
 
         Returns:
-            :class:`SearchResult` with ``timing_ms`` keys ``embed``, ``search``, ``pose``, ``total``.
+            :class:`SearchResult` with ``timing_ms`` keys ``crop``, ``embed``, ``search``, ``pose``, ``total``.
         """
         t0 = time.perf_counter()
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise InputError(f"expected an (H, W, 3) uint8 RGB image, got {image.dtype} {image.shape}")
-        pred = self.predictor.predict([image], batch_size=1)
+        method = self.crop if crop is None else check_crop_method(crop)
+        frame = crop_frame(image, method) if method != "none" else None
+        tc = time.perf_counter()
+        pred = self.predictor.predict([image], batch_size=1, frames=[frame])
         head = (float(pred.polar_deg[0]), float(pred.azimuth_deg[0]))
         t1 = time.perf_counter()
         result = self.search_embedding(np.asarray(pred.embedding, np.float32)[0], head, k)
-        result.timing_ms = {"embed": 1000 * (t1 - t0)} | result.timing_ms
+        result.frame = frame
+        result.timing_ms = {"crop": 1000 * (tc - t0), "embed": 1000 * (t1 - tc)} | result.timing_ms
         result.timing_ms["total"] = 1000 * (time.perf_counter() - t0)
         return result
 

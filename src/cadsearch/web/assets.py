@@ -133,9 +133,10 @@ class ModelAssets:
 
     # --- registration overlay ---------------------------------------------------------------------------------
 
-    def overlay_png(self, image: np.ndarray, match: Any) -> bytes:
-        """PNG of ``match``'s model drawn over ``image`` (H, W, 3 uint8) at the estimated pose, fitted to the object."""
+    def overlay_png(self, image: np.ndarray, match: Any, frame: Any = None) -> bytes:
+        """PNG of ``match``'s model drawn over ``image`` (H, W, 3 uint8) at the estimated pose, fitted to the object
+        (placed first on ``frame``, the square the network looked at, in ``image``'s pixels)."""
         from cadsearch.search.overlay import render_overlay
 
-        overlay = self._on_render_thread(render_overlay, self.library, image, match)
+        overlay = self._on_render_thread(render_overlay, self.library, image, match, None, frame)
         return encode_png(np.asarray(overlay, dtype=np.uint8))

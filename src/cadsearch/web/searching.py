@@ -14,6 +14,7 @@ import numpy as np
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
+from cadsearch.models.framing import Frame
 from cadsearch.web.images import decode_image, downscale
 
 __all__ = ["SearchOutcome", "search_bytes", "DISPLAY_SIDE"]
@@ -24,17 +25,23 @@ DISPLAY_SIDE = 1024
 
 @dataclass
 class SearchOutcome:
-    """A finished search: the display-size image, the searcher's result, and its JSON."""
+    """A finished search: the display-size image, the searcher's result, its JSON, and the square the network
+    looked at in the display-size image (None: the whole image padded to a square)."""
 
     image: np.ndarray
     result: Any
     payload: dict
+    frame: Frame | None = None
 
 
 def _search_sync(searcher: Any, data: bytes, query: str, max_pixels: int, k: int) -> SearchOutcome:
     image = decode_image(data, max_pixels, query)
     result = searcher.search(image, k=k)
-    return SearchOutcome(downscale(image, DISPLAY_SIDE), result, result.to_json(query))
+    shown = downscale(image, DISPLAY_SIDE)
+    frame = getattr(result, "frame", None)
+    if frame is not None:
+        frame = frame.scaled(shown.shape[1] / image.shape[1])
+    return SearchOutcome(shown, result, result.to_json(query), frame)
 
 
 async def search_bytes(

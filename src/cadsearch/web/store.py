@@ -28,6 +28,7 @@ class StoredSearch:
         image: the query image, downscaled for display, (H, W, 3) uint8.
         result: the searcher's result object (``.results`` matches, ``.timing_ms``, ``.to_json``).
         payload: DESIGN.md's search JSON for this query.
+        frame: the square the network looked at, in ``image``'s pixels (None: the whole image padded to a square).
         created: ``time.time()`` of the search.
         cache: lazily made artefacts (query JPEG, overlay PNG), keyed by name.
     """
@@ -37,6 +38,7 @@ class StoredSearch:
     image: np.ndarray
     result: Any
     payload: dict
+    frame: Any = None
     created: float = field(default_factory=time.time)
     cache: dict[str, bytes] = field(default_factory=dict)
 
@@ -49,9 +51,9 @@ class ResultStore:
         self._items: OrderedDict[str, StoredSearch] = OrderedDict()
         self._lock = threading.Lock()
 
-    def add(self, query_name: str, image: np.ndarray, result: Any, payload: dict) -> StoredSearch:
+    def add(self, query_name: str, image: np.ndarray, result: Any, payload: dict, frame: Any = None) -> StoredSearch:
         """Store a search under a new id and return it."""
-        item = StoredSearch(secrets.token_urlsafe(12), query_name, image, result, payload)
+        item = StoredSearch(secrets.token_urlsafe(12), query_name, image, result, payload, frame)
         with self._lock:
             self._items[item.search_id] = item
             while len(self._items) > self.capacity:

@@ -78,7 +78,7 @@ async def search_page(
         return _home(request, settings, examples, error=err.detail if status == 413 else str(err), status=status)
     except HTTPException as err:
         return _home(request, settings, examples, error=str(err.detail), status=err.status_code)
-    item = store.add(outcome.payload["query"], outcome.image, outcome.result, outcome.payload)
+    item = store.add(outcome.payload["query"], outcome.image, outcome.result, outcome.payload, outcome.frame)
     return RedirectResponse(f"/results/{item.search_id}", status_code=303)
 
 
@@ -146,7 +146,7 @@ async def overlay_image(
         raise HTTPException(404, f"this search has no result number {rank}")
     key = f"overlay-{rank}.png"
     if key not in item.cache:
-        item.cache[key] = await run_in_threadpool(assets.overlay_png, item.image, matches[rank - 1])
+        item.cache[key] = await run_in_threadpool(assets.overlay_png, item.image, matches[rank - 1], item.frame)
     return Response(item.cache[key], media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
 
