@@ -19,8 +19,8 @@ sector-balanced azimuth Acc@30 (as ``benchmarks/accuracy.py``).
 Usage:
     python benchmarks/autocrop.py [WORKSPACE] [--n 300] [--json benchmarks/results/autocrop.json]
 
-GrabCut needs ``opencv-python-headless`` importable (e.g. ``PYTHONPATH=<dir with cv2>``); without it the
-``grabcut`` row is None everywhere and ``auto`` is ``backdrop`` alone.
+GrabCut needs ``opencv-python-headless`` (the ``crop`` extra, which ``make`` installs); without it the ``grabcut``
+row is None everywhere (``auto`` never uses it).
 """
 
 from __future__ import annotations
