@@ -1,7 +1,8 @@
 """The search issue's benchmark: single-photo latency end to end, exact vs approximate index, recall, memory.
 
 For each library size (views) the script builds a view index of synthetic embeddings and measures one photo at a
-time, end to end: decode a 640 × 480 JPEG → embed it with the scratch network (64 px input; a trained checkpoint
+time, end to end: decode a 640 × 480 JPEG → automatic crop (``auto``; the synthetic photo is an object on a plain
+backdrop, so it crops) → embed it and its mirror image (for the pose head) with the scratch network (64 px input; a trained checkpoint
 from ``--workspace`` if given, else the same architecture freshly initialised: latency does not depend on the
 weights) → search the index → group by model, score, pose → ``to_json`` + ``json.dumps``. Reported per size and
 index: p50/p95 latency (ms), the index search alone, recall@10 of the approximate index against exact search
@@ -31,6 +32,7 @@ from PIL import Image
 
 from cadsearch.imageio import read_image
 from cadsearch.index.faiss_index import ViewIndex, ViewTable, set_search_params
+from cadsearch.search.autocrop import crop_frame
 from cadsearch.search.searcher import Searcher
 
 APPROX = {"hnsw": "IDMap,HNSW32,Flat", "ivf": "IDMap,IVF{nlist},Flat"}
@@ -109,7 +111,8 @@ def rss_mb() -> float:
 
 
 def end_to_end(searcher: Searcher, jpeg: bytes, queries: np.ndarray, k: int = 5) -> dict[str, float]:
-    """Latency of decode → embed → search → pose → JSON, one photo at a time.
+    """Latency of decode → automatic crop → embed (with the pose head's flipped copy) → search → pose → JSON, one
+    photo at a time: the steps of :meth:`Searcher.search`.
 
     The network sees the decoded photo; the index is searched with a synthetic query vector of the index's own
     distribution (the network's embedding of a synthetic photo would not have realistic neighbours), so the
@@ -119,7 +122,8 @@ def end_to_end(searcher: Searcher, jpeg: bytes, queries: np.ndarray, k: int = 5)
     for i, q in enumerate(queries):
         t0 = time.perf_counter()
         image = read_image(jpeg)
-        pred = searcher.predictor.predict([image], batch_size=1)
+        frame = crop_frame(image, searcher.crop) if searcher.crop != "none" else None
+        pred = searcher.predictor.predict([image], batch_size=1, frames=[frame])
         head = (float(pred.polar_deg[0]), float(pred.azimuth_deg[0]))
         res = searcher.search_embedding(q, head, k)
         res.timing_ms["total"] = 1000 * (time.perf_counter() - t0)
