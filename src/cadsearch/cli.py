@@ -307,8 +307,8 @@ def index(
     factory: Annotated[
         str | None,
         typer.Option(
-            help="FAISS index factory string, e.g. 'IDMap,Flat' (exact, default) or 'IDMap,HNSW32,Flat' "
-            "(large libraries). Default: keep the current index's.",
+            help="FAISS index factory string, e.g. 'IDMap,Flat' (exact, default) or 'IDMap,IVF1024,Flat' "
+            "(large libraries; 'IDMap,HNSW32,Flat' also works). Default: keep the current index's.",
             show_default=False,
         ),
     ] = None,
