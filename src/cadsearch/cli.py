@@ -371,13 +371,24 @@ def search(
 def evaluate(
     model: Annotated[str, typer.Option(help="scratch, transfer or both.")] = "both",
     split: Annotated[
-        str, typer.Option(help="graphics (fresh renders of the library) or a photo-split CSV file.")
-    ] = "graphics",
+        list[str] | None,
+        typer.Option(
+            help="graphics (fresh renders of the library) or a photo-split CSV file; repeat it to evaluate several "
+            "splits and get them side by side in one table (experiment.md). Default: graphics.",
+            show_default=False,
+        ),
+    ] = None,
     report: Annotated[
         Path | None,
-        typer.Option(help="Report folder (default: <workspace>/reports/eval-<split>).", show_default=False),
+        typer.Option(
+            help="Report folder (default: <workspace>/reports/eval-<split>); with several splits, the folder that "
+            "holds eval-<split>/ for each and experiment.md.",
+            show_default=False,
+        ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON (DESIGN.md format).")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the metrics as JSON (DESIGN.md format), one line per split.")
+    ] = False,
     views_per_model: Annotated[int, typer.Option(help="Graphics split: views per model.", min=1)] = 10,
     backgrounds: Annotated[str, typer.Option(help="Graphics split backgrounds: random or a folder.")] = "random",
     mirror: Annotated[bool, typer.Option(help="Photo split: also ask each photo mirrored (φ → 360° − φ).")] = True,
@@ -385,24 +396,42 @@ def evaluate(
 ) -> None:
     """Evaluate the trained models: recognition top-1/top-5 and pose error, with a report and plots."""
     from cadsearch.evaluate import default_report_dir, design_json, run_evaluation
+    from cadsearch.evaluate.experiment import experiment_markdown, write_experiment
+    from cadsearch.evaluate.splits import GRAPHICS
 
     if model not in ("scratch", "transfer", "both"):
         raise InputError(f"--model must be scratch, transfer or both, got {model!r}")
-    result = run_evaluation(
-        _workspace(),
-        models=model,
-        split=split,
-        report_dir=report,
-        mirror_photos=mirror,
-        views_per_model=views_per_model,
-        backgrounds=backgrounds,
-        workers=workers,
-    )
-    if as_json:
-        typer.echo(json.dumps(design_json(result)))
-        return
-    typer.echo(_metrics_table(result))
-    typer.echo(f"report: {report or default_report_dir(_workspace(), result['split'])}")
+    splits = list(dict.fromkeys(split or [GRAPHICS]))  # in order, without repeats
+    for s in splits:  # check every split before the first (possibly long) evaluation starts
+        if s != GRAPHICS and not Path(s).is_file():
+            raise InputError(f"--split {s!r} is neither 'graphics' nor an existing photo CSV file")
+    several = len(splits) > 1
+    results = []
+    for s in splits:
+        name = GRAPHICS if s == GRAPHICS else Path(s).stem
+        folder = (report / f"eval-{name}") if (several and report is not None) else report
+        result = run_evaluation(
+            _workspace(),
+            models=model,
+            split=s,
+            report_dir=folder,
+            mirror_photos=mirror,
+            views_per_model=views_per_model,
+            backgrounds=backgrounds,
+            workers=workers,
+        )
+        results.append(result)
+        if as_json:
+            typer.echo(json.dumps(design_json(result)))
+        else:
+            typer.echo(_metrics_table(result))
+            typer.echo(f"report: {folder or default_report_dir(_workspace(), result['split'])}")
+    if several:
+        path = write_experiment(report or (_workspace() / "reports"), results)
+        if not as_json:
+            typer.echo("")
+            typer.echo(experiment_markdown(results))
+            typer.echo(f"experiment: {path}")
 
 
 def _metrics_table(result: dict) -> str:

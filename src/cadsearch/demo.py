@@ -118,26 +118,32 @@ def run_demo(
             f"pose mean {v.get('pose_mean_deg', float('nan')):.0f}°"
         )
 
-    _stage(5, "evaluating on fresh renders (new cameras, random backgrounds)")
+    shared = _shared_data()
+    on_photos = " and labelled photos" if shared else ""
+    _stage(5, f"evaluating on fresh renders (new cameras, random backgrounds){on_photos}")
     from cadsearch.cli import _metrics_table
+    from cadsearch.evaluate.experiment import experiment_markdown, write_experiment
 
     result = run_evaluation(workspace, models="both", split="graphics", views_per_model=6, progress=True)
     _say(_metrics_table(result))
     wrote["evaluation"] = reports / "eval-graphics" / "report.md"
+    if shared:  # the reference's experiment: both networks, on renders and on real photos, in one table
+        photos = run_evaluation(workspace, models="both", split=shared / "photos" / "dev_viewpoints.csv", progress=True)
+        _say(experiment_markdown([result, photos]))
+        wrote["experiment"] = write_experiment(reports, [result, photos])
 
     _stage(6, "indexing every view")
     for arch in ("scratch", "transfer"):
         built = build_index(workspace, arch, progress=True)
         _say(f"      {arch}: {built.views} views of {built.models} models ({built.embedded} embedded now)")
 
-    _stage(7, "searching held-out renders" + (" and a real photo" if _shared_data() else ""))
+    _stage(7, "searching held-out renders" + (" and a real photo" if shared else ""))
     searcher = Searcher.from_workspace(workspace)
     queries = []
     for r in read_view_table(workspace, "eval/graphics")[:: max(1, len(ids) * 6 // 3)][:3]:
         queries.append(
             (f"render of {r.model_id} (θ {r.polar_deg:.0f}°, φ {r.azimuth_deg:.0f}°)", load_view(workspace, r)[0])
         )
-    shared = _shared_data()
     photo = _demo_photo(shared) if shared else None
     if photo is not None:
         queries.append((f"photo {photo[0].name} (labelled θ {photo[1]:.0f}°, φ {photo[2]:.0f}°)", read_image(photo[0])))
