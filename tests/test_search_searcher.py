@@ -148,3 +148,10 @@ def test_auto_crop_frames_the_object_and_the_network_sees_that_frame(
     assert searcher.search(photo, k=1, crop="none").frame is None and seen[-1] == [None]
     with pytest.raises(InputError, match="crop"):
         searcher.search(photo, k=1, crop="lasso")
+
+
+def test_unknown_crop_method_is_refused_when_the_searcher_is_made(search_ws: Path) -> None:
+    fake = fake_for(search_ws)
+    build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
+    with pytest.raises(InputError, match="unknown crop method 'lasso'"):
+        Searcher(fake, load_index(search_ws, "scratch"), None, crop="lasso")
