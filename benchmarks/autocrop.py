@@ -36,9 +36,10 @@ from PIL import Image
 
 from cadsearch.evaluate.metrics import sector_balanced_accuracy
 from cadsearch.models import checkpoint_path, load_predictor
+from cadsearch.models.framing import frame_for
 from cadsearch.render.cameras import pose_error_deg
 from cadsearch.render.job import load_view, read_view_table
-from cadsearch.search.autocrop import MARGIN, MIN_ZOOM, crop_frame, frame_around, grabcut_available
+from cadsearch.search.autocrop import MARGIN, MIN_ZOOM, crop_frame, grabcut_available
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 ASPECTS = ((4, 3), (3, 4), (16, 9))
@@ -129,9 +130,9 @@ def frames_for(images, boxes, method: str):
     if method == "none":
         frames = [None] * len(images)
     elif method == "pad":
-        frames = [frame_around(im.shape[0], im.shape[1], (0, 0, im.shape[1], im.shape[0])) for im in images]
+        frames = [frame_for(im.shape[0], im.shape[1], None, MARGIN) for im in images]
     elif method == "oracle":
-        frames = [frame_around(im.shape[0], im.shape[1], b) for im, b in zip(images, boxes, strict=True)]
+        frames = [frame_for(im.shape[0], im.shape[1], b, MARGIN) for im, b in zip(images, boxes, strict=True)]
     else:
         # the single methods raw (any box found is used); "auto" as the searcher would call it (zoom gate)
         frames = [crop_frame(im, method, min_zoom=MIN_ZOOM if method == "auto" else 0.0) for im in images]

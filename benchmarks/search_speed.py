@@ -2,11 +2,11 @@
 
 For each library size (views) the script builds a view index of synthetic embeddings and measures one photo at a
 time, end to end: decode a 640 × 480 JPEG → automatic crop (``auto``; the synthetic photo is an object on a plain
-backdrop, so it crops) → embed it and its mirror image (for the pose head) with the scratch network (64 px input; a trained checkpoint
-from ``--workspace`` if given, else the same architecture freshly initialised: latency does not depend on the
-weights) → search the index → group by model, score, pose → ``to_json`` + ``json.dumps``. Reported per size and
-index: p50/p95 latency (ms), the index search alone, recall@10 of the approximate index against exact search
-(same queries), build time, and the index's memory per million views.
+backdrop, so it crops) → embed it and its mirror image (for the pose head) with the scratch network (64 px input;
+a trained checkpoint from ``--workspace`` if given, else the same architecture freshly initialised: latency does
+not depend on the weights) → search the index → group by model, score, pose → ``to_json`` + ``json.dumps``.
+Reported per size and index: p50/p95 latency (ms), the index search alone, recall@10 of the approximate index
+against exact search (same queries), build time, and the index's memory per million views.
 
 Synthetic vectors: ``views / 200`` models, each a random unit centre; a view is its model's centre plus noise
 (normalised), and a query is a view plus smaller noise, so the nearest-neighbour structure resembles real
@@ -32,7 +32,6 @@ from PIL import Image
 
 from cadsearch.imageio import read_image
 from cadsearch.index.faiss_index import ViewIndex, ViewTable, set_search_params
-from cadsearch.search.autocrop import crop_frame
 from cadsearch.search.searcher import Searcher
 
 APPROX = {"hnsw": "IDMap,HNSW32,Flat", "ivf": "IDMap,IVF{nlist},Flat"}
@@ -112,7 +111,7 @@ def rss_mb() -> float:
 
 def end_to_end(searcher: Searcher, jpeg: bytes, queries: np.ndarray, k: int = 5) -> dict[str, float]:
     """Latency of decode → automatic crop → embed (with the pose head's flipped copy) → search → pose → JSON, one
-    photo at a time: the steps of :meth:`Searcher.search`.
+    photo at a time: the steps of :meth:`Searcher.search` (:meth:`Searcher.embed_query`, then the index).
 
     The network sees the decoded photo; the index is searched with a synthetic query vector of the index's own
     distribution (the network's embedding of a synthetic photo would not have realistic neighbours), so the
@@ -121,10 +120,7 @@ def end_to_end(searcher: Searcher, jpeg: bytes, queries: np.ndarray, k: int = 5)
     times, search_ms = [], []
     for i, q in enumerate(queries):
         t0 = time.perf_counter()
-        image = read_image(jpeg)
-        frame = crop_frame(image, searcher.crop) if searcher.crop != "none" else None
-        pred = searcher.predictor.predict([image], batch_size=1, frames=[frame])
-        head = (float(pred.polar_deg[0]), float(pred.azimuth_deg[0]))
+        _, head, _ = searcher.embed_query(read_image(jpeg))
         res = searcher.search_embedding(q, head, k)
         res.timing_ms["total"] = 1000 * (time.perf_counter() - t0)
         json.dumps(res.to_json(f"photo-{i}.jpg"))

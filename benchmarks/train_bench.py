@@ -6,15 +6,11 @@ Usage: python benchmarks/train_bench.py WORKSPACE ARCH [key=value ...]
 import json
 import sys
 
+from accuracy import parse_kv  # this folder is on sys.path when run as a script
+
 from cadsearch.models.train import train_model
 
 ws, arch, *kv = sys.argv[1:]
-overrides = {}
-for item in kv:
-    key, value = item.split("=", 1)
-    try:
-        overrides[key] = json.loads(value)
-    except json.JSONDecodeError:
-        overrides[key] = value
+overrides = parse_kv(kv)
 summary = train_model(ws, arch, overrides)
 print(json.dumps({k: (str(v) if k == "checkpoint" else v) for k, v in summary.__dict__.items()}, indent=2))

@@ -9,16 +9,12 @@ import json
 import shutil
 import sys
 
+from accuracy import parse_kv  # this folder is on sys.path when run as a script
+
 from cadsearch.models.train import checkpoint_path, train_model
 
 ws, *kv = sys.argv[1:]
-overrides = {}
-for item in kv:
-    key, value = item.split("=", 1)
-    try:
-        overrides[key] = json.loads(value)
-    except json.JSONDecodeError:
-        overrides[key] = value
+overrides = parse_kv(kv)
 results = {}
 for head in ("vector", "bins"):
     s = train_model(ws, "transfer", overrides | {"pose_head": head})

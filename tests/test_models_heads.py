@@ -57,7 +57,7 @@ def test_flip_averaging_mirrors_the_flipped_output_back():
     flipped = torch.log(head.targets(directions_from_angles(polar, (360.0 - az) % 360.0)) + 1e-12)
     p, a = angles_from_directions(head.decode(direct, flipped))  # both say the same pose: it stays
     assert pose_error_deg(p, a, polar, az).max() < 6.0
-    # A flipped image that disagrees pulls the answer only when the direct view is unsure.
+    # When the direct view has no opinion, the mirrored-back flipped view decides.
     unsure = torch.zeros_like(direct)
     p, a = angles_from_directions(head.decode(unsure, flipped))
     assert pose_error_deg(p, a, polar, az).max() < 6.0

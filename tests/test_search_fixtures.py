@@ -51,6 +51,9 @@ class FakePredictor:
         self.calls = 0
         self.images = 0
 
+    def embed(self, images, batch_size: int = 64) -> np.ndarray:
+        return self.predict(images, batch_size).embedding
+
     def predict(self, images, batch_size: int = 64, frames=None) -> FakePrediction:
         images = list(images)
         self.calls += 1

@@ -397,18 +397,16 @@ def evaluate(
     """Evaluate the trained models: recognition top-1/top-5 and pose error, with a report and plots."""
     from cadsearch.evaluate import default_report_dir, design_json, run_evaluation
     from cadsearch.evaluate.experiment import experiment_markdown, write_experiment
+    from cadsearch.evaluate.run import split_name
     from cadsearch.evaluate.splits import GRAPHICS
 
     if model not in ("scratch", "transfer", "both"):
         raise InputError(f"--model must be scratch, transfer or both, got {model!r}")
     splits = list(dict.fromkeys(split or [GRAPHICS]))  # in order, without repeats
-    for s in splits:  # check every split before the first (possibly long) evaluation starts
-        if s != GRAPHICS and not Path(s).is_file():
-            raise InputError(f"--split {s!r} is neither 'graphics' nor an existing photo CSV file")
+    names = [split_name(s) for s in splits]  # every split checked before the first (long) evaluation starts
     several = len(splits) > 1
     results = []
-    for s in splits:
-        name = GRAPHICS if s == GRAPHICS else Path(s).stem
+    for s, name in zip(splits, names, strict=True):
         folder = (report / f"eval-{name}") if (several and report is not None) else report
         result = run_evaluation(
             _workspace(),

@@ -366,6 +366,16 @@ def default_report_dir(workspace: str | Path, split_name: str) -> Path:
     return Path(workspace) / "reports" / f"eval-{split_name}"
 
 
+def split_name(split: str | Path) -> str:
+    """The name of a ``--split`` value (``graphics`` or the photo CSV's file stem); :class:`InputError` if it is
+    neither ``graphics`` nor an existing file."""
+    if str(split) == GRAPHICS:
+        return GRAPHICS
+    if not Path(split).is_file():
+        raise InputError(f"--split {str(split)!r} is neither 'graphics' nor an existing photo CSV file")
+    return Path(split).stem
+
+
 def _make_split(
     workspace: Path,
     split: str | Path,
@@ -383,10 +393,8 @@ def _make_split(
         return graphics_split(
             workspace, ids, views_per_model, backgrounds=backgrounds, workers=workers, progress=progress
         )
-    path = Path(split)
-    if not path.is_file():
-        raise InputError(f"--split {split!r} is neither 'graphics' nor an existing photo CSV file")
-    return photo_split(path, mirror=mirror_photos, warn=warn)
+    split_name(split)  # a clear error for a missing file
+    return photo_split(Path(split), mirror=mirror_photos, warn=warn)
 
 
 def run_evaluation(

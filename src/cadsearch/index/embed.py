@@ -90,7 +90,7 @@ def embed_views(
     Args:
         workspace: the workspace the rows' paths are relative to.
         predictor: has ``embed(list of (H, W, 3) uint8, batch_size) -> (N, D) float32`` (a
-            :class:`~cadsearch.models.Predictor`) or ``predict(images, batch_size) -> .embedding (N, D) float32``.
+            :class:`~cadsearch.models.Predictor`).
         rows: the views to embed.
         parts_dir: where partial results are saved and found again (None: no resume).
         fingerprint: the checkpoint's fingerprint; partial results of other checkpoints are ignored.
@@ -112,10 +112,7 @@ def embed_views(
             for b in range(0, len(chunk), batch_size):
                 batch = chunk[b : b + batch_size]
                 images = [_read_rgb(root, rows[i]) for i in batch]
-                if hasattr(predictor, "embed"):  # embeddings only: skips the pose head's flipped copies
-                    emb = np.asarray(predictor.embed(images, batch_size=batch_size), dtype=np.float32)
-                else:
-                    emb = np.asarray(predictor.predict(images, batch_size=batch_size).embedding, dtype=np.float32)
+                emb = np.asarray(predictor.embed(images, batch_size=batch_size), dtype=np.float32)
                 for i, vec in zip(batch, emb, strict=True):
                     out[i] = vec
                 bar.update(len(batch))

@@ -6,9 +6,10 @@ when an automatic crop found one — centred on it, plus an optional margin. Whe
 photo it is filled with the median colour of the photo's border, so a tightly cropped portrait photo of a chair
 keeps its backrest and legs instead of losing them to a centre crop.
 
-Measured (transfer model of ``benchmarks/accuracy.py`` on the 236 development photos incl. mirrors): padding to the
-square raised the sector-balanced azimuth Acc@30 from 0.554 (centre square crop) to 0.754, median azimuth error
-16.0° → 11.4°; edge replication scored 0.674, mirror padding 0.730.
+Measured (``python benchmarks/accuracy.py WS --train ''``, transfer model, the 236 development photos incl.
+mirrors, pose without flip averaging): padding to the square raised the sector-balanced azimuth Acc@30 from 0.554
+(centre square crop) to 0.711, median azimuth error 16.0° → 11.4°. In a first trial (a throwaway script padding at
+whole pixels) border-colour padding scored 0.754, edge replication 0.674, mirror padding 0.730.
 
 Coordinates are photo pixels, x to the right and y down, boxes ``(x0, y0, x1, y1)`` with exclusive ends.
 """
@@ -93,26 +94,22 @@ def frame_image(image: np.ndarray, size: int, frame: Frame | None = None) -> np.
     h, w = a.shape[:2]
     f = frame or frame_for(h, w)
     if f.x0 == 0 and f.y0 == 0 and f.side == h == w:  # already square and whole: just resize
-        crop = a
-    else:
-        scale = size / f.side
-        # Resize only the part of the photo inside the square, then paste it: a 4000 px photo never needs a
-        # 4000² canvas.
-        # First photo pixel at or after the square's edge, so the paste offset below is never negative.
-        ix0, iy0 = max(0, math.ceil(f.x0)), max(0, math.ceil(f.y0))
-        ix1, iy1 = min(w, math.ceil(f.x0 + f.side)), min(h, math.ceil(f.y0 + f.side))
-        out = np.empty((size, size, 3), np.uint8)
-        out[:] = border_colour(a)
-        if ix1 > ix0 and iy1 > iy0:
-            dx0, dy0 = round((ix0 - f.x0) * scale), round((iy0 - f.y0) * scale)
-            dw = min(size - dx0, max(1, round((ix1 - ix0) * scale)))
-            dh = min(size - dy0, max(1, round((iy1 - iy0) * scale)))
-            if dw > 0 and dh > 0:
-                part = Image.fromarray(a[iy0:iy1, ix0:ix1])
-                out[dy0 : dy0 + dh, dx0 : dx0 + dw] = np.asarray(
-                    part.resize((dw, dh), Image.Resampling.BILINEAR, reducing_gap=2.0)
-                )
-        return out
-    if crop.shape[0] != size:
-        crop = np.asarray(Image.fromarray(crop).resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0))
-    return crop
+        return _resize(a, size, size) if h != size else a
+    # Resize only the part of the photo inside the square, then paste it: a 4000 px photo never needs a 4000² canvas.
+    scale = size / f.side
+    # First photo pixel at or after the square's edge, so the paste offset below is never negative.
+    ix0, iy0 = max(0, math.ceil(f.x0)), max(0, math.ceil(f.y0))
+    ix1, iy1 = min(w, math.ceil(f.x0 + f.side)), min(h, math.ceil(f.y0 + f.side))
+    out = np.empty((size, size, 3), np.uint8)
+    out[:] = border_colour(a)
+    if ix1 > ix0 and iy1 > iy0:
+        dx0, dy0 = round((ix0 - f.x0) * scale), round((iy0 - f.y0) * scale)
+        dw = min(size - dx0, max(1, round((ix1 - ix0) * scale)))
+        dh = min(size - dy0, max(1, round((iy1 - iy0) * scale)))
+        if dw > 0 and dh > 0:
+            out[dy0 : dy0 + dh, dx0 : dx0 + dw] = _resize(a[iy0:iy1, ix0:ix1], dw, dh)
+    return out
+
+
+def _resize(a: np.ndarray, width: int, height: int) -> np.ndarray:
+    return np.asarray(Image.fromarray(a).resize((width, height), Image.Resampling.BILINEAR, reducing_gap=2.0))

@@ -74,7 +74,7 @@ class Predictor:
         backend: ``torch`` or ``onnx`` (the transfer body, when its ONNX file was exported and measured faster).
         flip_pose: average the pose of each image with that of its mirror image (test-time flip; twice the network
             work per image; measured on the benchmark's fresh renders: 5.8° → 4.9° mean pose error (transfer),
-            dev photos' sector-balanced azimuth Acc@30 0.711 → 0.776).
+            dev photos' sector-balanced azimuth Acc@30 0.711 → 0.753; ``benchmarks/accuracy.py``).
         metrics: the validation metrics stored with the checkpoint.
     """
 

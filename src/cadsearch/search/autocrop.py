@@ -45,7 +45,6 @@ __all__ = [
     "RENDER_FILL",
     "crop_frame",
     "find_object_box",
-    "frame_around",
     "grabcut_available",
 ]
 
@@ -219,15 +218,5 @@ def crop_frame(
     if box is None:
         return None
     h, w = np.shape(image)[:2]
-    frame = frame_around(h, w, box, margin)
+    frame = frame_for(h, w, box, margin)
     return frame if max(h, w) >= min_zoom * frame.side else None
-
-
-def frame_around(height: int, width: int, box: Box, margin: float = MARGIN) -> Frame:
-    """:func:`~cadsearch.models.framing.frame_for` of ``box`` with ``margin``, rounded to whole pixels.
-
-    Whole pixels: :func:`~cadsearch.models.framing.frame_image` pastes the photo from ``floor(x0)``, so a frame
-    starting at a positive fraction of a pixel would be shifted (or, zoomed in, fail to paste).
-    """
-    f = frame_for(height, width, box, margin)
-    return Frame(float(round(f.x0)), float(round(f.y0)), float(max(1, round(f.side))))

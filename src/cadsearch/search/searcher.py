@@ -214,23 +214,34 @@ class Searcher:
             crop: overrides the searcher's automatic-crop method for this query.
 
         Returns:
-            :class:`SearchResult` with ``timing_ms`` keys ``crop``, ``embed``, ``search``, ``pose``, ``total``.
+            :class:`SearchResult` with ``timing_ms`` keys ``embed`` (crop and network), ``search``, ``pose``,
+            ``total``.
         """
         t0 = time.perf_counter()
+        embedding, head, frame = self.embed_query(image, crop)
+        t1 = time.perf_counter()
+        result = self.search_embedding(embedding, head, k)
+        result.frame = frame
+        result.timing_ms = {"embed": 1000 * (t1 - t0)} | result.timing_ms
+        result.timing_ms["total"] = 1000 * (time.perf_counter() - t0)
+        return result
+
+    def embed_query(
+        self, image: np.ndarray, crop: str | None = None
+    ) -> tuple[np.ndarray, tuple[float, float], Frame | None]:
+        """The part of :meth:`search` before the index: frame the object (automatic crop) and run the network.
+
+        Returns:
+            the (D,) float32 L2-normalised embedding, the pose head's (polar, azimuth) in degrees, and the frame
+            the network looked at (None: the whole image padded to a square).
+        """
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise InputError(f"expected an (H, W, 3) uint8 RGB image, got {image.dtype} {image.shape}")
-        method = self.crop if crop is None else check_crop_method(crop)
-        frame = crop_frame(image, method) if method != "none" else None
-        tc = time.perf_counter()
+        frame = crop_frame(image, self.crop if crop is None else check_crop_method(crop))
         pred = self.predictor.predict([image], batch_size=1, frames=[frame])
         head = (float(pred.polar_deg[0]), float(pred.azimuth_deg[0]))
-        t1 = time.perf_counter()
-        result = self.search_embedding(np.asarray(pred.embedding, np.float32)[0], head, k)
-        result.frame = frame
-        result.timing_ms = {"crop": 1000 * (tc - t0), "embed": 1000 * (t1 - tc)} | result.timing_ms
-        result.timing_ms["total"] = 1000 * (time.perf_counter() - t0)
-        return result
+        return np.asarray(pred.embedding, np.float32)[0], head, frame
 
     def search_embedding(
         self, embedding: np.ndarray, head_pose: tuple[float, float] | None, k: int = 5

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from cadsearch.models.framing import Frame
 from cadsearch.render.thumbnails import THUMBNAIL_AZIMUTH_DEG, THUMBNAIL_POLAR_DEG, render_thumbnail
 from cadsearch.web.images import encode_png
 from cadsearch.workspace import atomic_write_bytes
@@ -133,7 +134,7 @@ class ModelAssets:
 
     # --- registration overlay ---------------------------------------------------------------------------------
 
-    def overlay_png(self, image: np.ndarray, match: Any, frame: Any = None) -> bytes:
+    def overlay_png(self, image: np.ndarray, match: Any, frame: Frame | None = None) -> bytes:
         """PNG of ``match``'s model drawn over ``image`` (H, W, 3 uint8) at the estimated pose, fitted to the object
         (placed first on ``frame``, the square the network looked at, in ``image``'s pixels)."""
         from cadsearch.search.overlay import render_overlay

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from cadsearch.models.framing import Frame
+
 __all__ = ["StoredSearch", "ResultStore"]
 
 
@@ -38,7 +40,7 @@ class StoredSearch:
     image: np.ndarray
     result: Any
     payload: dict
-    frame: Any = None
+    frame: Frame | None = None
     created: float = field(default_factory=time.time)
     cache: dict[str, bytes] = field(default_factory=dict)
 
@@ -51,7 +53,9 @@ class ResultStore:
         self._items: OrderedDict[str, StoredSearch] = OrderedDict()
         self._lock = threading.Lock()
 
-    def add(self, query_name: str, image: np.ndarray, result: Any, payload: dict, frame: Any = None) -> StoredSearch:
+    def add(
+        self, query_name: str, image: np.ndarray, result: Any, payload: dict, frame: Frame | None = None
+    ) -> StoredSearch:
         """Store a search under a new id and return it."""
         item = StoredSearch(secrets.token_urlsafe(12), query_name, image, result, payload, frame)
         with self._lock:
