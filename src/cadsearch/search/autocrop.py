@@ -18,12 +18,12 @@ unsure (the caller keeps the default framing) and never raising on odd images:
 - ``auto``: the default, ``backdrop``; :func:`crop_frame` then crops only when that zooms in (:data:`MIN_ZOOM`).
 
 Measured (``benchmarks/autocrop.py``, transfer model, 300 eval renders composited into photos; top-1 / median pose
-error): a chair at 25–60 % of a studio photo (plain or gradient backdrop) 0.103 / 66.4° uncropped → 0.937 / 4.1°
-with ``auto`` (true box: 0.950 / 4.0°); at 75–100 % 0.683 / 10.4° → 0.943 / 4.4°. In a room photo the true box
-would give 0.077 → 0.943, but GrabCut reached only 0.193 and lowered the development photos' sector-balanced
-azimuth Acc@30 from 0.753 to 0.645 (saliency 0.491), so ``auto`` leaves cluttered photos uncropped; it changes none
+error): a chair at 25–60 % of a studio photo (plain or gradient backdrop) 0.103 / 66.4° uncropped → 0.930 / 4.0°
+with ``auto`` (true box: 0.950 / 3.9°); at 75–100 % 0.683 / 10.4° → 0.940 / 4.4°. In a room photo the true box
+would give 0.077 → 0.937, but GrabCut reached only 0.197 and lowered the development photos' sector-balanced
+azimuth Acc@30 from 0.753 to 0.645 (saliency 0.496), so ``auto`` leaves cluttered photos uncropped; it changes none
 of the development photos (their chairs fill the photo). Cost: renders framed exactly as in training lose a little
-(0.970 / 3.8° → 0.950 / 4.3°), as a fixed margin drops the pose-dependent size of the object.
+(0.970 / 3.8° → 0.957 / 4.2°), as a fixed margin drops the pose-dependent size of the object.
 
 Boxes are ``(x0, y0, x1, y1)`` in photo pixels, x right, y down, exclusive ends.
 """
