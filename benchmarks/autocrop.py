@@ -9,7 +9,7 @@ Queries made from fresh eval renders (``eval_views/`` of the accuracy workspace;
 - ``studio``: the same over a plain or linear-gradient backdrop of random colours with mild noise (product shots);
 - ``studio_large``: as ``studio`` with the object at 75–100 % of the shorter side (little zoom needed).
 
-For every crop method of :mod:`cadsearch.search.autocrop` (raw: any box found is used; ``auto`` with its zoom gate, as
+For every crop method of :mod:`cadsearch.framing.autocrop` (raw: any box found is used; ``auto`` with its zoom gate, as
 the searcher would call it; plus ``oracle``: the mask's true box, and ``pad``: the whole photo as the box, i.e. only
 the training margin) the transfer predictor sees the resulting frames; reported:
 classifier top-1 (``class_probs`` argmax vs the true model), pose error mean/median, the share of queries that got a
@@ -35,11 +35,10 @@ import torch
 from PIL import Image
 
 from cadsearch.evaluate.metrics import sector_balanced_accuracy
+from cadsearch.framing import MARGIN, crop_frame, frame_for, frame_query, grabcut_available
 from cadsearch.models import checkpoint_path, load_predictor
-from cadsearch.models.framing import frame_for
 from cadsearch.render.cameras import pose_error_deg
 from cadsearch.render.job import load_view, read_view_table
-from cadsearch.search.autocrop import MARGIN, MIN_ZOOM, crop_frame, grabcut_available
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 ASPECTS = ((4, 3), (3, 4), (16, 9))
@@ -133,9 +132,10 @@ def frames_for(images, boxes, method: str):
         frames = [frame_for(im.shape[0], im.shape[1], None, MARGIN) for im in images]
     elif method == "oracle":
         frames = [frame_for(im.shape[0], im.shape[1], b, MARGIN) for im, b in zip(images, boxes, strict=True)]
+    elif method == "auto":
+        frames = [frame_query(im, "auto") for im in images]  # exactly as the searcher frames a query (zoom gate)
     else:
-        # the single methods raw (any box found is used); "auto" as the searcher would call it (zoom gate)
-        frames = [crop_frame(im, method, min_zoom=MIN_ZOOM if method == "auto" else 0.0) for im in images]
+        frames = [crop_frame(im, method, min_zoom=0.0) for im in images]  # the single methods raw: any box found
     return frames, 1000 * (time.perf_counter() - t) / max(1, len(images))
 
 

@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from cadsearch.framing import backdrop_box
 from cadsearch.library import Library
 from cadsearch.render.job import load_view, read_view_table
 from cadsearch.search import ModelMatch
-from cadsearch.search.overlay import OUTLINE_RGB, object_box, render_overlay
+from cadsearch.search.overlay import OUTLINE_RGB, render_overlay
 from test_search_fixtures import search_ws_fixture, search_ws_master_fixture  # noqa: F401
 
 
@@ -43,11 +44,11 @@ def test_outline_is_drawn_on_the_object(search_ws: Path) -> None:
     assert (out[:40, :40] == photo[:40, :40]).all()
 
 
-def test_overlay_size_and_object_box() -> None:
+def test_overlay_size_and_backdrop_box() -> None:
     blank = np.full((50, 80, 3), 200, np.uint8)
-    assert object_box(blank) is None  # nothing differs from the border
+    assert backdrop_box(blank) is None  # nothing differs from the border
     blank[10:30, 40:60] = 20
-    x0, y0, x1, y1 = object_box(blank)
+    x0, y0, x1, y1 = backdrop_box(blank)
     assert (round(x0), round(y0), round(x1), round(y1)) == (40, 10, 60, 30)
 
 

@@ -5,7 +5,7 @@ Views are small (128 px), so all of them are decoded once into uint8 arrays (:cl
 cores a per-image PIL pipeline in DataLoader workers would steal the cores the network trains on.
 
 Image convention (the *object-centred square*): renders frame the object whole and centred (the camera distance
-fits the unit sphere). A photo is framed the same way by :mod:`cadsearch.models.framing` (padded to a square, or
+fits the unit sphere). A photo is framed the same way by :mod:`cadsearch.framing` (padded to a square, or
 squared around the object's box) and resized to the input size (:func:`preprocess_images`), the same for
 training, validation and prediction.
 
@@ -29,7 +29,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from cadsearch.errors import InputError
-from cadsearch.models.framing import Frame, frame_image
+from cadsearch.framing import Frame, frame_image
 from cadsearch.render.backgrounds import (
     BackgroundSource,
     ImageFolderBackgrounds,
@@ -364,7 +364,7 @@ def preprocess_images(
 ) -> torch.Tensor:
     """Images (any size, RGB uint8 HWC or grayscale HW) → normalised (N, 3, size, size) float32 tensor.
 
-    Each image is framed as the object-centred square (:func:`~cadsearch.models.framing.frame_image`): the whole
+    Each image is framed as the object-centred square (:func:`~cadsearch.framing.frame_image`): the whole
     image padded to a square, or ``frames[i]`` (e.g. around an automatically found object) where given.
     """
     if isinstance(images, np.ndarray) and images.ndim == 4:

@@ -2,7 +2,7 @@
 
 SamPredictor-style: construction does the costly work (rebuild the network, load weights, open the ONNX body of
 a transfer model), ``predict`` is numpy in, numpy out. Preprocessing comes from the checkpoint: the
-object-centred square (:mod:`cadsearch.models.framing`: the photo padded to a square, or a given square around
+object-centred square (:mod:`cadsearch.framing`: the photo padded to a square, or a given square around
 the object), resized to the input size, and the mean/std.
 """
 
@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from cadsearch.errors import InputError
+from cadsearch.framing import Frame
 from cadsearch.models.data import preprocess_images
-from cadsearch.models.framing import Frame
 from cadsearch.models.heads import angles_from_directions
 from cadsearch.models.registry import create_model
 

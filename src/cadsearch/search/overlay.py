@@ -1,12 +1,12 @@
 """Registration overlay: the found model rendered at the estimated pose, fitted to the object, over the photo.
 
-Placement (scale and position) starts from the square the network saw (:mod:`cadsearch.models.framing`: the
+Placement (scale and position) starts from the square the network saw (:func:`cadsearch.framing.frame_query`: the
 photo padded to a square, or the square around an automatically found object), which holds the object framed as
 in the training renders (camera at :func:`~cadsearch.render.cameras.fit_distance`). When
 the photo's border fits a plain or gradient backdrop, the object's box is estimated from the pixels that differ from
-it, and the render is scaled and moved so that the model's silhouette box matches that box (same centre, same
-size, the mean of the width and height ratios). The render is blended over the photo and its silhouette
-outline drawn on top.
+it (:func:`~cadsearch.framing.backdrop_box`), and the render is scaled and moved so that the model's silhouette box
+matches that box (same centre, same size, the mean of the width and height ratios). The render is blended over the
+photo and its silhouette outline drawn on top.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFilter
 
-from cadsearch.models.framing import Frame, frame_for
+from cadsearch.framing import Frame, backdrop_box, frame_for
 from cadsearch.render.cameras import Camera
 
-__all__ = ["render_overlay", "object_box", "OUTLINE_RGB"]
+__all__ = ["render_overlay", "OUTLINE_RGB"]
 
 #: Outline colour: a green that stands out on most photos.
 OUTLINE_RGB = (40, 255, 90)
@@ -29,37 +29,6 @@ RENDER_SIZE = 384
 #: Opacity of the blended render.
 BLEND = 0.55
 _RENDER_LOCK = threading.Lock()  # one OpenGL context at a time (contexts are not shared between threads)
-
-
-def object_box(image: np.ndarray) -> tuple[float, float, float, float] | None:
-    """Box ``(x0, y0, x1, y1)`` (pixels, exclusive end) of what differs from the background, or None.
-
-    The background is modelled from the image border as a linear colour ramp per channel (a plain backdrop or
-    a gradient, as in product shots and studio photos). None when the border does not fit such a ramp (a
-    cluttered photo: no reliable box) or when the differing pixels cover almost nothing or almost everything.
-    """
-    a = np.asarray(image, np.float32)
-    h, w = a.shape[:2]
-    b = max(1, min(h, w) // 50)
-    yy, xx = np.mgrid[0:h, 0:w]
-    on_border = np.zeros((h, w), bool)
-    on_border[:b], on_border[-b:], on_border[:, :b], on_border[:, -b:] = True, True, True, True
-    design = np.stack([np.ones(h * w, np.float32), xx.ravel() / w, yy.ravel() / h], axis=1)
-    coef, *_ = np.linalg.lstsq(design[on_border.ravel()], a.reshape(-1, 3)[on_border.ravel()], rcond=None)
-    background = (design @ coef).reshape(h, w, 3)
-    dist = np.linalg.norm(a - background, axis=2)
-    spread = np.percentile(dist[on_border], 90)
-    if spread > 40.0:
-        return None
-    fg = dist > max(30.0, 2.5 * spread)
-    share = fg.mean()
-    if not 0.005 < share < 0.9:
-        return None
-    ys, xs = np.nonzero(fg)
-    # percentiles, not min/max: a few noisy pixels must not stretch the box
-    x0, x1 = np.percentile(xs, [0.5, 99.5])
-    y0, y1 = np.percentile(ys, [0.5, 99.5])
-    return float(x0), float(y0), float(x1 + 1), float(y1 + 1)
 
 
 def _render(library: Any, model_id: str, polar: float, azimuth: float, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -111,10 +80,10 @@ def render_overlay(
     rgb, alpha = _render(library, match.model_id, float(match.polar_deg), float(match.azimuth_deg), RENDER_SIZE)
 
     # Default placement: the render square = the square the network looked at.
-    f = frame_for(h, w) if frame is None else Frame(frame.x0 * scale, frame.y0 * scale, frame.side * scale)
+    f = frame_for(h, w) if frame is None else frame.scaled(scale)
     side = f.side
     cx, cy = f.centre
-    box = object_box(photo)
+    box = backdrop_box(photo)
     ys, xs = np.nonzero(alpha >= 0.5)
     if box is not None and len(xs):
         # Render silhouette box in render pixels → photo pixels: match centres and (mean) size.

@@ -5,8 +5,8 @@ FAISS index, read the catalog); :meth:`Searcher.search` is numpy in, dataclasses
 several threads at once (the network runs in inference mode, FAISS searches are read-only, and nothing mutable
 is shared between calls).
 
-One query: frame the object (the automatic crop of :mod:`cadsearch.search.autocrop`, or the whole photo padded to
-a square) → embed it (and get the pose head's estimate) → the ``k_views`` nearest views → group them by
+One query: frame the object (:func:`cadsearch.framing.frame_query`: the automatic crop, or the whole photo padded
+to a square) → embed it (and get the pose head's estimate) → the ``k_views`` nearest views → group them by
 model, score each model by its best view (calibrated softmax, :mod:`cadsearch.search.scoring`) → for each of
 the top ``k`` models, combine its best views' cameras with the pose head (:mod:`cadsearch.search.pose`).
 """
@@ -22,9 +22,8 @@ from typing import Any
 import numpy as np
 
 from cadsearch.errors import InputError
+from cadsearch.framing import Frame, check_crop_method, frame_query
 from cadsearch.index.faiss_index import ViewIndex, index_dir
-from cadsearch.models.framing import Frame
-from cadsearch.search.autocrop import METHODS, crop_frame, grabcut_available
 from cadsearch.search.pose import PoseConfig, combine_pose
 from cadsearch.search.scoring import DEFAULT_TEMPERATURE, rank_models
 
@@ -88,15 +87,6 @@ class SearchResult:
         return {"query": query, "results": results, "timing_ms": {"total": round(self.timing_ms.get("total", 0.0), 2)}}
 
 
-def check_crop_method(method: str) -> str:
-    """``method`` if it is a known crop method that can run here, else :class:`InputError`."""
-    if method not in METHODS:
-        raise InputError(f"unknown crop method {method!r}; choose one of {', '.join(METHODS)}")
-    if method == "grabcut" and not grabcut_available():
-        raise InputError("--crop grabcut needs OpenCV: pip install 'cadsearch[crop]' (opencv-python-headless)")
-    return method
-
-
 def default_arch(workspace: str | Path) -> str:
     """``transfer`` if its checkpoint and index both exist, else ``scratch``."""
     from cadsearch.models import checkpoint_path
@@ -115,7 +105,7 @@ class Searcher:
         index: the :class:`~cadsearch.index.faiss_index.ViewIndex` of the library's views.
         library: the :class:`~cadsearch.library.Library` (names and categories), or None.
         temperature: score temperature (from the index's calibration).
-        crop: how the object is found before embedding (:data:`~cadsearch.search.autocrop.METHODS`; ``auto``:
+        crop: how the object is found before embedding (:data:`~cadsearch.framing.METHODS`; ``auto``:
             crop to the object on a plain or gradient backdrop, else the whole photo; ``none``: never crop).
         k_views: nearest views retrieved per query. Scores are calibrated for the ``k_views`` stored with the
             index (the default); with a smaller ``k`` they are no longer calibrated (ECE 0.007 at 256, 0.31 at 64).
@@ -238,7 +228,7 @@ class Searcher:
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise InputError(f"expected an (H, W, 3) uint8 RGB image, got {image.dtype} {image.shape}")
-        frame = crop_frame(image, self.crop if crop is None else check_crop_method(crop))
+        frame = frame_query(image, self.crop if crop is None else crop)
         pred = self.predictor.predict([image], batch_size=1, frames=[frame])
         head = (float(pred.polar_deg[0]), float(pred.azimuth_deg[0]))
         return np.asarray(pred.embedding, np.float32)[0], head, frame

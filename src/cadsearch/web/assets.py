@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from cadsearch.models.framing import Frame
+from cadsearch.framing import Frame
 from cadsearch.render.thumbnails import THUMBNAIL_AZIMUTH_DEG, THUMBNAIL_POLAR_DEG, render_thumbnail
 from cadsearch.web.images import encode_png
 from cadsearch.workspace import atomic_write_bytes

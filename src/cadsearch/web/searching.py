@@ -14,7 +14,7 @@ import numpy as np
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from cadsearch.models.framing import Frame
+from cadsearch.framing import Frame
 from cadsearch.web.images import decode_image, downscale
 
 __all__ = ["SearchOutcome", "search_bytes", "DISPLAY_SIDE"]

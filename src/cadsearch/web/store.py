@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from cadsearch.models.framing import Frame
+from cadsearch.framing import Frame
 
 __all__ = ["StoredSearch", "ResultStore"]
 

@@ -1,4 +1,4 @@
-"""How an image of any shape is framed for the networks: the object-centred square.
+"""The object-centred square: how an image of any shape is framed for the networks.
 
 Renders are square and show the object whole, centred (the camera distance fits the model's unit sphere). A photo
 is framed the same way: the smallest square holding the region of interest — the whole photo, or the object's box
@@ -9,7 +9,8 @@ keeps its backrest and legs instead of losing them to a centre crop.
 Measured (``python benchmarks/accuracy.py WS --train ''``, transfer model, the 236 development photos incl.
 mirrors, pose without flip averaging): padding to the square raised the sector-balanced azimuth Acc@30 from 0.554
 (centre square crop) to 0.711, median azimuth error 16.0° → 11.4°. In a first trial (a throwaway script padding at
-whole pixels) border-colour padding scored 0.754, edge replication 0.674, mirror padding 0.730.
+whole pixels) border-colour padding scored 0.754, edge replication 0.674, mirror padding 0.730. The centre square
+(:func:`centre_frame`) is kept only for that comparison.
 
 Coordinates are photo pixels, x to the right and y down, boxes ``(x0, y0, x1, y1)`` with exclusive ends.
 """
@@ -25,7 +26,7 @@ from PIL import Image
 
 from cadsearch.errors import InputError
 
-__all__ = ["Frame", "frame_for", "frame_image", "as_rgb_uint8"]
+__all__ = ["Frame", "frame_for", "centre_frame", "frame_image", "as_rgb_uint8", "border_colour"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Frame:
 
     @property
     def centre(self) -> tuple[float, float]:
+        """``(x, y)`` of the square's centre, photo pixels."""
         return self.x0 + self.side / 2, self.y0 + self.side / 2
 
     def scaled(self, factor: float) -> Frame:
@@ -57,6 +59,13 @@ def frame_for(height: int, width: int, box: Sequence[float] | None = None, margi
     side = max(x1 - x0, y1 - y0, 1.0) * (1.0 + margin)
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     return Frame(cx - side / 2, cy - side / 2, side)
+
+
+def centre_frame(height: int, width: int) -> Frame:
+    """The photo's centre square (side = the shorter side, whole pixels): the framing used before padding to a
+    square, kept for benchmarks' comparison; :func:`frame_image` with it gives the centre crop, resized."""
+    side = min(height, width)
+    return Frame(float((width - side) // 2), float((height - side) // 2), float(side))
 
 
 def as_rgb_uint8(image: np.ndarray) -> np.ndarray:

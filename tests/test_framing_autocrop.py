@@ -4,8 +4,16 @@ import numpy as np
 import pytest
 
 from cadsearch.errors import InputError
-from cadsearch.models.framing import frame_image
-from cadsearch.search.autocrop import MARGIN, METHODS, crop_frame, find_object_box, grabcut_available
+from cadsearch.framing import (
+    MARGIN,
+    METHODS,
+    check_crop_method,
+    crop_frame,
+    find_object_box,
+    frame_image,
+    frame_query,
+    grabcut_available,
+)
 
 needs_opencv = pytest.mark.skipif(not grabcut_available(), reason="opencv-python-headless is not installed")
 
@@ -104,3 +112,18 @@ def test_grayscale_blob_and_unknown_method():
     assert _close(find_object_box(photo), (100, 40, 140, 80), 2)
     with pytest.raises(InputError, match="grabcut"):
         find_object_box(photo, "yolo")
+
+
+def test_frame_query_is_the_crop_policy_and_checks_the_method():
+    photo, _ = _blob_photo(_plain())
+    assert frame_query(photo) == crop_frame(photo, "auto")  # the default: auto, with its zoom gate
+    assert frame_query(photo, "none") is None  # the whole photo padded to a square
+    assert frame_query(_blob_photo(_textured())[0]) is None  # cluttered: the default framing
+    with pytest.raises(InputError, match="unknown crop method 'lasso'"):
+        frame_query(photo, "lasso")
+    for method in METHODS:
+        if method != "grabcut" or grabcut_available():
+            assert check_crop_method(method) == method
+    if not grabcut_available():
+        with pytest.raises(InputError, match="OpenCV"):
+            frame_query(photo, "grabcut")

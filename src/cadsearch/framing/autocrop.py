@@ -3,15 +3,16 @@
 The networks were trained on renders that show the object whole and centred, its box's longer side about
 :data:`RENDER_FILL` of the view (mean over fresh renders; 0.68–0.87 from the 10th to the 90th percentile). A photo
 where the chair is small and off-centre is framed by default as the whole photo padded to a square
-(:mod:`cadsearch.models.framing`), so the chair is smaller than anything the network saw. :func:`crop_frame`
+(:mod:`cadsearch.framing.frame`), so the chair is smaller than anything the network saw. :func:`crop_frame`
 instead returns the square centred on the object's box with the margin that restores the renders' framing, for
-``Predictor.predict(..., frames=[...])`` and ``render_overlay(..., frame=...)``.
+``Predictor.predict(..., frames=[...])`` and ``render_overlay(..., frame=...)``; queries reach it through
+:func:`cadsearch.framing.frame_query`.
 
 Box finders (:data:`METHODS`), each on a copy at most :data:`WORK_SIDE` px, deterministic, returning None when
 unsure (the caller keeps the default framing) and never raising on odd images:
 
 - ``backdrop``: pixels that differ from a plain or gradient backdrop fitted on the border
-  (:func:`cadsearch.search.overlay.object_box`); None on cluttered photos.
+  (:func:`backdrop_box`, also used to place registration overlays); None on cluttered photos.
 - ``grabcut``: OpenCV GrabCut initialised from a centred rectangle (the outer :data:`GRABCUT_INSET` of each side is
   background); needs ``opencv-python-headless`` (None without it).
 - ``saliency``: spectral-residual saliency (Hou & Zhang, CVPR 2007), numpy only.
@@ -35,14 +36,15 @@ from PIL import Image
 from scipy import ndimage
 
 from cadsearch.errors import InputError
-from cadsearch.models.framing import Frame, as_rgb_uint8, frame_for
-from cadsearch.search.overlay import object_box
+from cadsearch.framing.frame import Frame, as_rgb_uint8, frame_for
 
 __all__ = [
     "METHODS",
     "MARGIN",
     "MIN_ZOOM",
     "RENDER_FILL",
+    "backdrop_box",
+    "check_crop_method",
     "crop_frame",
     "find_object_box",
     "grabcut_available",
@@ -79,6 +81,54 @@ def grabcut_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def check_crop_method(method: str) -> str:
+    """``method`` if it is one of :data:`METHODS` and can run here, else :class:`~cadsearch.errors.InputError`
+    (an unknown name, or ``grabcut`` without OpenCV)."""
+    _check_known(method)
+    if method == "grabcut" and not grabcut_available():
+        raise InputError("--crop grabcut needs OpenCV: pip install 'cadsearch[crop]' (opencv-python-headless)")
+    return method
+
+
+def _check_known(method: str) -> None:
+    if method not in METHODS:
+        raise InputError(f"unknown crop method {method!r}; choose one of {', '.join(METHODS)}")
+
+
+def backdrop_box(image: np.ndarray) -> Box | None:
+    """Box ``(x0, y0, x1, y1)`` (pixels, exclusive end) of what differs from the background, or None.
+
+    The background is modelled from the image border as a linear colour ramp per channel (a plain backdrop or
+    a gradient, as in product shots and studio photos). None when the border does not fit such a ramp (a
+    cluttered photo: no reliable box) or when the differing pixels cover almost nothing or almost everything.
+
+    Args:
+        image: (H, W, 3) RGB, uint8 or float in 0–255.
+    """
+    a = np.asarray(image, np.float32)
+    h, w = a.shape[:2]
+    b = max(1, min(h, w) // 50)
+    yy, xx = np.mgrid[0:h, 0:w]
+    on_border = np.zeros((h, w), bool)
+    on_border[:b], on_border[-b:], on_border[:, :b], on_border[:, -b:] = True, True, True, True
+    design = np.stack([np.ones(h * w, np.float32), xx.ravel() / w, yy.ravel() / h], axis=1)
+    coef, *_ = np.linalg.lstsq(design[on_border.ravel()], a.reshape(-1, 3)[on_border.ravel()], rcond=None)
+    background = (design @ coef).reshape(h, w, 3)
+    dist = np.linalg.norm(a - background, axis=2)
+    spread = np.percentile(dist[on_border], 90)
+    if spread > 40.0:
+        return None
+    fg = dist > max(30.0, 2.5 * spread)
+    share = fg.mean()
+    if not 0.005 < share < 0.9:
+        return None
+    ys, xs = np.nonzero(fg)
+    # percentiles, not min/max: a few noisy pixels must not stretch the box
+    x0, x1 = np.percentile(xs, [0.5, 99.5])
+    y0, y1 = np.percentile(ys, [0.5, 99.5])
+    return float(x0), float(y0), float(x1 + 1), float(y1 + 1)
 
 
 def _working_copy(image: np.ndarray, side: int = WORK_SIDE) -> tuple[np.ndarray, float]:
@@ -160,7 +210,7 @@ def _box_saliency(small: np.ndarray) -> Box | None:
     return box[0] * w / sw, box[1] * h / sh, box[2] * w / sw, box[3] * h / sh
 
 
-_FINDERS = {"backdrop": object_box, "grabcut": _box_grabcut, "saliency": _box_saliency}
+_FINDERS = {"backdrop": backdrop_box, "grabcut": _box_grabcut, "saliency": _box_saliency}
 
 
 def find_object_box(image: np.ndarray, method: str = "auto") -> Box | None:
@@ -176,8 +226,7 @@ def find_object_box(image: np.ndarray, method: str = "auto") -> Box | None:
     Raises:
         InputError: ``method`` is not one of :data:`METHODS`.
     """
-    if method not in METHODS:
-        raise InputError(f"unknown crop method {method!r}; use one of {', '.join(METHODS)}")
+    _check_known(method)
     if method == "none":
         return None
     try:
@@ -211,7 +260,7 @@ def crop_frame(
             crop's side, i.e. the object is small in the photo; 0 crops whenever a box is found.
 
     Returns:
-        A :class:`~cadsearch.models.framing.Frame` in ``image``'s pixels (it may reach past the edges), or None
+        A :class:`~cadsearch.framing.frame.Frame` in ``image``'s pixels (it may reach past the edges), or None
         for the default framing (whole photo padded to a square): no box found, too little zoom, or ``none``.
     """
     box = find_object_box(image, method)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cadsearch.errors import InputError
-from cadsearch.models.framing import Frame, frame_for, frame_image
+from cadsearch.framing import Frame, centre_frame, frame_for, frame_image
 
 
 def test_portrait_photo_is_padded_not_cropped():
@@ -55,3 +55,11 @@ def test_grayscale_rgba_and_bad_shapes():
     with pytest.raises(InputError):
         frame_image(np.zeros((4, 4, 5), np.uint8), 8)
     assert Frame(0, 0, 4).centre == (2, 2)
+
+
+def test_centre_frame_is_the_centre_crop():
+    photo = np.arange(30 * 50 * 3, dtype=np.uint8).reshape(30, 50, 3)  # landscape, odd margin (20 px)
+    f = centre_frame(30, 50)
+    assert f == Frame(10.0, 0.0, 30.0)
+    assert np.array_equal(frame_image(photo, 30, f), photo[:, 10:40])  # no padding, no resampling at its own size
+    assert centre_frame(41, 40) == Frame(0.0, 0.0, 40.0)
