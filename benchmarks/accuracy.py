@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from cadsearch.framing import centre_frame
 from cadsearch.library import Library
 from cadsearch.models import checkpoint_path, load_predictor, train_model
 from cadsearch.render.cameras import pose_error_deg
@@ -63,13 +64,6 @@ def sector_balanced(err: np.ndarray, true_az: np.ndarray, thr: float = 30.0, n: 
     from cadsearch.evaluate.metrics import sector_balanced_accuracy
 
     return float(sector_balanced_accuracy(err, true_az, thr, n).balanced)
-
-
-def centre_square(image: np.ndarray) -> np.ndarray:
-    """The image's centre square (the framing used before padding to a square, kept for the comparison)."""
-    h, w = image.shape[:2]
-    s = min(h, w)
-    return image[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
 
 
 def graphics_metrics(p, eval_rows, index) -> dict:
@@ -127,8 +121,9 @@ def evaluate(ws: Path, arch: str, eval_rows, photos) -> dict:
         az_true, pol_true = np.array(az_true), np.array(pol_true)
         out["photos"] = photo_metrics(pred.predict(imgs), az_true, pol_true)
         out["photos_no_flip"] = photo_metrics(pred.predict(imgs, flip_pose=False), az_true, pol_true)
+        centre = [centre_frame(*im.shape[:2]) for im in imgs]  # the framing used before padding, for the comparison
         out["photos_centre_crop_no_flip"] = photo_metrics(
-            pred.predict([centre_square(im) for im in imgs], flip_pose=False), az_true, pol_true
+            pred.predict(imgs, frames=centre, flip_pose=False), az_true, pol_true
         )
     return out
 
