@@ -1,4 +1,10 @@
-"""Shared fixtures: tiny mesh files of every supported format, built inside the tests' tmp folders."""
+"""Every shared fixture: tiny mesh files of every supported format (built inside the tests' tmp folders), the real
+shared data folder, and small rendered workspaces made once per session (``tiny_views`` for the models' tests,
+``search_ws`` for the index and search tests, ``web_ws`` for the web app's tests).
+
+Pytest finds these without imports. Helpers that are not fixtures (fake predictor, the app with a fake searcher,
+awkward image files) are in ``fakes.py``, imported normally.
+"""
 
 from __future__ import annotations
 
@@ -146,4 +152,44 @@ def private_copy(master: Path, tmp_path: Path) -> Path:
 
     ws = tmp_path / "ws"
     shutil.copytree(master, ws)
+    return ws
+
+
+# --- rendered workspaces, one per session; tests get private copies or must not write ---------------------------
+
+
+@pytest.fixture(scope="session", name="tiny_views_master")
+def tiny_views_master_fixture(tmp_path_factory) -> Path:
+    """A workspace with 3 procedural chairs × 8 views at 64 px, rendered once per session (do not write in it)."""
+    return render_tiny_workspace(tmp_path_factory.mktemp("tiny_views"), chairs=3, views=8, size=64)
+
+
+@pytest.fixture(name="tiny_views")
+def tiny_views_fixture(tiny_views_master, tmp_path) -> Path:
+    """A private copy of the tiny rendered workspace (tests may write checkpoints into it)."""
+    return private_copy(tiny_views_master, tmp_path)
+
+
+@pytest.fixture(scope="session", name="search_ws_master")
+def search_ws_master_fixture(tmp_path_factory) -> Path:
+    """3 procedural chairs × 6 views at 48 px, rendered once per session (do not write in it)."""
+    return render_tiny_workspace(tmp_path_factory.mktemp("search_ws"), chairs=3, views=6, size=48)
+
+
+@pytest.fixture(name="search_ws")
+def search_ws_fixture(search_ws_master, tmp_path) -> Path:
+    """A private copy of the tiny rendered workspace (for the index and search tests)."""
+    return private_copy(search_ws_master, tmp_path)
+
+
+@pytest.fixture(scope="session", name="web_ws")
+def web_ws_fixture(tmp_path_factory) -> Path:
+    """4 procedural chairs × 4 views at 64 px on random backgrounds, rendered once per session (tests must not
+    write in it except ``web-cache/``, which the app owns)."""
+    from cadsearch.library import Library
+    from cadsearch.render.job import RenderConfig, render_views
+
+    ws = tmp_path_factory.mktemp("web_ws")
+    Library.open(ws).generate_chairs(4)
+    render_views(ws, RenderConfig(views=4, size=64, backgrounds="random"), progress=False)
     return ws

@@ -11,7 +11,7 @@ from cadsearch.errors import InputError
 from cadsearch.index import ViewIndex, build_index, index_dir, load_index
 from cadsearch.index.faiss_index import ViewTable, make_faiss_index, normalise_factory
 from cadsearch.render.job import read_view_table
-from test_search_fixtures import FakePredictor, fake_for, search_ws_fixture, search_ws_master_fixture  # noqa: F401
+from fakes import FakePredictor, fake_for
 
 
 def test_build_save_load_round_trip(search_ws: Path) -> None:

@@ -15,7 +15,6 @@ from cadsearch.models.data import (
     make_splits,
     preprocess_images,
 )
-from test_models_fixtures import tiny_views_fixture, tiny_views_master_fixture  # noqa: F401
 
 
 def _views(n: int = 4, s: int = 32, seed: int = 0):

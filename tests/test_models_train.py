@@ -17,7 +17,6 @@ from cadsearch.models import (
     write_filters,
 )
 from cadsearch.models.train import TrainConfig, apply_overrides, save_checkpoint
-from test_models_fixtures import tiny_views_fixture, tiny_views_master_fixture  # noqa: F401
 
 TINY = {
     "epochs": 1,

@@ -12,7 +12,6 @@ from cadsearch.errors import InputError
 from cadsearch.models import checkpoint_path, load_predictor, train_model
 from cadsearch.models.onnx_runtime import OnnxBackbone, export_onnx
 from cadsearch.models.transfer import FrozenBackbone, backbone_weights_path
-from test_models_fixtures import tiny_views_fixture, tiny_views_master_fixture  # noqa: F401
 
 
 @pytest.fixture(scope="module")

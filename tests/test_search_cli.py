@@ -14,7 +14,7 @@ from cadsearch.index import build_index, load_index
 from cadsearch.library import Library
 from cadsearch.render.job import read_view_table
 from cadsearch.search import Searcher
-from test_search_fixtures import fake_for, search_ws_fixture, search_ws_master_fixture  # noqa: F401
+from fakes import fake_for
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:

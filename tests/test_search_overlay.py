@@ -12,7 +12,6 @@ from cadsearch.library import Library
 from cadsearch.render.job import load_view, read_view_table
 from cadsearch.search import ModelMatch
 from cadsearch.search.overlay import OUTLINE_RGB, render_overlay
-from test_search_fixtures import search_ws_fixture, search_ws_master_fixture  # noqa: F401
 
 
 def _dilate(mask: np.ndarray, px: int) -> np.ndarray:

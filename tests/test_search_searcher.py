@@ -17,7 +17,7 @@ from cadsearch.render.job import read_view_table
 from cadsearch.search import ModelMatch, Searcher, SearchResult
 from cadsearch.search.pose import PoseConfig, combine_pose
 from cadsearch.search.scoring import CalibrationRecord, fit_temperature, rank_models
-from test_search_fixtures import fake_for, search_ws_fixture, search_ws_master_fixture  # noqa: F401
+from fakes import fake_for
 
 DESIGN_RESULT_KEYS = ["rank", "model_id", "name", "category", "score", "polar_deg", "azimuth_deg"]
 

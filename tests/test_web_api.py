@@ -10,34 +10,21 @@ import numpy as np
 import pytest
 import trimesh
 from fastapi.testclient import TestClient
-from PIL import Image
+from PIL import Image, ImageOps
 
+from cadsearch.imageio import read_image
 from cadsearch.library import Library
 from cadsearch.web.deps import get_searcher
 from cadsearch.web.testing import FakeSearcher
-from test_web_fixtures import (  # noqa: F401
-    TEST_UPLOAD_LIMIT,
-    SpySearcher,
-    exif_rotated_jpeg,
-    make_app,
-    odd_images,
-    png_bomb,
-    png_bytes,
-    web_ws_fixture,
-)
+from fakes import TEST_UPLOAD_LIMIT, exif_rotated_jpeg, make_app, odd_images, png_bomb, png_bytes
 
 DESIGN_KEYS = ["rank", "model_id", "name", "category", "score", "polar_deg", "azimuth_deg"]
 LEAKS = ("Traceback", 'File "', "site-packages", "Error:")  # things a response must never show
 
 
-@pytest.fixture(name="spy")
-def spy_fixture(web_ws: Path) -> SpySearcher:
-    return SpySearcher(Library.open(web_ws))
-
-
 @pytest.fixture(name="client")
-def client_fixture(web_ws: Path, spy: SpySearcher):
-    with TestClient(make_app(web_ws, spy)) as client:
+def client_fixture(web_ws: Path):
+    with TestClient(make_app(web_ws, FakeSearcher(Library.open(web_ws)))) as client:
         yield client
 
 
@@ -53,6 +40,11 @@ def assert_clean_error(response, status: int) -> str:
     for leak in LEAKS:
         assert leak not in response.text
     return detail
+
+
+def answer_to(web_ws: Path, image: np.ndarray) -> list[dict]:
+    """The results the (deterministic) fake searcher gives for exactly these pixels."""
+    return FakeSearcher(Library.open(web_ws)).search(image, 5).to_json("q")["results"]
 
 
 # --- search ---------------------------------------------------------------------------------------------------
@@ -102,7 +94,7 @@ def test_search_without_image_is_400(client: TestClient):
         ("html.jpg", b"<html><script>alert(1)</script></html>", "not an image"),
     ],
 )
-def test_bad_images_are_400_with_a_readable_message(client: TestClient, spy: SpySearcher, name, data, words):
+def test_bad_images_are_400_with_a_readable_message(client: TestClient, name, data, words):
     if data is None:
         buf = io.BytesIO()
         Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 200, 3), np.uint8)).save(buf, "JPEG")
@@ -110,7 +102,6 @@ def test_bad_images_are_400_with_a_readable_message(client: TestClient, spy: Spy
     detail = assert_clean_error(upload(client, data, name), 400)
     assert words in detail.lower()
     assert name in detail  # says which file
-    assert spy.shapes == []  # the searcher never saw it
 
 
 def test_decompression_bomb_is_refused_without_blowing_up_memory(client: TestClient):
@@ -124,18 +115,17 @@ def test_decompression_bomb_is_refused_without_blowing_up_memory(client: TestCli
     assert (after - before) < 200 * 1024, "decoding the bomb would have needed 900 MB"
 
 
-def test_image_over_the_pixel_limit_is_400(web_ws: Path, spy: SpySearcher):
-    with TestClient(make_app(web_ws, spy, max_pixels=10_000)) as client:
+def test_image_over_the_pixel_limit_is_400(web_ws: Path):
+    with TestClient(make_app(web_ws, FakeSearcher(Library.open(web_ws)), max_pixels=10_000)) as client:
         detail = assert_clean_error(upload(client, png_bytes(0, 200, 100)), 400)
         assert "pixels" in detail
 
 
-def test_upload_over_the_limit_is_413_by_content_length(client: TestClient, spy: SpySearcher):
+def test_upload_over_the_limit_is_413_by_content_length(client: TestClient):
     big = png_bytes(7, 400, 400)  # ~480 kB of noise, over the 300 kB test limit
     assert len(big) > TEST_UPLOAD_LIMIT
     detail = assert_clean_error(upload(client, big, "big.png"), 413)
     assert "MB" in detail
-    assert spy.shapes == []
 
 
 def test_upload_over_the_limit_is_413_when_streamed(client: TestClient):
@@ -160,16 +150,28 @@ def test_upload_just_under_the_limit_is_read(client: TestClient):
     assert upload(client, data).status_code == 200
 
 
-def test_exif_orientation_is_applied(client: TestClient, spy: SpySearcher):
-    assert upload(client, exif_rotated_jpeg(80, 40), "phone.jpg").status_code == 200
-    assert spy.shapes[-1] == (80, 40, 3)  # stored 80 wide × 40 high, shown upright: 40 wide × 80 high
+def test_exif_orientation_is_applied(client: TestClient, web_ws: Path):
+    data = exif_rotated_jpeg(80, 40)  # stored 80 wide × 40 high, shown upright: 40 wide × 80 high
+    r = upload(client, data, "phone.jpg")
+    assert r.status_code == 200, r.text
+    with Image.open(io.BytesIO(data)) as stored:
+        upright = np.asarray(ImageOps.exif_transpose(stored).convert("RGB"))
+        sideways = np.asarray(stored.convert("RGB"))
+    assert upright.shape == (80, 40, 3)
+    # the user gets the answer for the photo as it is shown, not as it is stored
+    assert r.json()["results"] == answer_to(web_ws, upright) != answer_to(web_ws, sideways)
 
 
 @pytest.mark.parametrize("name", sorted(odd_images()))
-def test_grayscale_rgba_cmyk_16bit_are_accepted(client: TestClient, spy: SpySearcher, name: str):
-    r = upload(client, odd_images()[name], name)
+def test_grayscale_rgba_cmyk_16bit_are_accepted(client: TestClient, web_ws: Path, tmp_path: Path, name: str):
+    data = odd_images()[name]
+    r = upload(client, data, name)
     assert r.status_code == 200, r.text
-    assert spy.shapes[-1] == (48, 64, 3)
+    # the same answer as ``cadsearch search`` reading the same file from disk: the whole 64 × 48 picture, in RGB
+    (tmp_path / name).write_bytes(data)
+    image = read_image(tmp_path / name)
+    assert image.shape == (48, 64, 3)
+    assert r.json()["results"] == answer_to(web_ws, image)
 
 
 def test_no_searcher_is_503_with_the_reason(web_ws: Path):

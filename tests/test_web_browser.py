@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from cadsearch.library import Library
-from cadsearch.web.testing import running_server
-from test_web_fixtures import SpySearcher, make_app, photo, web_ws_fixture  # noqa: F401
+from cadsearch.web.testing import FakeSearcher, running_server
+from fakes import make_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -48,9 +48,8 @@ def test_upload_and_see_results(browser, web_ws: Path, tmp_path: Path):
     from PIL import Image
 
     Image.open(tmp_path / "view.png").convert("RGB").resize((480, 480)).save(upload, quality=92)
-    assert photo  # (fixture helpers imported for parity with the other web tests)
 
-    app = make_app(web_ws, SpySearcher(Library.open(web_ws)))
+    app = make_app(web_ws, FakeSearcher(Library.open(web_ws)))
     with running_server(app) as url:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(url + "/")

@@ -12,14 +12,15 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from cadsearch.library import Library
-from test_web_fixtures import SpySearcher, make_app, png_bytes, web_ws_fixture  # noqa: F401
+from cadsearch.web.testing import FakeSearcher
+from fakes import make_app, png_bytes
 
 HTML = {"accept": "text/html,application/xhtml+xml"}
 
 
 @pytest.fixture(name="client")
 def client_fixture(web_ws: Path):
-    with TestClient(make_app(web_ws, SpySearcher(Library.open(web_ws))), headers=HTML) as client:
+    with TestClient(make_app(web_ws, FakeSearcher(Library.open(web_ws))), headers=HTML) as client:
         yield client
 
 
