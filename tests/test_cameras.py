@@ -15,6 +15,10 @@ from cadsearch.render.cameras import (
     Camera,
     angles_from_position,
     camera_position,
+    camera_seed,
+    direction_from_elevation,
+    fibonacci_directions,
+    fibonacci_lattice,
     fit_distance,
     pose_error_deg,
     sample_cameras,
@@ -150,10 +154,10 @@ def test_pose_error_is_a_symmetric_angle(p1, a1, p2, a2):
 
 # --- samplers -----------------------------------------------------------------------------------------------
 
-SAMPLERS = [sample_random, sample_fibonacci, sample_grid]
+ALL_SAMPLERS = [sample_random, sample_fibonacci, sample_grid]
 
 
-@pytest.mark.parametrize("sampler", SAMPLERS)
+@pytest.mark.parametrize("sampler", ALL_SAMPLERS)
 @pytest.mark.parametrize("n", [1, 7, 50, 200])
 def test_sampler_counts_and_full_range(sampler, n):
     polar, az = sampler(n, seed=3)
@@ -163,7 +167,7 @@ def test_sampler_counts_and_full_range(sampler, n):
     assert np.all((az >= 0.0) & (az < 360.0))
 
 
-@pytest.mark.parametrize("sampler", SAMPLERS)
+@pytest.mark.parametrize("sampler", ALL_SAMPLERS)
 def test_sampler_respects_polar_range(sampler):
     polar, _ = sampler(300, seed=1, polar_range=(30.0, 100.0))
     assert polar.min() >= 30.0 and polar.max() <= 100.0
@@ -171,7 +175,7 @@ def test_sampler_respects_polar_range(sampler):
     assert polar.min() >= POLE_MARGIN_DEG and polar.max() <= 45.0
 
 
-@pytest.mark.parametrize("sampler", SAMPLERS)
+@pytest.mark.parametrize("sampler", ALL_SAMPLERS)
 def test_sampler_is_deterministic(sampler):
     a = sampler(100, seed=11)
     b = sampler(100, seed=11)
@@ -181,6 +185,18 @@ def test_sampler_is_deterministic(sampler):
 
 def test_seeds_change_random_sampler():
     assert not np.array_equal(sample_random(50, seed=1)[1], sample_random(50, seed=2)[1])
+
+
+def test_random_views_do_not_depend_on_the_count():
+    """View i of the random sampler depends on (seed, i) only, so a render job can add views later."""
+    few, many = (
+        sample_random(5, seed=[7, 3], polar_range=(15, 105)),
+        sample_random(40, seed=[7, 3], polar_range=(15, 105)),
+    )
+    np.testing.assert_array_equal(few[0], many[0][:5])
+    np.testing.assert_array_equal(few[1], many[1][:5])
+    # A plain int seed is the one-element sequence.
+    np.testing.assert_array_equal(sample_random(4, seed=9)[1], sample_random(4, seed=[9])[1])
 
 
 def test_random_sampler_is_uniform_on_the_sphere():
@@ -199,6 +215,48 @@ def test_fibonacci_covers_sphere_evenly():
     probes = camera_position(probe_p, probe_a)
     nearest = np.degrees(np.arccos(np.clip((probes @ dirs.T).max(axis=1), -1, 1)))
     assert nearest.max() < 15.0
+
+
+def test_fibonacci_lattice_whole_sphere_and_zones():
+    polar, az = fibonacci_lattice(400)
+    cos_t = np.cos(np.radians(polar))
+    np.testing.assert_allclose(np.diff(cos_t), -2.0 / 400, atol=1e-12)  # equal-area rings
+    assert polar.min() > 0.0 and polar.max() < 180.0 and np.all((az >= 0) & (az < 360))
+    np.testing.assert_allclose(np.diff(az) % 360.0, 180.0 * (3.0 - math.sqrt(5.0)), atol=1e-9)  # golden angle
+    zone, _ = fibonacci_lattice(100, (30.0, 100.0))
+    assert zone.min() > 30.0 and zone.max() < 100.0
+    dirs = fibonacci_directions(200)
+    np.testing.assert_allclose(np.linalg.norm(dirs, axis=1), 1.0, atol=1e-12)
+    assert np.abs(dirs.mean(axis=0)).max() < 0.02
+    np.testing.assert_allclose(dirs, camera_position(*fibonacci_lattice(200)))
+
+
+def test_fibonacci_sampler_is_the_lattice():
+    np.testing.assert_array_equal(sample_fibonacci(50, polar_range=(20, 110))[0], fibonacci_lattice(50, (20, 110))[0])
+    # A seed only rotates it about +Y.
+    p0, a0 = sample_fibonacci(50)
+    p1, a1 = sample_fibonacci(50, seed=4)
+    np.testing.assert_array_equal(p0, p1)
+    assert len(np.unique(np.round((a1 - a0) % 360.0, 9))) == 1
+
+
+@given(st.floats(min_value=-720.0, max_value=720.0), st.floats(min_value=-90.0, max_value=90.0))
+@settings(max_examples=100, deadline=None)
+def test_direction_from_elevation(azimuth, elevation):
+    d = direction_from_elevation(azimuth, elevation)
+    np.testing.assert_allclose(np.linalg.norm(d), 1.0, atol=1e-12)
+    assert d[1] == pytest.approx(math.sin(math.radians(elevation)), abs=1e-12)
+    if abs(elevation) < 89.0:  # the azimuth is the camera convention's: from +Z towards +X
+        horizontal = math.cos(math.radians(elevation))
+        assert d[0] == pytest.approx(horizontal * math.sin(math.radians(azimuth)), abs=1e-9)
+        assert d[2] == pytest.approx(horizontal * math.cos(math.radians(azimuth)), abs=1e-9)
+
+
+def test_camera_seed_is_stable_and_depends_on_the_camera():
+    # Pinned: renders with light jitter and no seed of their own are lit from this value.
+    assert camera_seed(Camera(60.0, 30.0)) == camera_seed(Camera(60.0, 30.0))
+    assert camera_seed(Camera(60.0, 30.0)) != camera_seed(Camera(60.0, 31.0))
+    assert camera_seed(Camera(60.0, 30.0, 3.0, 35.0)) == 2286595464  # zlib.crc32 of the four float64s
 
 
 def test_sample_cameras_builds_cameras():

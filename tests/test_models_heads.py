@@ -13,15 +13,25 @@ from cadsearch.models.heads import (
     PoseVectorHead,
     angles_from_directions,
     directions_from_angles,
-    fibonacci_sphere,
 )
-from cadsearch.render.cameras import pose_error_deg
+from cadsearch.render.cameras import fibonacci_directions, pose_error_deg
 
 
-def test_fibonacci_sphere_is_unit_and_spread():
-    c = fibonacci_sphere(200)
-    np.testing.assert_allclose(np.linalg.norm(c, axis=1), 1.0, atol=1e-9)
-    assert abs(c.mean(axis=0)).max() < 0.02
+def test_bin_centres_are_the_camera_lattice_and_do_not_move():
+    """Checkpoints store the centres: they are render/cameras.py's Fibonacci lattice, pinned to the values the
+    pose head has always used (computed before the lattice moved to render/cameras.py)."""
+    head = PoseBinsHead(4, n_bins=320)
+    np.testing.assert_array_equal(head.centres.numpy(), fibonacci_directions(320).astype(np.float32))
+    pinned = np.array(
+        [
+            [0.07362604, 0.996875, 0.02862586],
+            [-0.06044567, 0.990625, -0.1225089],
+            [-0.46192646, 0.003125, 0.8869127],
+            [0.01875007, -0.996875, 0.07673766],
+        ],
+        dtype=np.float32,
+    )
+    np.testing.assert_allclose(head.centres.numpy()[[0, 1, 159, 319]], pinned, atol=1e-7)
 
 
 def test_bin_targets_peak_at_the_true_bin():

@@ -11,7 +11,8 @@ import trimesh
 
 from cadsearch.errors import InputError
 from cadsearch.library import Library
-from cadsearch.render.job import RenderConfig, load_view, plan_cameras, read_view_table, render_views
+from cadsearch.render.cameras import SAMPLERS
+from cadsearch.render.job import RenderConfig, _model_seed, load_view, plan_cameras, read_view_table, render_views
 
 SMALL = dict(size=32, light_jitter=False)
 
@@ -91,6 +92,23 @@ def test_more_random_views_keep_the_existing_ones(workspace: Path) -> None:
     after = {r.view_id: (r.polar_deg, r.azimuth_deg) for r in read_view_table(workspace)}
     assert all(after[k] == v for k, v in before.items())
     assert plan_cameras(RenderConfig(views=2), "m")[1][0] == plan_cameras(RenderConfig(views=5), "m")[1][0]
+
+
+def test_random_cameras_come_from_the_shared_sampler_and_are_pinned() -> None:
+    """The job draws its cameras with render/cameras.py's samplers (no sampler of its own), within its polar
+    range; the values are pinned so that a seed keeps giving the views it gave before."""
+    config = RenderConfig(views=3)
+    cams = [c for c, _ in plan_cameras(config, "m")]
+    polar, azimuth = SAMPLERS["random"](3, seed=_model_seed(0, "m"), polar_range=config.polar_range)
+    assert [(c.polar_deg, c.azimuth_deg) for c in cams] == list(zip(polar.tolist(), azimuth.tolist(), strict=True))
+    expected = [
+        (80.96144362741478, 211.70296426096937),
+        (82.67919218075501, 267.26470899672313),
+        (76.27216754651398, 57.89493058340735),
+    ]
+    np.testing.assert_allclose([(c.polar_deg, c.azimuth_deg) for c in cams], expected, rtol=0, atol=1e-9)
+    wide = plan_cameras(RenderConfig(views=200, polar_range=(40.0, 80.0)), "m")
+    assert all(40.0 <= c.polar_deg <= 80.0 for c, _ in wide)
 
 
 def test_changed_settings_rerender(workspace: Path) -> None:

@@ -3,11 +3,12 @@
 Pose is the direction of the camera, a unit vector ``c(θ, φ)`` of DESIGN.md (θ polar from +Y, φ azimuth from +Z
 towards +X, degrees). Two pose heads are implemented so they can be compared by measurement:
 
-- ``bins``: classification over K viewpoint bins spread evenly on the sphere (a Fibonacci lattice). The target
-  is geometry-aware and soft, ``softmax(-E² / σ²)`` over bin centres, E = angle between bin and truth, so that
-  near misses are cheap. Decoding takes the most probable bin and refines it by a soft-argmax on the unit sphere
-  over the bins within ``refine_deg`` of it: the weighted mean direction, renormalised. Restricting the mean to
-  the mode's neighbourhood keeps a front/back ambiguity (two modes) from averaging into a wrong in-between pose.
+- ``bins``: classification over K viewpoint bins spread evenly on the sphere (the Fibonacci lattice of
+  :func:`cadsearch.render.cameras.fibonacci_directions`). The target is geometry-aware and soft,
+  ``softmax(-E² / σ²)`` over bin centres, E = angle between bin and truth, so that near misses are cheap.
+  Decoding takes the most probable bin and refines it by a soft-argmax on the unit sphere over the bins within
+  ``refine_deg`` of it: the weighted mean direction, renormalised. Restricting the mean to the mode's
+  neighbourhood keeps a front/back ambiguity (two modes) from averaging into a wrong in-between pose.
 - ``vector``: direct regression of the unit camera vector with a cosine loss (unimodal by construction).
 """
 
@@ -20,10 +21,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cadsearch.render.cameras import angles_from_position, camera_position
+from cadsearch.render.cameras import angles_from_position, camera_position, fibonacci_directions
 
 __all__ = [
-    "fibonacci_sphere",
     "directions_from_angles",
     "angles_from_directions",
     "CosineClassifier",
@@ -35,15 +35,6 @@ __all__ = [
 ]
 
 POSE_HEADS = ("bins", "vector")
-
-
-def fibonacci_sphere(n: int) -> np.ndarray:
-    """``n`` near-evenly spread unit vectors (n, 3) float64 on the whole sphere (a Fibonacci lattice)."""
-    i = np.arange(n) + 0.5
-    cos_t = 1.0 - 2.0 * i / n
-    golden = math.pi * (3.0 - math.sqrt(5.0))
-    t, p = np.arccos(cos_t), i * golden
-    return np.stack([np.sin(t) * np.sin(p), np.cos(t), np.sin(t) * np.cos(p)], -1)
 
 
 def directions_from_angles(polar_deg, azimuth_deg) -> torch.Tensor:
@@ -89,7 +80,8 @@ class PoseBinsHead(nn.Module):
     def __init__(self, in_dim: int, n_bins: int = 320, sigma_deg: float = 8.0, refine_deg: float = 25.0) -> None:
         super().__init__()
         self.fc = nn.Linear(in_dim, n_bins)
-        self.register_buffer("centres", torch.from_numpy(fibonacci_sphere(n_bins).astype(np.float32)))
+        # The lattice of render/cameras.py; checkpoints store these centres, so it must not change.
+        self.register_buffer("centres", torch.from_numpy(fibonacci_directions(n_bins).astype(np.float32)))
         # The bin nearest to each bin's mirror image (x → −x), for decoding a left/right-flipped image. Derived from
         # the centres, so not stored in checkpoints.
         mirrored = self.centres * torch.tensor([-1.0, 1.0, 1.0])

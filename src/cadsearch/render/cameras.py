@@ -18,6 +18,8 @@ All renderers (rasteriser and ray tracer) take a :class:`Camera` and must agree 
 from __future__ import annotations
 
 import math
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,9 +30,14 @@ __all__ = [
     "fit_distance",
     "camera_position",
     "angles_from_position",
+    "direction_from_elevation",
+    "camera_seed",
     "look_at",
     "perspective",
     "pose_error_deg",
+    "GOLDEN_ANGLE_DEG",
+    "fibonacci_lattice",
+    "fibonacci_directions",
     "sample_random",
     "sample_fibonacci",
     "sample_grid",
@@ -42,6 +49,8 @@ __all__ = [
 DEFAULT_FOV_DEG = 35.0
 #: Polar angles closer than this to the poles are never sampled: roll is undefined there.
 POLE_MARGIN_DEG = 1.0
+#: The golden angle, 360° · (2 − φ) = 180° · (3 − √5) ≈ 137.5°: the azimuth step of the Fibonacci lattice.
+GOLDEN_ANGLE_DEG = 180.0 * (3.0 - math.sqrt(5.0))
 
 
 def fit_distance(fov_deg: float = DEFAULT_FOV_DEG, margin: float = 1.05) -> float:
@@ -111,6 +120,25 @@ def angles_from_position(position) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return polar, azimuth, r
 
 
+def direction_from_elevation(azimuth_deg, elevation_deg) -> np.ndarray:
+    """Unit vector at ``azimuth_deg`` (φ, from +Z towards +X) and ``elevation_deg`` above the horizon (the XZ plane).
+
+    The same sphere as :func:`camera_position`, with elevation = 90° − polar: lights and sky features are
+    placed by their height above the horizon. Scalars or broadcastable arrays; returns shape (..., 3) float64.
+    """
+    return camera_position(90.0 - np.asarray(elevation_deg, dtype=np.float64), azimuth_deg)
+
+
+def camera_seed(camera: Camera) -> int:
+    """A deterministic 32-bit seed from a camera's parameters (polar, azimuth, distance, fov as float64).
+
+    Renderers use it for random lighting when a view has no seed of its own, so one camera is always lit
+    alike, whichever renderer draws it.
+    """
+    key = np.array([camera.polar_deg, camera.azimuth_deg, camera.distance, camera.fov_deg], dtype=np.float64)
+    return zlib.crc32(key.tobytes())
+
+
 def look_at(eye, target=(0.0, 0.0, 0.0), up=(0.0, 1.0, 0.0)) -> np.ndarray:
     """OpenGL world → camera matrix for a camera at ``eye`` looking at ``target`` with roll 0.
 
@@ -168,23 +196,52 @@ def _clamp_range(polar_range: tuple[float, float]) -> tuple[float, float]:
     return max(lo, POLE_MARGIN_DEG), min(hi, 180.0 - POLE_MARGIN_DEG)
 
 
-def sample_random(n: int, seed: int = 0, polar_range: tuple[float, float] = (0.0, 180.0)):
-    """Monte Carlo: ``n`` directions uniform on the sphere's zone ``polar_range`` (uniform in cos θ)."""
-    lo, hi = _clamp_range(polar_range)
-    rng = np.random.default_rng(seed)
-    cos_t = rng.uniform(math.cos(math.radians(hi)), math.cos(math.radians(lo)), n)
-    return np.degrees(np.arccos(cos_t)), rng.uniform(0.0, 360.0, n)
+def fibonacci_lattice(
+    n: int, polar_range: tuple[float, float] = (0.0, 180.0), offset_deg: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The Fibonacci lattice: ``n`` near-evenly spread directions over the zone ``polar_range`` (degrees).
 
-
-def sample_fibonacci(n: int, seed: int = 0, polar_range: tuple[float, float] = (0.0, 180.0)):
-    """Near-uniform: a Fibonacci spiral over the zone ``polar_range``; ``seed`` rotates it about +Y."""
-    lo, hi = _clamp_range(polar_range)
+    Point ``i`` (``i + 0.5`` in 0.5 … n − 0.5) has ``cos θ`` stepping evenly from ``cos(min)`` to ``cos(max)``
+    (equal areas) and azimuth ``i · golden angle + offset_deg``. No pole margin is applied here: the whole
+    sphere (the default) never reaches the poles exactly anyway (|cos θ| ≤ 1 − 1/n).
+    Returns ``(polar_deg, azimuth_deg)`` float64 arrays of shape (n,), azimuth wrapped into [0, 360).
+    """
+    lo, hi = float(polar_range[0]), float(polar_range[1])
     i = np.arange(n) + 0.5
     c_hi, c_lo = math.cos(math.radians(lo)), math.cos(math.radians(hi))
     cos_t = c_hi - (c_hi - c_lo) * i / n
-    golden = 180.0 * (3.0 - math.sqrt(5.0))  # golden angle in degrees
+    return np.degrees(np.arccos(cos_t)), (i * GOLDEN_ANGLE_DEG + offset_deg) % 360.0
+
+
+def fibonacci_directions(n: int) -> np.ndarray:
+    """Unit vectors ``c(θ, φ, 1)`` of the whole-sphere :func:`fibonacci_lattice`, shape (n, 3) float64.
+
+    These are the pose head's bin centres (``models/heads.py``): saved checkpoints hold them, so this function
+    must keep giving the same numbers.
+    """
+    return camera_position(*fibonacci_lattice(n))
+
+
+def sample_random(n: int, seed: int | Sequence[int] = 0, polar_range: tuple[float, float] = (0.0, 180.0)):
+    """Monte Carlo: ``n`` directions uniform on the sphere's zone ``polar_range`` (uniform in cos θ).
+
+    View ``i`` is drawn from its own generator, seeded by ``(seed, i)`` (``seed`` may itself be a sequence of
+    ints), so the first views of ``sample_random(n, seed)`` do not depend on ``n``: the render job relies on
+    this to add views to a model later without changing the ones it has.
+    """
+    lo, hi = _clamp_range(polar_range)
+    cos_lo, cos_hi = math.cos(math.radians(hi)), math.cos(math.radians(lo))
+    prefix = [int(s) for s in seed] if isinstance(seed, Sequence) else [int(seed)]
+    draws = np.array([np.random.default_rng([*prefix, i]).random(2) for i in range(n)]).reshape(n, 2)
+    cos_t = cos_lo + (cos_hi - cos_lo) * draws[:, 0]
+    return np.degrees(np.arccos(cos_t)), 360.0 * draws[:, 1]
+
+
+def sample_fibonacci(n: int, seed: int = 0, polar_range: tuple[float, float] = (0.0, 180.0)):
+    """Near-uniform: the :func:`fibonacci_lattice` over the zone ``polar_range`` (poles excluded); a non-zero
+    ``seed`` rotates it about +Y by a random angle."""
     offset = np.random.default_rng(seed).uniform(0.0, 360.0) if seed else 0.0
-    return np.degrees(np.arccos(cos_t)), (i * golden + offset) % 360.0
+    return fibonacci_lattice(n, _clamp_range(polar_range), offset)
 
 
 def sample_grid(n: int, seed: int = 0, polar_range: tuple[float, float] = (0.0, 180.0)):

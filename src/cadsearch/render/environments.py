@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cadsearch.render.cameras import direction_from_elevation
+
 __all__ = [
     "BUILTIN_SKIES",
     "KeyLight",
@@ -103,12 +105,6 @@ def equirect_directions(height: int, width: int | None = None) -> np.ndarray:
     return np.stack([np.sin(t) * np.sin(p), np.cos(t), -np.sin(t) * np.cos(p)], axis=-1)
 
 
-def _direction(azimuth_deg: float, elevation_deg: float) -> np.ndarray:
-    """Unit vector at ``azimuth_deg`` (from +Z towards +X) and ``elevation_deg`` above the horizon."""
-    a, e = math.radians(azimuth_deg), math.radians(elevation_deg)
-    return np.array([math.cos(e) * math.sin(a), math.sin(e), math.cos(e) * math.cos(a)])
-
-
 def _disc(d: np.ndarray, centre: np.ndarray, radius_deg: float, soft_deg: float) -> np.ndarray:
     """Smooth-edged disc of angular ``radius_deg`` around ``centre`` on directions ``d``: (H, W) in [0, 1]."""
     angle = np.degrees(np.arccos(np.clip(d @ centre, -1.0, 1.0)))
@@ -154,15 +150,15 @@ def builtin_sky(name: str, width: int = 256, lights: bool = True) -> np.ndarray:
         # Grey cyclorama: brighter overhead, a dim floor, plus a big softbox key and a fill on the other side.
         img = _mix([0.22, 0.22, 0.23], [0.45, 0.45, 0.47], up**0.7)
         img = np.where(y[..., None] < 0, _mix([0.16, 0.16, 0.16], [0.06, 0.06, 0.06], down**0.5), img)
-        key = _disc(d, _direction(0.0, 50.0), max(14.0, min_radius), 6.0)
-        fill = _disc(d, _direction(-120.0, 25.0), max(20.0, min_radius), 10.0)
+        key = _disc(d, direction_from_elevation(0.0, 50.0), max(14.0, min_radius), 6.0)
+        fill = _disc(d, direction_from_elevation(-120.0, 25.0), max(20.0, min_radius), 10.0)
         img += (14.0 * key[..., None] + 1.2 * fill[..., None]) * lights
     elif name == "daylight":
         horizon = np.exp(-4.0 * up)  # sky whitens towards the horizon
         img = _mix([0.10, 0.22, 0.55], [0.60, 0.72, 0.85], horizon)
         ground = _mix([0.30, 0.26, 0.20], [0.12, 0.10, 0.08], down**0.4)
         img = np.where(y[..., None] < 0, ground, img)
-        sun_dir = _direction(0.0, 50.0)
+        sun_dir = direction_from_elevation(0.0, 50.0)
         img += np.array([1.0, 0.95, 0.8]) * (0.8 * _glow(d, sun_dir, 12.0))[..., None]
         sun = 160.0 * lights * _disc(d, sun_dir, max(5.0, min_radius), 1.5)
         img += np.array([1.0, 0.93, 0.8]) * sun[..., None]
@@ -171,11 +167,11 @@ def builtin_sky(name: str, width: int = 256, lights: bool = True) -> np.ndarray:
         img = np.stack([sky * 0.97, sky, sky * 1.04], axis=-1)
         img = np.where(y[..., None] < 0, _mix([0.16, 0.16, 0.15], [0.08, 0.08, 0.08], down**0.5), img)
         # A faint brighter patch where the sun hides, so shading still has a direction.
-        img += 0.5 * _glow(d, _direction(0.0, 55.0), 25.0)[..., None]
+        img += 0.5 * _glow(d, direction_from_elevation(0.0, 55.0), 25.0)[..., None]
     else:  # sunset
         img = _mix([0.9, 0.42, 0.16], [0.12, 0.10, 0.30], up**0.45)
         img = np.where(y[..., None] < 0, _mix([0.18, 0.10, 0.07], [0.05, 0.04, 0.04], down**0.4), img)
-        sun_dir = _direction(0.0, 8.0)
+        sun_dir = direction_from_elevation(0.0, 8.0)
         img += np.array([1.0, 0.55, 0.25]) * (1.5 * _glow(d, sun_dir, 15.0))[..., None]
         sun = 120.0 * lights * _disc(d, sun_dir, max(5.0, min_radius), 1.5)
         img += np.array([1.0, 0.6, 0.3]) * sun[..., None]

@@ -22,7 +22,6 @@ import csv
 import dataclasses
 import io
 import json
-import math
 import multiprocessing
 import os
 import shutil
@@ -187,23 +186,15 @@ def plan_cameras(config: RenderConfig, model_id: str) -> list[tuple[Camera, str]
     """
     distance = fit_distance(config.fov_deg)
     mseed = _model_seed(config.seed, model_id)
-    if config.sampling == "random":
-        lo, hi = config.polar_range
-        cos_hi, cos_lo = math.cos(math.radians(max(lo, 1.0))), math.cos(math.radians(min(hi, 179.0)))
-        angles = []
-        for i in range(config.views):
-            u, v = np.random.default_rng([mseed, i]).random(2)
-            angles.append((math.degrees(math.acos(cos_lo + (cos_hi - cos_lo) * u)), 360.0 * v))
-    else:
-        polar, azimuth = SAMPLERS[config.sampling](config.views, seed=mseed, polar_range=config.polar_range)
-        angles = list(zip(polar.tolist(), azimuth.tolist(), strict=True))
+    # The job's polar limits are the sampler's zone; the random sampler draws view i from (mseed, i) alone.
+    polar, azimuth = SAMPLERS[config.sampling](config.views, seed=mseed, polar_range=config.polar_range)
     out = []
-    for i, (polar, azimuth) in enumerate(angles):
+    for i, (polar_deg, azimuth_deg) in enumerate(zip(polar.tolist(), azimuth.tolist(), strict=True)):
         quality = config.quality
         if quality == "mixed":
             draw = np.random.default_rng([mseed, i, 1]).random()
             quality = "high" if draw < config.high_fraction else "low"
-        out.append((Camera(polar, azimuth, distance, config.fov_deg), quality))
+        out.append((Camera(polar_deg, azimuth_deg, distance, config.fov_deg), quality))
     return out
 
 
