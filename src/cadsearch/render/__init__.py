@@ -13,7 +13,7 @@ from typing import Any
 from cadsearch.errors import InputError
 from cadsearch.render.cameras import Camera
 
-__all__ = ["QUALITIES", "Camera", "create_renderer"]
+__all__ = ["QUALITIES", "Camera", "create_renderer", "release_renderers"]
 
 #: Qualities a single renderer can have; the render job also accepts "mixed" (a share of views in each).
 QUALITIES = ("low", "high")
@@ -35,3 +35,18 @@ def create_renderer(quality: str = "low", size: int = 128, **options: Any):
 
         return RayTracer(size=size, **options)
     raise InputError(f"unknown render quality {quality!r}; choose one of: {', '.join(QUALITIES)}")
+
+
+def release_renderers() -> None:
+    """Release the rendering resources this process holds for all renderers: today the rasteriser's OpenGL
+    context (and the meshes and framebuffers on it).
+
+    An OpenGL context is current only in the thread that made it; a caller that moves rendering to another
+    thread (the web app's render thread) calls this first, so that the next render makes a context there.
+    Existing renderers stay usable; a process that holds nothing is left as it is. The ray tracer keeps no
+    thread-bound state (its scenes belong to each renderer and go with :meth:`close`), so there is nothing to
+    release for it.
+    """
+    from cadsearch.render.raster import release_gl
+
+    release_gl()

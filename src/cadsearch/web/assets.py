@@ -36,9 +36,9 @@ POSED_CACHE_SIZE = 512
 
 def _drop_gl_context() -> None:
     """Release the process's OpenGL context, if any, so that the next render makes one in the calling thread."""
-    from cadsearch.render.raster import release_gl
+    from cadsearch.render import release_renderers
 
-    release_gl()
+    release_renderers()
 
 
 class ModelAssets:

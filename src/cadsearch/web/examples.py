@@ -10,6 +10,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from cadsearch.render.thumbnails import THUMBNAIL_AZIMUTH_DEG, THUMBNAIL_POLAR_DEG
+
 __all__ = ["Example", "find_examples", "IMAGE_SUFFIXES"]
 
 log = logging.getLogger("cadsearch.web")
@@ -62,7 +64,10 @@ def _workspace_examples(workspace: Path, limit: int) -> list[Example]:
         # a front-ish, from-above view reads best as an example; prefer one with a background (photo-like)
         views = sorted(
             by_model[model_id],
-            key=lambda r: (r.background in ("plain", "none", "white"), abs(r.polar_deg - 65) + _az_gap(r.azimuth_deg)),
+            key=lambda r: (
+                r.background in ("plain", "none", "white"),
+                abs(r.polar_deg - THUMBNAIL_POLAR_DEG) + _az_gap(r.azimuth_deg),
+            ),
         )
         path = workspace / views[0].path
         if path.is_file():
@@ -81,5 +86,6 @@ def _model_names(workspace: Path) -> dict[str, str]:
 
 
 def _az_gap(azimuth_deg: float) -> float:
-    """Angular distance of an azimuth from a front three-quarter view (35° or 325°)."""
-    return min(abs((azimuth_deg - a + 180) % 360 - 180) for a in (35.0, 325.0))
+    """Angular distance (degrees) of an azimuth from a front three-quarter view: the thumbnail's azimuth or its
+    mirror image (35° or 325° today)."""
+    return min(abs((azimuth_deg - a + 180) % 360 - 180) for a in (THUMBNAIL_AZIMUTH_DEG, 360.0 - THUMBNAIL_AZIMUTH_DEG))

@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from starlette.concurrency import run_in_threadpool
 
 from cadsearch.errors import InputError
+from cadsearch.render.thumbnails import THUMBNAIL_AZIMUTH_DEG, THUMBNAIL_POLAR_DEG
 from cadsearch.web.assets import ModelAssets
 from cadsearch.web.deps import get_assets, get_examples, get_library, get_searcher, get_settings, get_store
 from cadsearch.web.examples import Example
@@ -196,8 +197,9 @@ async def model_page(
     """An interactive 3D view of the model, its camera at the estimated pose when one is given."""
     info = await model_info_or_404(library, model_id)
     estimated = polar is not None or azimuth is not None
-    polar_v = 65.0 if polar is None else polar
-    azimuth_v = (35.0 if azimuth is None else azimuth) % 360.0
+    # Without an estimated pose the 3D view opens where the model's thumbnail was taken.
+    polar_v = THUMBNAIL_POLAR_DEG if polar is None else polar
+    azimuth_v = (THUMBNAIL_AZIMUTH_DEG if azimuth is None else azimuth) % 360.0
     return templates.TemplateResponse(
         request,
         "model.html",
