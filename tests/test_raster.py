@@ -12,9 +12,9 @@ import trimesh
 from PIL import Image
 
 from cadsearch.errors import CadsearchError
-from cadsearch.render import raster
+from cadsearch.render import raster, release_renderers
 from cadsearch.render.cameras import Camera
-from cadsearch.render.raster import RasterRenderer, closed_faces, corner_normals, gl_context
+from cadsearch.render.raster import RasterRenderer, closed_faces, gl_context
 from cadsearch.render.types import Renderer, RenderOutput
 
 SIZE = 96
@@ -325,19 +325,6 @@ def test_closed_faces():
     assert closed[:12].all() and not closed[12:].any()
 
 
-def test_corner_normals_smooth_but_keep_creases():
-    sphere = trimesh.creation.icosphere(subdivisions=3)
-    n = corner_normals(sphere.vertices, sphere.faces, 30.0)
-    radial = sphere.vertices[sphere.faces]
-    radial /= np.linalg.norm(radial, axis=2, keepdims=True)
-    assert np.einsum("fij,fij->fi", n, radial).min() > 0.999  # smooth: normals ≈ the sphere's
-    box = trimesh.creation.box()
-    n = corner_normals(box.vertices, box.faces, 30.0)
-    np.testing.assert_allclose(n, np.repeat(box.face_normals[:, None], 3, axis=1), atol=1e-6)  # sharp
-    flat = corner_normals(sphere.vertices, sphere.faces, 0.0)
-    np.testing.assert_allclose(flat, np.repeat(sphere.face_normals[:, None], 3, axis=1), atol=1e-6)
-
-
 def test_mesh_cache_notices_edits(renderer):
     sphere = trimesh.creation.icosphere(subdivisions=2)
     a = renderer.render(sphere, Camera(90, 0))
@@ -359,7 +346,7 @@ def test_empty_and_bad_input(renderer):
 
 
 def test_context_failure_is_a_one_line_error(monkeypatch):
-    raster.release_gl()
+    release_renderers()
     monkeypatch.setenv(raster.GL_BACKEND_ENV, "no-such-backend")
     try:
         with pytest.raises(CadsearchError) as info:
@@ -367,7 +354,7 @@ def test_context_failure_is_a_one_line_error(monkeypatch):
         assert "\n" not in str(info.value) and "OpenGL" in str(info.value)
     finally:
         monkeypatch.delenv(raster.GL_BACKEND_ENV)
-        raster.release_gl()
+        release_renderers()
     gl_context()  # back to normal
 
 

@@ -30,7 +30,6 @@ from cadsearch.render.raytrace import (  # noqa: E402
     VARIANT_ENV,
     RayTracer,
     available_variant,
-    crease_normals,
     find_libllvm,
 )
 from cadsearch.render.types import Renderer, RenderOutput  # noqa: E402
@@ -182,16 +181,6 @@ def test_depth_ignores_face_winding(tracer: RayTracer, shape: trimesh.Trimesh) -
         full = (a.alpha == 1) & (b.alpha == 1)
         np.testing.assert_allclose(a.depth[full], b.depth[full], atol=1e-3)
         assert b.depth[full].min() > cam.distance - 1.0 and b.depth[full].max() < cam.distance + 1.0
-
-
-def test_crease_normals_keep_box_edges_sharp_and_spheres_smooth() -> None:
-    box = trimesh.creation.box()
-    normals = crease_normals(box, 35.0)
-    np.testing.assert_allclose(normals, np.repeat(box.face_normals[:, None, :], 3, axis=1), atol=1e-6)
-    sphere = trimesh.creation.icosphere(subdivisions=3)
-    normals = crease_normals(sphere, 35.0)
-    corners = sphere.vertices[sphere.faces]  # unit sphere: the smooth normal is the position itself
-    assert np.abs(normals - corners).max() < 3e-2
 
 
 # ---------------------------------------------------------------------------------------------- lighting

@@ -27,10 +27,9 @@ hemisphere ambient, all fixed in *camera* space so that every view is lit alike;
 key light. Shading happens in linear colour and is encoded to sRGB at the end. Lighting is two-sided: CAD meshes
 are not consistently oriented, so the normal is flipped towards the viewer for back-facing triangles.
 
-Normals: per-corner "crease" normals — a triangle corner averages (angle-weighted) the normals of the triangles
-around its vertex that are within ``crease_angle_deg`` of its own, with flipped neighbours re-oriented first.
-Tessellated curved surfaces look smooth, hard CAD edges stay sharp, and inconsistent winding does not cancel
-normals out. Positions are welded before this, since CAD exports often duplicate vertices along UV seams.
+Normals: the per-corner "crease" normals of :func:`cadsearch.render.normals.corner_normals`, shared with the ray
+tracer so that both shade a camera's view alike (angle-weighted, sharp above ``crease_angle_deg``, flipped
+neighbours re-oriented first, positions welded along UV seams).
 """
 
 from __future__ import annotations
@@ -38,7 +37,6 @@ from __future__ import annotations
 import math
 import os
 import threading
-import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,7 +45,8 @@ import numpy as np
 import trimesh
 
 from cadsearch.errors import CadsearchError
-from cadsearch.render.cameras import Camera
+from cadsearch.render.cameras import Camera, camera_position, camera_seed
+from cadsearch.render.normals import DEFAULT_CREASE_DEG, corner_normals, weld_vertices
 from cadsearch.render.types import RenderOutput
 
 __all__ = [
@@ -55,9 +54,7 @@ __all__ = [
     "LightRig",
     "default_lights",
     "random_lights",
-    "corner_normals",
     "closed_faces",
-    "weld_vertices",
     "mesh_buffers",
     "MeshBuffers",
     "gl_context",
@@ -259,10 +256,14 @@ def default_lights() -> LightRig:
 
 
 def _dir_from_angles(around_deg: float, off_axis_deg: float) -> tuple[float, float, float]:
-    """Camera-space direction ``off_axis_deg`` away from the view axis (+z), rotated ``around_deg`` about it
-    (0 = to the right, 90 = up)."""
-    a, b = math.radians(around_deg), math.radians(off_axis_deg)
-    return _unit((math.sin(b) * math.cos(a), math.sin(b) * math.sin(a), math.cos(b)))
+    """Camera-space unit direction ``off_axis_deg`` away from the view axis (+z, towards the viewer), rotated
+    ``around_deg`` about it (0 = to the right, 90 = up).
+
+    This is ``c(θ, φ)`` of :mod:`cadsearch.render.cameras` with the view axis in the role of +Y (θ = off-axis
+    angle, φ = 90° − around): the camera's formula, with its y and z swapped.
+    """
+    x, y, z = camera_position(off_axis_deg, 90.0 - around_deg)
+    return _unit((x, z, y))
 
 
 def random_lights(seed: int) -> LightRig:
@@ -289,29 +290,7 @@ def random_lights(seed: int) -> LightRig:
     )
 
 
-def _camera_seed(camera: Camera) -> int:
-    """A deterministic seed from a camera's parameters (for ``light_jitter`` without an explicit seed)."""
-    key = np.array([camera.polar_deg, camera.azimuth_deg, camera.distance, camera.fov_deg], dtype=np.float64)
-    return zlib.crc32(key.tobytes())
-
-
 # --- mesh → GPU buffers -------------------------------------------------------------------------------------
-
-
-def weld_vertices(vertices: np.ndarray) -> np.ndarray:
-    """Ids that identify coincident vertices: shape (V,) int64, equal for positions within ~1e-6 of the extent.
-
-    CAD exports split vertices along UV seams and material borders; welding restores the topology that
-    smoothing and closed-surface detection need.
-    """
-    v = np.asarray(vertices, dtype=np.float64)
-    if len(v) == 0:
-        return np.zeros(0, np.int64)
-    extent = float(np.ptp(v, axis=0).max())
-    keys = np.ascontiguousarray(np.round(v / max(extent * 1e-6, 1e-12)).astype(np.int64))
-    # Unique rows through a void view: much faster than np.unique(axis=0).
-    _, weld = np.unique(keys.view(np.dtype((np.void, 24))).reshape(-1), return_inverse=True)
-    return weld.reshape(-1).astype(np.int64)
 
 
 def _connected_components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -376,68 +355,6 @@ def closed_faces(vertices: np.ndarray, faces: np.ndarray, weld: np.ndarray | Non
     comp_vol = np.bincount(comp, weights=vol6, minlength=n_v)
     inward = closed & (comp_vol[comp] < 0)
     return closed, inward
-
-
-def corner_normals(
-    vertices: np.ndarray, faces: np.ndarray, crease_angle_deg: float = 30.0, weld: np.ndarray | None = None
-) -> np.ndarray:
-    """Per-corner normals with sharp creases kept: shape (F, 3, 3) float32, unit length.
-
-    Each corner gets the angle-weighted mean of the normals of the triangles around its (welded) vertex whose
-    normal lies within ``crease_angle_deg`` of its own triangle's — counting a neighbour of opposite
-    orientation by its flipped normal, so inconsistent winding neither cancels normals nor makes creases. The
-    result points to the same side as the corner's triangle by winding (``cross(b - a, c - a)``), which is what
-    the two-sided shader expects. ``crease_angle_deg <= 0`` gives flat (face) normals. Vertices shared by more
-    than 64 triangles (fan centres, mostly on flat caps) keep the face normal, which bounds the cost.
-    ``weld`` is :func:`weld_vertices` of ``vertices`` if the caller has it already.
-    """
-    v = np.asarray(vertices, dtype=np.float64)
-    f = np.asarray(faces, dtype=np.int64)
-    n_faces = len(f)
-    tri = v[f]  # (F, 3, 3)
-    cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    length = np.linalg.norm(cross, axis=1)
-    unit = np.divide(cross, length[:, None], out=np.zeros_like(cross), where=length[:, None] > 0)
-    flat = np.repeat(unit[:, None, :], 3, axis=1)
-    if crease_angle_deg <= 0 or n_faces == 0:
-        return flat.astype(np.float32)
-
-    w = weld_vertices(v) if weld is None else weld
-    corner_vertex = w[f].reshape(-1)  # (3F,)
-
-    # Interior angle at each corner: the weight of that triangle's normal at that vertex.
-    e1 = np.roll(tri, -1, axis=1) - tri
-    e2 = np.roll(tri, 1, axis=1) - tri
-    dots = np.einsum("fij,fij->fi", e1, e2)
-    norms = np.linalg.norm(e1, axis=2) * np.linalg.norm(e2, axis=2)
-    angle = np.arccos(np.clip(np.divide(dots, norms, out=np.ones_like(dots), where=norms > 0), -1, 1))
-    angle = angle.reshape(-1)
-
-    # All (corner, other corner at the same welded vertex) pairs, vectorised by sorting corners by vertex.
-    # int32 / float32 where possible: a 200k-triangle mesh has ~4M pairs, and this is memory-bound.
-    order = np.argsort(corner_vertex, kind="stable").astype(np.int32)
-    counts = np.bincount(corner_vertex)
-    starts = (np.cumsum(counts) - counts).astype(np.int32)
-    degree = counts[corner_vertex].astype(np.int32)
-    active = np.nonzero(degree <= 64)[0].astype(np.int32)
-    reps = degree[active]
-    pair_corner = np.repeat(active, reps)
-    offsets = np.arange(pair_corner.size, dtype=np.int32) - np.repeat(np.cumsum(reps, dtype=np.int32) - reps, reps)
-    partner = order[starts[corner_vertex[pair_corner]] + offsets]
-    unit32 = unit.astype(np.float32)
-    n_other = unit32[partner // 3]  # corner c belongs to face c // 3
-    cos = np.einsum("ij,ij->i", unit32[pair_corner // 3], n_other)
-    threshold = math.cos(math.radians(crease_angle_deg))
-    weight = np.where(np.abs(cos) >= threshold, np.sign(cos) * angle[partner].astype(np.float32), 0.0)
-
-    acc = np.zeros((3 * n_faces, 3))
-    for k in range(3):
-        acc[:, k] = np.bincount(pair_corner, weights=weight * n_other[:, k], minlength=3 * n_faces)
-    acc_len = np.linalg.norm(acc, axis=1)
-    result = flat.reshape(-1, 3).copy()
-    good = acc_len > 1e-12
-    result[good] = acc[good] / acc_len[good, None]
-    return result.reshape(n_faces, 3, 3).astype(np.float32)
 
 
 def _rgba_uint8(colors: Any, n: int) -> np.ndarray:
@@ -511,7 +428,7 @@ def _texture_array(image: Any) -> np.ndarray | None:
         return None
 
 
-def mesh_buffers(mesh: trimesh.Trimesh, crease_angle_deg: float = 30.0, cull: bool = True) -> MeshBuffers:
+def mesh_buffers(mesh: trimesh.Trimesh, crease_angle_deg: float = DEFAULT_CREASE_DEG, cull: bool = True) -> MeshBuffers:
     """Turn a trimesh into :class:`MeshBuffers`: positions, crease normals, per-corner colours and UVs.
 
     With ``cull``, triangles of closed parts (:func:`closed_faces`) come first, wound outwards, so that the
@@ -766,7 +683,7 @@ class RasterRenderer:
         size: int = 128,
         samples: int = 4,
         light_jitter: bool = False,
-        crease_angle_deg: float = 30.0,
+        crease_angle_deg: float = DEFAULT_CREASE_DEG,
         cache_size: int = 16,
         cull: bool = True,
         antialias: str = "ssaa",
@@ -813,7 +730,7 @@ class RasterRenderer:
         if light_seed is not None:
             lights = random_lights(light_seed)
         elif self.light_jitter:
-            lights = random_lights(_camera_seed(camera))
+            lights = random_lights(camera_seed(camera))
         else:
             lights = default_lights()
         with _LOCK:

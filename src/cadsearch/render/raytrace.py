@@ -62,7 +62,7 @@ from typing import Any
 import numpy as np
 import trimesh
 
-from .cameras import Camera
+from .cameras import Camera, camera_seed, direction_from_elevation
 from .environments import (
     BUILTIN_SKIES,
     SKY_KEY_LIGHTS,
@@ -72,6 +72,7 @@ from .environments import (
     resolve_environments,
     srgb_to_linear,
 )
+from .normals import DEFAULT_CREASE_DEG, corner_normals
 from .types import RenderOutput
 
 __all__ = [
@@ -173,18 +174,6 @@ def variant_works(variant: str, timeout_s: float = 180.0) -> bool:
     return ok
 
 
-def _camera_seed(camera: Camera) -> int:
-    """A deterministic seed from a camera's parameters (for ``light_jitter`` without an explicit seed)."""
-    key = np.array([camera.polar_deg, camera.azimuth_deg, camera.distance, camera.fov_deg], dtype=np.float64)
-    return zlib.crc32(key.tobytes())
-
-
-def _unit_direction(azimuth_deg: float, elevation_deg: float) -> np.ndarray:
-    """Unit vector at ``azimuth_deg`` (DESIGN.md: from +Z towards +X), ``elevation_deg`` above the horizon."""
-    a, e = math.radians(azimuth_deg), math.radians(elevation_deg)
-    return np.array([math.cos(e) * math.sin(a), math.sin(e), math.cos(e) * math.cos(a)])
-
-
 def _key_corners(position: np.ndarray, size: float) -> np.ndarray:
     """Corners (4, 3) float32 of a ``size`` × ``size`` square centred at ``position``, facing the origin.
 
@@ -267,52 +256,6 @@ class _MeshData:
     faces: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.uint32))  # (F, 3) indexed
 
 
-def crease_normals(mesh: trimesh.Trimesh, crease_deg: float = 35.0) -> np.ndarray:
-    """Per-corner unit normals (F, 3, 3): smooth across edges flatter than ``crease_deg``, sharp at creases.
-
-    Corners of one vertex are joined when their faces share an edge through that vertex at a dihedral angle
-    below ``crease_deg``; each connected group gets the area-weighted mean normal of its faces. Linear in the
-    number of faces (no per-vertex fan enumeration), so it scales to large meshes.
-    """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    faces = np.asarray(mesh.faces, dtype=np.int64)
-    n_faces = len(faces)
-    face_normals = np.asarray(mesh.face_normals, dtype=np.float64)
-    weighted = face_normals * np.asarray(mesh.area_faces, dtype=np.float64)[:, None]
-    if n_faces == 0:
-        return np.zeros((0, 3, 3), np.float32)
-    adjacency = np.asarray(mesh.face_adjacency, dtype=np.int64)
-    if len(adjacency):
-        smooth = np.asarray(mesh.face_adjacency_angles) < math.radians(crease_deg)
-        pairs = adjacency[smooth]
-        edges = np.asarray(mesh.face_adjacency_edges, dtype=np.int64)[smooth]
-    else:
-        pairs = np.zeros((0, 2), np.int64)
-        edges = np.zeros((0, 2), np.int64)
-    # Corner id = 3 * face + slot. For a face pair and a shared vertex, find that vertex's slot in each face.
-    rows, cols = [], []
-    for k in range(2):
-        vert = edges[:, k]
-        for side in range(2):
-            f = pairs[:, side]
-            slot = np.argmax(faces[f] == vert[:, None], axis=1)
-            (rows if side == 0 else cols).append(3 * f + slot)
-    r = np.concatenate(rows)
-    c = np.concatenate(cols)
-    graph = coo_matrix((np.ones(len(r), np.int8), (r, c)), shape=(3 * n_faces, 3 * n_faces))
-    _, labels = connected_components(graph, directed=False)
-    corner_face = np.repeat(np.arange(n_faces), 3)
-    sums = np.zeros((labels.max() + 1, 3))
-    np.add.at(sums, labels, weighted[corner_face])
-    normals = sums[labels]
-    length = np.linalg.norm(normals, axis=1, keepdims=True)
-    # Degenerate groups (zero area) fall back to the face normal.
-    normals = np.where(length > 1e-12, normals / np.maximum(length, 1e-12), face_normals[corner_face])
-    return normals.reshape(n_faces, 3, 3).astype(np.float32)
-
-
 def _as_rgb_uint8(image: Any) -> np.ndarray | None:
     """A PIL image (or array) as (h, w, 3) uint8 RGB, or ``None``."""
     if image is None:
@@ -336,13 +279,17 @@ def _color_to_linear(rgba: Any) -> np.ndarray:
     return srgb_to_linear(arr)
 
 
-def prepare_mesh(mesh: trimesh.Trimesh, crease_deg: float = 35.0) -> _MeshData:
-    """Convert a canonical trimesh (with any visual) into :class:`_MeshData`."""
+def prepare_mesh(mesh: trimesh.Trimesh, crease_deg: float = DEFAULT_CREASE_DEG) -> _MeshData:
+    """Convert a canonical trimesh (with any visual) into :class:`_MeshData`.
+
+    Normals are :func:`~cadsearch.render.normals.corner_normals`, the rasteriser's, so that the low and high
+    views of one camera shade alike.
+    """
     faces = np.asarray(mesh.faces, dtype=np.int64)
     vertices = np.asarray(mesh.vertices, dtype=np.float64)
     data = _MeshData(
         positions=vertices[faces].reshape(-1, 3).astype(np.float32),
-        normals=crease_normals(mesh, crease_deg).reshape(-1, 3),
+        normals=corner_normals(vertices, faces, crease_deg).reshape(-1, 3),
         vertices=vertices.astype(np.float32),
         faces=faces.astype(np.uint32),
         color=tuple(srgb_to_linear(np.array(_DEFAULT_COLOR_SRGB))),
@@ -446,7 +393,8 @@ class RayTracer:
         env_width: width in pixels the environments are resampled to (height is half).
         threads: worker threads of Mitsuba/Dr.Jit in this process (default: all cores).
         cache_size: how many meshes keep their Mitsuba scenes (building them is the slow part).
-        crease_deg: dihedral angle above which an edge is shaded sharp.
+        crease_deg: angle between face normals (degrees) above which an edge is shaded sharp; the
+            rasteriser's default, so that both renderers shade alike.
         depth_spp: samples per pixel of the cover pass when it only has to give depth (object over black);
             with a plane or sky it gives alpha too and uses ``spp``.
 
@@ -481,7 +429,7 @@ class RayTracer:
         env_width: int = 256,
         threads: int | None = None,
         cache_size: int = 4,
-        crease_deg: float = 35.0,
+        crease_deg: float = DEFAULT_CREASE_DEG,
         depth_spp: int = 4,
     ) -> None:
         if size < 1 or spp < 1:
@@ -575,7 +523,7 @@ class RayTracer:
         entry = self._entry(mesh, key)
 
         if light_seed is None and self.light_jitter:
-            light_seed = _camera_seed(camera)
+            light_seed = camera_seed(camera)
         offset, elevation, strength, env_index = self.light_azimuth_deg, self.light_elevation_deg, 1.0, 0
         if light_seed is not None:
             rng = np.random.default_rng(light_seed)
@@ -637,7 +585,8 @@ class RayTracer:
         _set_param(params, "env.scale", mi.Float(self.env_scale * strength))
         if env.key is not None:
             elevation = env.key.elevation_deg if elevation_deg is None else elevation_deg
-            corners = _key_corners(_unit_direction(azimuth, elevation) * self.key_distance, self.key_size).ravel()
+            key_position = direction_from_elevation(azimuth, elevation) * self.key_distance
+            corners = _key_corners(key_position, self.key_size).ravel()
             # Moving geometry makes Mitsuba rebuild the scene's BVH (~10 ms for 5k triangles, ~20 ms for 32k),
             # so skip it when the key has not moved (e.g. several renders of one camera).
             if not np.array_equal(np.asarray(params["key.vertex_positions"]), corners):
