@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import json
 import platform
 import statistics
@@ -28,9 +27,9 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from PIL import Image
 
 from cadsearch import __version__
+from cadsearch.imageio import read_image
 from cadsearch.library import Library
 from cadsearch.render.job import RenderConfig, read_view_table, render_views
 from cadsearch.web import Settings, create_app
@@ -112,7 +111,7 @@ def main() -> None:
         # the answer each query must get: the searcher itself, called directly on the same pixels
         expected = {}
         for name, data in queries:
-            image = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+            image = read_image(data)  # decoded as the web app decodes an upload (EXIF applied)
             expected[name] = [m.model_id for m in searcher.search(image, k=5).results]
         if kind == "fake":
             searcher.calls = 0
