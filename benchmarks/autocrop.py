@@ -1,6 +1,8 @@
 """The searcher issue's automatic-crop benchmark: does cropping to the object before embedding help?
 
-Queries made from fresh eval renders (``eval_views/`` of the accuracy workspace; object cut out by its mask):
+Queries made from fresh eval renders on the plain backdrop (``<workspace>/eval_views/``, rendered first if missing:
+``--eval-views`` per model, the training size, seed 20240611, as the old ``benchmarks/accuracy.py`` made them;
+object cut out by its mask):
 
 - ``render``: the render as it is (plain backdrop, the training framing);
 - ``fill``: the object at the training framing over a random room photo (``shared/data/backgrounds``), square;
@@ -12,12 +14,20 @@ Queries made from fresh eval renders (``eval_views/`` of the accuracy workspace;
 For every crop method of :mod:`cadsearch.framing.autocrop` (raw: any box found is used; ``auto`` with its zoom gate, as
 the searcher would call it; plus ``oracle``: the mask's true box, and ``pad``: the whole photo as the box, i.e. only
 the training margin) the transfer predictor sees the resulting frames; reported:
-classifier top-1 (``class_probs`` argmax vs the true model), pose error mean/median, the share of queries that got a
-crop, and the crop time. Then the labelled development photos plus their mirrors: azimuth error and the
+classifier top-1 (:func:`cadsearch.metrics.topk_accuracy` of ``class_probs`` against the true model), pose error
+mean/median/Acc@30 (:func:`cadsearch.metrics.pose_errors_deg`, symmetry-aware with the catalog's symmetry), the
+share of queries that got a crop, and the crop time. Then the labelled development photos plus their mirrors
+(:func:`cadsearch.evaluate.splits.photo_split`, EXIF applied; photos with both angles): azimuth error and the
 sector-balanced azimuth Acc@30 (as ``benchmarks/accuracy.py``).
 
 Usage:
-    python benchmarks/autocrop.py [WORKSPACE] [--n 300] [--json benchmarks/results/autocrop.json]
+    python benchmarks/autocrop.py [WORKSPACE] [--n 300] [--eval-views 10] [--json benchmarks/results/autocrop.json]
+
+Changed in issue #10: metrics from :mod:`cadsearch.metrics` (pose errors symmetry-aware; a render of a model the
+network was not trained on counts as a top-1 miss instead of failing), photos read by ``photo_split`` (EXIF
+applied; the mirror images come after all the originals), ``eval_views/`` rendered here when missing (the new
+``accuracy.py`` evaluates on ``cadsearch evaluate``'s graphics split, whose random backgrounds the composites
+cannot use). Same keys.
 
 GrabCut needs ``opencv-python-headless`` (the ``crop`` extra, which ``make`` installs); without it the ``grabcut``
 row is None everywhere (``auto`` never uses it).
@@ -34,11 +44,19 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cadsearch.evaluate.metrics import sector_balanced_accuracy
+from cadsearch.evaluate.run import symmetry_orders
+from cadsearch.evaluate.splits import photo_split, training_render_config
 from cadsearch.framing import MARGIN, crop_frame, frame_for, frame_query, grabcut_available
+from cadsearch.imageio import read_image
+from cadsearch.metrics import (
+    azimuth_errors_deg,
+    pose_errors_deg,
+    sector_balanced_accuracy,
+    summarize_pose,
+    topk_accuracy,
+)
 from cadsearch.models import checkpoint_path, load_predictor
-from cadsearch.render.cameras import pose_error_deg
-from cadsearch.render.job import load_view, read_view_table
+from cadsearch.render.job import RenderConfig, load_view, read_view_table, render_views
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 ASPECTS = ((4, 3), (3, 4), (16, 9))
@@ -57,7 +75,7 @@ def _resize(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def _background(rng: np.random.Generator, files: list[Path], w: int, h: int) -> np.ndarray:
     """A random crop of a random room photo at aspect w:h, resized to (h, w, 3)."""
-    im = np.asarray(Image.open(files[rng.integers(len(files))]).convert("RGB"))
+    im = read_image(files[rng.integers(len(files))])
     ih, iw = im.shape[:2]
     cw = min(iw, round(ih * w / h))
     ch = min(ih, round(cw * h / w))
@@ -143,6 +161,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("workspace", type=Path, nargs="?", default=Path("/tmp/bench/ws"))
     ap.add_argument("--n", type=int, default=300, help="eval renders to use")
+    ap.add_argument("--eval-views", type=int, default=10, help="views per model if eval_views/ must be rendered")
     ap.add_argument("--photos", type=Path, default=SHARED / "photos" / "dev_viewpoints.csv")
     ap.add_argument("--backgrounds", type=Path, default=SHARED / "backgrounds")
     ap.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "autocrop.json")
@@ -152,13 +171,18 @@ def main() -> None:
     ws = args.workspace
     pred = load_predictor(checkpoint_path(ws, "transfer"))
     index = {m: i for i, m in enumerate(pred.model_ids)}
+    if not (ws / "eval_views" / "views.csv").is_file():
+        config = RenderConfig(views=args.eval_views, size=training_render_config(ws).size, seed=20240611)
+        render_views(ws, config, workers=2, out_dir="eval_views")
     rows = read_view_table(ws, "eval_views")
     rng = np.random.default_rng(1)
     rows = [rows[i] for i in sorted(rng.choice(len(rows), min(args.n, len(rows)), replace=False))]
     files = sorted(p for p in args.backgrounds.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     queries = make_queries(ws, rows, files)
-    labels = np.array([index[r.model_id] for r in rows])
+    labels = np.array([index.get(r.model_id, -1) for r in rows])  # -1: not a training class, always a miss
     pol, az = np.array([r.polar_deg for r in rows]), np.array([r.azimuth_deg for r in rows])
+    symmetry = symmetry_orders(ws)
+    orders = np.array([symmetry.get(r.model_id, 1) for r in rows])
     results: dict = {
         "setup": {
             "workspace": str(ws),
@@ -179,28 +203,24 @@ def main() -> None:
                 continue
             frames, ms = frames_for(images, boxes, method)
             p = pred.predict(images, frames=frames)
-            err = pose_error_deg(p.polar_deg, p.azimuth_deg, pol, az)
+            pose = summarize_pose(pose_errors_deg(pol, az, p.polar_deg, p.azimuth_deg, orders))
             r = {
                 "cropped": float(np.mean([f is not None for f in frames])),
-                "top1": float(np.mean(p.class_probs.argmax(1) == labels)),
-                "pose_mean_deg": float(err.mean()),
-                "pose_median_deg": float(np.median(err)),
-                "acc30": float(np.mean(err < 30)),
+                "top1": topk_accuracy(p.class_probs, labels, 1),
+                "pose_mean_deg": pose["mean"],
+                "pose_median_deg": pose["median"],
+                "acc30": pose["acc30"],
                 "crop_ms": ms,
             }
             results[variant][method] = r
             print(f"{variant:<12} {method:<9} {r['cropped']:7.2f} {r['top1']:6.3f} {r['pose_mean_deg']:9.1f} "
                   f"{r['pose_median_deg']:7.1f} {ms:7.1f}", flush=True)  # fmt: skip
     if args.photos.exists():
-        from accuracy import read_photos
-
-        imgs, az_true, pol_true = [], [], []
-        for path, polar, azim in read_photos(args.photos):
-            im = np.asarray(Image.open(path).convert("RGB"))
-            imgs += [im, im[:, ::-1].copy()]
-            az_true += [azim, (360 - azim) % 360]
-            pol_true += [polar, polar]
-        az_true, pol_true = np.array(az_true), np.array(pol_true)
+        split = photo_split(args.photos, mirror=True)  # every photo, then its mirror image (φ → 360° − φ)
+        labelled = [q for q in split.queries if q.polar_deg is not None and q.azimuth_deg is not None]
+        imgs = [q.image() for q in labelled]
+        az_true = np.array([q.azimuth_deg for q in labelled], dtype=np.float64)
+        pol_true = np.array([q.polar_deg for q in labelled], dtype=np.float64)
         results["photos"] = {}
         print(f"\n{len(imgs)} dev photos incl. mirrors")
         print(f"{'method':<9} {'cropped':>7} {'az acc30 bal':>12} {'az median':>9} {'pose median':>11} {'crop ms':>7}")
@@ -209,15 +229,16 @@ def main() -> None:
                 continue
             frames, ms = frames_for(imgs, [None] * len(imgs), method)
             q = pred.predict(imgs, frames=frames)
-            az_err = np.abs((q.azimuth_deg - az_true + 180) % 360 - 180)
-            pose_err = pose_error_deg(q.polar_deg, q.azimuth_deg, pol_true, az_true)
+            az_err = azimuth_errors_deg(az_true, q.azimuth_deg)
+            az_summary = summarize_pose(az_err)
+            pose_summary = summarize_pose(pose_errors_deg(pol_true, az_true, q.polar_deg, q.azimuth_deg))
             r = {
                 "n": len(imgs),
                 "cropped": float(np.mean([f is not None for f in frames])),
                 "azimuth_acc30_sector_balanced": float(sector_balanced_accuracy(az_err, az_true, 30.0, 8).balanced),
-                "azimuth_acc30": float(np.mean(az_err < 30)),
-                "azimuth_median_deg": float(np.median(az_err)),
-                "pose_median_deg": float(np.median(pose_err)),
+                "azimuth_acc30": az_summary["acc30"],
+                "azimuth_median_deg": az_summary["median"],
+                "pose_median_deg": pose_summary["median"],
                 "crop_ms": ms,
             }
             results["photos"][method] = r
