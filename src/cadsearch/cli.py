@@ -132,7 +132,7 @@ def library_list(
 
     models = Library.open(_workspace()).list(category=category)
     if as_json:
-        typer.echo(json.dumps([asdict(m) for m in models], indent=2, default=str))
+        typer.echo(json.dumps([{**asdict(m), "symmetry": m.symmetry} for m in models], indent=2, default=str))
         return
     if not models:
         typer.echo(
@@ -140,9 +140,11 @@ def library_list(
         )
         return
     width = max(len(m.model_id) for m in models)
-    typer.echo(f"{'model_id':<{width}}  {'category':<10}  {'source':<16}  {'faces':>7}  name")
+    typer.echo(f"{'model_id':<{width}}  {'category':<10}  {'source':<16}  {'faces':>7}  {'symmetry':<10}  name")
     for m in models:
-        typer.echo(f"{m.model_id:<{width}}  {m.category:<10.10}  {m.source:<16.16}  {m.n_faces:>7}  {m.name}")
+        typer.echo(
+            f"{m.model_id:<{width}}  {m.category:<10.10}  {m.source:<16.16}  {m.n_faces:>7}  {m.symmetry:<10}  {m.name}"
+        )
     typer.echo(f"{len(models)} model(s)")
 
 

@@ -1,13 +1,21 @@
 """The model catalog: a SQLite table of the meshes in a workspace, and the :class:`Library` API over it.
 
 ``<workspace>/catalog.sqlite`` holds one row per model (id, name, category, source, absolute source path,
-checksum, declared axes, counts, texture flag, time added). The meshes themselves stay where they are;
-:meth:`Library.mesh` reloads and canonicalises a source file on demand. Every change is one SQLite
+checksum, declared axes, counts, texture flag, time added, rotational symmetry about +Y). The meshes themselves
+stay where they are; :meth:`Library.mesh` reloads and canonicalises a source file on demand. Every change is one SQLite
 transaction, so an interrupted run never leaves a half-written catalog, and re-adding a file with the same
 checksum is a no-op, so an interrupted ``library add`` can simply be run again.
 
 Model ids match :data:`MODEL_ID_PATTERN` (safe as a file name and a URL part). Ids are derived from file
 stems unless given; a clash with a different model gets ``-2``, ``-3``, ... appended.
+
+Symmetry: adding a model detects its rotational symmetry about the up axis
+(:func:`cadsearch.library.symmetry.detect_symmetry`) and stores it as ``symmetry_order`` (1 none, n n-fold,
+0 continuous). A catalog written before that column existed gets it when opened (``ALTER TABLE ... ADD
+COLUMN``, one transaction, rows kept) with NULL in the old rows; each such row is filled in the first time it
+is read (:meth:`Library.list` / :meth:`Library.get` load the mesh, detect, and store it with one ``UPDATE``),
+or when its file is added again (``cadsearch library add`` of the same files; a no-op otherwise). A row whose
+source file is gone reads as 1 (none) and stays NULL until the file is back.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ import sqlite3
 import sys
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -38,6 +46,7 @@ from cadsearch.library.mesh import (
     parse_axis,
     to_glb_bytes,
 )
+from cadsearch.library.symmetry import detect_symmetry, symmetry_name
 from cadsearch.workspace import atomic_write_bytes, resolve_workspace
 
 CATALOG_NAME = "catalog.sqlite"
@@ -77,7 +86,8 @@ CREATE TABLE IF NOT EXISTS models (
     n_faces INTEGER NOT NULL,
     has_texture INTEGER NOT NULL,
     added_at TEXT NOT NULL,
-    license TEXT
+    license TEXT,
+    symmetry_order INTEGER
 );
 CREATE INDEX IF NOT EXISTS models_category ON models (category);
 """
@@ -96,6 +106,7 @@ _COLUMNS = (
     "has_texture",
     "added_at",
     "license",
+    "symmetry_order",
 )
 
 
@@ -115,6 +126,8 @@ class ModelInfo:
         has_texture: whether the mesh has UV coordinates and a texture image.
         added_at: ISO 8601 UTC time the row was added.
         license: licence note from a manifest, or None.
+        symmetry_order: rotational symmetry about +Y: 1 none, n >= 2 n-fold (the same after 360°/n), 0
+            continuous (see :mod:`cadsearch.library.symmetry`; :attr:`symmetry` is its name).
     """
 
     model_id: str
@@ -130,11 +143,18 @@ class ModelInfo:
     has_texture: bool
     added_at: str
     license: str | None = None
+    symmetry_order: int = 1
+
+    @property
+    def symmetry(self) -> str:
+        """Name of :attr:`symmetry_order`: ``"none"``, ``"2-fold"``, ..., ``"continuous"``."""
+        return symmetry_name(self.symmetry_order)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (``path`` as a string)."""
+        """JSON-ready dict (``path`` as a string), with ``symmetry`` (the name) beside ``symmetry_order``."""
         out = asdict(self)
         out["path"] = str(self.path)
+        out["symmetry"] = self.symmetry
         return out
 
 
@@ -273,6 +293,7 @@ class Library:
                         f"catalog {lib.catalog_path} was written by a newer cadsearch "
                         f"(schema {row[0]}); upgrade cadsearch"
                     )
+                _migrate(conn)
         except sqlite3.DatabaseError as err:
             raise InputError(
                 f"catalog {lib.catalog_path} is not a usable SQLite database ({err}); move it away and re-add"
@@ -301,7 +322,7 @@ class Library:
             args = (category,)
         with self._connection() as conn:
             rows = conn.execute(sql + " ORDER BY model_id", args).fetchall()
-        return [_row_to_info(r) for r in rows]
+        return [self._complete(r) for r in rows]
 
     def get(self, model_id: str) -> ModelInfo:
         """The row of ``model_id``.
@@ -310,10 +331,10 @@ class Library:
             InputError: no such model.
         """
         with self._connection() as conn:
-            row = self._get_row(conn, model_id)
+            row = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM models WHERE model_id = ?", (model_id,)).fetchone()
         if row is None:
             raise InputError(f"unknown model id '{model_id}'; see `cadsearch library list`")
-        return row
+        return self._complete(row)
 
     def mesh(self, model_id: str) -> trimesh.Trimesh:
         """The canonical mesh of ``model_id`` (+Y up, front +Z, centred, radius 1), loaded from its source.
@@ -328,7 +349,9 @@ class Library:
         if cached is not None:
             self._cache.move_to_end(model_id)
             return cached.copy()
-        info = self.get(model_id)
+        info = self._lookup(model_id)
+        if info is None:
+            raise InputError(f"unknown model id '{model_id}'; see `cadsearch library list`")
         if not info.path.is_file():
             raise InputError(
                 f"the source file of model '{model_id}' is gone: {info.path}; restore it or re-add the model"
@@ -557,6 +580,7 @@ class Library:
         if model_id is not None:
             validate_model_id(model_id)
         record: MeshRecord = load_mesh(path, up, front)
+        symmetry = detect_symmetry(record.mesh.vertices, record.mesh.faces)
         base = model_id or model_id_from_path(record.source_path)
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         # the loading above is slow and happens outside the transaction; the duplicate check, the id
@@ -569,8 +593,15 @@ class Library:
                     f"SELECT {', '.join(_COLUMNS)} FROM models WHERE checksum = ?", (record.checksum,)
                 ).fetchone()
                 if row is not None:
+                    existing = _row_to_info(row)
+                    if row[_COLUMNS.index("symmetry_order")] is None:  # cataloged before symmetry detection
+                        conn.execute(
+                            "UPDATE models SET symmetry_order = ? WHERE model_id = ? AND symmetry_order IS NULL",
+                            (symmetry, existing.model_id),
+                        )
+                        existing = replace(existing, symmetry_order=symmetry)
                     conn.execute("COMMIT")
-                    return _row_to_info(row), False
+                    return existing, False
                 if model_id is not None:
                     taken = self._get_row(conn, model_id)
                     if taken is not None:
@@ -592,6 +623,7 @@ class Library:
                     has_texture=record.has_texture,
                     added_at=now,
                     license=license,
+                    symmetry_order=symmetry,
                 )
                 values = info.to_dict()
                 values["has_texture"] = int(info.has_texture)
@@ -606,6 +638,29 @@ class Library:
         # the canonical mesh is at hand: cache it for an immediate `mesh()` (e.g. render right after add)
         self._remember(chosen, record.mesh)
         return info, True
+
+    def _complete(self, row: tuple[Any, ...]) -> ModelInfo:
+        """The :class:`ModelInfo` of a catalog row; a row cataloged before symmetry detection (NULL
+        ``symmetry_order``) gets it now: detected on its mesh and stored with one ``UPDATE`` (kept NULL, and
+        read as 1, if the mesh cannot be loaded or the catalog cannot be written)."""
+        info = _row_to_info(row)
+        if row[_COLUMNS.index("symmetry_order")] is not None:
+            return info
+        try:
+            mesh = self.mesh(info.model_id)
+        except CadsearchError:
+            return info
+        order = detect_symmetry(mesh.vertices, mesh.faces)
+        try:
+            with self._connection() as conn:
+                conn.execute(
+                    "UPDATE models SET symmetry_order = ? "
+                    "WHERE model_id = ? AND checksum = ? AND symmetry_order IS NULL",
+                    (order, info.model_id, info.checksum),
+                )
+        except (sqlite3.Error, InputError):
+            pass  # a read-only catalog: the value is still right for this reader
+        return replace(info, symmetry_order=order)
 
     def _remember(self, model_id: str, mesh: trimesh.Trimesh) -> None:
         self._cache[model_id] = mesh
@@ -654,10 +709,36 @@ class Library:
 
 
 def _row_to_info(row: tuple[Any, ...]) -> ModelInfo:
+    """A row as stored; a NULL ``symmetry_order`` (not yet detected) reads as 1 (see :meth:`Library._complete`)."""
     values = dict(zip(_COLUMNS, row, strict=True))
     values["path"] = Path(values["path"])
     values["has_texture"] = bool(values["has_texture"])
+    values["symmetry_order"] = 1 if values["symmetry_order"] is None else int(values["symmetry_order"])
     return ModelInfo(**values)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring an older catalog's table up to :data:`_SCHEMA`: add the ``symmetry_order`` column (NULL in the
+    existing rows, filled when they are next read or added). One transaction; existing rows are untouched.
+
+    The change only adds a column that older readers ignore (they select their columns by name), so the schema
+    version stays the same.
+    """
+    if "symmetry_order" in _column_names(conn):
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # checked again inside the write lock: another process may have just added it
+        if "symmetry_order" not in _column_names(conn):
+            conn.execute("ALTER TABLE models ADD COLUMN symmetry_order INTEGER")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _column_names(conn: sqlite3.Connection) -> set[str]:
+    return {r[1] for r in conn.execute("PRAGMA table_info(models)")}
 
 
 def _like_escape(text: str) -> str:
