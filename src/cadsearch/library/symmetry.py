@@ -62,8 +62,8 @@ MAX_AXIS_SHIFT = 0.05
 AXIS_STEPS = 2
 #: The axis is refined only for angles whose unrefined score is at most this (the rest fail anyway).
 REFINE_BELOW = 2.0
-#: Nearest-neighbour searches first look only this far (in units of the radius; the baseline is about
-#: 0.01-0.03), which bounds the score from below cheaply; only a model that may still pass is searched fully.
+#: The cheap screen searches nearest neighbours only this far (in units of the radius; the baseline is about
+#: 0.01-0.03), which can only underestimate; an angle whose estimate stays below the limit is searched fully.
 SCREEN_DISTANCE = 0.1
 #: How many of the sampled points the screening estimate uses.
 SCREEN_POINTS = 1000
