@@ -24,8 +24,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from cadsearch.errors import InputError
-from cadsearch.evaluate.metrics import mirror_labels
 from cadsearch.imageio import read_image
+from cadsearch.metrics import mirror_labels
 
 __all__ = [
     "GRAPHICS",

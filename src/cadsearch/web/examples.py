@@ -88,4 +88,6 @@ def _model_names(workspace: Path) -> dict[str, str]:
 def _az_gap(azimuth_deg: float) -> float:
     """Angular distance (degrees) of an azimuth from a front three-quarter view: the thumbnail's azimuth or its
     mirror image (35° or 325° today)."""
-    return min(abs((azimuth_deg - a + 180) % 360 - 180) for a in (THUMBNAIL_AZIMUTH_DEG, 360.0 - THUMBNAIL_AZIMUTH_DEG))
+    from cadsearch.metrics import azimuth_errors_deg
+
+    return float(azimuth_errors_deg([THUMBNAIL_AZIMUTH_DEG, 360.0 - THUMBNAIL_AZIMUTH_DEG], azimuth_deg).min())

@@ -4,6 +4,15 @@ Like ``bop_toolkit_lib/pose_error.py``: one small function per metric, no I/O, n
 DESIGN.md: polar θ ∈ [0°, 180°] from +Y, azimuth φ ∈ [0°, 360°) from +Z towards +X, the pose error is the angle
 between the true and estimated camera directions. A NaN anywhere in a query's inputs marks "no label" and
 propagates to that query's error; the summaries ignore NaNs.
+
+This is the project's one metrics module: training validation (:mod:`cadsearch.models.train`), ``cadsearch
+evaluate`` and every benchmark compute top-k, pose error and azimuth error here and nowhere else. It sits at the
+bottom of the package (numpy and the camera convention only), below ``models``, so that training can use it
+without importing the evaluation stage above it.
+
+Symmetry: a model that looks the same after a rotation about its up axis (``symmetry_order`` in the catalog: 1
+none, n ≥ 2 n-fold, 0 continuous) has several equally right camera poses; its errors are the smallest over them,
+and :func:`symmetric_target_azimuth` picks the one pose that training targets use.
 """
 
 from __future__ import annotations
@@ -18,10 +27,14 @@ __all__ = [
     "POSE_THRESHOLDS_DEG",
     "SectorAccuracy",
     "true_class_rank",
+    "rank_in_results",
     "topk_accuracy",
     "recall_at_k",
+    "NO_SYMMETRY",
+    "CONTINUOUS_SYMMETRY",
     "pose_errors_deg",
     "azimuth_errors_deg",
+    "symmetric_target_azimuth",
     "summarize_pose",
     "azimuth_sector",
     "sector_labels",
@@ -58,6 +71,25 @@ def true_class_rank(scores: np.ndarray, true_idx: np.ndarray) -> np.ndarray:
     return np.where(known, rank, 0).astype(np.int64)
 
 
+def rank_in_results(true_ids, ranked_ids) -> np.ndarray:
+    """1-based rank of each query's true model in its ranked answer list (the search's results, best first).
+
+    Args:
+        true_ids: (N,) true model ids (None = unlabelled).
+        ranked_ids: N sequences of model ids, best first (e.g. the top-k of :meth:`Searcher.search`).
+
+    Returns:
+        (N,) int64: the position of the true model (1 = top-1), 0 where it is not in the list (a miss at every
+        k up to the list's length) or the query is unlabelled.
+    """
+    out = np.zeros(len(true_ids), dtype=np.int64)
+    for i, (true, ranked) in enumerate(zip(true_ids, ranked_ids, strict=True)):
+        ranked = list(ranked)
+        if true is not None and true in ranked:
+            out[i] = ranked.index(true) + 1
+    return out
+
+
 def recall_at_k(ranks: np.ndarray, k: int) -> float:
     """Share of queries whose true class is within the first ``k``, from :func:`true_class_rank`'s ranks (N,).
 
@@ -84,22 +116,88 @@ def topk_accuracy(scores: np.ndarray, true_idx: np.ndarray, k: int) -> float:
     return recall_at_k(true_class_rank(scores, true_idx), k)
 
 
-def pose_errors_deg(true_polar, true_az, est_polar, est_az) -> np.ndarray:
-    """DESIGN.md's pose error E per query: the angle between true and estimated camera directions.
+#: ``symmetry_order`` of a model with no rotational symmetry about its up axis (the catalog's convention: 1 =
+#: none, n ≥ 2 = looks the same after a rotation of 360°/n about +Y, 0 = continuous, any rotation).
+NO_SYMMETRY = 1
+CONTINUOUS_SYMMETRY = 0
 
-    All inputs are (N,) degrees (or broadcastable). Returns (N,) float64 in [0, 180]; NaN where an input is NaN.
+
+def _orders(symmetry_order, shape) -> np.ndarray:
+    """``symmetry_order`` (None, a scalar or an array) as an int64 array broadcast to ``shape``."""
+    if symmetry_order is None:
+        return np.full(shape, NO_SYMMETRY, dtype=np.int64)
+    orders = np.asarray(symmetry_order, dtype=np.int64)
+    if np.any(orders < 0):
+        raise ValueError("symmetry_order must be 0 (continuous), 1 (none) or n >= 2 (n-fold)")
+    return np.broadcast_to(orders, shape)
+
+
+def pose_errors_deg(true_polar, true_az, est_polar, est_az, symmetry_order=None) -> np.ndarray:
+    """DESIGN.md's pose error E per query: the angle between true and estimated camera directions, symmetry-aware.
+
+    For a model that looks the same after a rotation about its up axis, every rotated copy of the true camera is
+    an equally right answer, so E is the smallest angle to any of them (BOP's practice): n-fold → the minimum
+    over the true azimuth + k·360°/n; continuous → the azimuth does not matter and E = |Δθ|.
+
+    Args:
+        true_polar, true_az, est_polar, est_az: (N,) degrees (or broadcastable).
+        symmetry_order: per query (N,) or one for all: 1 or None = no symmetry, n ≥ 2 = n-fold, 0 = continuous.
+
+    Returns (N,) float64 in [0, 180]; NaN where an input is NaN.
     """
-    return np.asarray(pose_error_deg(true_polar, true_az, est_polar, est_az), dtype=np.float64)
+    tp, ta, ep, ea = (np.asarray(x, dtype=np.float64) for x in (true_polar, true_az, est_polar, est_az))
+    shape = np.broadcast_shapes(tp.shape, ta.shape, ep.shape, ea.shape)
+    orders = _orders(symmetry_order, shape)
+    err = np.array(np.broadcast_to(pose_error_deg(tp, ta, ep, ea), shape), dtype=np.float64)  # a writable copy
+    for n in np.unique(orders):
+        if n == NO_SYMMETRY:
+            continue
+        sel = orders == n
+        if n == CONTINUOUS_SYMMETRY:
+            # The best rotated truth shares the estimate's azimuth: the angle is the polar difference alone.
+            err[sel] = np.abs(np.broadcast_to(tp, shape)[sel] - np.broadcast_to(ep, shape)[sel])
+            continue
+        shifts = np.arange(1, int(n)) * (360.0 / int(n))
+        candidates = [err[sel]] + [
+            pose_error_deg(
+                np.broadcast_to(tp, shape)[sel],
+                np.broadcast_to(ta, shape)[sel] + s,
+                np.broadcast_to(ep, shape)[sel],
+                np.broadcast_to(ea, shape)[sel],
+            )  # fmt: skip
+            for s in shifts
+        ]
+        err[sel] = np.min(np.stack(candidates), axis=0)
+    return err
 
 
-def azimuth_errors_deg(true_az, est_az) -> np.ndarray:
-    """Circular azimuth difference |Δφ| in [0, 180] degrees per query, ignoring the polar angle.
+def azimuth_errors_deg(true_az, est_az, symmetry_order=None) -> np.ndarray:
+    """Circular azimuth difference |Δφ| in [0, 180] degrees per query, ignoring the polar angle; symmetry-aware.
 
-    Inputs (N,) degrees, any real values (wrapped mod 360). NaN where an input is NaN. Labels made by eye are
-    rougher in elevation than in azimuth, which is why photo splits report this alone too.
+    Inputs (N,) degrees, any real values (wrapped mod 360); ``symmetry_order`` as in :func:`pose_errors_deg`
+    (n-fold: the difference is taken modulo 360°/n; continuous: 0). NaN where an input is NaN. Labels made by eye
+    are rougher in elevation than in azimuth, which is why photo splits report this alone too.
     """
-    d = np.mod(np.asarray(true_az, dtype=np.float64) - np.asarray(est_az, dtype=np.float64), 360.0)
-    return np.minimum(d, 360.0 - d)
+    ta, ea = np.asarray(true_az, dtype=np.float64), np.asarray(est_az, dtype=np.float64)
+    shape = np.broadcast_shapes(ta.shape, ea.shape)
+    orders = _orders(symmetry_order, shape)
+    period = np.where(orders == CONTINUOUS_SYMMETRY, 360.0, 360.0 / np.maximum(orders, 1))
+    d = np.mod(ta - ea, period)
+    d = np.minimum(d, period - d)
+    return np.where((orders == CONTINUOUS_SYMMETRY) & np.isfinite(d), 0.0, d)
+
+
+def symmetric_target_azimuth(azimuth_deg, symmetry_order) -> np.ndarray:
+    """The one representative of each azimuth's symmetry class that training targets use: φ mod 360°/n for an
+    n-fold model, 0 for a continuous one, φ itself otherwise. (N,) degrees in, (N,) degrees in [0, 360) out.
+
+    The pose head cannot tell apart views that are identical; a single target per class keeps it from being
+    trained to split its probability between them.
+    """
+    az = np.mod(np.asarray(azimuth_deg, dtype=np.float64), 360.0)
+    orders = _orders(symmetry_order, az.shape)
+    period = np.where(orders == CONTINUOUS_SYMMETRY, 360.0, 360.0 / np.maximum(orders, 1))
+    return np.where(orders == CONTINUOUS_SYMMETRY, 0.0, np.mod(az, period))
 
 
 def summarize_pose(errors) -> dict[str, float | int | None]:

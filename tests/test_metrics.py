@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cadsearch.evaluate.metrics import (
+from cadsearch.metrics import (
     azimuth_errors_deg,
     azimuth_sector,
     mirror_labels,
@@ -154,3 +154,68 @@ def test_mirror_is_an_involution_in_range(az: float) -> None:
     once = float(mirror_labels(90.0, az)[1])
     assert 0.0 <= once < 360.0
     assert azimuth_errors_deg(float(mirror_labels(90.0, once)[1]), az) == pytest.approx(0.0, abs=1e-9)
+
+
+# --- symmetry-aware pose error and training targets ------------------------------------------------------------
+
+
+def test_symmetric_pose_error_is_the_smallest_over_equivalent_truths() -> None:
+    from cadsearch.metrics import CONTINUOUS_SYMMETRY, NO_SYMMETRY, pose_errors_deg
+
+    true_polar, true_az = np.array([60.0, 60.0, 60.0]), np.array([10.0, 10.0, 10.0])
+    est_polar, est_az = np.array([60.0, 60.0, 70.0]), np.array([100.0, 190.0, 250.0])
+    plain = pose_errors_deg(true_polar, true_az, est_polar, est_az)
+    assert np.all(plain > 50.0)
+    # 4-fold: 100° is the truth rotated by 90°, 190° by 180°; 250° is 120° away, 30° from the nearest (280°).
+    four = pose_errors_deg(true_polar, true_az, est_polar, est_az, 4)
+    assert four[:2] == pytest.approx([0.0, 0.0], abs=1e-6)
+    assert four[2] == pytest.approx(pose_errors_deg(60.0, 280.0, 70.0, 250.0), abs=1e-6)
+    two = pose_errors_deg(true_polar, true_az, est_polar, est_az, 2)
+    assert two[0] == pytest.approx(plain[0]) and two[1] == pytest.approx(0.0, abs=1e-6)
+    # Continuous: the azimuth is free, only the polar angle counts.
+    assert pose_errors_deg(true_polar, true_az, est_polar, est_az, CONTINUOUS_SYMMETRY) == pytest.approx(
+        [0.0, 0.0, 10.0]
+    )
+    # Per query orders, and "none" equals the plain error.
+    mixed = pose_errors_deg(true_polar, true_az, est_polar, est_az, [NO_SYMMETRY, 2, CONTINUOUS_SYMMETRY])
+    assert mixed == pytest.approx([plain[0], 0.0, 10.0], abs=1e-6)
+    # NaN labels stay NaN; a symmetric error is never larger than the plain one.
+    assert np.isnan(pose_errors_deg(np.nan, 10.0, 60.0, 10.0, 4)).all()
+    rng = np.random.default_rng(0)
+    tp, ta, ep, ea = (
+        rng.uniform(1, 179, 200),
+        rng.uniform(0, 360, 200),
+        rng.uniform(1, 179, 200),
+        rng.uniform(0, 360, 200),
+    )
+    for order in (0, 2, 3, 4, 6):
+        assert np.all(pose_errors_deg(tp, ta, ep, ea, order) <= pose_errors_deg(tp, ta, ep, ea) + 1e-9)
+    with pytest.raises(ValueError):
+        pose_errors_deg(tp, ta, ep, ea, -1)
+
+
+def test_symmetric_azimuth_error_and_targets() -> None:
+    from cadsearch.metrics import azimuth_errors_deg, pose_errors_deg, symmetric_target_azimuth
+
+    assert azimuth_errors_deg([10.0, 10.0], [100.0, 350.0], 4) == pytest.approx([0.0, 20.0])
+    assert azimuth_errors_deg([10.0], [200.0], 0) == pytest.approx([0.0])
+    assert azimuth_errors_deg([10.0], [200.0]) == pytest.approx([170.0])
+    az = np.array([0.0, 95.0, 200.0, 359.0])
+    assert symmetric_target_azimuth(az, 1) == pytest.approx(az)
+    assert symmetric_target_azimuth(az, 4) == pytest.approx([0.0, 5.0, 20.0, 89.0])
+    assert symmetric_target_azimuth(az, 0) == pytest.approx([0.0, 0.0, 0.0, 0.0])
+    assert symmetric_target_azimuth(az, [1, 2, 0, 4]) == pytest.approx([0.0, 95.0, 0.0, 89.0])
+    # The target is always one of the equivalent truths: zero symmetric error, for every order.
+    rng = np.random.default_rng(1)
+    polar, azimuth = rng.uniform(10, 170, 100), rng.uniform(0, 360, 100)
+    for order in (0, 1, 2, 3, 5):
+        target = symmetric_target_azimuth(azimuth, order)
+        assert np.all(pose_errors_deg(polar, azimuth, polar, target, order) < 1e-4)
+
+
+def test_rank_in_results() -> None:
+    from cadsearch.metrics import rank_in_results, recall_at_k
+
+    ranks = rank_in_results(["a", "b", "c", None], [["a", "x"], ["x", "y", "b"], ["x"], ["a"]])
+    assert ranks.tolist() == [1, 3, 0, 0]
+    assert recall_at_k(ranks, 1) == 0.25 and recall_at_k(ranks, 5) == 0.5
