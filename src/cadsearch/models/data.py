@@ -18,7 +18,7 @@ occluding patches → brightness/contrast/saturation jitter → grayscale → bl
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +67,8 @@ class ViewBank:
         labels: (N,) int64 class index into ``model_ids`` (-1 for models outside it).
         polar_deg, azimuth_deg: (N,) float64 camera angles.
         model_of: (N,) model id of each view.
+        symmetry: (N,) int64 ``symmetry_order`` of each view's model about its up axis (1 none, n n-fold, 0
+            continuous; see :mod:`cadsearch.metrics`).
     """
 
     rgb: np.ndarray
@@ -75,6 +77,7 @@ class ViewBank:
     polar_deg: np.ndarray
     azimuth_deg: np.ndarray
     model_of: list[str]
+    symmetry: np.ndarray
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -87,8 +90,10 @@ class ViewBank:
         model_ids: Sequence[str],
         size: int | None = None,
         progress: bool = True,
+        symmetry: Mapping[str, int] | None = None,
     ) -> ViewBank:
-        """Decode ``rows`` (optionally resized, antialiased, to ``size`` px). Labels index ``model_ids``."""
+        """Decode ``rows`` (optionally resized, antialiased, to ``size`` px). Labels index ``model_ids``;
+        ``symmetry`` maps a model id to its ``symmetry_order`` (missing: 1, no symmetry)."""
         root = Path(workspace)
         index = {m: i for i, m in enumerate(model_ids)}
         n = len(rows)
@@ -110,6 +115,7 @@ class ViewBank:
             polar_deg=np.array([r.polar_deg for r in rows], np.float64),
             azimuth_deg=np.array([r.azimuth_deg for r in rows], np.float64),
             model_of=[r.model_id for r in rows],
+            symmetry=np.array([(symmetry or {}).get(r.model_id, 1) for r in rows], np.int64),
         )
 
 

@@ -20,7 +20,7 @@ from cadsearch.errors import InputError
 from cadsearch.framing import Frame
 from cadsearch.models.data import preprocess_images
 from cadsearch.models.heads import angles_from_directions
-from cadsearch.models.registry import create_model
+from cadsearch.models.registry import create_model, list_models
 
 __all__ = ["Prediction", "Predictor", "load_predictor", "read_checkpoint"]
 
@@ -48,7 +48,7 @@ class Prediction:
 def read_checkpoint(checkpoint: str | Path) -> dict[str, Any]:
     """The checkpoint's dict; :class:`InputError` with a how-to-fix message if it is missing or corrupt."""
     path = Path(checkpoint)
-    arch = path.parent.name if path.parent.name in ("scratch", "transfer") else "scratch"
+    arch = path.parent.name if path.parent.name in list_models() else "scratch"
     if not path.is_file():
         raise InputError(f"no trained model at {path}; train it first with `cadsearch train {arch}`")
     try:

@@ -40,6 +40,15 @@ from tqdm import tqdm
 
 from cadsearch import __version__
 from cadsearch.errors import InputError
+from cadsearch.library import Library
+from cadsearch.metrics import (
+    pose_errors_deg,
+    rank_in_results,
+    recall_at_k,
+    summarize_pose,
+    symmetric_target_azimuth,
+    topk_accuracy,
+)
 from cadsearch.models.data import (
     AugmentConfig,
     Augmenter,
@@ -49,8 +58,7 @@ from cadsearch.models.data import (
     normalise,
 )
 from cadsearch.models.heads import POSE_HEADS, angles_from_directions, directions_from_angles
-from cadsearch.models.registry import create_model
-from cadsearch.render.cameras import pose_error_deg
+from cadsearch.models.registry import create_model, list_models
 from cadsearch.workspace import atomic_write_bytes
 
 __all__ = ["TrainConfig", "TrainSummary", "train_model", "checkpoint_path", "apply_overrides", "CHECKPOINT_FORMAT"]
@@ -59,7 +67,6 @@ CHECKPOINT_FORMAT = "cadsearch-model/1"
 #: The last transfer feature cache of this process, so that runs differing only in their heads (e.g. comparing
 #: pose heads) do not recompute the frozen body's features.
 _FEATURE_CACHE: dict[tuple, dict[str, Any]] = {}
-ARCHS = ("scratch", "transfer")
 DEFAULT_INPUT = {"scratch": 64, "transfer": 160}  # measured: see the package docs
 
 
@@ -102,8 +109,8 @@ class TrainConfig:
     backend: str = "auto"  # auto | torch | onnx: runs the frozen body while caching
 
     def validate(self) -> None:
-        if self.arch not in ARCHS:
-            raise InputError(f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
+        if self.arch not in list_models():
+            raise InputError(f"arch must be one of {', '.join(list_models())}, got {self.arch!r}")
         if self.pose_head not in POSE_HEADS:
             raise InputError(f"pose_head must be one of {', '.join(POSE_HEADS)}, got {self.pose_head!r}")
         if self.precision not in ("auto", "fp32", "bf16"):
@@ -210,14 +217,16 @@ def _seed(*parts: Any) -> int:
 
 
 def pose_stats(err: np.ndarray) -> dict[str, float]:
-    """Mean, median, and shares under 15° and 30° of pose errors in degrees."""
-    if len(err) == 0:
+    """Mean, median, and shares under 15° and 30° of pose errors in degrees (:func:`cadsearch.metrics.summarize_pose`
+    with the validation log's key names); {} without errors."""
+    summary = summarize_pose(err)
+    if not summary["n"]:
         return {}
     return {
-        "pose_mean_deg": float(np.mean(err)),
-        "pose_median_deg": float(np.median(err)),
-        "acc15": float(np.mean(err < 15)),
-        "acc30": float(np.mean(err < 30)),
+        "pose_mean_deg": summary["mean"],
+        "pose_median_deg": summary["median"],
+        "acc15": summary["acc15"],
+        "acc30": summary["acc30"],
     }
 
 
@@ -226,8 +235,8 @@ def train_model(
 ) -> TrainSummary:
     """Train ``arch`` (``scratch`` | ``transfer``) on the views of ``workspace``; see the module docstring."""
     t_start = time.perf_counter()
-    if arch not in ARCHS:
-        raise InputError(f"unknown model {arch!r}; choose scratch or transfer")
+    if arch not in list_models():
+        raise InputError(f"unknown model {arch!r}; choose {' or '.join(list_models())}")
     cfg = apply_overrides(TrainConfig(arch=arch), overrides)
     if cfg.arch != arch:
         raise InputError(f"overrides set arch={cfg.arch!r} but the command trains {arch!r}")
@@ -250,10 +259,13 @@ def train_model(
     native = _image_size(ws, splits.train[0])
     # Scratch trains at a fraction of the render size: keep a little more than the input (zoom-ins stay sharp).
     bank_size = min(native, math.ceil(size * 1.25 / 8) * 8) if size < native else native
-    train_bank = ViewBank.load(ws, splits.train, model_ids, size=bank_size, progress=progress)
+    # Rotational symmetry of each model (catalog): symmetric models' pose targets and errors use one
+    # representative of each class of identical views.
+    symmetry = {m.model_id: m.symmetry_order for m in Library.open(ws).list()}
+    train_bank = ViewBank.load(ws, splits.train, model_ids, size=bank_size, progress=progress, symmetry=symmetry)
     # Validation images are preprocessed exactly like a predictor's input: square, resized to the input size.
-    val_bank = ViewBank.load(ws, splits.val_views, model_ids, size=size, progress=False)
-    held_bank = ViewBank.load(ws, splits.val_models, model_ids, size=size, progress=False)
+    val_bank = ViewBank.load(ws, splits.val_views, model_ids, size=size, progress=False, symmetry=symmetry)
+    held_bank = ViewBank.load(ws, splits.val_models, model_ids, size=size, progress=False, symmetry=symmetry)
     pool = BackgroundPool(cfg.backgrounds, size, cfg.background_pool)
     aug_cfg = AugmentConfig() if cfg.augment else AugmentConfig.none()
 
@@ -382,6 +394,8 @@ def train_model(
                 feats = torch.from_numpy(cache["train"][copy_of[idx], idx])
                 az = cache["train_az"][copy_of[idx], idx]
                 out = model.forward_head(feats, labels)
+            # After augmentation: a flipped view of a symmetric model is relabelled, then mapped to its class.
+            az = symmetric_target_azimuth(az, train_bank.symmetry[idx])
             dirs = directions_from_angles(train_bank.polar_deg[idx], az)
             loss, parts = model.heads.loss(out, labels, dirs, cfg.pose_weight)
             for g in optimizer.param_groups:
@@ -534,27 +548,27 @@ def _clean_images(bank: ViewBank, mean, std) -> torch.Tensor:
 
 
 def _view_metrics(enc: dict[str, np.ndarray], bank: ViewBank) -> dict[str, float]:
-    """Top-1 of the classifier and pose-head error on held-out views of training models."""
+    """Top-1 of the classifier and pose-head error (symmetry-aware) on held-out views of training models."""
     if len(bank) == 0:
         return {}
     polar, azimuth = angles_from_directions(enc["dirs"])
-    err = pose_error_deg(polar, azimuth, bank.polar_deg, bank.azimuth_deg)
-    return {"top1": float(np.mean(enc["probs"].argmax(1) == bank.labels))} | pose_stats(err)
+    err = pose_errors_deg(bank.polar_deg, bank.azimuth_deg, polar, azimuth, bank.symmetry)
+    return {"top1": topk_accuracy(enc["probs"], bank.labels, 1)} | pose_stats(err)
 
 
 def _heldout_metrics(enc: dict[str, np.ndarray], bank: ViewBank) -> dict[str, float]:
     """Held-out models: even views are the gallery, odd views the queries; nearest gallery view by cosine gives
     the model (retrieval top-1) and a pose (``nn_pose_mean_deg``); the pose head is scored on all views."""
     polar, azimuth = angles_from_directions(enc["dirs"])
-    err = pose_error_deg(polar, azimuth, bank.polar_deg, bank.azimuth_deg)
+    err = pose_errors_deg(bank.polar_deg, bank.azimuth_deg, polar, azimuth, bank.symmetry)
     models = np.array(bank.model_of)
     gal, qry = np.arange(0, len(bank), 2), np.arange(1, len(bank), 2)
     out = {"pose_mean_deg": float(np.mean(err)), "pose_median_deg": float(np.median(err))}
     if len(qry):
         nn_idx = gal[(enc["embedding"][qry] @ enc["embedding"][gal].T).argmax(1)]
-        out["top1"] = float(np.mean(models[nn_idx] == models[qry]))
-        nn_err = pose_error_deg(bank.polar_deg[nn_idx], bank.azimuth_deg[nn_idx], bank.polar_deg[qry],
-                                bank.azimuth_deg[qry])  # fmt: skip
+        out["top1"] = recall_at_k(rank_in_results(models[qry], models[nn_idx, None]), 1)
+        nn_err = pose_errors_deg(bank.polar_deg[qry], bank.azimuth_deg[qry], bank.polar_deg[nn_idx],
+                                 bank.azimuth_deg[nn_idx], bank.symmetry[qry])  # fmt: skip
         out["nn_pose_mean_deg"] = float(np.mean(nn_err))
     return out
 
