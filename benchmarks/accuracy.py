@@ -1,15 +1,23 @@
-"""The models issue's benchmark: train both networks on a fixed setup and evaluate them.
+"""Accuracy of the two networks as users get it: a thin driver of ``cadsearch evaluate`` (:func:`run_evaluation`).
 
-Setup (defaults): 50 procedural chairs + the real chairs of the shared data (manifest category ``chair``), 200
-training views each at 128 px, ``low`` quality. Evaluation: fresh views of every model from new random cameras
-(another render seed, ``eval_views/``): classifier top-1 and pose error; and the labelled development photos
-(``photos/dev_viewpoints.csv``) plus their mirror images (φ → 360 − φ): azimuth error, sector-balanced Acc@30.
+Setup (defaults): 50 procedural chairs + models of the shared data (``--shared all``: all 116 models of
+``../shared/data/meshes/manifest.csv``, 11 categories; ``chairs``: its 28 chairs; ``none``), rendered with
+``cadsearch render``'s defaults, both networks trained with ``cadsearch train``'s defaults (``--scratch k=v`` /
+``--transfer k=v`` override), both indexed. Then every row below is :func:`run_evaluation` — the same code as
+``cadsearch evaluate`` — on the graphics split (fresh renders of every model, new cameras) and on the labelled
+development photos plus their mirror images:
+
+- ``index``: the product (:meth:`Searcher.search`: framing, automatic crop, index, scores, pose), the default;
+- ``classifier``: the ablation ``--ranking classifier`` (softmax over the training classes);
+- ``no_flip``: the product without test-time flip averaging of the pose;
+- ``centre_crop``: the product with photos centre-cropped to a square (the framing used before padding).
+
+Pose errors are symmetry-aware (the catalog's rotational symmetry of each model); the graphics rows are also
+split by symmetry class. Prints a table, writes ``benchmarks/results/accuracy.json`` (``--json`` to change).
 
 Usage:
-    python benchmarks/accuracy.py WORKSPACE [--train scratch,transfer] [--eval-views 10] [--scratch k=v ...]
-        [--transfer k=v ...] [--json OUT]
-
-Training resumes from the workspace's checkpoints (same config) and is skipped for models not in --train.
+    python benchmarks/accuracy.py WORKSPACE [--shared all|chairs|none] [--procedural 50] [--train scratch,transfer]
+        [--rows index,classifier,no_flip,centre_crop] [--eval-views 10] [--scratch k=v ...] [--transfer k=v ...]
 """
 
 from __future__ import annotations
@@ -17,39 +25,29 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import platform
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from cadsearch.framing import centre_frame
+from cadsearch.evaluate.run import IndexAnswerer, run_evaluation
+from cadsearch.framing import centre_frame, frame_query
+from cadsearch.index import build_index
 from cadsearch.library import Library
-from cadsearch.models import checkpoint_path, load_predictor, train_model
-from cadsearch.render.cameras import pose_error_deg
-from cadsearch.render.job import RenderConfig, load_view, read_view_table, render_views
+from cadsearch.models import checkpoint_path, list_models, train_model
+from cadsearch.render.job import RenderConfig, render_views
+from cadsearch.search import Searcher
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+RESULTS = Path(__file__).resolve().parent / "results"
+ROWS = ("index", "classifier", "no_flip", "centre_crop")
 
 
-def setup_workspace(ws: Path, procedural: int, views: int, size: int) -> None:
-    lib = Library.open(ws)
-    if len(lib) == 0:
-        lib.generate_chairs(procedural, progress=True)
-        manifest = ws / "chairs_manifest.csv"
-        with open(SHARED / "meshes" / "manifest.csv", newline="") as f:
-            rows = [r for r in csv.DictReader(f) if r["category"] == "chair"]
-        with open(manifest, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            for r in rows:
-                w.writerow(r | {"path": str(SHARED / r["path"])})
-        lib.add_manifest(manifest, progress=True)
-    render_views(ws, RenderConfig(views=views, size=size, quality="low"), workers=2)
-
-
-def parse_kv(items: list[str]) -> dict:
-    out = {}
+def parse_kv(items: list[str] | None) -> dict[str, Any]:
+    """``["k=v", ...]`` → ``{k: v}``, values parsed as JSON where they can be (numbers, booleans)."""
+    out: dict[str, Any] = {}
     for item in items or []:
         k, v = item.split("=", 1)
         try:
@@ -59,114 +57,135 @@ def parse_kv(items: list[str]) -> dict:
     return out
 
 
-def sector_balanced(err: np.ndarray, true_az: np.ndarray, thr: float = 30.0, n: int = 8) -> float:
-    """Share of errors under ``thr`` averaged over ``n`` azimuth sectors of the truth (cadsearch.evaluate's)."""
-    from cadsearch.evaluate.metrics import sector_balanced_accuracy
-
-    return float(sector_balanced_accuracy(err, true_az, thr, n).balanced)
-
-
-def graphics_metrics(p, eval_rows, index) -> dict:
-    known = np.array([r.model_id in index for r in eval_rows])
-    labels = np.array([index.get(r.model_id, -1) for r in eval_rows])
-    err = pose_error_deg(p.polar_deg, p.azimuth_deg, [r.polar_deg for r in eval_rows],
-                         [r.azimuth_deg for r in eval_rows])  # fmt: skip
-    return {
-        "n": len(eval_rows),
-        "top1": float(np.mean(p.class_probs.argmax(1)[known] == labels[known])),
-        "top5": float(np.mean([labels[i] in np.argsort(-p.class_probs[i])[:5] for i in np.flatnonzero(known)])),
-        "pose_mean_deg": float(err.mean()),
-        "pose_median_deg": float(np.median(err)),
-        "acc15": float(np.mean(err < 15)),
-        "acc30": float(np.mean(err < 30)),
-    }
+def setup_workspace(ws: Path, procedural: int, shared: str) -> None:
+    """The library (procedural chairs + shared models, once) and its renders with the CLI's defaults."""
+    lib = Library.open(ws)
+    if len(lib) == 0:
+        lib.generate_chairs(procedural, progress=True)
+        if shared != "none":
+            manifest = ws / "shared_manifest.csv"
+            with open(SHARED / "meshes" / "manifest.csv", newline="") as f:
+                rows = [r for r in csv.DictReader(f) if shared == "all" or r["category"] == "chair"]
+            with open(manifest, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=list(rows[0]))
+                w.writeheader()
+                for r in rows:
+                    w.writerow(r | {"path": str(SHARED / r["path"])})
+            lib.add_manifest(manifest, progress=True)
+    render_views(ws, RenderConfig(), workers=2)
 
 
-def photo_metrics(q, az_true, pol_true) -> dict:
-    az_err = np.abs((q.azimuth_deg - az_true + 180) % 360 - 180)
-    pose_err = pose_error_deg(q.polar_deg, q.azimuth_deg, pol_true, az_true)
-    return {
-        "n": len(az_true),
-        "azimuth_mean_deg": float(az_err.mean()),
-        "azimuth_median_deg": float(np.median(az_err)),
-        "azimuth_acc30": float(np.mean(az_err < 30)),
-        "azimuth_acc30_sector_balanced": sector_balanced(az_err, az_true),
-        "pose_mean_deg": float(pose_err.mean()),
-        "pose_median_deg": float(np.median(pose_err)),
-    }
+class AblationAnswerer(IndexAnswerer):
+    """The product's search with one step changed: no flip averaging of the pose, or centre-cropped photos."""
+
+    def __init__(self, searcher: Searcher, flip_pose: bool = True, centre_crop: bool = False) -> None:
+        super().__init__(searcher)
+        self.flip_pose, self.centre_crop = flip_pose, centre_crop
+
+    def answer(self, image: np.ndarray):
+        from cadsearch.evaluate.run import TOP_K, Answer
+
+        frame = centre_frame(*image.shape[:2]) if self.centre_crop else frame_query(image, self.searcher.crop)
+        pred = self.searcher.predictor.predict([image], batch_size=1, frames=[frame], flip_pose=self.flip_pose)
+        head = (float(pred.polar_deg[0]), float(pred.azimuth_deg[0]))
+        result = self.searcher.search_embedding(np.asarray(pred.embedding, np.float32)[0], head, TOP_K)
+        top = result.results[0]
+        return Answer([m.model_id for m in result.results], [m.score for m in result.results], top.polar_deg,
+                      top.azimuth_deg % 360.0)  # fmt: skip
 
 
-def evaluate(ws: Path, arch: str, eval_rows, photos) -> dict:
-    """Metrics of ``arch`` as a user gets them (Predictor defaults: photos padded to squares, flip-averaged
-    pose), plus ablations: without the flip, and photos centre-cropped as before."""
-    pred = load_predictor(checkpoint_path(ws, arch))
-    images = [load_view(ws, r)[0] for r in eval_rows]
-    t = time.perf_counter()
-    p = pred.predict(images)
-    ms = 1000 * (time.perf_counter() - t) / max(1, len(images))
-    index = {m: i for i, m in enumerate(pred.model_ids)}
-    out = {
-        "backend": pred.backend,
-        "ms_per_image": ms,
-        "graphics": graphics_metrics(p, eval_rows, index),
-        "graphics_no_flip": graphics_metrics(pred.predict(images, flip_pose=False), eval_rows, index),
-    }
-    if photos:
-        imgs, az_true, pol_true = [], [], []
-        for path, polar, az in photos:
-            im = np.asarray(Image.open(path).convert("RGB"))
-            imgs += [im, im[:, ::-1].copy()]
-            az_true += [az, (360 - az) % 360]
-            pol_true += [polar, polar]
-        az_true, pol_true = np.array(az_true), np.array(pol_true)
-        out["photos"] = photo_metrics(pred.predict(imgs), az_true, pol_true)
-        out["photos_no_flip"] = photo_metrics(pred.predict(imgs, flip_pose=False), az_true, pol_true)
-        centre = [centre_frame(*im.shape[:2]) for im in imgs]  # the framing used before padding, for the comparison
-        out["photos_centre_crop_no_flip"] = photo_metrics(
-            pred.predict(imgs, frames=centre, flip_pose=False), az_true, pol_true
-        )
+def evaluate_rows(ws: Path, archs: list[str], rows: list[str], split: str | Path, eval_views: int) -> dict:
+    """``{row: run_evaluation result}`` for one split."""
+    out = {}
+    for row in rows:
+        if row == "centre_crop" and str(split) == "graphics":
+            continue  # renders are square already: the crop changes nothing
+        t = time.perf_counter()
+        answerers = None
+        if row in ("no_flip", "centre_crop"):
+            answerers = {
+                a: AblationAnswerer(
+                    Searcher.from_workspace(ws, a), flip_pose=row != "no_flip", centre_crop=row == "centre_crop"
+                )  # fmt: skip
+                for a in archs
+            }
+        name = Path(str(split)).stem
+        out[row] = run_evaluation(
+            ws, archs, split, report_dir=ws / "reports" / f"accuracy-{name}-{row}", views_per_model=eval_views,
+            ranking="classifier" if row == "classifier" else "index", answerers=answerers, workers=2,
+        )  # fmt: skip
+        out[row]["seconds"] = time.perf_counter() - t
     return out
 
 
-def read_photos(csv_path: Path):
-    rows = []
-    with open(csv_path, newline="") as f:
-        for r in csv.DictReader(f):
-            if r["azimuth_deg"] and r["polar_deg"]:
-                rows.append((csv_path.parent / r["photo"], float(r["polar_deg"]), float(r["azimuth_deg"])))
-    return rows
+def print_table(results: dict) -> None:
+    def pct(v):
+        return "    –" if v is None else f"{100 * v:5.1f}"
+
+    def deg(v):
+        return "    –" if v is None else f"{v:5.1f}"
+
+    def line(split: str, row: str, arch: str, m: dict, extra: dict | None) -> str:
+        text = (
+            f"{split:<16} {row:<12} {arch:<9} {m['n']:>5}  {pct(m['top1'])}  {pct(m['top5'])}  "
+            f"{deg(m['pose_mean_deg'])}      {deg(m['pose_median_deg'])}  {pct(m['acc30'])}"
+        )
+        if extra:
+            az = extra["azimuth"]["median_deg"], extra["sector_balanced_acc30"]["azimuth"]
+            text += f"  {deg(az[0])}      {pct(az[1])}"
+        return text
+
+    print(
+        "\nsplit            row          model     n      top-1  top-5  pose mean  median  acc30  az-median  "
+        "az-acc30-sector-balanced"
+    )
+    for split, by_row in results["splits"].items():
+        for row, res in by_row.items():
+            for arch, m in res["models"].items():
+                print(line(split, row, arch, m, m["extra"]))
+                if m.get("unseen"):
+                    print(line("", "  unseen", arch, m["unseen"], None))
+                if split == "graphics" and row == "index":
+                    for sym, s in m["extra"]["by_symmetry"].items():
+                        print(line("", "  " + sym, arch, s, None))
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("workspace", type=Path)
     ap.add_argument("--procedural", type=int, default=50)
-    ap.add_argument("--views", type=int, default=200)
-    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--shared", choices=("all", "chairs", "none"), default="all")
     ap.add_argument("--eval-views", type=int, default=10)
-    ap.add_argument("--train", default="scratch,transfer")
-    ap.add_argument("--evaluate", default="scratch,transfer")
+    ap.add_argument("--train", default="scratch,transfer", help="networks to train first ('' for none)")
+    ap.add_argument("--rows", default=",".join(ROWS))
     ap.add_argument("--scratch", nargs="*", default=[])
     ap.add_argument("--transfer", nargs="*", default=[])
     ap.add_argument("--photos", type=Path, default=SHARED / "photos" / "dev_viewpoints.csv")
-    ap.add_argument("--json", type=Path)
+    ap.add_argument("--json", type=Path, default=RESULTS / "accuracy.json")
     args = ap.parse_args()
-    ws = args.workspace
-    setup_workspace(ws, args.procedural, args.views, args.size)
-    render_views(ws, RenderConfig(views=args.eval_views, size=args.size, seed=20240611), workers=2,
-                 out_dir="eval_views")  # fmt: skip
-    eval_rows = read_view_table(ws, "eval_views")
-    results: dict = {"setup": vars(args) | {"workspace": str(ws), "photos": str(args.photos), "json": str(args.json)}}
+    ws: Path = args.workspace
+    setup_workspace(ws, args.procedural, args.shared)
+    results: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
+        "setup": {k: str(v) for k, v in vars(args).items()},
+        "train": {},
+        "splits": {},
+    }
     for arch in filter(None, args.train.split(",")):
         s = train_model(ws, arch, parse_kv(getattr(args, arch)))
-        results[f"train_{arch}"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in s.__dict__.items()}
-    photos = read_photos(args.photos) if args.photos.exists() else []
-    for arch in filter(None, args.evaluate.split(",")):
-        if checkpoint_path(ws, arch).exists():
-            results[arch] = evaluate(ws, arch, eval_rows, photos)
-            print(arch, json.dumps(results[arch], indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+        results["train"][arch] = {"minutes": s.seconds / 60, "epochs": s.epochs_total, "val_views": s.val_views}
+    archs = [a for a in list_models() if checkpoint_path(ws, a).is_file()]
+    for arch in archs:
+        build_index(ws, arch, progress=True)
+    rows = [r for r in args.rows.split(",") if r]
+    results["splits"]["graphics"] = evaluate_rows(ws, archs, rows, "graphics", args.eval_views)
+    if args.photos.is_file():
+        results["splits"][args.photos.stem] = evaluate_rows(ws, archs, rows, args.photos, args.eval_views)
+    print_table(results)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2))
+    print(f"\nwrote {args.json}")
 
 
 if __name__ == "__main__":

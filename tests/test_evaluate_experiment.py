@@ -39,8 +39,8 @@ def test_rows_and_markdown_put_every_split_and_model_side_by_side(tmp_path: Path
     ]
     table = experiment_markdown(results).splitlines()
     assert len(table) == 2 + 4
-    assert "| graphics | scratch | 10 | 90.0 % |" in table[2]
-    assert "| dev_viewpoints | transfer | 10 | – | – | 6.0° |" in table[5]  # photos: no recognition
+    assert "| graphics | index | scratch | 10 | 90.0 % |" in table[2]
+    assert "| dev_viewpoints | index | transfer | 10 | – | – | 6.0° |" in table[5]  # photos: no recognition
     path = write_experiment(tmp_path, results)
     assert path.read_text().count("| dev_viewpoints |") == 2
     assert len(json.loads((tmp_path / "experiment.json").read_text())["rows"]) == 4
@@ -62,7 +62,7 @@ def test_cli_evaluates_each_split_then_writes_the_experiment(tmp_path: Path, mon
     assert exc.value.code in (0, None)
     assert calls == [("graphics", out / "eval-graphics"), (str(photos), out / "eval-dev_viewpoints")]
     text = capsys.readouterr().out
-    assert "| dev_viewpoints | scratch |" in text and (out / "experiment.md").is_file()
+    assert "| dev_viewpoints | index | scratch |" in text and (out / "experiment.md").is_file()
 
 
 def test_cli_checks_every_split_before_evaluating(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -72,3 +72,24 @@ def test_cli_checks_every_split_before_evaluating(tmp_path: Path, monkeypatch, c
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.count("error:") == 1 and "no.csv" in err and "Traceback" not in err
+
+
+def test_cli_puts_the_classifier_ablation_beside_the_search(tmp_path: Path, monkeypatch, capsys) -> None:
+    calls = []
+
+    def fake_run(workspace, models, split, report_dir, **kwargs):
+        calls.append((kwargs["ranking"], report_dir))
+        return fake_result("graphics", True) | {"ranking": kwargs["ranking"]}
+
+    monkeypatch.setattr(evaluate_pkg, "run_evaluation", fake_run)
+    ws = tmp_path / "ws"
+    with pytest.raises(SystemExit) as exc:
+        main(["--workspace", str(ws), "evaluate", "--ranking", "index", "--ranking", "classifier"])
+    assert exc.value.code in (0, None)
+    reports = ws / "reports"
+    assert calls == [("index", reports / "eval-graphics"), ("classifier", reports / "eval-graphics-classifier")]
+    text = capsys.readouterr().out
+    assert "| graphics | index | scratch |" in text and "| graphics | classifier | scratch |" in text
+    with pytest.raises(SystemExit) as exc:
+        main(["--workspace", str(ws), "evaluate", "--ranking", "softmax"])
+    assert exc.value.code == 2 and "--ranking" in capsys.readouterr().err

@@ -1,11 +1,12 @@
-"""End to end: raw predictions → metrics → report, with fake predictors on a tiny workspace."""
+"""End to end: raw answers → metrics → report, with fake networks (classifier ranking) on a tiny workspace.
+
+The product's own ranking (the searcher and its index, on a real tiny network) is tested in
+``test_evaluate_product.py``; here fakes make the metrics exact: a perfect network and a constant one."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sys
-import types
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,11 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import cadsearch.evaluate.report as report_mod
-import cadsearch.evaluate.run as run_mod
 from cadsearch.errors import InputError
 from cadsearch.evaluate import DESIGN_KEYS, design_json, graphics_split, model_metrics, run_evaluation
-from cadsearch.evaluate.run import read_raw
+from cadsearch.evaluate.run import ClassifierAnswerer, answer_split, read_raw
 from cadsearch.library import Library
 
 
@@ -38,10 +37,8 @@ class FakePredictor:
         self.constant = constant
         self.arch = "fake"
         self.input_size = 48
-        self.calls = 0
 
-    def predict(self, images, batch_size=64):
-        self.calls += 1
+    def predict(self, images, batch_size=64, frames=None):
         n, c = len(images), len(self.model_ids)
         probs, polar, azimuth = np.full((n, c), 1.0 / c), np.full(n, 70.0), np.full(n, 30.0)
         for i, image in enumerate(images):
@@ -80,38 +77,27 @@ def graphics_truth(workspace: Path, model_ids: list[str]) -> dict:
     return {_key(q.image()): (q.model_id, q.polar_deg, q.azimuth_deg) for q in split.queries}
 
 
+def answerers(**predictors) -> dict[str, ClassifierAnswerer]:
+    """Fake networks ranked by their classifier; ``crop="none"`` keeps the rendered square as it is."""
+    return {arch: ClassifierAnswerer(p, crop="none") for arch, p in predictors.items()}
+
+
 def _check_design_json(result: dict, split: str, archs: set[str]) -> None:
-    assert set(result) == {"split", "models"} and result["split"] == split
+    assert set(result) == {"split", "ranking", "models"} and result["split"] == split
     assert set(result["models"]) == archs
     for m in result["models"].values():
-        assert set(m) == {*DESIGN_KEYS, "extra"}
+        assert set(m) == {*DESIGN_KEYS, "extra"} and m["unseen"] is None
         assert isinstance(m["n"], int) and m["n"] > 0
         for k in ("top1", "top5", "acc15", "acc30"):
             assert m[k] is None or (isinstance(m[k], float) and 0.0 <= m[k] <= 1.0)
         for k in ("pose_mean_deg", "pose_median_deg"):
             assert m[k] is None or (isinstance(m[k], float) and 0.0 <= m[k] <= 180.0)
     plain = design_json(result)
-    assert all(set(m) == set(DESIGN_KEYS) for m in plain["models"].values())
+    assert all(set(m) == set(DESIGN_KEYS) for m in plain["models"].values()) and plain["ranking"] == "classifier"
     json.dumps(result, allow_nan=False)  # valid strict JSON: no NaN anywhere
 
 
-def test_graphics_perfect_vs_constant(workspace, model_ids, graphics_truth, tmp_path, monkeypatch) -> None:
-    written: list[Path] = []
-
-    def record(fn):
-        def wrapper(path, *args, **kwargs):
-            written.append(Path(path))
-            return fn(path, *args, **kwargs)
-
-        return wrapper
-
-    for mod, names in (
-        (report_mod, ("atomic_write_bytes", "atomic_write_json", "atomic_write_text")),
-        (run_mod, ("atomic_write_text",)),
-    ):
-        for name in names:
-            monkeypatch.setattr(mod, name, record(getattr(mod, name)))
-
+def test_graphics_perfect_vs_constant(workspace, model_ids, graphics_truth, tmp_path) -> None:
     perfect = FakePredictor(model_ids, graphics_truth)
     constant = FakePredictor(model_ids, graphics_truth, constant=True)
     out = tmp_path / "report"
@@ -123,24 +109,25 @@ def test_graphics_perfect_vs_constant(workspace, model_ids, graphics_truth, tmp_
         report_dir=out,
         views_per_model=3,
         progress=False,
-        predictors={"scratch": perfect, "transfer": constant},
-        batch_size=4,
+        ranking="classifier",
+        answerers=answerers(scratch=perfect, transfer=constant),
         warn=notes.append,
     )
     _check_design_json(result, "graphics", {"scratch", "transfer"})
     good, bad = result["models"]["scratch"], result["models"]["transfer"]
-    assert good["n"] == bad["n"] == 6 and perfect.calls == 2  # 6 queries in batches of 4
+    assert good["n"] == bad["n"] == 6
     assert good["top1"] == 1.0 and good["top5"] == 1.0
     assert good["pose_mean_deg"] < 0.01 and good["acc15"] == 1.0 and good["acc30"] == 1.0
-    assert bad["top1"] == 0.0 and bad["pose_mean_deg"] > 20.0 and bad["acc15"] < 1.0
+    # A constant classifier answers its first class (ties keep class order): right for that chair's renders only.
+    assert bad["top1"] == 0.5 and bad["pose_mean_deg"] > 20.0 and bad["acc15"] < 1.0
     assert set(good["extra"]["per_model"]) == set(model_ids)
+    assert set(good["extra"]["by_symmetry"]) == {"none"}  # procedural chairs have no rotational symmetry
     assert not notes
 
     names = {p.name for p in out.iterdir()}
     expected = {"report.md", "metrics.json", "raw_scratch.csv", "raw_transfer.csv", "pose_error_hist.png"}
     expected |= {"error_vs_azimuth.png", "sector_acc30.png", "worst_scratch.png", "worst_transfer.png"}
-    assert names == expected
-    assert {p.name for p in written if p.parent == out} == expected  # every file went through an atomic write
+    assert names == expected  # and no temporary file left behind
     for name in expected:
         if name.endswith(".png"):
             with Image.open(out / name) as im:
@@ -148,55 +135,74 @@ def test_graphics_perfect_vs_constant(workspace, model_ids, graphics_truth, tmp_
     stored = json.loads((out / "metrics.json").read_text())
     assert stored["models"] == result["models"] and stored["split"] == "graphics"
     md = (out / "report.md").read_text()
-    assert "| top-1 | 100.0 % | 0.0 % |" in md and "## Per model" in md and "worst_scratch.png" in md
+    assert "| top-1 | 100.0 % | 50.0 % |" in md and "## Per model" in md and "worst_scratch.png" in md
+    assert "**classifier** (ablation)" in md
 
     # Stage 2 can be recomputed from the raw file alone.
     again = model_metrics(read_raw(out / "raw_transfer.csv"), "graphics")
     assert again == result["models"]["transfer"]
 
 
+def test_unseen_models_are_reported_apart(workspace, model_ids, graphics_truth, tmp_path) -> None:
+    """A network trained on one of the two chairs: the other chair's queries are ``unseen`` (and, ranked by the
+    classifier, never found)."""
+    trained, other = model_ids[0], model_ids[1]
+    half = FakePredictor([trained], graphics_truth)
+    result = run_evaluation(
+        workspace, "scratch", "graphics", report_dir=tmp_path / "r", views_per_model=3, progress=False,
+        ranking="classifier", answerers=answerers(scratch=half), render_predicted=False,
+    )  # fmt: skip
+    m = result["models"]["scratch"]
+    assert m["n"] == 3  # the classifier can only be asked about its own classes' renders
+    assert m["unseen"] is None
+    queries = graphics_split(workspace, model_ids, views_per_model=3, progress=False)
+    rows = answer_split(answerers(scratch=half), queries, progress=False)["scratch"]
+    assert [r["seen"] for r in rows] == [int(r["true_model_id"] == trained) for r in rows]
+    unseen = model_metrics(rows, "graphics")["unseen"]
+    assert unseen["n"] == 3 and unseen["top1"] == 0.0 and unseen["pose_mean_deg"] < 0.01
+    assert all(r["true_rank"] == 0 for r in rows if r["true_model_id"] == other)
+
+
+def test_symmetric_models_count_equivalent_poses_as_right(workspace, model_ids, graphics_truth) -> None:
+    """A network that answers the true pose rotated by 90° about the up axis: wrong for a model without
+    symmetry, right for a 4-fold or a continuously symmetric one."""
+    queries = graphics_split(workspace, model_ids, views_per_model=3, progress=False)
+    rotated = {k: (m, p, (a + 90.0) % 360.0) for k, (m, p, a) in graphics_truth.items()}
+    net = answerers(scratch=FakePredictor(model_ids, rotated))
+    errors = {}
+    for name, order in (("none", 1), ("4-fold", 4), ("continuous", 0), ("3-fold", 3)):
+        rows = answer_split(net, queries, symmetry=dict.fromkeys(model_ids, order), progress=False)["scratch"]
+        errors[name] = np.array([r["pose_error_deg"] for r in rows])
+        assert all(r["symmetry_order"] == order for r in rows)
+        assert set(model_metrics(rows, "graphics")["extra"]["by_symmetry"]) == {name}
+    assert np.all(errors["none"] > 10.0) and np.all(errors["3-fold"] > 5.0)
+    assert np.all(errors["4-fold"] < 0.01) and np.all(errors["continuous"] < 0.01)
+
+
 def test_missing_models(workspace, model_ids, graphics_truth, tmp_path) -> None:
-    only = {"scratch": FakePredictor(model_ids, graphics_truth)}
+    only = answerers(scratch=FakePredictor(model_ids, graphics_truth))
     notes: list[str] = []
     result = run_evaluation(
         workspace, "both", "graphics", report_dir=tmp_path / "r", views_per_model=3, progress=False,
-        predictors=only, render_predicted=False, warn=notes.append,
+        answerers=only, render_predicted=False, warn=notes.append,
     )  # fmt: skip
     assert set(result["models"]) == {"scratch"} and len(notes) == 1 and "transfer" in notes[0]
     with pytest.raises(InputError, match="transfer"):
-        run_evaluation(workspace, "transfer", "graphics", report_dir=tmp_path / "r2", progress=False, predictors=only)
+        run_evaluation(workspace, "transfer", "graphics", report_dir=tmp_path / "r2", progress=False, answerers=only)
     with pytest.raises(InputError, match="unknown model"):
-        run_evaluation(workspace, "vgg", "graphics", progress=False, predictors=only)
+        run_evaluation(workspace, "vgg", "graphics", progress=False, answerers=only)
+    with pytest.raises(InputError, match="unknown ranking"):
+        run_evaluation(workspace, "scratch", "graphics", progress=False, answerers=only, ranking="softmax")
     with pytest.raises(InputError, match="neither 'graphics' nor"):
-        run_evaluation(workspace, "scratch", tmp_path / "nope.csv", progress=False, predictors=only)
+        run_evaluation(workspace, "scratch", tmp_path / "nope.csv", progress=False, answerers=only)
 
 
-def test_checkpoints_are_loaded_through_the_models_contract(workspace, model_ids, tmp_path, monkeypatch) -> None:
-    """Without ``predictors``, checkpoints come from ``cadsearch.models`` (faked here: it may not exist yet)."""
-    fake = types.ModuleType("cadsearch.models")
-    fake.checkpoint_path = lambda ws, arch: Path(ws) / "checkpoints" / arch / "best.pt"
-    loaded: list[Path] = []
-
-    def load_predictor(path):
-        loaded.append(Path(path))
-        return FakePredictor(model_ids, constant=True)
-
-    fake.load_predictor = load_predictor
-    monkeypatch.setitem(sys.modules, "cadsearch.models", fake)
+def test_without_checkpoints_the_error_says_what_to_train(workspace) -> None:
     with pytest.raises(InputError, match="cadsearch train scratch"):
         run_evaluation(workspace, "scratch", "graphics", progress=False)
-    with pytest.raises(InputError, match="no trained model"):
-        run_evaluation(workspace, "both", "graphics", progress=False, warn=lambda _: None)
-    ckpt = workspace / "checkpoints" / "transfer" / "best.pt"
-    ckpt.parent.mkdir(parents=True, exist_ok=True)
-    ckpt.write_bytes(b"fake")
-    notes: list[str] = []
-    result = run_evaluation(
-        workspace, "both", "graphics", views_per_model=3, progress=False, render_predicted=False, warn=notes.append
-    )
-    assert set(result["models"]) == {"transfer"} and loaded == [ckpt]
-    assert any("scratch" in n for n in notes)
-    assert (workspace / "reports" / "eval-graphics" / "report.md").is_file()
+    for ranking in ("index", "classifier"):
+        with pytest.raises(InputError, match="cadsearch train"):
+            run_evaluation(workspace, "both", "graphics", progress=False, ranking=ranking, warn=lambda _: None)
 
 
 def test_photo_split_report(workspace, model_ids, tmp_path) -> None:
@@ -215,7 +221,7 @@ def test_photo_split_report(workspace, model_ids, tmp_path) -> None:
     constant = FakePredictor(model_ids, constant=True)
     result = run_evaluation(
         workspace, "transfer", csv_path, mirror_photos=True, progress=False,
-        predictors={"transfer": constant}, warn=warnings.append,
+        ranking="classifier", answerers=answerers(transfer=constant), warn=warnings.append,
     )  # fmt: skip
     _check_design_json(result, "dev set", {"transfer"})
     m = result["models"]["transfer"]

@@ -6,8 +6,11 @@ failures; ``--debug`` shows the traceback instead.
 
 from __future__ import annotations
 
+import io
 import json
 import sys
+import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
@@ -316,13 +319,16 @@ def index(
     ] = None,
 ) -> None:
     """Embed every rendered view into the search index (only new views on a re-run; resumes if interrupted)."""
-    from cadsearch.index import build_index
+    from cadsearch.index import build_index, load_index
+    from cadsearch.models import checkpoint_path, load_predictor
+    from cadsearch.search.calibration import load_or_fit_calibration
 
     summary = build_index(_workspace(), model, factory=factory, progress=True)
     if summary.unchanged:
         typer.echo(f"index up to date: {summary.views} view(s) of {summary.models} model(s) in {summary.folder}")
         return
-    cal = summary.calibration
+    predictor = load_predictor(checkpoint_path(_workspace(), model))
+    cal = load_or_fit_calibration(_workspace(), model, load_index(_workspace(), model), predictor)
     calibration = (
         f"; scores calibrated on {cal['n']} held-out view(s) (top-1 {cal['top1']:.1%}, ECE {cal['ece']:.3f})"
         if cal.get("n")
@@ -357,13 +363,89 @@ def search(
     ] = "auto",
 ) -> None:
     """Find the library models a photo shows, with a score and the camera pose of each."""
-    from cadsearch.search import cli_search
-
-    code = cli_search(
+    code = _run_search(
         _workspace(), [str(p) for p in images], model=model, top=top, as_json=as_json, overlay=overlay, crop=crop
     )
     if code:
         raise typer.Exit(code)
+
+
+def _overlay_path(overlay: Path, i: int, n: int) -> Path:
+    """Where query ``i`` of ``n`` writes its overlay: ``overlay`` itself for one query, else ``<stem>-<i>.png``."""
+    return overlay if n == 1 else overlay.with_name(f"{overlay.stem}-{i + 1}{overlay.suffix or '.png'}")
+
+
+def _results_table(path: str, result) -> str:
+    lines = [f"{path}  ({result.timing_ms.get('total', 0.0):.0f} ms)"]
+    if not result.results:
+        lines.append("  no match")
+    for m in result.results:
+        lines.append(
+            f"  {m.rank:>2}. {m.model_id:<24} {m.score:6.1%}  polar {m.polar_deg:5.1f}°  azimuth {m.azimuth_deg:5.1f}°"
+            f"  {m.name} ({m.category})"
+        )
+    return "\n".join(lines)
+
+
+def _run_search(
+    workspace: str | Path,
+    images: Sequence[str | Path],
+    model: str | None = None,
+    top: int = 5,
+    as_json: bool = False,
+    overlay: str | Path | None = None,
+    crop: str = "auto",
+) -> int:
+    """``cadsearch search IMAGE...``: answer every query; an unreadable image gets a one-line error on stderr
+    and the others still run.
+
+    Prints one JSON object per line per query with ``as_json`` (DESIGN.md format), else a table. With
+    ``overlay``, writes the top model's registration overlay (``OUT.png``, or ``OUT-<i>.png`` for several
+    queries). ``crop`` is the automatic-crop method (:data:`~cadsearch.framing.METHODS`). Returns the exit
+    code: 0, or 2 if any image could not be read.
+
+    Raises:
+        InputError: no trained model or no index (nothing can be answered).
+    """
+    from cadsearch.imageio import read_image
+    from cadsearch.search import Searcher
+    from cadsearch.workspace import atomic_write_bytes
+
+    if top < 1:
+        raise InputError(f"--top must be at least 1, got {top}")
+    if not images:
+        raise InputError("give at least one image to search for")
+    searcher = Searcher.from_workspace(workspace, model=model, crop=crop)
+    code = 0
+    for i, path in enumerate(images):
+        t0 = time.perf_counter()
+        try:
+            image = read_image(path)
+        except InputError as err:
+            print(f"error: {err}", file=sys.stderr, flush=True)
+            code = 2
+            continue
+        decode_ms = 1000 * (time.perf_counter() - t0)
+        result = searcher.search(image, k=top)
+        result.timing_ms["decode"] = decode_ms
+        result.timing_ms["total"] = 1000 * (time.perf_counter() - t0)
+        if as_json:
+            print(json.dumps(result.to_json(str(path))), flush=True)
+        else:
+            print(_results_table(str(path), result), flush=True)
+        if overlay is not None and result.results:
+            from PIL import Image
+
+            from cadsearch.search.overlay import render_overlay
+
+            out = _overlay_path(Path(overlay), i, len(images))
+            picture = render_overlay(searcher.library, image, result.results[0], frame=result.frame)
+            buf = io.BytesIO()
+            Image.fromarray(picture).save(buf, format="PNG")
+            atomic_write_bytes(out, buf.getvalue())
+            if not as_json:
+                print(f"  overlay: {out}", flush=True)
+    return code
 
 
 # --- evaluate -----------------------------------------------------------------------------------------------
@@ -380,11 +462,19 @@ def evaluate(
             show_default=False,
         ),
     ] = None,
+    ranking: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="index (default: exactly what `cadsearch search` answers) or classifier (ablation: the network's "
+            "softmax over its training classes); repeat it to put both side by side.",
+            show_default=False,
+        ),
+    ] = None,
     report: Annotated[
         Path | None,
         typer.Option(
-            help="Report folder (default: <workspace>/reports/eval-<split>); with several splits, the folder that "
-            "holds eval-<split>/ for each and experiment.md.",
+            help="Report folder (default: <workspace>/reports/eval-<split>); with several splits or rankings, the "
+            "folder that holds eval-<split>[-classifier]/ for each and experiment.md.",
             show_default=False,
         ),
     ] = None,
@@ -394,62 +484,58 @@ def evaluate(
     views_per_model: Annotated[int, typer.Option(help="Graphics split: views per model.", min=1)] = 10,
     backgrounds: Annotated[str, typer.Option(help="Graphics split backgrounds: random or a folder.")] = "random",
     mirror: Annotated[bool, typer.Option(help="Photo split: also ask each photo mirrored (φ → 360° − φ).")] = True,
+    crop: Annotated[str, typer.Option(help="How each query is cropped, as `cadsearch search --crop`.")] = "auto",
     workers: Annotated[int, typer.Option(help="Render worker processes for the graphics split.", min=1)] = 1,
 ) -> None:
-    """Evaluate the trained models: recognition top-1/top-5 and pose error, with a report and plots."""
+    """Evaluate the trained models as `cadsearch search` answers: top-1/top-5 and pose error, report and plots."""
     from cadsearch.evaluate import default_report_dir, design_json, run_evaluation
     from cadsearch.evaluate.experiment import experiment_markdown, write_experiment
-    from cadsearch.evaluate.run import split_name
+    from cadsearch.evaluate.report import metrics_table
+    from cadsearch.evaluate.run import RANKINGS, resolve_models, split_name
     from cadsearch.evaluate.splits import GRAPHICS
+    from cadsearch.framing import check_crop_method
 
-    if model not in ("scratch", "transfer", "both"):
-        raise InputError(f"--model must be scratch, transfer or both, got {model!r}")
+    resolve_models(model)  # a clear error for an unknown model before anything runs
+    check_crop_method(crop)
+    rankings = list(dict.fromkeys(ranking or ["index"]))
+    for r in rankings:
+        if r not in RANKINGS:
+            raise InputError(f"--ranking must be {' or '.join(RANKINGS)}, got {r!r}")
     splits = list(dict.fromkeys(split or [GRAPHICS]))  # in order, without repeats
     names = [split_name(s) for s in splits]  # every split checked before the first (long) evaluation starts
-    several = len(splits) > 1
+    several = len(splits) * len(rankings) > 1
     results = []
     for s, name in zip(splits, names, strict=True):
-        folder = (report / f"eval-{name}") if (several and report is not None) else report
-        result = run_evaluation(
-            _workspace(),
-            models=model,
-            split=s,
-            report_dir=folder,
-            mirror_photos=mirror,
-            views_per_model=views_per_model,
-            backgrounds=backgrounds,
-            workers=workers,
-        )
-        results.append(result)
-        if as_json:
-            typer.echo(json.dumps(design_json(result)))
-        else:
-            typer.echo(_metrics_table(result))
-            typer.echo(f"report: {folder or default_report_dir(_workspace(), result['split'])}")
+        for r in rankings:
+            folder_name = f"eval-{name}" + ("" if r == "index" else f"-{r}")
+            if report is not None:
+                folder = report / folder_name if several else report
+            else:
+                folder = default_report_dir(_workspace(), name).with_name(folder_name)
+            result = run_evaluation(
+                _workspace(),
+                models=model,
+                split=s,
+                report_dir=folder,
+                mirror_photos=mirror,
+                views_per_model=views_per_model,
+                backgrounds=backgrounds,
+                workers=workers,
+                ranking=r,
+                crop=crop,
+            )
+            results.append(result)
+            if as_json:
+                typer.echo(json.dumps(design_json(result)))
+            else:
+                typer.echo(metrics_table(result))
+                typer.echo(f"report: {folder}")
     if several:
         path = write_experiment(report or (_workspace() / "reports"), results)
         if not as_json:
             typer.echo("")
             typer.echo(experiment_markdown(results))
             typer.echo(f"experiment: {path}")
-
-
-def _metrics_table(result: dict) -> str:
-    """A plain-text table of DESIGN.md's metrics, one row per model."""
-
-    def pct(v):
-        return "    -" if v is None else f"{100 * v:4.1f}%"
-
-    def deg(v):
-        return "     -" if v is None else f"{v:5.1f}°"
-
-    lines = [f"split: {result['split']}", "model      n      top-1   top-5   pose mean  median   <15°    <30°"]
-    for arch, m in result["models"].items():
-        lines.append(
-            f"{arch:<9} {m['n']:>5}   {pct(m['top1'])}  {pct(m['top5'])}  {deg(m['pose_mean_deg'])}   "
-            f"{deg(m['pose_median_deg'])}  {pct(m['acc15'])}  {pct(m['acc30'])}"
-        )
-    return "\n".join(lines)
 
 
 # --- serve --------------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """``cadsearch demo``: the whole pipeline on built-in procedural chairs, in a few minutes on a laptop CPU.
 
-Stages: generate chairs → render views → contact sheets → train both networks (briefly) → evaluate on fresh
-renders → index the views → search held-out renders (and a real photo when ``../shared/data`` is there) with
+Stages: generate chairs → render views → contact sheets → train both networks (briefly) → index the views →
+evaluate the search on fresh renders → search held-out renders (and a real photo when ``../shared/data`` is there) with
 overlays → serve the web app. Every stage resumes: a second run reuses what the first one made.
 """
 
@@ -73,10 +73,12 @@ def run_demo(
 ) -> dict:
     """Run the demo in ``workspace``; returns the paths of what it wrote (also printed)."""
     from cadsearch.evaluate import run_evaluation
+    from cadsearch.evaluate.experiment import experiment_markdown, write_experiment
+    from cadsearch.evaluate.report import metrics_table
     from cadsearch.imageio import read_image
     from cadsearch.index import build_index
     from cadsearch.library import Library
-    from cadsearch.models import train_model
+    from cadsearch.models import list_models, train_model
     from cadsearch.render.job import RenderConfig, load_view, read_view_table, render_views
     from cadsearch.render.thumbnails import library_sheet
     from cadsearch.search import Searcher
@@ -110,7 +112,7 @@ def run_demo(
     _say(f"      library: {wrote['library_sheet']}\n      views of {ids[0]}: {wrote['views_sheet']}")
 
     _stage(4, f"training both networks, about {train_minutes:g} min each (a real run trains far longer)")
-    for arch in ("scratch", "transfer"):
+    for arch in list_models():
         s = train_model(workspace, arch, {"max_minutes": train_minutes, "epochs": 30})
         v = s.val_views
         _say(
@@ -118,24 +120,21 @@ def run_demo(
             f"pose mean {v.get('pose_mean_deg', float('nan')):.0f}°"
         )
 
+    _stage(5, "indexing every view")
+    for arch in list_models():
+        built = build_index(workspace, arch, progress=True)
+        _say(f"      {arch}: {built.views} views of {built.models} models ({built.embedded} embedded now)")
+
     shared = _shared_data()
     on_photos = " and labelled photos" if shared else ""
-    _stage(5, f"evaluating on fresh renders (new cameras, random backgrounds){on_photos}")
-    from cadsearch.cli import _metrics_table
-    from cadsearch.evaluate.experiment import experiment_markdown, write_experiment
-
+    _stage(6, f"evaluating the search on fresh renders (new cameras, random backgrounds){on_photos}")
     result = run_evaluation(workspace, models="both", split="graphics", views_per_model=6, progress=True)
-    _say(_metrics_table(result))
+    _say(metrics_table(result))
     wrote["evaluation"] = reports / "eval-graphics" / "report.md"
     if shared:  # the reference's experiment: both networks, on renders and on real photos, in one table
         photos = run_evaluation(workspace, models="both", split=shared / "photos" / "dev_viewpoints.csv", progress=True)
         _say(experiment_markdown([result, photos]))
         wrote["experiment"] = write_experiment(reports, [result, photos])
-
-    _stage(6, "indexing every view")
-    for arch in ("scratch", "transfer"):
-        built = build_index(workspace, arch, progress=True)
-        _say(f"      {arch}: {built.views} views of {built.models} models ({built.embedded} embedded now)")
 
     _stage(7, "searching held-out renders" + (" and a real photo" if shared else ""))
     searcher = Searcher.from_workspace(workspace)

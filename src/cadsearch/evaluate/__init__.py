@@ -2,12 +2,14 @@
 
 - :mod:`~cadsearch.evaluate.splits` — the queries: a ``graphics`` split of fresh renders, or a photo-split CSV
   (``photo,model_id,polar_deg,azimuth_deg``), optionally mirrored.
-- :mod:`~cadsearch.evaluate.metrics` — pure functions: top-k, pose error, azimuth error, summaries, sectors.
+- :mod:`~cadsearch.metrics` — pure functions: top-k, pose error, azimuth error, summaries, sectors.
 - :mod:`~cadsearch.evaluate.run` — :func:`run_evaluation`: raw predictions → metrics → report.
 - :mod:`~cadsearch.evaluate.report` — ``report.md``, ``metrics.json`` and PNG plots.
 """
 
-from cadsearch.evaluate.metrics import (
+from cadsearch.evaluate.run import DESIGN_KEYS, default_report_dir, design_json, model_metrics, run_evaluation
+from cadsearch.evaluate.splits import GRAPHICS, Query, Split, graphics_split, photo_split, read_image
+from cadsearch.metrics import (
     SectorAccuracy,
     azimuth_errors_deg,
     azimuth_sector,
@@ -17,8 +19,6 @@ from cadsearch.evaluate.metrics import (
     summarize_pose,
     topk_accuracy,
 )
-from cadsearch.evaluate.run import DESIGN_KEYS, default_report_dir, design_json, model_metrics, run_evaluation
-from cadsearch.evaluate.splits import GRAPHICS, Query, Split, graphics_split, photo_split, read_image
 
 __all__ = [
     "DESIGN_KEYS",

@@ -20,10 +20,11 @@ __all__ = ["experiment_rows", "experiment_markdown", "write_experiment"]
 def experiment_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Flatten :func:`~cadsearch.evaluate.run_evaluation` results into one dict per (split, model).
 
-    Keys: ``split``, ``model``, DESIGN.md's ``n, top1, top5, pose_mean_deg, pose_median_deg, acc15, acc30``, and
+    Keys: ``split``, ``ranking`` (``index``: the product's search; ``classifier``: the ablation), ``model``,
+    DESIGN.md's ``n, top1, top5, pose_mean_deg, pose_median_deg, acc15, acc30``, and
     ``azimuth_median_deg``, ``azimuth_acc30_sector_balanced`` (None where not computable).
     """
-    design_keys = ("n", "top1", "top5", "pose_mean_deg", "pose_median_deg", "acc15", "acc30")
+    design_keys = ("n", "top1", "top5", "pose_mean_deg", "pose_median_deg", "acc15", "acc30")  # without "unseen"
     rows = []
     for result in results:
         for arch, m in result["models"].items():
@@ -31,6 +32,7 @@ def experiment_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             rows.append(
                 {
                     "split": result["split"],
+                    "ranking": result.get("ranking", "index"),
                     "model": arch,
                     **{k: m.get(k) for k in design_keys},
                     "azimuth_median_deg": extra.get("azimuth", {}).get("median_deg"),
@@ -51,13 +53,13 @@ def _deg(v: float | None) -> str:
 def experiment_markdown(results: Sequence[dict[str, Any]]) -> str:
     """The table as Markdown, rows grouped by split (renders first, as given)."""
     lines = [
-        "| split | model | queries | top-1 | top-5 | pose mean | pose median | Acc@15 | Acc@30 | azimuth median "
-        "| sector-balanced azimuth Acc@30 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| split | ranking | model | queries | top-1 | top-5 | pose mean | pose median | Acc@15 | Acc@30 "
+        "| azimuth median | sector-balanced azimuth Acc@30 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in experiment_rows(results):
         lines.append(
-            f"| {r['split']} | {r['model']} | {r['n']} | {_pct(r['top1'])} | {_pct(r['top5'])} | "
+            f"| {r['split']} | {r['ranking']} | {r['model']} | {r['n']} | {_pct(r['top1'])} | {_pct(r['top5'])} | "
             f"{_deg(r['pose_mean_deg'])} | {_deg(r['pose_median_deg'])} | {_pct(r['acc15'])} | {_pct(r['acc30'])} | "
             f"{_deg(r['azimuth_median_deg'])} | {_pct(r['azimuth_acc30_sector_balanced'])} |"
         )

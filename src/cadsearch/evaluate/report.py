@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from cadsearch import __version__
-from cadsearch.evaluate import metrics as mt
+from cadsearch import metrics as mt
 from cadsearch.evaluate.splits import Split, read_image
 from cadsearch.workspace import atomic_write_bytes, atomic_write_json, atomic_write_text
 
@@ -111,6 +111,42 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def metrics_table(result: dict[str, Any]) -> str:
+    """A plain-text table of DESIGN.md's metrics, one row per model (``cadsearch evaluate``, the demo)."""
+
+    def pct(v: float | None) -> str:
+        return "    -" if v is None else f"{100 * v:4.1f}%"
+
+    def deg(v: float | None) -> str:
+        return "     -" if v is None else f"{v:5.1f}°"
+
+    lines = [
+        f"split: {result['split']}  (ranking: {result.get('ranking', 'index')})",
+        "model      n      top-1   top-5   pose mean  median   <15°    <30°",
+    ]
+    for arch, m in result["models"].items():
+        for label, mm in ((arch, m), ("  unseen", m.get("unseen"))):
+            if mm:
+                lines.append(
+                    f"{label:<9} {mm['n']:>5}   {pct(mm['top1'])}  {pct(mm['top5'])}  {deg(mm['pose_mean_deg'])}   "
+                    f"{deg(mm['pose_median_deg'])}  {pct(mm['acc15'])}  {pct(mm['acc30'])}"
+                )
+    return "\n".join(lines)
+
+
+def _ranking_sentence(ranking: str) -> str:
+    if ranking == "classifier":
+        return (
+            "Ranking: **classifier** (ablation): the network's softmax over the models it was trained on, pose from "
+            "the pose head; models added after training cannot be found. `cadsearch search` ranks by the index."
+        )
+    return (
+        "Ranking: **index**, exactly as `cadsearch search` answers (framing and automatic crop, embedding, the view "
+        "index, calibrated scores, pose). Recognition is over every model in the index; *unseen* rows are models "
+        "the network was not trained on."
+    )
+
+
 def render_markdown(
     result: dict[str, Any],
     split: Split,
@@ -137,7 +173,10 @@ def render_markdown(
     parts += [
         "",
         "Pose error E = angle between the true and the estimated camera direction. Acc@15/30 = share of queries "
-        "with E below 15°/30°. Recognition is over the models the predictor was trained on.",
+        "with E below 15°/30°. For a model that looks the same after a rotation about its up axis (recorded in "
+        "the catalog as n-fold or continuous symmetry) E is the smallest error over the equivalent true poses.",
+        "",
+        _ranking_sentence(result.get("ranking", "index")),
         "",
         "## Summary",
         "",
@@ -154,7 +193,30 @@ def render_markdown(
         ["Acc@30"] + [_pct(models[a]["acc30"]) for a in archs],
         ["Acc@30, sector-balanced"] + [_pct(models[a]["extra"]["sector_balanced_acc30"]["pose"]) for a in archs],
     ]
+    if any(models[a].get("unseen") for a in archs):
+        unseen = {a: models[a].get("unseen") or {} for a in archs}
+        rows += [
+            ["unseen models: queries"] + [str(unseen[a].get("n", 0)) for a in archs],
+            ["unseen models: top-1"] + [_pct(unseen[a].get("top1")) for a in archs],
+            ["unseen models: pose error, mean"] + [_deg(unseen[a].get("pose_mean_deg")) for a in archs],
+        ]
     parts += [_table(["metric", *archs], rows), ""]
+    by_symmetry = {a: models[a]["extra"].get("by_symmetry", {}) for a in archs}
+    classes = list(dict.fromkeys(c for a in archs for c in by_symmetry[a]))
+    if len(classes) > 1:
+        sym_rows = [
+            [c, a, str(by_symmetry[a][c]["n"]), _deg(by_symmetry[a][c]["pose_mean_deg"]),
+             _deg(by_symmetry[a][c]["pose_median_deg"]), _pct(by_symmetry[a][c]["acc30"])]
+            for c in classes
+            for a in archs
+            if c in by_symmetry[a]
+        ]  # fmt: skip
+        parts += [
+            "## By symmetry of the true model",
+            "",
+            _table(["symmetry", "model", "n", "mean E", "median E", "Acc@30"], sym_rows),
+            "",
+        ]
 
     if split.kind == "photos":
         az = {a: models[a]["extra"]["azimuth"] for a in archs}

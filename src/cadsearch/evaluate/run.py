@@ -1,14 +1,15 @@
-"""``cadsearch evaluate``: predictions on a split, then metrics, then a report, in three stages (BOP style).
+"""``cadsearch evaluate``: answers on a split, then metrics, then a report, in three stages (BOP style).
 
-1. **raw predictions** — every query through every predictor; one row per query (truth, top-5 models with
-   scores, estimated pose, errors) saved to ``<report_dir>/raw_<arch>.csv``. Metrics can be recomputed from
-   these files alone (:func:`read_raw`, :func:`model_metrics`).
+1. **raw answers** — every query asked of every network *through the product's own search*
+   (:meth:`cadsearch.search.Searcher.search`: framing and automatic crop, embedding, the view index, calibrated
+   scores, pose), so the numbers are those a user of ``cadsearch search`` or the web app gets. One row per query
+   (truth, top-5 models with scores, estimated pose, errors) saved to ``<report_dir>/raw_<arch>.csv``. Metrics
+   can be recomputed from these files alone (:func:`read_raw`, :func:`model_metrics`).
+   ``ranking="classifier"`` is the ablation: the same framing and network, models ranked by the classifier's
+   softmax instead of the index, pose from the pose head.
 2. **metrics** — :func:`model_metrics` turns raw rows into DESIGN.md's summary ``M`` using the pure functions
-   of :mod:`cadsearch.evaluate.metrics`.
+   of :mod:`cadsearch.metrics` (symmetry-aware pose error: the catalog's ``symmetry_order`` of the true model).
 3. **report** — :func:`cadsearch.evaluate.report.write_report`: ``report.md``, ``metrics.json``, plots.
-
-The predictor is duck-typed (the contract of :mod:`cadsearch.models`): ``p.model_ids`` (classes),
-``p.predict(images, batch_size)`` → ``.class_probs (N, C)``, ``.polar_deg (N,)``, ``.azimuth_deg (N,)``.
 """
 
 from __future__ import annotations
@@ -18,25 +19,30 @@ import io
 import math
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from cadsearch import metrics as mt
 from cadsearch.errors import InputError
-from cadsearch.evaluate import metrics as mt
 from cadsearch.evaluate.splits import GRAPHICS, Split, graphics_split, photo_split
+from cadsearch.library.symmetry import symmetry_name
 from cadsearch.workspace import atomic_write_text
 
 __all__ = [
-    "ARCHS",
     "DESIGN_KEYS",
+    "RANKINGS",
     "TOP_K",
-    "Predictor",
+    "Answer",
+    "Answerer",
+    "IndexAnswerer",
+    "ClassifierAnswerer",
     "run_evaluation",
     "resolve_models",
-    "load_predictors",
-    "predict_split",
+    "load_answerers",
+    "answer_split",
     "write_raw",
     "read_raw",
     "model_metrics",
@@ -44,22 +50,14 @@ __all__ = [
     "default_report_dir",
 ]
 
-#: The two model kinds of DESIGN.md, in report order.
-ARCHS = ("scratch", "transfer")
 #: The keys of DESIGN.md's per-model summary ``M``, exactly; anything else goes under ``M["extra"]``.
-DESIGN_KEYS = ("n", "top1", "top5", "pose_mean_deg", "pose_median_deg", "acc15", "acc30")
+DESIGN_KEYS = ("n", "top1", "top5", "pose_mean_deg", "pose_median_deg", "acc15", "acc30", "unseen")
+#: How models are ranked: ``index`` is the product's search; ``classifier`` the ablation (softmax over the
+#: network's training classes, so models added after training can never be found).
+RANKINGS = ("index", "classifier")
 #: Candidates kept per query in the raw file (top-5 is the widest metric).
 TOP_K = 5
 N_SECTORS = 8
-
-
-class Predictor(Protocol):
-    """What evaluation needs of a loaded model (see :mod:`cadsearch.models`)."""
-
-    model_ids: list[str]
-
-    def predict(self, images: list[np.ndarray], batch_size: int = 64) -> Any: ...
-
 
 Warn = Callable[[str], None]
 
@@ -68,27 +66,108 @@ def _stderr(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
+# --- who answers ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One query's answer: ``model_ids`` ranked best first (at most :data:`TOP_K`) with their ``scores`` in
+    [0, 1], and the estimated camera pose of the top model (``polar_deg`` in [0, 180], ``azimuth_deg`` in
+    [0, 360), degrees)."""
+
+    model_ids: list[str]
+    scores: list[float]
+    polar_deg: float
+    azimuth_deg: float
+
+
+class Answerer(Protocol):
+    """What evaluation asks of a network: ``answer(image)`` for one (H, W, 3) uint8 RGB photo, and
+    ``trained_ids``, the models the network was trained on (the others are reported as ``unseen``)."""
+
+    trained_ids: frozenset[str]
+
+    def answer(self, image: np.ndarray) -> Answer: ...
+
+
+class IndexAnswerer:
+    """The product: :meth:`cadsearch.search.Searcher.search`, exactly as ``cadsearch search`` runs it."""
+
+    def __init__(self, searcher: Any) -> None:
+        self.searcher = searcher
+        self.trained_ids = frozenset(getattr(searcher.predictor, "model_ids", []) or [])
+        self.library_ids = list(searcher.model_ids)  # every model in the index, trained on or not
+
+    def answer(self, image: np.ndarray) -> Answer:
+        result = self.searcher.search(image, k=TOP_K)
+        if result.results:
+            top = result.results[0]
+            polar, azimuth = top.polar_deg, top.azimuth_deg
+        else:
+            polar, azimuth = result.head_pose or (float("nan"), float("nan"))
+        return Answer(
+            [m.model_id for m in result.results], [float(m.score) for m in result.results], polar, azimuth % 360.0
+        )
+
+
+class ClassifierAnswerer:
+    """The ablation: the same framing (:func:`cadsearch.framing.frame_query`) and network, models ranked by the
+    classifier's softmax over the training classes, pose from the pose head."""
+
+    def __init__(self, predictor: Any, crop: str = "auto") -> None:
+        from cadsearch.framing import check_crop_method
+
+        self.predictor = predictor
+        self.crop = check_crop_method(crop)
+        self.trained_ids = frozenset(predictor.model_ids)
+        self.library_ids = list(predictor.model_ids)
+
+    def answer(self, image: np.ndarray) -> Answer:
+        from cadsearch.framing import frame_query
+
+        pred = self.predictor.predict([image], batch_size=1, frames=[frame_query(image, self.crop)])
+        probs = np.asarray(pred.class_probs, dtype=np.float64)[0]
+        # Stable descending order: ties keep class order, so a constant predictor answers the first class.
+        top = np.argsort(-probs, kind="stable")[:TOP_K]
+        classes = list(self.predictor.model_ids)
+        return Answer(
+            [classes[i] for i in top],
+            [float(probs[i]) for i in top],
+            float(np.asarray(pred.polar_deg).reshape(-1)[0]),
+            float(np.asarray(pred.azimuth_deg).reshape(-1)[0]) % 360.0,
+        )
+
+
 # --- which models ---------------------------------------------------------------------------------------------
 
 
 def resolve_models(models: str | Sequence[str] | None) -> tuple[list[str], bool]:
     """``(archs, explicit)``: the archs asked for, and whether they were named one by one (a missing checkpoint
     is then an error) rather than as ``"both"``/None (a missing one is skipped with a note)."""
+    from cadsearch.models import list_models
+
+    archs = list_models()
     if models is None or models == "both":
-        return list(ARCHS), False
+        return archs, False
     names = [models] if isinstance(models, str) else list(models)
     for name in names:
-        if name not in ARCHS:
-            raise InputError(f"unknown model {name!r}; choose scratch, transfer or both")
+        if name not in archs:
+            raise InputError(f"unknown model {name!r}; choose {', '.join(archs)} or both")
     return list(dict.fromkeys(names)), True
 
 
-def load_predictors(workspace: str | Path, models: str | Sequence[str] | None, warn: Warn) -> dict[str, Predictor]:
-    """Load the checkpoints of ``models`` (``"both"``: whichever exist). Raises InputError if none can be used."""
+def load_answerers(
+    workspace: str | Path, models: str | Sequence[str] | None, ranking: str, warn: Warn, crop: str = "auto"
+) -> dict[str, Answerer]:
+    """Load the networks of ``models`` (``"both"``: whichever exist) for ``ranking``: a
+    :class:`~cadsearch.search.Searcher` per network (checkpoint and index) for ``index``, the checkpoint alone for
+    ``classifier``. Raises InputError if none can be used; with ``"both"`` a missing one is skipped with a note."""
     from cadsearch.models import checkpoint_path, load_predictor
 
+    if ranking not in RANKINGS:
+        raise InputError(f"unknown ranking {ranking!r}; choose {' or '.join(RANKINGS)}")
     archs, explicit = resolve_models(models)
-    loaded: dict[str, Predictor] = {}
+    loaded: dict[str, Answerer] = {}
     for arch in archs:
         path = checkpoint_path(workspace, arch)
         if not Path(path).is_file():
@@ -96,101 +175,96 @@ def load_predictors(workspace: str | Path, models: str | Sequence[str] | None, w
                 raise InputError(f"no {arch} checkpoint at {path}; run `cadsearch train {arch}` first")
             warn(f"no {arch} checkpoint at {path}; evaluating without it")
             continue
-        loaded[arch] = load_predictor(path)
+        if ranking == "classifier":
+            loaded[arch] = ClassifierAnswerer(load_predictor(path), crop)
+            continue
+        from cadsearch.search import Searcher
+
+        try:
+            loaded[arch] = IndexAnswerer(Searcher.from_workspace(workspace, arch, crop=crop))
+        except InputError as err:
+            if explicit:
+                raise
+            warn(f"{err}; evaluating without {arch}")
     if not loaded:
-        raise InputError(f"no trained model in {workspace}; run `cadsearch train scratch` or `... transfer` first")
+        raise InputError(
+            f"no trained and indexed model in {workspace}; run `cadsearch train scratch` (or transfer), then "
+            "`cadsearch index`"
+        )
     return loaded
 
 
-# --- stage 1: raw predictions ------------------------------------------------------------------------------
+# --- stage 1: raw answers -------------------------------------------------------------------------------------
 
 
 def _opt(x: float | None) -> float:
     return float("nan") if x is None else float(x)
 
 
-def predict_split(
-    predictors: Mapping[str, Predictor],
+def answer_split(
+    answerers: Mapping[str, Answerer],
     split: Split,
-    batch_size: int = 64,
+    symmetry: Mapping[str, int] | None = None,
     progress: bool = True,
     warn: Warn | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Stage 1: every query of ``split`` through every predictor. Returns ``{arch: [raw row, ...]}``.
+    """Stage 1: every query of ``split`` asked of every answerer. Returns ``{arch: [raw row, ...]}``.
 
-    Each image is decoded once per batch and shared by all predictors. A query whose image fails to decode is
-    skipped with a warning and appended to ``split.skipped``. A raw row holds: ``query_id``, ``image`` (path),
-    ``mirrored``, ``true_model_id``/``true_polar_deg``/``true_azimuth_deg`` (None when unlabelled),
-    ``true_rank`` (1-based rank of the true model among the predictor's classes; 0 = not a class; None when
-    unlabelled), ``pred_polar_deg``, ``pred_azimuth_deg``, ``pose_error_deg``, ``azimuth_error_deg`` (None
-    when not computable), ``top1_model_id``, ``top1_score``, ... up to ``top5``, then the split's extra columns.
+    Each image is decoded once and shared by all answerers. A query whose image fails to decode is skipped with
+    a warning and appended to ``split.skipped``. ``symmetry`` maps a model id to its ``symmetry_order`` (1 none,
+    n n-fold, 0 continuous; missing = 1): the pose error of a query of that model is the smallest over its
+    symmetric equivalents. A raw row holds: ``query_id``, ``image`` (path), ``mirrored``,
+    ``true_model_id``/``true_polar_deg``/``true_azimuth_deg`` (None when unlabelled), ``symmetry_order``,
+    ``seen`` (1 if the network trained on the true model, 0 if not, None when unlabelled), ``true_rank``
+    (1-based rank of the true model among the top 5 answers; 0 = not among them; None when unlabelled),
+    ``pred_polar_deg``, ``pred_azimuth_deg``, ``pose_error_deg``, ``azimuth_error_deg`` (None when not
+    computable), ``top1_model_id``, ``top1_score``, ... up to ``top5``, then the split's extra columns.
     """
     from tqdm import tqdm
 
     warn = warn or _stderr
-    rows: dict[str, list[dict[str, Any]]] = {arch: [] for arch in predictors}
-    class_index = {arch: {m: i for i, m in enumerate(p.model_ids)} for arch, p in predictors.items()}
-    bar = tqdm(total=len(split.queries), unit="query", desc=f"evaluate {split.name}", disable=not progress)
-    try:
-        for start in range(0, len(split.queries), batch_size):
-            batch, images = [], []
-            for q in split.queries[start : start + batch_size]:
-                try:
-                    images.append(q.image())
-                    batch.append(q)
-                except InputError as err:
-                    message = f"skipping {q.query_id}: {err}"
-                    warn(message)
-                    split.skipped.append(message)
-            if batch:
-                for arch, predictor in predictors.items():
-                    pred = predictor.predict(images, batch_size=batch_size)
-                    rows[arch].extend(_raw_rows(batch, pred, list(predictor.model_ids), class_index[arch]))
-            bar.update(min(batch_size, len(split.queries) - start))
-    finally:
-        bar.close()
+    symmetry = symmetry or {}
+    rows: dict[str, list[dict[str, Any]]] = {arch: [] for arch in answerers}
+    for q in tqdm(split.queries, unit="query", desc=f"evaluate {split.name}", disable=not progress):
+        try:
+            image = q.image()
+        except InputError as err:
+            message = f"skipping {q.query_id}: {err}"
+            warn(message)
+            split.skipped.append(message)
+            continue
+        order = symmetry.get(q.model_id, mt.NO_SYMMETRY) if q.model_id is not None else mt.NO_SYMMETRY
+        for arch, answerer in answerers.items():
+            rows[arch].append(_raw_row(q, answerer.answer(image), order, answerer.trained_ids))
     return rows
 
 
-def _raw_rows(batch, pred, classes: list[str], index: dict[str, int]) -> list[dict[str, Any]]:
-    probs = np.asarray(pred.class_probs, dtype=np.float64)
-    n = len(batch)
-    if probs.shape != (n, len(classes)):
-        raise ValueError(f"predictor returned class_probs of shape {probs.shape}, expected {(n, len(classes))}")
-    est_polar = np.asarray(pred.polar_deg, dtype=np.float64).reshape(n)
-    est_az = np.mod(np.asarray(pred.azimuth_deg, dtype=np.float64).reshape(n), 360.0)
-    true_polar = np.array([_opt(q.polar_deg) for q in batch])
-    true_az = np.array([_opt(q.azimuth_deg) for q in batch])
-    pose_err = mt.pose_errors_deg(true_polar, true_az, est_polar, est_az)
-    az_err = mt.azimuth_errors_deg(true_az, est_az)
-    labelled = np.array([q.model_id is not None for q in batch])
-    true_idx = np.array([index.get(q.model_id, -1) if q.model_id is not None else -1 for q in batch])
-    ranks = mt.true_class_rank(probs, true_idx)
-    k = min(TOP_K, len(classes))
-    # Stable descending order: ties keep class order, so a constant predictor answers the first class.
-    top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-    out = []
-    for i, q in enumerate(batch):
-        row: dict[str, Any] = {
-            "query_id": q.query_id,
-            "image": str(q.path),
-            "mirrored": int(q.mirrored),
-            "true_model_id": q.model_id,
-            "true_polar_deg": q.polar_deg,
-            "true_azimuth_deg": q.azimuth_deg,
-            "true_rank": int(ranks[i]) if labelled[i] else None,
-            "pred_polar_deg": round(float(est_polar[i]), 4),
-            "pred_azimuth_deg": round(float(est_az[i]), 4),
-            "pose_error_deg": _finite_or_none(pose_err[i]),
-            "azimuth_error_deg": _finite_or_none(az_err[i]),
-        }
-        for j in range(TOP_K):
-            row[f"top{j + 1}_model_id"] = classes[top[i, j]] if j < k else None
-            row[f"top{j + 1}_score"] = round(float(probs[i, top[i, j]]), 6) if j < k else None
-        for key, value in q.extra.items():
-            row.setdefault(key, value)  # extra CSV columns never overwrite the raw fields
-        out.append(row)
-    return out
+def _raw_row(q, answer: Answer, order: int, trained_ids: frozenset[str]) -> dict[str, Any]:
+    pose_err = mt.pose_errors_deg(_opt(q.polar_deg), _opt(q.azimuth_deg), answer.polar_deg, answer.azimuth_deg, order)
+    az_err = mt.azimuth_errors_deg(_opt(q.azimuth_deg), answer.azimuth_deg, order)
+    labelled = q.model_id is not None
+    row: dict[str, Any] = {
+        "query_id": q.query_id,
+        "image": str(q.path),
+        "mirrored": int(q.mirrored),
+        "true_model_id": q.model_id,
+        "true_polar_deg": q.polar_deg,
+        "true_azimuth_deg": q.azimuth_deg,
+        "symmetry_order": int(order),
+        "seen": int(q.model_id in trained_ids) if labelled else None,
+        "true_rank": int(mt.rank_in_results([q.model_id], [answer.model_ids])[0]) if labelled else None,
+        "pred_polar_deg": round(float(answer.polar_deg), 4),
+        "pred_azimuth_deg": round(float(answer.azimuth_deg), 4),
+        "pose_error_deg": _finite_or_none(float(pose_err)),
+        "azimuth_error_deg": _finite_or_none(float(az_err)),
+    }
+    for j in range(TOP_K):
+        found = j < len(answer.model_ids)
+        row[f"top{j + 1}_model_id"] = answer.model_ids[j] if found else None
+        row[f"top{j + 1}_score"] = round(float(answer.scores[j]), 6) if found else None
+    for key, value in q.extra.items():
+        row.setdefault(key, value)  # extra CSV columns never overwrite the raw fields
+    return row
 
 
 def _finite_or_none(x: float) -> float | None:
@@ -229,7 +303,7 @@ def read_raw(path: str | Path) -> list[dict[str, Any]]:
             for name in _FLOAT_FIELDS:
                 if typed.get(name) is not None:
                     typed[name] = float(typed[name])
-            for name in ("true_rank", "mirrored"):
+            for name in ("true_rank", "mirrored", "seen", "symmetry_order"):
                 if typed.get(name) is not None:
                     typed[name] = int(typed[name])
             out.append(typed)
@@ -254,22 +328,11 @@ def _recognition(rows: list[dict[str, Any]]) -> tuple[int, float | None, float |
     return int(ranks.size), mt.recall_at_k(ranks, 1), mt.recall_at_k(ranks, 5)
 
 
-def model_metrics(rows: list[dict[str, Any]], kind: str, skipped: int = 0) -> dict[str, Any]:
-    """Stage 2: DESIGN.md's ``M`` for one model from its raw rows, plus ``M["extra"]``.
-
-    ``M`` = ``{"n", "top1", "top5", "pose_mean_deg", "pose_median_deg", "acc15", "acc30", "extra"}``: ``n``
-    queries evaluated; recognition over the rows with a true model, pose over the rows with both angles;
-    fractions in [0, 1], degrees; None where the split has no labels. ``extra`` holds the azimuth-only summary,
-    per-sector accuracies (sector-balanced Acc@30 against "always front-right" answers), the share of
-    front/back flips (azimuth error > 150°), and for the graphics split a per-model breakdown.
-    """
-    n_rec, top1, top5 = _recognition(rows)
-    pose_err = _column(rows, "pose_error_deg")
-    az_err = _column(rows, "azimuth_error_deg")
-    true_az = _column(rows, "true_azimuth_deg")
-    pose = mt.summarize_pose(pose_err)
-    azimuth = mt.summarize_pose(az_err)
-    m: dict[str, Any] = {
+def _design_fields(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """DESIGN.md's ``n, top1, top5, pose_mean_deg, pose_median_deg, acc15, acc30`` over ``rows``."""
+    _, top1, top5 = _recognition(rows)
+    pose = mt.summarize_pose(_column(rows, "pose_error_deg"))
+    return {
         "n": len(rows),
         "top1": top1,
         "top5": top5,
@@ -278,6 +341,28 @@ def model_metrics(rows: list[dict[str, Any]], kind: str, skipped: int = 0) -> di
         "acc15": pose["acc15"],
         "acc30": pose["acc30"],
     }
+
+
+def model_metrics(rows: list[dict[str, Any]], kind: str, skipped: int = 0) -> dict[str, Any]:
+    """Stage 2: DESIGN.md's ``M`` for one model from its raw rows, plus ``M["extra"]``.
+
+    ``M`` = ``{"n", "top1", "top5", "pose_mean_deg", "pose_median_deg", "acc15", "acc30", "unseen", "extra"}``:
+    ``n`` queries evaluated; recognition over the rows with a true model, pose over the rows with both angles
+    (symmetry-aware); fractions in [0, 1], degrees; None where the split has no labels. ``unseen`` holds the same
+    fields over the queries of models the network was not trained on (its held-out models, and models added to
+    the library after training), None when there are none. ``extra`` holds the azimuth-only summary, per-sector
+    accuracies (sector-balanced Acc@30 against "always front-right" answers), the share of front/back flips
+    (azimuth error > 150°), pose per symmetry class, and for the graphics split a per-model breakdown.
+    """
+    n_rec, _, _ = _recognition(rows)
+    pose_err = _column(rows, "pose_error_deg")
+    az_err = _column(rows, "azimuth_error_deg")
+    true_az = _column(rows, "true_azimuth_deg")
+    pose = mt.summarize_pose(pose_err)
+    azimuth = mt.summarize_pose(az_err)
+    m: dict[str, Any] = _design_fields(rows)
+    unseen = [r for r in rows if r.get("seen") == 0]
+    m["unseen"] = _design_fields(unseen) if unseen else None
     finite_az = az_err[np.isfinite(az_err)]
     extra: dict[str, Any] = {
         "n_recognition": n_rec,
@@ -309,6 +394,10 @@ def model_metrics(rows: list[dict[str, Any]], kind: str, skipped: int = 0) -> di
     ]
     if kind == "graphics":
         extra["per_model"] = _per_model(rows)
+    orders = sorted({int(r["symmetry_order"]) for r in rows if r.get("symmetry_order") is not None})
+    extra["by_symmetry"] = {
+        symmetry_name(order): _design_fields([r for r in rows if r.get("symmetry_order") == order]) for order in orders
+    }
     levels = sorted({str(r["confidence"]) for r in rows if r.get("confidence")})
     if levels:  # the dev photo set grades its labels high/low: errors on rough labels are partly the label's
         extra["by_confidence"] = {}
@@ -351,9 +440,11 @@ def _per_model(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def design_json(result: dict[str, Any]) -> dict[str, Any]:
-    """``result`` without the ``extra`` sub-dicts: exactly DESIGN.md's ``{"split", "models": {arch: M}}``."""
+    """``result`` without the ``extra`` sub-dicts: exactly DESIGN.md's ``{"split", "ranking", "models": {arch:
+    M}}``."""
     return {
         "split": result["split"],
+        "ranking": result["ranking"],
         "models": {arch: {k: m[k] for k in DESIGN_KEYS} for arch, m in result["models"].items()},
     }
 
@@ -379,7 +470,7 @@ def split_name(split: str | Path) -> str:
 def _make_split(
     workspace: Path,
     split: str | Path,
-    predictors: Mapping[str, Predictor],
+    answerers: Mapping[str, Answerer],
     mirror_photos: bool,
     views_per_model: int,
     backgrounds: str,
@@ -388,13 +479,29 @@ def _make_split(
     warn: Warn,
 ) -> Split:
     if str(split) == GRAPHICS:
-        # The trained classes of every predictor, in first-seen order: both models normally share them.
-        ids = list(dict.fromkeys(m for p in predictors.values() for m in p.model_ids))
+        # Every rendered model of the library and every model an answerer can name, in first-seen order: models
+        # added after training are asked too (the search finds them in its index; the classifier ablation can
+        # only miss them), so both rankings face the same queries.
+        from cadsearch.render.job import read_view_table
+
+        try:
+            rendered = sorted({r.model_id for r in read_view_table(workspace)})
+        except InputError:  # nothing rendered in the workspace itself (answerers given by the caller)
+            rendered = []
+        named = [m for a in answerers.values() for m in getattr(a, "library_ids", a.trained_ids)]
+        ids = list(dict.fromkeys(rendered + named))
         return graphics_split(
             workspace, ids, views_per_model, backgrounds=backgrounds, workers=workers, progress=progress
         )
     split_name(split)  # a clear error for a missing file
     return photo_split(Path(split), mirror=mirror_photos, warn=warn)
+
+
+def symmetry_orders(workspace: str | Path) -> dict[str, int]:
+    """``{model_id: symmetry_order}`` of the workspace's catalog (1 none, n n-fold, 0 continuous)."""
+    from cadsearch.library import Library
+
+    return {m.model_id: int(m.symmetry_order) for m in Library.open(workspace).list()}
 
 
 def run_evaluation(
@@ -406,32 +513,39 @@ def run_evaluation(
     views_per_model: int = 10,
     progress: bool = True,
     *,
+    ranking: str = "index",
+    crop: str = "auto",
     backgrounds: str = "random",
-    batch_size: int = 64,
     workers: int = 1,
-    predictors: Mapping[str, Predictor] | None = None,
+    answerers: Mapping[str, Answerer] | None = None,
     render_predicted: bool = True,
     warn: Warn | None = None,
 ) -> dict[str, Any]:
-    """Evaluate the trained models on a split and write a report; returns the metrics.
+    """Evaluate the trained models on a split, as ``cadsearch search`` answers, and write a report.
 
     Args:
         workspace: the workspace folder.
-        models: ``"both"`` (whichever checkpoints exist; a missing one is skipped with a warning), ``"scratch"``,
-            ``"transfer"`` (missing → InputError), or a list of those.
-        split: ``"graphics"`` (fresh renders of the predictors' classes) or the path of a photo-split CSV.
+        models: ``"both"`` (whichever networks are trained and indexed; a missing one is skipped with a warning),
+            ``"scratch"``, ``"transfer"`` (missing → InputError), or a list of those.
+        split: ``"graphics"`` (fresh renders of every rendered model of the library) or the path of a
+            photo-split CSV.
         report_dir: where the report goes; default ``<workspace>/reports/eval-<split name>/``.
         mirror_photos: for a photo split, also ask each photo mirrored left-right (φ → 360° − φ).
         views_per_model: graphics split size per model.
+        ranking: ``"index"`` (default: :meth:`cadsearch.search.Searcher.search`, the product) or
+            ``"classifier"`` (the ablation: the classifier's softmax ranks the training classes).
+        crop: the automatic-crop method, as ``cadsearch search --crop``.
         backgrounds: graphics split backgrounds: ``"random"`` or a folder of images.
-        predictors: already loaded predictors by arch (skips loading checkpoints; tests, the web app).
+        answerers: already loaded answerers by arch (skips loading; tests, the web app). ``ranking`` then only
+            labels the result.
         render_predicted: draw the predicted model at the estimated pose beside each worst case.
         warn: receives one line per warning (default: printed to stderr).
 
     Returns:
-        DESIGN.md's ``{"split": NAME, "models": {arch: M}}``, NAME = ``"graphics"`` or the CSV's file stem,
-        ``M = {"n", "top1", "top5", "pose_mean_deg", "pose_median_deg", "acc15", "acc30", "extra"}``; the
-        ``extra`` sub-dict holds everything beyond DESIGN.md (:func:`design_json` drops it).
+        DESIGN.md's ``{"split": NAME, "ranking": RANKING, "models": {arch: M}}``, NAME = ``"graphics"`` or the
+        CSV's file stem, ``M = {"n", "top1", "top5", "pose_mean_deg", "pose_median_deg", "acc15", "acc30",
+        "unseen", "extra"}``; the ``extra`` sub-dict holds everything beyond DESIGN.md (:func:`design_json` drops
+        it).
     """
     from cadsearch.evaluate.report import write_report
 
@@ -443,34 +557,38 @@ def run_evaluation(
         notes.append(message)
         warn(message)
 
-    if predictors is None:
-        predictors = load_predictors(workspace, models, note)
+    if ranking not in RANKINGS:
+        raise InputError(f"unknown ranking {ranking!r}; choose {' or '.join(RANKINGS)}")
+    if answerers is None:
+        answerers = load_answerers(workspace, models, ranking, note, crop)
     else:
         archs, explicit = resolve_models(models)
-        missing = [a for a in archs if a not in predictors]
+        missing = [a for a in archs if a not in answerers]
         if explicit and missing:
             raise InputError(f"no {missing[0]} model given; run `cadsearch train {missing[0]}` first")
         for arch in missing:
             note(f"no {arch} model; evaluating without it")
-        predictors = {a: predictors[a] for a in archs if a in predictors}
-        if not predictors:
+        answerers = {a: answerers[a] for a in archs if a in answerers}
+        if not answerers:
             raise InputError("no model to evaluate; run `cadsearch train scratch` or `... transfer` first")
 
     the_split = _make_split(
-        workspace, split, predictors, mirror_photos, views_per_model, backgrounds, workers, progress, warn
+        workspace, split, answerers, mirror_photos, views_per_model, backgrounds, workers, progress, warn
     )
     if not the_split.queries:
         raise InputError(f"split {the_split.name!r} has no usable queries")
+    the_split.info["ranking"] = ranking
     out = Path(report_dir) if report_dir is not None else default_report_dir(workspace, the_split.name)
 
-    # Stage 1: raw predictions, saved before anything is summarised.
-    raw = predict_split(predictors, the_split, batch_size=batch_size, progress=progress, warn=warn)
+    # Stage 1: raw answers, saved before anything is summarised.
+    raw = answer_split(answerers, the_split, symmetry_orders(workspace), progress=progress, warn=warn)
     for arch, rows in raw.items():
         write_raw(out / f"raw_{arch}.csv", rows)
 
     # Stage 2: metrics.
     result: dict[str, Any] = {
         "split": the_split.name,
+        "ranking": ranking,
         "models": {arch: model_metrics(rows, the_split.kind, len(the_split.skipped)) for arch, rows in raw.items()},
     }
 

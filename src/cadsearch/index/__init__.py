@@ -3,7 +3,8 @@
 - :func:`build_index` (workspace, ``"scratch"`` | ``"transfer"``, factory) → :class:`IndexSummary`. Incremental:
   views already in the index (same key, same checkpoint) keep their vectors, so after ``library add`` +
   ``render`` only the new views are embedded; new models are found without retraining. Interrupted builds
-  resume from the partial results saved under ``index/<arch>/parts/``.
+  resume from the partial results saved under ``index/<arch>/parts/``. The scores' temperature is fitted by the
+  search layer on the built index (:mod:`cadsearch.search.calibration`), not here.
 - :class:`ViewIndex` — the loaded index (FAISS + vectors + :class:`ViewTable` + meta), see
   :mod:`cadsearch.index.faiss_index` for the files.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +43,8 @@ __all__ = [
     "make_faiss_index",
 ]
 
-ARCHS = ("scratch", "transfer")
 #: Nearest views retrieved per query before grouping them by model (enough for the top models' best views).
 DEFAULT_K_VIEWS = 256
-#: At most this many held-out views are asked to fit the score temperature.
-CALIBRATION_QUERIES = 2000
 
 
 @dataclass
@@ -63,7 +61,6 @@ class IndexSummary:
     factory: str
     dim: int
     seconds: float
-    calibration: dict[str, Any] = field(default_factory=dict)
     unchanged: bool = False
 
 
@@ -103,8 +100,10 @@ def build_index(
     from cadsearch.render.job import read_view_table
 
     start = time.perf_counter()
-    if model not in ARCHS:
-        raise InputError(f"--model must be scratch or transfer, got {model!r}")
+    from cadsearch.models import list_models
+
+    if model not in list_models():
+        raise InputError(f"--model must be {' or '.join(list_models())}, got {model!r}")
     ws = Path(workspace)
     rows = read_view_table(ws)
     if not rows:
@@ -137,7 +136,7 @@ def build_index(
     if old is not None and not new_rows and not removed and same_factory:
         return IndexSummary(
             folder, model, len(old), len(set(old.table.model_id)), 0, len(old), 0, old.factory, old.dim,
-            time.perf_counter() - start, old.meta.get("calibration", {}), unchanged=True,
+            time.perf_counter() - start, unchanged=True,
         )  # fmt: skip
 
     parts = folder / "parts"
@@ -157,6 +156,7 @@ def build_index(
         if len(new_rows):
             index.add(vectors, new_table)
         index.meta.update(meta)
+        index.meta.pop("calibration", None)  # fitted for the old vectors (search.calibration refits it)
     else:
         if old is not None and len(kept_ids):
             all_vectors = np.concatenate([old.vectors[kept_ids], vectors]) if len(vectors) else old.vectors[kept_ids]
@@ -164,61 +164,10 @@ def build_index(
         else:
             all_vectors, table = vectors, new_table
         index = ViewIndex.build(all_vectors, table, factory, meta)
-    index.meta["calibration"] = calibrate(index, predictor, ws)
     folder.mkdir(parents=True, exist_ok=True)
     index.save(folder)
     shutil.rmtree(parts, ignore_errors=True)  # after the save: an interrupted save still finds them
     return IndexSummary(
         folder, model, len(index), len(set(index.table.model_id)), len(new_rows), len(index) - len(new_rows),
-        removed, index.factory, index.dim, time.perf_counter() - start, index.meta["calibration"],
+        removed, index.factory, index.dim, time.perf_counter() - start,
     )  # fmt: skip
-
-
-def _calibration_ids(index: ViewIndex, predictor: Any, workspace: Path, limit: int) -> np.ndarray:
-    """Vector ids of views the network did not train on: views of models outside its classes, and the
-    validation views of its training split; all views when those are too few (e.g. a network without a split)."""
-    trained = set(getattr(predictor, "model_ids", []) or [])
-    untrained = ~np.isin(index.table.model_id.astype(str), list(trained)) if trained else np.zeros(len(index), bool)
-    val: set[str] = set()
-    cfg = getattr(predictor, "config", None) or {}
-    if cfg:
-        try:
-            from cadsearch.models.data import make_splits
-
-            splits = make_splits(
-                workspace, cfg.get("holdout_models", 3), cfg.get("val_fraction", 0.1), cfg.get("seed", 0)
-            )
-            val = {r.view_id for r in splits.val_views}
-        except Exception:  # the split cannot be remade (views changed): fall back to untrained models only
-            val = set()
-    held_out = untrained | np.isin(index.table.view_id.astype(str), list(val))
-    ids = np.flatnonzero(held_out) if held_out.sum() >= 50 else np.arange(len(index))
-    if len(ids) > limit:
-        ids = np.sort(np.random.default_rng(0).choice(ids, limit, replace=False))
-    return ids
-
-
-def calibrate(index: ViewIndex, predictor: Any, workspace: Path, limit: int = CALIBRATION_QUERIES) -> dict[str, Any]:
-    """Fit the score temperature on held-out views, leave-one-out (see :mod:`cadsearch.search.scoring`)."""
-    from cadsearch.search.scoring import CalibrationRecord, fit_temperature
-
-    if len(index) < 2:
-        return fit_temperature([]) | {"k_views": DEFAULT_K_VIEWS}
-    ids = _calibration_ids(index, predictor, workspace, limit)
-    model_names, model_index = np.unique(index.table.model_id.astype(str), return_inverse=True)
-    k = min(DEFAULT_K_VIEWS + 1, len(index))
-    sims, hits = index.search(index.vectors[ids], k)
-    records = []
-    for qid, s, h in zip(ids, sims, hits, strict=True):
-        keep = (h != qid) & (h >= 0)  # leave one out: the view itself is not evidence
-        s, h = s[keep][: k - 1], h[keep][: k - 1]
-        if not len(h):
-            continue
-        found, first = np.unique(model_index[h], return_index=True)
-        best = s[first]
-        true = model_index[qid]
-        pos = np.flatnonzero(found == true)
-        records.append(
-            CalibrationRecord(best, int(pos[0]) if len(pos) else -1, float(s.min()), len(model_names) - len(found))
-        )
-    return fit_temperature(records) | {"k_views": DEFAULT_K_VIEWS}

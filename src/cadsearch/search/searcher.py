@@ -104,7 +104,7 @@ class Searcher:
         predictor: the network (``predict(images) -> embedding, polar_deg, azimuth_deg``).
         index: the :class:`~cadsearch.index.faiss_index.ViewIndex` of the library's views.
         library: the :class:`~cadsearch.library.Library` (names and categories), or None.
-        temperature: score temperature (from the index's calibration).
+        temperature: score temperature (:mod:`cadsearch.search.calibration`, fitted for the index on first use).
         crop: how the object is found before embedding (:data:`~cadsearch.framing.METHODS`; ``auto``:
             crop to the object on a plain or gradient backdrop, else the whole photo; ``none``: never crop).
         k_views: nearest views retrieved per query. Scores are calibrated for the ``k_views`` stored with the
@@ -162,12 +162,12 @@ class Searcher:
         from cadsearch.index import load_index
         from cadsearch.index.embed import file_fingerprint
         from cadsearch.library import Library
-        from cadsearch.models import checkpoint_path, load_predictor
+        from cadsearch.models import checkpoint_path, list_models, load_predictor
 
         ws = Path(workspace)
         arch = model or default_arch(ws)
-        if arch not in ("scratch", "transfer"):
-            raise InputError(f"--model must be scratch or transfer, got {arch!r}")
+        if arch not in list_models():
+            raise InputError(f"--model must be {' or '.join(list_models())}, got {arch!r}")
         ckpt = checkpoint_path(ws, arch)
         if not ckpt.is_file():
             raise InputError(f"no trained {arch} model in {ws}; run `cadsearch train {arch}` then `cadsearch index`")
@@ -176,7 +176,12 @@ class Searcher:
             raise InputError(
                 f"the {arch} index was built with another checkpoint; run `cadsearch index --model {arch}` again"
             )
-        return cls(load_predictor(ckpt), index, Library.open(ws), **kwargs)
+        predictor = load_predictor(ckpt)
+        if kwargs.get("temperature") is None:
+            from cadsearch.search.calibration import load_or_fit_calibration
+
+            kwargs["temperature"] = load_or_fit_calibration(ws, arch, index, predictor).get("temperature")
+        return cls(predictor, index, Library.open(ws), **kwargs)
 
     # --- catalog ------------------------------------------------------------------------------------------
 
