@@ -100,6 +100,7 @@ class TrainConfig:
     n_pose_bins: int = 320
     pose_sigma_deg: float = 8.0
     pose_weight: float = 1.0
+    symmetric_pose: bool = True  # symmetric models (catalog): one pose target per class of identical views
     cos_scale: float = 16.0
     cos_margin: float = 0.2
     # transfer
@@ -394,8 +395,9 @@ def train_model(
                 feats = torch.from_numpy(cache["train"][copy_of[idx], idx])
                 az = cache["train_az"][copy_of[idx], idx]
                 out = model.forward_head(feats, labels)
-            # After augmentation: a flipped view of a symmetric model is relabelled, then mapped to its class.
-            az = symmetric_target_azimuth(az, train_bank.symmetry[idx])
+            if cfg.symmetric_pose:
+                # After augmentation: a flipped view of a symmetric model is relabelled, then mapped to its class.
+                az = symmetric_target_azimuth(az, train_bank.symmetry[idx])
             dirs = directions_from_angles(train_bank.polar_deg[idx], az)
             loss, parts = model.heads.loss(out, labels, dirs, cfg.pose_weight)
             for g in optimizer.param_groups:
@@ -519,7 +521,9 @@ BUDGET_FIELDS = ("epochs", "max_minutes", "patience")
 def _same_run(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Whether two configs describe the same run, up to its length (:data:`BUDGET_FIELDS`)."""
     strip = lambda c: {k: v for k, v in c.items() if k not in BUDGET_FIELDS}  # noqa: E731
-    return strip(a) == strip(b)
+    # A setting added since a checkpoint was written takes its default, which is what that run did.
+    defaults = asdict(TrainConfig(arch=a.get("arch", "scratch")))
+    return strip(defaults | a) == strip(defaults | b)
 
 
 def _use_bf16(precision: str) -> bool:
