@@ -95,3 +95,21 @@ def test_splits_are_disjoint_and_hold_out_whole_models(tiny_views):
     assert {r.model_id for r in s.val_models} == set(s.holdout_model_ids)
     assert s.holdout_model_ids[0] not in {r.model_id for r in s.train}
     assert len(make_splits(tiny_views, holdout_models=5).model_ids) == 2  # clamped: 2 models stay for training
+
+
+def test_view_bank_carries_each_models_symmetry(tiny_views):
+    """Training reads the catalog's symmetry per view (missing: none), which picks the pose targets."""
+    from cadsearch.metrics import symmetric_target_azimuth
+    from cadsearch.models.data import ViewBank
+    from cadsearch.render.job import read_view_table
+
+    rows = read_view_table(tiny_views)
+    models = sorted({r.model_id for r in rows})
+    bank = ViewBank.load(tiny_views, rows, models, size=32, progress=False, symmetry={models[0]: 0, models[1]: 4})
+    expected = [{models[0]: 0, models[1]: 4}.get(r.model_id, 1) for r in rows]
+    assert bank.symmetry.tolist() == expected
+    targets = symmetric_target_azimuth(bank.azimuth_deg, bank.symmetry)
+    first, second, third = (np.array([r.model_id == m for r in rows]) for m in models)
+    assert np.all(targets[first] == 0.0) and np.all(targets[second] < 90.0)
+    assert np.allclose(targets[third], bank.azimuth_deg[third] % 360.0)
+    assert ViewBank.load(tiny_views, rows[:2], models, size=32, progress=False).symmetry.tolist() == [1, 1]
