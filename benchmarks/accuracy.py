@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -32,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from cadsearch.evaluate.run import IndexAnswerer, run_evaluation
+from cadsearch.evaluate.run import TOP_K, Answer, IndexAnswerer, run_evaluation
 from cadsearch.framing import centre_frame, frame_query
 from cadsearch.index import build_index
 from cadsearch.library import Library
@@ -82,9 +83,7 @@ class AblationAnswerer(IndexAnswerer):
         super().__init__(searcher)
         self.flip_pose, self.centre_crop = flip_pose, centre_crop
 
-    def answer(self, image: np.ndarray):
-        from cadsearch.evaluate.run import TOP_K, Answer
-
+    def answer(self, image: np.ndarray) -> Answer:
         frame = centre_frame(*image.shape[:2]) if self.centre_crop else frame_query(image, self.searcher.crop)
         pred = self.searcher.predictor.predict([image], batch_size=1, frames=[frame], flip_pose=self.flip_pose)
         head = (float(pred.polar_deg[0]), float(pred.azimuth_deg[0]))
@@ -115,7 +114,17 @@ def evaluate_rows(ws: Path, archs: list[str], rows: list[str], split: str | Path
             ranking="classifier" if row == "classifier" else "index", answerers=answerers, workers=2,
         )  # fmt: skip
         out[row]["seconds"] = time.perf_counter() - t
-    return out
+    return {row: compact(res) for row, res in out.items()}
+
+
+def compact(result: dict) -> dict:
+    """A run_evaluation result without its per-model and per-sector tables (they stay in each run's report
+    folder, ``<workspace>/reports/accuracy-<split>-<row>/metrics.json``), so the results file stays readable."""
+    models = {
+        arch: m | {"extra": {k: v for k, v in m["extra"].items() if k not in ("per_model", "sectors")}}
+        for arch, m in result["models"].items()
+    }
+    return result | {"models": models}
 
 
 def print_table(results: dict) -> None:
@@ -167,7 +176,7 @@ def main() -> None:
     setup_workspace(ws, args.procedural, args.shared)
     results: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "setup": {k: str(v) for k, v in vars(args).items()},
         "train": {},
         "splits": {},

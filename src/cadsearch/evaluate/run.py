@@ -82,10 +82,12 @@ class Answer:
 
 
 class Answerer(Protocol):
-    """What evaluation asks of a network: ``answer(image)`` for one (H, W, 3) uint8 RGB photo, and
-    ``trained_ids``, the models the network was trained on (the others are reported as ``unseen``)."""
+    """What evaluation asks of a network: ``answer(image)`` for one (H, W, 3) uint8 RGB photo; ``trained_ids``,
+    the models the network was trained on (the others are reported as ``unseen``); ``library_ids``, every model
+    it can answer."""
 
     trained_ids: frozenset[str]
+    library_ids: list[str]
 
     def answer(self, image: np.ndarray) -> Answer: ...
 
@@ -95,7 +97,7 @@ class IndexAnswerer:
 
     def __init__(self, searcher: Any) -> None:
         self.searcher = searcher
-        self.trained_ids = frozenset(getattr(searcher.predictor, "model_ids", []) or [])
+        self.trained_ids = frozenset(searcher.predictor.model_ids)
         self.library_ids = list(searcher.model_ids)  # every model in the index, trained on or not
 
     def answer(self, image: np.ndarray) -> Answer:
@@ -488,7 +490,7 @@ def _make_split(
             rendered = sorted({r.model_id for r in read_view_table(workspace)})
         except InputError:  # nothing rendered in the workspace itself (answerers given by the caller)
             rendered = []
-        named = [m for a in answerers.values() for m in getattr(a, "library_ids", a.trained_ids)]
+        named = [m for a in answerers.values() for m in a.library_ids]
         ids = list(dict.fromkeys(rendered + named))
         return graphics_split(
             workspace, ids, views_per_model, backgrounds=backgrounds, workers=workers, progress=progress
