@@ -320,14 +320,20 @@ def index(
 ) -> None:
     """Embed every rendered view into the search index (only new views on a re-run; resumes if interrupted)."""
     from cadsearch.index import build_index, load_index
-    from cadsearch.models import checkpoint_path, load_predictor
+    from cadsearch.index.embed import file_fingerprint
+    from cadsearch.models import checkpoint_path, list_models, load_predictor
     from cadsearch.search.calibration import load_or_fit_calibration
 
-    summary = build_index(_workspace(), model, factory=factory, progress=True)
+    if model not in list_models():
+        raise InputError(f"--model must be {' or '.join(list_models())}, got {model!r}")
+    ckpt = checkpoint_path(_workspace(), model)
+    predictor = load_predictor(ckpt)  # once: it embeds the views and then fits the score calibration
+    summary = build_index(
+        _workspace(), model, factory=factory, progress=True, predictor=predictor, fingerprint=file_fingerprint(ckpt)
+    )
     if summary.unchanged:
         typer.echo(f"index up to date: {summary.views} view(s) of {summary.models} model(s) in {summary.folder}")
         return
-    predictor = load_predictor(checkpoint_path(_workspace(), model))
     cal = load_or_fit_calibration(_workspace(), model, load_index(_workspace(), model), predictor)
     calibration = (
         f"; scores calibrated on {cal['n']} held-out view(s) (top-1 {cal['top1']:.1%}, ECE {cal['ece']:.3f})"
@@ -479,7 +485,8 @@ def evaluate(
         ),
     ] = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print the metrics as JSON (DESIGN.md format), one line per split.")
+        bool,
+        typer.Option("--json", help="Print the metrics as JSON (DESIGN.md format), one line per split and ranking."),
     ] = False,
     views_per_model: Annotated[int, typer.Option(help="Graphics split: views per model.", min=1)] = 10,
     backgrounds: Annotated[str, typer.Option(help="Graphics split backgrounds: random or a folder.")] = "random",
