@@ -15,13 +15,14 @@ from cadsearch.render.backgrounds import (
     ImageFolderBackgrounds,
     PlainBackgrounds,
     RandomBackgrounds,
+    RoomBackgrounds,
     TextureBackgrounds,
     composite,
     make_background_source,
 )
 from cadsearch.render.types import RenderOutput
 
-SPECS = ["plain", "white", "gradient", "texture", "random"]
+SPECS = ["plain", "white", "gradient", "texture", "random", "rooms", "scenes"]
 
 
 @pytest.fixture()
@@ -47,7 +48,7 @@ def test_sources_shape_and_determinism(spec, size):
     np.testing.assert_array_equal(a, source.sample(size, 7))  # an int seed works the same
 
 
-@pytest.mark.parametrize("spec", ["plain", "gradient", "texture", "random"])
+@pytest.mark.parametrize("spec", ["plain", "gradient", "texture", "random", "rooms", "scenes"])
 def test_sources_vary_with_the_generator(spec):
     source = make_background_source(spec)
     rng = np.random.default_rng(1)
@@ -166,3 +167,19 @@ def test_composite_over_white_and_black():
     out = _render(alpha, color=(255, 255, 255))
     np.testing.assert_array_equal(composite(out, np.zeros((4, 4, 3), np.uint8)), out.rgb)
     assert np.all(composite(out, np.full((4, 4, 3), 255, np.uint8)) >= 254)
+
+
+def test_rooms_have_a_wall_above_a_floor():
+    """Room backgrounds are not flat, and their top and bottom rows (wall, floor) usually differ in colour."""
+    rooms = RoomBackgrounds()
+    images = [rooms.sample(64, np.random.default_rng(i)) for i in range(12)]
+    assert np.median([im.std() for im in images]) > 5.0
+    top_vs_bottom = [np.abs(im[:4].mean((0, 1)) - im[-4:].mean((0, 1))).max() for im in images]
+    assert np.median(top_vs_bottom) > 10.0
+    assert rooms.draw(8, 0)[1] == "rooms"
+
+
+def test_scenes_mix_rooms_and_procedural_sources():
+    scenes = make_background_source("scenes")
+    names = {scenes.draw(8, np.random.default_rng(i))[1] for i in range(60)}
+    assert names == {"rooms", "texture", "gradient", "plain"}
