@@ -71,6 +71,36 @@ def test_full_augmentation_shapes_and_determinism():
     assert set(np.round(a1, 6)) <= set(np.round(az, 6)) | set(np.round((360 - az) % 360, 6))
 
 
+def test_clutter_puts_other_objects_behind_never_over_the_object():
+    """Clutter behind: background pixels change (other objects of the batch appear) and the object's own pixels
+    stay exactly the render's; labels are untouched."""
+    rgb, mask, az = _views()
+    rgb[:] = np.arange(4, dtype=np.uint8).reshape(4, 1, 1, 1) * 60 + 20  # each view one flat colour
+    bg = np.full((3, 32, 32, 3), 7, np.uint8)
+    cfg = AugmentConfig.none()
+    cfg.p_background, cfg.p_clutter = 1.0, 1.0
+    x, az_out = Augmenter(32, cfg, bg)(rgb, mask, az, seed=3)
+    img = torch.from_numpy(rgb).permute(0, 3, 1, 2).float() / 255.0
+    obj = torch.from_numpy(mask == 255).unsqueeze(1).expand_as(x)
+    assert torch.allclose(x[obj], img[obj], atol=1e-5)
+    behind = ~obj & (x - 7 / 255.0).abs().gt(1e-3)
+    assert behind.any(dim=(1, 2, 3)).float().mean() >= 0.5  # most images show another object beside this one
+    np.testing.assert_array_equal(az_out, az)
+
+
+def test_clutter_in_front_covers_part_of_the_object():
+    rgb, mask, az = _views(s=64)
+    mask[:] = 0
+    mask[:, 8:56, 8:56] = 255  # a big object, so that an object moved aside overlaps its edge
+    cfg = AugmentConfig.none()
+    cfg.p_clutter_front = 1.0
+    x, _ = Augmenter(64, cfg)(rgb, mask, np.zeros(4), seed=0)
+    img = torch.from_numpy(rgb).permute(0, 3, 1, 2).float() / 255.0
+    changed = (x - img).abs().amax(1) > 1e-3  # (B, S, S)
+    covered = (changed & torch.from_numpy(mask == 255)).float().mean(dim=(1, 2)) / (48 * 48 / 64**2)
+    assert (covered > 0).any() and (covered < 0.6).all()  # part of the object, never most of it
+
+
 def test_background_pool_is_deterministic_per_seed(tmp_path):
     pool = BackgroundPool("random", 16, pool_size=3)
     assert np.array_equal(pool.refresh(1), BackgroundPool("random", 16, pool_size=3).refresh(1))

@@ -11,15 +11,17 @@ training, validation and prediction.
 
 Augmentations, in order (each with its probability in :class:`AugmentConfig`): object colour gain → scale and
 translation jitter with partial truncation, and horizontal flip (azimuth relabelled φ → 360° − φ) → composite
-over a background through the render's mask (gradients, procedural textures, crops of a photo folder) →
-occluding patches → brightness/contrast/saturation jitter → grayscale → blur → noise → JPEG compression.
+over a background through the render's mask (procedural rooms, gradients, textures, crops of a photo folder),
+with other library objects (other views of the batch) standing beside and behind it, cut by the frame →
+sometimes another object in front, covering part of it → occluding patches → brightness/contrast/saturation
+jitter → grayscale → blur → noise → JPEG compression. The clutter is the library's own: no photos needed.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -200,6 +202,8 @@ class AugmentConfig:
     p_flip: float = 0.5
     p_background: float = 0.9  # else the render's own background stays
     p_object_color: float = 0.5  # per-channel gain on the object only (real chairs come in any colour)
+    p_clutter: float = 0.4  # other library objects beside/behind the object (needs a background from the pool)
+    p_clutter_front: float = 0.15  # another object in front, covering an edge of the object
     p_occlude: float = 0.25
     p_color: float = 0.8
     p_gray: float = 0.1
@@ -210,7 +214,7 @@ class AugmentConfig:
     @classmethod
     def none(cls) -> AugmentConfig:
         """No augmentation at all (identity geometry, nothing random)."""
-        return cls((1.0, 1.0), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        return cls(scale=(1.0, 1.0), translate=0.0, **{f.name: 0.0 for f in fields(cls) if f.name.startswith("p_")})
 
 
 def normalise(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
@@ -226,6 +230,30 @@ def _blur(x: torch.Tensor, passes: int) -> torch.Tensor:
     for _ in range(passes):
         x = F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
     return x
+
+
+def _clutter_layer(
+    source: torch.Tensor, g: torch.Generator, out_size: int, distance: tuple[float, float]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Other objects of the batch, moved aside: (B, 4, S0, S0) premultiplied RGB + alpha → the same objects
+    rolled to other batch positions (each image gets another image's object), zoomed 0.55–1.1, flipped half the
+    time, and shifted by ``distance`` (in half-image widths, mostly sideways, as furniture stands on a floor),
+    so that they are cut by the frame. Returns (B, 3, S, S) premultiplied RGB and (B, 1, S, S) alpha."""
+    b = source.shape[0]
+    offset = int(torch.randint(1, max(b, 2), (1,), generator=g)) if b > 1 else 0
+    src = source.roll(offset, 0)
+    zoom = 0.55 + 0.55 * torch.rand(b, generator=g)
+    radius = distance[0] + (distance[1] - distance[0]) * torch.rand(b, generator=g)
+    side = torch.where(torch.rand(b, generator=g) < 0.5, -1.0, 1.0)
+    angle = (torch.rand(b, generator=g) - 0.5) * 1.4  # ±40° around the horizontal
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0] = torch.where(torch.rand(b, generator=g) < 0.5, -1.0, 1.0) / zoom
+    theta[:, 1, 1] = 1.0 / zoom
+    theta[:, 0, 2] = -side * radius * torch.cos(angle) / zoom
+    theta[:, 1, 2] = -radius * torch.sin(angle) / zoom
+    grid = F.affine_grid(theta, [b, 4, out_size, out_size], align_corners=False)
+    warped = F.grid_sample(src, grid, align_corners=False, padding_mode="zeros")
+    return warped[:, :3], warped[:, 3:]
 
 
 class Augmenter:
@@ -287,12 +315,21 @@ class Augmenter:
         if not identity:
             own_bg = F.grid_sample(own_bg, grid, align_corners=False, padding_mode="border")
         x = obj + own_bg
+        objects = torch.cat([img * alpha, alpha], 1)  # the batch's objects, the source of clutter
         if self.backgrounds is not None and len(self.backgrounds):
             use_bg = coin(cfg.p_background).view(b, 1, 1, 1)
             idx = torch.randint(len(self.backgrounds), (b,), generator=g)
             pool = torch.from_numpy(self.backgrounds[idx.numpy()]).permute(0, 3, 1, 2).float() / 255.0
             pool = torch.where(coin(0.5).view(b, 1, 1, 1), pool.flip(-1), pool)
+            clutter = coin(cfg.p_clutter).view(b, 1, 1, 1)
+            if clutter.any():
+                c_rgb, c_a = _clutter_layer(objects, g, s, (0.7, 1.5))
+                pool = torch.where(clutter, c_rgb + (1 - c_a) * pool, pool)
             x = torch.where(use_bg, obj + (1 - a) * pool, x)
+        front = coin(cfg.p_clutter_front).view(b, 1, 1, 1)
+        if front.any():
+            f_rgb, f_a = _clutter_layer(objects, g, s, (0.9, 1.4))
+            x = torch.where(front, f_rgb + (1 - f_a) * x, x)
         x = x.clamp(0, 1)
 
         # Occluding patches: a rectangle of a random colour or of another background.

@@ -89,9 +89,10 @@ class TrainConfig:
     input_size: int = 0  # pixels (0 = 64 for scratch, 160 for transfer)
     holdout_models: int = 3  # models never trained on, for the embedding's generalisation
     val_fraction: float = 0.1  # share of each training model's views held out
-    backgrounds: str = "random"  # random | gradient | texture | plain | a folder of photos
+    backgrounds: str = "scenes"  # scenes (procedural rooms, textures...) | random | rooms | ... | a folder of photos
     background_pool: int = 512  # backgrounds drawn per epoch
     augment: bool = True
+    clutter: bool = True  # other library objects beside, behind and in front of the object (with augment)
     # network and heads
     width: int = 32  # scratch: channels of the first stage
     feat_dim: int = 512
@@ -269,6 +270,8 @@ def train_model(
     held_bank = ViewBank.load(ws, splits.val_models, model_ids, size=size, progress=False, symmetry=symmetry)
     pool = BackgroundPool(cfg.backgrounds, size, cfg.background_pool)
     aug_cfg = AugmentConfig() if cfg.augment else AugmentConfig.none()
+    if not cfg.clutter:
+        aug_cfg = dataclasses.replace(aug_cfg, p_clutter=0.0, p_clutter_front=0.0)
 
     # ---- model, optimiser, schedule, resume -------------------------------------------------------------------
     kwargs = model_kwargs(cfg)
@@ -332,7 +335,7 @@ def train_model(
         body_fn, backend, speeds = _transfer_body(model, cfg, onnx_path)
         say(f"frozen body: {backend} ({', '.join(f'{k} {v:.0f} img/s' for k, v in speeds.items())} at batch 32)")
         key = (str(ws.resolve()), cfg.size, cfg.backbone, cfg.feature_block, cfg.cache_copies, cfg.backgrounds,
-               cfg.background_pool, cfg.augment, cfg.seed, cfg.holdout_models, cfg.val_fraction,
+               cfg.background_pool, cfg.augment, cfg.clutter, cfg.seed, cfg.holdout_models, cfg.val_fraction,
                tuple(r.view_id for r in splits.train[:50]), len(splits.train))  # fmt: skip
         cache = _FEATURE_CACHE.get(key)
         if cache is None:
