@@ -16,7 +16,7 @@ from cadsearch.render.cameras import pose_error_deg
 from cadsearch.render.job import read_view_table
 from cadsearch.search import ModelMatch, Searcher, SearchResult
 from cadsearch.search.pose import PoseConfig, combine_pose
-from cadsearch.search.scoring import CalibrationRecord, fit_temperature, rank_models
+from cadsearch.search.scoring import CalibrationRecord, category_first, fit_temperature, rank_models
 from fakes import fake_for
 
 DESIGN_RESULT_KEYS = ["rank", "model_id", "name", "category", "score", "polar_deg", "azimuth_deg"]
@@ -93,6 +93,23 @@ def test_rank_models_groups_by_best_view_and_counts_unseen_models() -> None:
     # missing results (-1) are ignored
     part = rank_models(np.array([0.9, -1.0]), np.array([2, -1]), model_index, 3, 0.1)
     assert list(part.model_idx) == [1]
+
+
+def test_category_vote_puts_the_category_with_most_evidence_first() -> None:
+    # One cup view lies nearest, but four chairs together hold more of the probability.
+    model_index = np.array([0, 1, 2, 3, 4])
+    sims = np.array([0.80, 0.78, 0.78, 0.77, 0.77])
+    ranked = rank_models(sims, np.arange(5), model_index, n_models=5, temperature=0.05)
+    assert ranked.model_idx[0] == 0
+    category_of = np.array([1, 0, 0, 0, 0])  # model 0 is the cup (category 1), the others chairs (category 0)
+    voted, winner = category_first(ranked, category_of)
+    assert winner == 0 and list(voted.model_idx) == [1, 2, 3, 4, 0]
+    assert np.allclose(sorted(voted.score), sorted(ranked.score))  # scores stay each model's own
+    # A cup that is clearly nearest keeps the lead: its category holds most of the mass.
+    sharp = rank_models(np.array([0.95, 0.6, 0.6, 0.6, 0.6]), np.arange(5), model_index, 5, 0.05)
+    assert category_first(sharp, category_of)[0].model_idx[0] == 0
+    # Unknown categories never vote.
+    assert category_first(ranked, np.full(5, -1))[1] == -1
 
 
 def test_temperature_fit_is_calibrated_on_synthetic_data() -> None:

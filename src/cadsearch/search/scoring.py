@@ -19,7 +19,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DEFAULT_TEMPERATURE", "RankedModels", "rank_models", "CalibrationRecord", "fit_temperature"]
+__all__ = [
+    "DEFAULT_TEMPERATURE",
+    "RankedModels",
+    "rank_models",
+    "category_first",
+    "CalibrationRecord",
+    "fit_temperature",
+]
 
 #: Used until an index has been calibrated: cosine gaps of ~0.05 then mean a factor e in odds.
 DEFAULT_TEMPERATURE = 0.05
@@ -77,6 +84,37 @@ def rank_models(
     uniq, best, score = uniq[rank], best[rank], score[rank]
     views = [np.flatnonzero(models == m) for m in uniq]
     return RankedModels(uniq, np.clip(score, 0.0, 1.0), best, views)
+
+
+def category_first(ranked: RankedModels, category_of: np.ndarray) -> tuple[RankedModels, int]:
+    """Put the most probable category's models first (each group keeps its order by best view).
+
+    The category vote sums the calibrated scores of the found models per category, ``P(c) = Σ_{m ∈ c} p_m``:
+    a photo of a chair that is not in the library spreads its evidence over many chairs, each a little below a
+    cup or piano whose one view happens to lie nearest; summed, the chairs win. On renders of library models
+    the true model usually holds most of the mass, so the order rarely changes there.
+
+    Args:
+        ranked: one query's models, best first (:func:`rank_models`).
+        category_of: (n_models,) int category index of each model index (any ints; -1 = unknown, never voted).
+
+    Returns:
+        the re-ordered models and the winning category index (-1 when nothing was found).
+    """
+    if not len(ranked.model_idx):
+        return ranked, -1
+    cats = np.asarray(category_of)[ranked.model_idx]
+    known = cats >= 0
+    if not known.any():
+        return ranked, -1
+    labels, inverse = np.unique(cats[known], return_inverse=True)
+    mass = np.bincount(inverse, weights=ranked.score[known], minlength=len(labels))
+    winner = int(labels[int(np.argmax(mass))])
+    order = np.concatenate([np.flatnonzero(cats == winner), np.flatnonzero(cats != winner)])
+    reordered = RankedModels(
+        ranked.model_idx[order], ranked.score[order], ranked.best_sim[order], [ranked.views[i] for i in order]
+    )
+    return reordered, winner
 
 
 @dataclass

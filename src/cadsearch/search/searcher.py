@@ -7,8 +7,9 @@ is shared between calls).
 
 One query: frame the object (:func:`cadsearch.framing.frame_query`: the automatic crop, or the whole photo padded
 to a square) → embed it (and get the pose head's estimate) → the ``k_views`` nearest views → group them by
-model, score each model by its best view (calibrated softmax, :mod:`cadsearch.search.scoring`) → for each of
-the top ``k`` models, combine its best views' cameras with the pose head (:mod:`cadsearch.search.pose`).
+model, score each model by its best view (calibrated softmax, :mod:`cadsearch.search.scoring`) → the most
+probable category's models first (the category vote, :func:`~cadsearch.search.scoring.category_first`) → for
+each of the top ``k`` models, combine its best views' cameras with the pose head (:mod:`cadsearch.search.pose`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from cadsearch.errors import InputError
 from cadsearch.framing import Frame, check_crop_method, frame_query
 from cadsearch.index.faiss_index import ViewIndex, index_dir
 from cadsearch.search.pose import PoseConfig, combine_pose
-from cadsearch.search.scoring import DEFAULT_TEMPERATURE, rank_models
+from cadsearch.search.scoring import DEFAULT_TEMPERATURE, category_first, rank_models
 
 __all__ = ["ModelMatch", "SearchResult", "Searcher", "default_arch"]
 
@@ -109,6 +110,8 @@ class Searcher:
             crop to the object on a plain or gradient backdrop, else the whole photo; ``none``: never crop).
         k_views: nearest views retrieved per query. Scores are calibrated for the ``k_views`` stored with the
             index (the default); with a smaller ``k`` they are no longer calibrated (ECE 0.007 at 256, 0.31 at 64).
+        category_vote: rank the models of the most probable category (summed scores) first, so that a chair
+            photo answers chairs even when one view of a cup lies nearest (needs the library's categories).
 
     ``threads`` sets torch's intra-op threads (process-wide; default 1, None leaves it unchanged).
     """
@@ -124,6 +127,7 @@ class Searcher:
         pose: PoseConfig = PoseConfig(),
         threads: int | None = 1,
         crop: str = "auto",
+        category_vote: bool = True,
     ) -> None:
         if threads:
             # One photo through a small CNN gains little from intra-op threads, and on a shared 2-core machine
@@ -144,10 +148,12 @@ class Searcher:
         self.temperature = float(temperature or calibration.get("temperature") or DEFAULT_TEMPERATURE)
         self.k_views = int(k_views or index.meta.get("k_views") or 256)
         self.pose = pose
+        self.category_vote = category_vote
         names, inverse = np.unique(index.table.model_id.astype(str), return_inverse=True)
         self.model_ids: list[str] = names.tolist()
         self._model_index = inverse.astype(np.int64)
         self._info: dict[str, tuple[str, str]] = {}
+        self._category_of = np.full(len(self.model_ids), -1, np.int64)  # category index per model, -1 unknown
         self._info_lock = threading.Lock()
         self._refresh_info()
 
@@ -189,8 +195,11 @@ class Searcher:
         if self.library is None:
             return
         info = {m.model_id: (m.name, m.category) for m in self.library.list()}
+        names = sorted({category for _, category in info.values()})
+        category_of = np.array([names.index(info[m][1]) if m in info else -1 for m in self.model_ids], np.int64)
         with self._info_lock:
             self._info = info
+            self._category_of = category_of
 
     def _describe(self, model_id: str) -> tuple[str, str]:
         if model_id not in self._info:
@@ -248,6 +257,8 @@ class Searcher:
         sims, ids = self.index.search(embedding[None], self.k_views)
         t1 = time.perf_counter()
         ranked = rank_models(sims[0], ids[0], self._model_index, len(self.model_ids), self.temperature)
+        if self.category_vote:
+            ranked, _ = category_first(ranked, self._category_of)
         table = self.index.table
         order = np.argsort(-sims[0][ids[0] >= 0], kind="stable")
         hit_ids = ids[0][ids[0] >= 0][order]
