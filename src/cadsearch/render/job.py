@@ -364,11 +364,6 @@ def _prepare_model_folder(root: Path, out_dir: str, model_id: str, config: Rende
     return None
 
 
-def _chunks(model_id: str, indices: list[int]) -> Iterator[tuple[str, list[int]]]:
-    for start in range(0, len(indices), CHUNK_VIEWS):
-        yield model_id, indices[start : start + CHUNK_VIEWS]
-
-
 #: Engines that run a job's chunks: ``local`` (this machine's processes) and ``ray`` (a Ray cluster).
 ENGINES = ("local", "ray")
 
@@ -399,7 +394,16 @@ class RenderPlan:
     @property
     def tasks(self) -> list[tuple[str, list[int]]]:
         """The chunks ``(model_id, view indices)`` of at most :data:`CHUNK_VIEWS` views, model by model."""
-        return [chunk for model_id, idx in self.pending.items() for chunk in _chunks(model_id, idx)]
+        return self.chunks(CHUNK_VIEWS)
+
+    def chunks(self, size: int) -> list[tuple[str, list[int]]]:
+        """The pending views cut into chunks of at most ``size`` views of one model each, model by model. Views
+        are seeded one by one, so the cut changes nothing in the files, only the unit of work."""
+        return [
+            (model_id, idx[start : start + size])
+            for model_id, idx in self.pending.items()
+            for start in range(0, len(idx), size)
+        ]
 
     @property
     def total(self) -> int:
