@@ -338,10 +338,12 @@ def index(
     from cadsearch.index import build_index, load_index
     from cadsearch.index.embed import file_fingerprint
     from cadsearch.models import checkpoint_path, list_models, load_predictor
+    from cadsearch.render.ray_engine import check_engine
     from cadsearch.search.calibration import load_or_fit_calibration
 
     if model not in list_models():
         raise InputError(f"--model must be {' or '.join(list_models())}, got {model!r}")
+    check_engine(engine)
     ckpt = checkpoint_path(_workspace(), model)
     predictor = load_predictor(ckpt)  # once: it embeds the views and then fits the score calibration
     summary = build_index(

@@ -116,14 +116,11 @@ def build_index(
 
     if model not in list_models():
         raise InputError(f"--model must be {' or '.join(list_models())}, got {model!r}")
-    if engine not in ("local", "ray"):
-        raise InputError(f"--engine must be local or ray, got {engine!r}")
+    from cadsearch.render.ray_engine import check_engine
+
+    check_engine(engine)
     if engine == "ray" and predictor is not None and predictor_factory is None:
         raise ValueError("engine='ray' with a predictor object needs predictor_factory for the actors")
-    if engine == "ray":
-        from cadsearch.render.ray_engine import import_ray
-
-        import_ray()  # missing: say how to install it before any work
     ws = Path(workspace)
     rows = read_view_table(ws)
     if not rows:

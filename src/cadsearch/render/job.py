@@ -41,7 +41,6 @@ from cadsearch.workspace import atomic_write_bytes, atomic_write_json, atomic_wr
 
 __all__ = [
     "DEPTH_SCALE",
-    "ENGINES",
     "RenderConfig",
     "RenderPlan",
     "RenderSummary",
@@ -364,10 +363,6 @@ def _prepare_model_folder(root: Path, out_dir: str, model_id: str, config: Rende
     return None
 
 
-#: Engines that run a job's chunks: ``local`` (this machine's processes) and ``ray`` (a Ray cluster).
-ENGINES = ("local", "ray")
-
-
 @dataclass
 class RenderPlan:
     """What a render job has to do, decided on the driver before any rendering (either engine).
@@ -578,14 +573,11 @@ def render_views(
     """
     import time
 
-    if engine not in ENGINES:
-        raise InputError(f"--engine must be {' or '.join(ENGINES)}, got {engine!r}")
+    from cadsearch.render.ray_engine import check_engine
+
+    check_engine(engine)
     if workers is not None and workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")
-    if engine == "ray":
-        from cadsearch.render.ray_engine import import_ray
-
-        import_ray()  # missing: say how to install it before any work
     plan = plan_render_job(workspace, config, model_ids, out_dir)
     if engine == "ray" and plan.tasks:
         from cadsearch.render.ray_engine import run_ray

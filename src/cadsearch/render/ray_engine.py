@@ -26,7 +26,7 @@ from typing import Any
 from cadsearch.errors import InputError
 from cadsearch.render.job import RenderConfig, RenderPlan, ViewRow
 
-__all__ = ["RAY_MISSING", "cluster_workers", "connect", "import_ray", "iter_results", "run_ray"]
+__all__ = ["RAY_MISSING", "check_engine", "cluster_workers", "connect", "import_ray", "iter_results", "run_ray"]
 
 #: Views per Ray task. Larger than the local engine's chunks: each task costs Ray Data ~10-20 ms of scheduling,
 #: object store and driver work, which 25 views (~0.1 s of rendering at 128 px) would feel; 100 views keep it to
@@ -44,6 +44,15 @@ def import_ray():
     except ImportError:
         raise InputError(RAY_MISSING) from None
     return ray
+
+
+def check_engine(engine: str) -> None:
+    """:class:`InputError` for an engine other than ``local`` and ``ray``, or ``ray`` when Ray is not installed:
+    called before any work, so a job never starts that cannot finish."""
+    if engine not in ("local", "ray"):
+        raise InputError(f"--engine must be local or ray, got {engine!r}")
+    if engine == "ray":
+        import_ray()
 
 
 def connect(address: str | None = None) -> Any:
