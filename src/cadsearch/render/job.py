@@ -14,6 +14,11 @@ Layout under ``<workspace>/views/`` (paths in the view table are relative to the
 Every file is written atomically. A re-run skips finished models and, inside an unfinished model, the views
 whose files exist, so an interrupted job resumes where it stopped. Cameras of the ``random`` sampler are drawn
 per view from ``(seed, model_id, view index)``, so asking for more views later keeps the existing ones.
+
+A job is planned on the driver (:func:`plan_render_job`: settings, models, what is finished), its chunks are
+rendered by one function (``_render_chunk``) on an *engine* — ``local`` worker processes here, or a Ray cluster
+(:mod:`cadsearch.render.ray_engine`) — and the driver writes each model's ``views.json`` and the view table as
+results arrive (``_JobWriter``). Both engines therefore write the same files for the same seeds.
 """
 
 from __future__ import annotations
