@@ -142,6 +142,16 @@ def test_a_killed_actor_process_is_retried_and_the_job_completes(tmp_path: Path)
     _same_files(reference, ws)
 
 
+def test_a_mesh_gone_after_adding_is_one_clear_error_from_the_actors(tmp_path: Path) -> None:
+    ws = _library(tmp_path / "ws")
+    for glb in (ws / "models").rglob("*.glb"):
+        glb.unlink()
+    with pytest.raises(InputError, match="source file") as err:
+        render_views(ws, CONFIG, engine="ray", progress=False)
+    assert "\n" not in str(err.value)
+    assert not (ws / "views" / "views.csv").exists()
+
+
 def test_missing_library_is_one_clear_error_before_ray_work(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="empty"):
         render_views(tmp_path / "empty", CONFIG, engine="ray", progress=False)
@@ -208,7 +218,24 @@ def test_shards_of_an_interrupted_build_are_reused(two_search_workspaces, monkey
     _save_part(parts, "A", [view_key(r) for r in rows[:10]], marked)
     vectors = ray_embed.embed_views_ray(ws, functools.partial(fakes.FakePredictor, fake.model_ids), rows, parts, "A",
                                         progress=False)  # fmt: skip
-    assert vectors.shape == (18, fake.dim)
+    assert vectors.shape == (18, fake.dim) and isinstance(vectors, np.memmap)  # read shard by shard into a file
     np.testing.assert_array_equal(vectors[:10], marked)
     images = [np.asarray(Image.open(ws / r.path).convert("RGB")) for r in rows[10:]]
     np.testing.assert_allclose(vectors[10:], fake.embed(images), atol=1e-6)
+
+
+def test_a_missing_view_is_one_clear_error_from_the_actors(search_ws: Path) -> None:
+    """An :class:`InputError` raised inside an actor (here: a view image deleted after rendering) reaches the
+    caller as itself, with its one-line reason, not as Ray's wrapped traceback."""
+    import fakes
+    from cadsearch.index import build_index
+
+    ray.cloudpickle.register_pickle_by_value(fakes)
+    fake = fakes.fake_for(search_ws)
+    row = read_view_table(search_ws)[4]
+    (search_ws / row.path).unlink()
+    factory = functools.partial(fakes.FakePredictor, fake.model_ids)
+    with pytest.raises(InputError, match=f"view {row.view_id} .* is missing or unreadable") as err:
+        build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A", engine="ray",
+                    predictor_factory=factory)  # fmt: skip
+    assert "\n" not in str(err.value)

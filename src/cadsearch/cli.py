@@ -212,6 +212,8 @@ def render(
         _workspace(), config, model_ids=model, workers=workers, engine=engine, ray_address=ray_address
     )
     rate = f" at {summary.views_per_second:.0f} views/s" if summary.rendered else ""
+    if engine == "ray" and summary.views_by_worker:
+        rate += f" on {len(summary.views_by_worker)} Ray node(s)"
     typer.echo(
         f"rendered {summary.rendered} view(s){rate} ({summary.reused} already done) of "
         f"{summary.models} model(s); view table: {summary.view_table}"

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from cadsearch.errors import InputError
 from cadsearch.index.embed import _read_rgb, _save_part, part_path, view_key
 from cadsearch.render.job import ViewRow
 
@@ -63,20 +64,27 @@ class _EmbedShards:
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
         """``batch``: ``rows`` (n,) JSON lists of view rows → one output row per shard written."""
-        out: dict[str, list] = {"views": [], "node": []}
+        out: dict[str, list] = {"views": [], "node": [], "error": []}
         for text in batch["rows"]:
             rows = [ViewRow(**r) for r in json.loads(str(text))]
-            keys = [view_key(r) for r in rows]
             out["views"].append(len(rows))
             out["node"].append(self.node)
-            if part_path(self.parts_dir, self.fingerprint, keys).is_file():
-                continue  # a retried task whose first try got as far as writing the shard
-            vectors = []
-            for b in range(0, len(rows), self.batch_size):
-                images = [_read_rgb(self.root, r) for r in rows[b : b + self.batch_size]]
-                vectors.append(np.asarray(self.predictor.embed(images, batch_size=self.batch_size), np.float32))
-            _save_part(self.parts_dir, self.fingerprint, keys, np.concatenate(vectors))
+            try:
+                self._embed_shard(rows)
+                out["error"].append("")
+            except InputError as err:  # a missing view: the user's to fix, not a fault for Ray to retry
+                out["error"].append(str(err))
         return out
+
+    def _embed_shard(self, rows: list[ViewRow]) -> None:
+        keys = [view_key(r) for r in rows]
+        if part_path(self.parts_dir, self.fingerprint, keys).is_file():
+            return  # a retried task whose first try got as far as writing the shard
+        vectors = []
+        for b in range(0, len(rows), self.batch_size):
+            images = [_read_rgb(self.root, r) for r in rows[b : b + self.batch_size]]
+            vectors.append(np.asarray(self.predictor.embed(images, batch_size=self.batch_size), np.float32))
+        _save_part(self.parts_dir, self.fingerprint, keys, np.concatenate(vectors))
 
 
 def embed_views_ray(

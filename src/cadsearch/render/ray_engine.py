@@ -77,21 +77,14 @@ def connect(address: str | None = None) -> Any:
 
 
 def iter_results(ds: Any) -> Iterator[dict[str, Any]]:
-    """The output rows of ``ds`` as they are produced. A cadsearch :class:`InputError` raised in a worker (a
-    missing view, a broken mesh) comes out as itself, so the user gets its one line, not Ray's wrapped trace."""
-    try:
-        yield from ds.iter_rows()
-    except Exception as err:
-        seen, todo = set(), [err]
-        while todo:
-            e = todo.pop()
-            if e is None or id(e) in seen:
-                continue
-            seen.add(id(e))
-            if isinstance(e, InputError):
-                raise InputError(str(e).splitlines()[-1] if "\n" in str(e) else str(e)) from None
-            todo += [getattr(e, "cause", None), e.__cause__, e.__context__]
-        raise
+    """The output rows of ``ds`` as they are produced. A row whose ``error`` is set carries a cadsearch
+    :class:`InputError` from a worker (a missing view, a broken mesh): it is raised here as itself, one line for
+    the user. Workers send it as data because Ray passes a worker's exception to the driver only as text inside
+    its own wrapped traceback."""
+    for row in ds.iter_rows():
+        if row.get("error"):
+            raise InputError(str(row["error"]))
+        yield row
 
 
 def _quiet_ray_data() -> None:
@@ -134,13 +127,17 @@ class _RenderChunks:
         """``batch``: ``model_id`` (n,) str, ``indices`` (n,) JSON lists → one output row per chunk."""
         from cadsearch.render.job import _render_chunk
 
-        out: dict[str, list] = {"model_id": [], "rows": [], "rendered": [], "node": []}
+        out: dict[str, list] = {"model_id": [], "rows": [], "rendered": [], "node": [], "error": []}
         for model_id, indices in zip(batch["model_id"], batch["indices"], strict=True):
-            rows, rendered = _render_chunk(*self.args, str(model_id), json.loads(str(indices)))
+            try:
+                rows, rendered, error = *_render_chunk(*self.args, str(model_id), json.loads(str(indices))), ""
+            except InputError as err:  # bad input is the user's to fix, not a fault for Ray to retry
+                rows, rendered, error = [], 0, str(err)
             out["model_id"].append(str(model_id))
             out["rows"].append(json.dumps([r.__dict__ for r in rows]))
             out["rendered"].append(int(rendered))
             out["node"].append(self.node)
+            out["error"].append(error)
         return out
 
 
