@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml scripts/install_system_deps.sh
 	bash scripts/install_system_deps.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check "torch==2.13.0"
-	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[raytrace,crop,dev]"
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[raytrace,crop,dev,scale]"
 	touch $(STAMP)
 
 clean-venv:

@@ -6,6 +6,7 @@ failures; ``--debug`` shows the traceback instead.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import sys
@@ -153,6 +154,12 @@ def library_list(
 
 # --- render -------------------------------------------------------------------------------------------------
 
+_ENGINE_HELP = "local (this machine's processes) or ray (a Ray cluster; needs `pip install cadsearch[scale]`)."
+_RAY_ADDRESS_HELP = (
+    "Ray cluster to use with --engine ray: 'auto' (the running one), host:port or ray://host:port. "
+    "Default: start or join a local Ray instance."
+)
+
 
 @app.command()
 def render(
@@ -177,8 +184,13 @@ def render(
         ),
     ] = None,
     ground_plane: Annotated[bool, typer.Option(help="High quality: a floor that catches the cast shadow.")] = False,
-    workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Worker processes (local engine, default 1) or Ray actors (default: one per CPU).", min=1),
+    ] = None,
     model: Annotated[list[str] | None, typer.Option(help="Only these model ids (repeatable).")] = None,
+    engine: Annotated[str, typer.Option(help=_ENGINE_HELP)] = "local",
+    ray_address: Annotated[str | None, typer.Option(help=_RAY_ADDRESS_HELP, show_default=False)] = None,
 ) -> None:
     """Render views of every library model into the workspace (resumes an interrupted run)."""
     from cadsearch.render.job import RenderConfig, render_views
@@ -196,8 +208,12 @@ def render(
         environment=environment,
         ground_plane=ground_plane,
     )
-    summary = render_views(_workspace(), config, model_ids=model, workers=workers)
+    summary = render_views(
+        _workspace(), config, model_ids=model, workers=workers, engine=engine, ray_address=ray_address
+    )
     rate = f" at {summary.views_per_second:.0f} views/s" if summary.rendered else ""
+    if engine == "ray" and summary.views_by_worker:
+        rate += f" on {len(summary.views_by_worker)} Ray node(s)"
     typer.echo(
         f"rendered {summary.rendered} view(s){rate} ({summary.reused} already done) of "
         f"{summary.models} model(s); view table: {summary.view_table}"
@@ -317,19 +333,31 @@ def index(
             show_default=False,
         ),
     ] = None,
+    engine: Annotated[str, typer.Option(help=_ENGINE_HELP)] = "local",
+    ray_address: Annotated[str | None, typer.Option(help=_RAY_ADDRESS_HELP, show_default=False)] = None,
 ) -> None:
     """Embed every rendered view into the search index (only new views on a re-run; resumes if interrupted)."""
     from cadsearch.index import build_index, load_index
     from cadsearch.index.embed import file_fingerprint
     from cadsearch.models import checkpoint_path, list_models, load_predictor
+    from cadsearch.render.ray_engine import check_engine
     from cadsearch.search.calibration import load_or_fit_calibration
 
     if model not in list_models():
         raise InputError(f"--model must be {' or '.join(list_models())}, got {model!r}")
+    check_engine(engine)
     ckpt = checkpoint_path(_workspace(), model)
     predictor = load_predictor(ckpt)  # once: it embeds the views and then fits the score calibration
     summary = build_index(
-        _workspace(), model, factory=factory, progress=True, predictor=predictor, fingerprint=file_fingerprint(ckpt)
+        _workspace(),
+        model,
+        factory=factory,
+        progress=True,
+        predictor=predictor,
+        fingerprint=file_fingerprint(ckpt),
+        engine=engine,
+        ray_address=ray_address,
+        predictor_factory=functools.partial(load_predictor, ckpt),  # what each Ray actor loads
     )
     if summary.unchanged:
         typer.echo(f"index up to date: {summary.views} view(s) of {summary.models} model(s) in {summary.folder}")

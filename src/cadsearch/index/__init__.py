@@ -11,8 +11,10 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,6 +83,10 @@ def build_index(
     predictor: Any = None,
     fingerprint: str | None = None,
     batch_size: int = 64,
+    engine: str = "local",
+    ray_address: str | None = None,
+    workers: int | None = None,
+    predictor_factory: Callable[[], Any] | None = None,
 ) -> IndexSummary:
     """Embed the workspace's views with the ``model`` checkpoint and (re)build ``<workspace>/index/<model>/``.
 
@@ -93,6 +99,12 @@ def build_index(
             ``predict(images, batch_size)`` and ``model_ids``.
         fingerprint: identifies ``predictor``'s weights (default: the checkpoint file's sha256).
         batch_size: images per forward pass.
+        engine: ``local`` (this process) or ``ray``: an actor pool on the Ray cluster at ``ray_address`` (None:
+            start or join a local one; ``auto``: the running cluster) embeds shards of views, and the index is
+            built from the shards (:mod:`cadsearch.index.ray_embed`).
+        workers: Ray actors (None: one per CPU of the cluster); ignored by the local engine.
+        predictor_factory: what each Ray actor calls to get its predictor (picklable; default: load the
+            checkpoint). Needed with ``engine="ray"`` when ``predictor`` is given.
 
     Raises:
         InputError: unknown model, no views, no checkpoint, bad factory string.
@@ -104,6 +116,11 @@ def build_index(
 
     if model not in list_models():
         raise InputError(f"--model must be {' or '.join(list_models())}, got {model!r}")
+    from cadsearch.render.ray_engine import check_engine
+
+    check_engine(engine)
+    if engine == "ray" and predictor is not None and predictor_factory is None:
+        raise ValueError("engine='ray' with a predictor object needs predictor_factory for the actors")
     ws = Path(workspace)
     rows = read_view_table(ws)
     if not rows:
@@ -114,6 +131,7 @@ def build_index(
         ckpt = checkpoint_path(ws, model)
         predictor = load_predictor(ckpt)
         fingerprint = fingerprint or file_fingerprint(ckpt)
+        predictor_factory = predictor_factory or functools.partial(load_predictor, ckpt)
     fingerprint = fingerprint or str(getattr(predictor, "fingerprint", "custom"))
     folder = index_dir(ws, model)
 
@@ -140,7 +158,15 @@ def build_index(
         )  # fmt: skip
 
     parts = folder / "parts"
-    vectors = embed_views(ws, predictor, new_rows, batch_size, progress, parts, fingerprint)
+    if engine == "ray" and new_rows:
+        from cadsearch.index.ray_embed import embed_views_ray
+
+        assert predictor_factory is not None
+        vectors = embed_views_ray(
+            ws, predictor_factory, new_rows, parts, fingerprint, batch_size, progress, workers, ray_address
+        )
+    else:
+        vectors = embed_views(ws, predictor, new_rows, batch_size, progress, parts, fingerprint)
     new_table = ViewTable.from_rows(
         [(r.view_id, r.model_id, r.polar_deg, r.azimuth_deg % 360.0, view_key(r)) for r in new_rows]
     )

@@ -68,12 +68,17 @@ def load_parts(parts_dir: Path, fingerprint: str) -> dict[str, np.ndarray]:
     return found
 
 
-def _save_part(parts_dir: Path, fingerprint: str, keys: Sequence[str], vectors: np.ndarray) -> None:
+def part_path(parts_dir: Path, fingerprint: str, keys: Sequence[str]) -> Path:
+    """The file of the partial result holding ``keys``: named by the network and by the keys themselves."""
     name = hashlib.sha1("\n".join(keys).encode()).hexdigest()[:16]
+    return parts_dir / f"part-{fingerprint[:16]}-{name}.npz"
+
+
+def _save_part(parts_dir: Path, fingerprint: str, keys: Sequence[str], vectors: np.ndarray) -> None:
     buf = io.BytesIO()
     np.savez(buf, keys=np.array(list(keys), dtype=str), vectors=vectors.astype(np.float32))
     # durable=False: a lost part is only re-embedded, never wrong (the rename is still atomic)
-    atomic_write_bytes(parts_dir / f"part-{fingerprint[:16]}-{name}.npz", buf.getvalue(), durable=False)
+    atomic_write_bytes(part_path(parts_dir, fingerprint, keys), buf.getvalue(), durable=False)
 
 
 def embed_views(

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from cadsearch.errors import InputError
-from cadsearch.workspace import atomic_write_bytes, atomic_write_json, atomic_write_text
+from cadsearch.workspace import atomic_open, atomic_write_bytes, atomic_write_json, atomic_write_text
 
 __all__ = [
     "DEFAULT_FACTORY",
@@ -86,7 +86,9 @@ def normalise_factory(factory: str, n_vectors: int | None = None) -> str:
 
 def make_faiss_index(vectors: np.ndarray, factory: str = DEFAULT_FACTORY, ids: np.ndarray | None = None):
     """Build a FAISS inner-product index over ``vectors`` ((N, D) float32, L2-normalised) with ids ``ids``
-    (default ``0..N-1``); trains it first if the factory needs training (IVF, PQ)."""
+    (default ``0..N-1``); trains it first if the factory needs training (IVF, PQ; FAISS's k-means trains on a
+    sample of at most 256 points per list). ``vectors`` may be a memory map (the Ray engine's assembled
+    shards): it is read in place, never copied, so the vectors are in memory once, inside FAISS."""
     faiss = _faiss()
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     n, d = vectors.shape
@@ -259,9 +261,8 @@ class ViewIndex:
         faiss = _faiss()
         folder = Path(folder)
         gen = uuid.uuid4().hex[:12]
-        buf = io.BytesIO()
-        np.save(buf, self.vectors, allow_pickle=False)
-        atomic_write_bytes(folder / f"vectors-{gen}.npy", buf.getvalue())
+        with atomic_open(folder / f"vectors-{gen}.npy") as f:  # streamed: no second copy of the vectors in memory
+            np.save(f, self.vectors, allow_pickle=False)
         atomic_write_text(folder / f"table-{gen}.csv", self.table.to_csv())
         with _FAISS_LOCK:
             data = faiss.serialize_index(self.index)

@@ -14,6 +14,11 @@ Layout under ``<workspace>/views/`` (paths in the view table are relative to the
 Every file is written atomically. A re-run skips finished models and, inside an unfinished model, the views
 whose files exist, so an interrupted job resumes where it stopped. Cameras of the ``random`` sampler are drawn
 per view from ``(seed, model_id, view index)``, so asking for more views later keeps the existing ones.
+
+A job is planned on the driver (:func:`plan_render_job`: settings, models, what is finished), its chunks are
+rendered by one function (``_render_chunk``) on an *engine* — ``local`` worker processes here, or a Ray cluster
+(:mod:`cadsearch.render.ray_engine`) — and the driver writes each model's ``views.json`` and the view table as
+results arrive (``_JobWriter``). Both engines therefore write the same files for the same seeds.
 """
 
 from __future__ import annotations
@@ -42,9 +47,11 @@ from cadsearch.workspace import atomic_write_bytes, atomic_write_json, atomic_wr
 __all__ = [
     "DEPTH_SCALE",
     "RenderConfig",
+    "RenderPlan",
     "RenderSummary",
     "ViewRow",
     "plan_cameras",
+    "plan_render_job",
     "render_views",
     "read_view_table",
     "load_view",
@@ -168,6 +175,8 @@ class RenderSummary:
     models: int
     seconds: float
     view_table: Path
+    #: views delivered per worker: ``{"local": n}`` for the local engine, Ray node id → n for the ray engine
+    views_by_worker: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def views_per_second(self) -> float:
@@ -359,29 +368,56 @@ def _prepare_model_folder(root: Path, out_dir: str, model_id: str, config: Rende
     return None
 
 
-def _chunks(model_id: str, indices: list[int]) -> Iterator[tuple[str, list[int]]]:
-    for start in range(0, len(indices), CHUNK_VIEWS):
-        yield model_id, indices[start : start + CHUNK_VIEWS]
+@dataclass
+class RenderPlan:
+    """What a render job has to do, decided on the driver before any rendering (either engine).
 
-
-def render_views(
-    workspace: str | Path,
-    config: RenderConfig,
-    model_ids: Sequence[str] | None = None,
-    workers: int = 1,
-    progress: bool = True,
-    out_dir: str = "views",
-) -> RenderSummary:
-    """Render ``config.views`` views of every model (or of ``model_ids``) into ``<workspace>/<out_dir>``.
-
-    ``out_dir`` is ``views`` for the training views; other stages (e.g. an evaluation split) render their own
-    sets elsewhere in the workspace with the same machinery. Returns a :class:`RenderSummary`; writes the view
-    table ``<out_dir>/views.csv``. Safe to interrupt and re-run.
+    Attributes:
+        root: the workspace folder (on storage every worker sees, for the ray engine).
+        out_dir: the views folder inside it (``views``).
+        config: the settings.
+        model_ids: the models of this job, in order.
+        finished: model id → its rows, for models found complete on disk.
+        pending: model id → the view indices still to do (files of finished views inside are reused by the
+            chunk function).
+        reused: views of finished models.
     """
-    import time
 
-    from tqdm import tqdm
+    root: Path
+    out_dir: str
+    config: RenderConfig
+    model_ids: list[str]
+    finished: dict[str, list[ViewRow]]
+    pending: dict[str, list[int]]
+    reused: int
 
+    @property
+    def tasks(self) -> list[tuple[str, list[int]]]:
+        """The chunks ``(model_id, view indices)`` of at most :data:`CHUNK_VIEWS` views, model by model."""
+        return self.chunks(CHUNK_VIEWS)
+
+    def chunks(self, size: int) -> list[tuple[str, list[int]]]:
+        """The pending views cut into chunks of at most ``size`` views of one model each, model by model. Views
+        are seeded one by one, so the cut changes nothing in the files, only the unit of work."""
+        return [
+            (model_id, idx[start : start + size])
+            for model_id, idx in self.pending.items()
+            for start in range(0, len(idx), size)
+        ]
+
+    @property
+    def total(self) -> int:
+        """Views in the pending chunks."""
+        return sum(len(idx) for idx in self.pending.values())
+
+
+def plan_render_job(
+    workspace: str | Path, config: RenderConfig, model_ids: Sequence[str] | None = None, out_dir: str = "views"
+) -> RenderPlan:
+    """Check the settings and the models, make each model's folder ready, and list what is left to render.
+
+    Raises :class:`InputError` for bad settings, unknown model ids and an empty library.
+    """
     from cadsearch.library import Library
 
     config.validate()
@@ -392,8 +428,6 @@ def render_views(
             f"--backgrounds {config.backgrounds!r} is neither a background kind "
             "(plain, white, gradient, texture, random, none) nor a folder of images"
         )
-    if workers < 1:
-        raise InputError(f"--workers must be at least 1, got {workers}")
     root = Path(workspace)
     library = Library.open(root)
     ids = list(model_ids) if model_ids is not None else [m.model_id for m in library.list()]
@@ -404,77 +438,166 @@ def render_views(
             "the library is empty; add models with `cadsearch library add` or "
             "`cadsearch library generate-chairs N` first"
         )
-
-    rows_by_model: dict[str, list[ViewRow]] = {}
+    finished: dict[str, list[ViewRow]] = {}
     pending: dict[str, list[int]] = {}
     reused = 0
     for model_id in ids:
-        finished = _prepare_model_folder(root, out_dir, model_id, config)
-        if finished is not None:
-            rows_by_model[model_id] = finished
-            reused += len(finished)
+        rows = _prepare_model_folder(root, out_dir, model_id, config)
+        if rows is not None:
+            finished[model_id] = rows
+            reused += len(rows)
         else:
             pending[model_id] = list(range(config.views))
-    tasks = [chunk for model_id, idx in pending.items() for chunk in _chunks(model_id, idx)]
-    total = sum(len(idx) for idx in pending.values())
+    return RenderPlan(root, out_dir, config, ids, finished, pending, reused)
 
-    partial: dict[str, list[ViewRow]] = {m: [] for m in pending}
+
+class _JobWriter:
+    """The driver's side of a job, for either engine: takes chunk results as they come, writes a model's
+    ``views.json`` when its last chunk is in, and the view table at the end.
+
+    Results are keyed by view id, so a chunk that an engine delivers twice (a retried task) counts once.
+    """
+
+    def __init__(self, plan: RenderPlan, progress: bool) -> None:
+        from tqdm import tqdm
+
+        self.plan = plan
+        self.rows_by_model: dict[str, list[ViewRow]] = dict(plan.finished)
+        self.partial: dict[str, dict[str, ViewRow]] = {m: {} for m in plan.pending}
+        self.rendered = 0
+        self.reused = plan.reused
+        self.views_by_worker: dict[str, int] = {}
+        self.bar = tqdm(
+            total=plan.total, unit="view", desc="render", disable=not progress or plan.total == 0, smoothing=0.1
+        )
+
+    def add(self, model_id: str, rows: list[ViewRow], rendered: int, worker: str = "local") -> None:
+        """Record one finished chunk of ``model_id``: its rows, how many were rendered now, and where."""
+        got = self.partial[model_id]
+        fresh = [r for r in rows if r.view_id not in got]
+        if len(fresh) < len(rows):  # a chunk delivered again: its views were counted the first time
+            rendered = 0
+        self.rendered += rendered
+        self.reused += len(fresh) - rendered
+        self.views_by_worker[worker] = self.views_by_worker.get(worker, 0) + len(fresh)
+        self.bar.update(len(fresh))
+        got.update((r.view_id, r) for r in fresh)
+        if len(got) == len(self.plan.pending[model_id]):
+            model_rows = sorted(got.values(), key=lambda r: r.view_id)
+            folder = self.plan.root / self.plan.out_dir / model_id
+            atomic_write_json(folder / "views.json", [dataclasses.asdict(r) for r in model_rows])
+            self.rows_by_model[model_id] = model_rows
+            # A worker killed inside an atomic write leaves its hidden temporary file (never a half-written
+            # artefact); every chunk of this model is in, so nothing writes here any more: sweep them.
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def finish(self, seconds: float) -> RenderSummary:
+        """Write the view table and the run's settings; every pending model must be complete."""
+        plan = self.plan
+        missing = [m for m in plan.model_ids if m not in self.rows_by_model]
+        if missing:  # an engine that returns without every chunk is a bug, not a user error
+            raise RuntimeError(f"render job ended with {len(missing)} model(s) unfinished, e.g. {missing[0]}")
+        table = plan.root / plan.out_dir / "views.csv"
+        # Rows of models not rendered in this run (``model_ids`` given) stay in the table.
+        kept = (
+            [r for r in read_view_table(plan.root, plan.out_dir) if r.model_id not in self.rows_by_model]
+            if table.exists()
+            else []
+        )
+        rendered_rows = kept + [row for model_id in plan.model_ids for row in self.rows_by_model[model_id]]
+        _write_view_table(table, rendered_rows)
+        atomic_write_json(
+            plan.root / plan.out_dir / "render_config.json",
+            {
+                "config": plan.config.folder_key() | {"views": plan.config.views},
+                "cadsearch_version": __version__,
+                "models": len(plan.model_ids),
+                "views": len(rendered_rows),
+            },
+        )
+        return RenderSummary(
+            rendered=self.rendered,
+            reused=self.reused,
+            models=len(plan.model_ids),
+            seconds=seconds,
+            view_table=table,
+            views_by_worker=dict(self.views_by_worker),
+        )
+
+
+def _run_local(plan: RenderPlan, workers: int) -> Iterator[tuple[str, list[ViewRow], int, str]]:
+    """The local engine: chunks in this process (``workers == 1``) or a pool of ``workers`` spawned processes.
+    Yields ``(model_id, rows, rendered, "local")`` per chunk as it finishes."""
+    tasks = plan.tasks
+    args = (str(plan.root), plan.out_dir, plan.config)
+    if workers == 1 or len(tasks) <= 1:
+        for model_id, idx in tasks:
+            yield model_id, *_render_chunk(*args, model_id, idx), "local"
+        return
+    ctx = multiprocessing.get_context("spawn")  # never fork a process that may hold a GL context
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,)
+    ) as pool:
+        queue = list(reversed(tasks))
+        running = {}
+        # Keep a bounded number of chunks in flight so an interrupt loses little work.
+        while queue or running:
+            while queue and len(running) < 2 * workers:
+                model_id, idx = queue.pop()
+                running[pool.submit(_render_chunk, *args, model_id, idx)] = model_id
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                yield running.pop(fut), *fut.result(), "local"
+
+
+def render_views(
+    workspace: str | Path,
+    config: RenderConfig,
+    model_ids: Sequence[str] | None = None,
+    workers: int | None = 1,
+    progress: bool = True,
+    out_dir: str = "views",
+    engine: str = "local",
+    ray_address: str | None = None,
+) -> RenderSummary:
+    """Render ``config.views`` views of every model (or of ``model_ids``) into ``<workspace>/<out_dir>``.
+
+    ``out_dir`` is ``views`` for the training views; other stages (e.g. an evaluation split) render their own
+    sets elsewhere in the workspace with the same machinery. Returns a :class:`RenderSummary`; writes the view
+    table ``<out_dir>/views.csv``. Safe to interrupt and re-run.
+
+    ``engine`` ``local`` runs the chunks in ``workers`` local processes (None: 1); ``ray`` maps them over an
+    actor pool of ``workers`` actors (None: one per CPU of the cluster) on the Ray cluster at ``ray_address``
+    (None: start or join a local one; ``auto``: the running cluster), see :mod:`cadsearch.render.ray_engine`.
+    Both render the same chunks with the same function, so their files and view tables are identical.
+    """
+    import time
+
+    from cadsearch.render.ray_engine import check_engine
+
+    check_engine(engine)
+    if workers is not None and workers < 1:
+        raise InputError(f"--workers must be at least 1, got {workers}")
+    plan = plan_render_job(workspace, config, model_ids, out_dir)
+    if engine == "ray" and plan.tasks:
+        from cadsearch.render.ray_engine import run_ray
+
+        results = run_ray(plan, workers, ray_address)
+    else:
+        results = _run_local(plan, workers or 1)
+    writer = _JobWriter(plan, progress)
     start = time.perf_counter()
-    bar = tqdm(total=total, unit="view", desc="render", disable=not progress or total == 0, smoothing=0.1)
-
-    rendered = 0
-
-    def finish(model_id: str, result: tuple[list[ViewRow], int]) -> None:
-        nonlocal rendered, reused
-        rows, n_new = result
-        rendered += n_new
-        reused += len(rows) - n_new
-        bar.update(len(rows))
-        partial[model_id].extend(rows)
-        if len(partial[model_id]) == len(pending[model_id]):
-            model_rows = sorted(partial[model_id], key=lambda r: r.view_id)
-            atomic_write_json(root / out_dir / model_id / "views.json", [dataclasses.asdict(r) for r in model_rows])
-            rows_by_model[model_id] = model_rows
-
     try:
-        if workers == 1 or len(tasks) <= 1:
-            for model_id, idx in tasks:
-                finish(model_id, _render_chunk(str(root), out_dir, config, model_id, idx))
-        else:
-            ctx = multiprocessing.get_context("spawn")  # never fork a process that may hold a GL context
-            threads = max(1, (os.cpu_count() or 1) // workers)
-            with ProcessPoolExecutor(
-                max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,)
-            ) as pool:
-                queue = list(reversed(tasks))
-                running = {}
-                # Keep a bounded number of chunks in flight so an interrupt loses little work.
-                while queue or running:
-                    while queue and len(running) < 2 * workers:
-                        model_id, idx = queue.pop()
-                        running[pool.submit(_render_chunk, str(root), out_dir, config, model_id, idx)] = model_id
-                    done, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        finish(running.pop(fut), fut.result())
+        for model_id, rows, rendered, worker in results:
+            writer.add(model_id, rows, rendered, worker)
     finally:
-        bar.close()
-    seconds = time.perf_counter() - start
-
-    table = root / out_dir / "views.csv"
-    # Rows of models not rendered in this run (``model_ids`` given) stay in the table.
-    kept = [r for r in read_view_table(root, out_dir) if r.model_id not in rows_by_model] if table.exists() else []
-    rendered_rows = kept + [row for model_id in ids for row in rows_by_model[model_id]]
-    _write_view_table(table, rendered_rows)
-    atomic_write_json(
-        root / out_dir / "render_config.json",
-        {
-            "config": config.folder_key() | {"views": config.views},
-            "cadsearch_version": __version__,
-            "models": len(ids),
-            "views": len(rendered_rows),
-        },
-    )
-    return RenderSummary(rendered=rendered, reused=reused, models=len(ids), seconds=seconds, view_table=table)
+        writer.close()
+    return writer.finish(time.perf_counter() - start)
 
 
 def _write_view_table(path: Path, rows: list[ViewRow]) -> None:
