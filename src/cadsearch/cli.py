@@ -170,7 +170,9 @@ def render(
     sampling: Annotated[str, typer.Option(help="Camera sampling: random, fibonacci or grid.")] = "random",
     backgrounds: Annotated[
         str,
-        typer.Option(help="plain, white, gradient, texture, random, none, or a folder of images to crop from."),
+        typer.Option(
+            help="plain, white, gradient, texture, random, rooms, scenes, none, or a folder of images to crop from."
+        ),
     ] = "plain",
     polar_min: Annotated[float, typer.Option(help="Smallest polar angle (degrees from straight above).")] = 15.0,
     polar_max: Annotated[float, typer.Option(help="Largest polar angle (90 = level with the object).")] = 105.0,
@@ -244,7 +246,11 @@ def train(
     lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed.")] = None,
     backgrounds: Annotated[
-        str | None, typer.Option(help="Training backgrounds: random, gradient, texture, plain or a photo folder.")
+        str | None,
+        typer.Option(
+            help="Training backgrounds: scenes (the default: procedural rooms, textures, gradients), rooms, random, "
+            "gradient, texture, plain, or a folder of photos."
+        ),
     ] = None,
     pose_head: Annotated[str | None, typer.Option(help="bins or vector.")] = None,
     backbone: Annotated[str | None, typer.Option(help="Transfer backbone: lite0, lite1 or lite2.")] = None,

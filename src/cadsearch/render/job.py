@@ -422,11 +422,11 @@ def plan_render_job(
 
     config.validate()
     config.validate_environment()
-    named = ("plain", "white", "gradient", "texture", "random", "none")
+    named = ("plain", "white", "gradient", "texture", "random", "rooms", "scenes", "none")
     if config.backgrounds not in named and not Path(config.backgrounds).is_dir():
         raise InputError(
             f"--backgrounds {config.backgrounds!r} is neither a background kind "
-            "(plain, white, gradient, texture, random, none) nor a folder of images"
+            "(plain, white, gradient, texture, random, rooms, scenes, none) nor a folder of images"
         )
     root = Path(workspace)
     library = Library.open(root)
