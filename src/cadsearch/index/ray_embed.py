@@ -116,7 +116,7 @@ def embed_views_ray(
     """
     from tqdm import tqdm
 
-    from cadsearch.render.ray_engine import cluster_workers, connect, iter_results
+    from cadsearch.render.ray_engine import connect, iter_results, pool_size
 
     keys = [view_key(r) for r in rows]
     done = shard_keys(parts_dir, fingerprint)
@@ -124,7 +124,7 @@ def embed_views_ray(
     if todo:
         ray = connect(address)
         shards = [todo[s : s + SHARD_VIEWS] for s in range(0, len(todo), SHARD_VIEWS)]
-        actors = max(1, min(workers or cluster_workers(ray), len(shards)))
+        actors = pool_size(ray, workers, len(shards))
         items = [{"rows": json.dumps([r.__dict__ for r in shard])} for shard in shards]
         ds = ray.data.from_items(items, override_num_blocks=len(items))
         ds = ds.map_batches(

@@ -26,12 +26,15 @@ from typing import Any
 from cadsearch.errors import InputError
 from cadsearch.render.job import RenderConfig, RenderPlan, ViewRow
 
-__all__ = ["RAY_MISSING", "check_engine", "cluster_workers", "connect", "import_ray", "iter_results", "run_ray"]
+__all__ = ["RAY_MISSING", "check_engine", "pool_size", "connect", "import_ray", "iter_results", "run_ray"]
 
 #: Views per Ray task. Larger than the local engine's chunks: each task costs Ray Data ~10-20 ms of scheduling,
 #: object store and driver work, which 25 views (~0.1 s of rendering at 128 px) would feel; 100 views keep it to
 #: a few %, and a killed actor still loses under a second of work.
 RAY_CHUNK_VIEWS = 100
+#: Seconds the actor pool may take to start (process start, imports, a renderer or network each) before the job
+#: fails: generous, since a node may first have to pull cadsearch's imports from a cold disk.
+ACTOR_START_TIMEOUT_S = 600
 #: What the CLI says when the extra is not installed.
 RAY_MISSING = "the ray engine needs Ray; install it with `pip install cadsearch[scale]`"
 
@@ -94,13 +97,18 @@ def _quiet_ray_data() -> None:
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
+    # Start the whole actor pool before handing out work (Ray Data's default hands it to the first actor that is
+    # ready, which in a short job can take every chunk before the others, on other nodes, are up).
+    ctx.wait_for_min_actors_s = ACTOR_START_TIMEOUT_S
     # ERROR: its warnings are about its own progress bars and tuning; failures raise in the driver anyway.
     logging.getLogger("ray.data").setLevel(logging.ERROR)
 
 
-def cluster_workers(ray: Any) -> int:
-    """Actors to start when the caller gives no number: one per CPU of the cluster."""
-    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+def pool_size(ray: Any, workers: int | None, tasks: int) -> int:
+    """Actors for a job of ``tasks`` tasks: ``workers`` (None: one per CPU of the cluster), at most one per CPU
+    (each reserves one: more could never all start) and per task."""
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    return max(1, min(workers or cpus, cpus, tasks))
 
 
 class _RenderChunks:
@@ -153,8 +161,7 @@ def run_ray(
     tasks = plan.chunks(RAY_CHUNK_VIEWS)
     if not tasks:
         return
-    actors = workers or cluster_workers(ray)
-    actors = max(1, min(actors, len(tasks)))
+    actors = pool_size(ray, workers, len(tasks))
     gpus = float(ray.cluster_resources().get("GPU", 0.0))
     remote_args: dict[str, Any] = {"num_cpus": 1}
     if gpus > 0:
