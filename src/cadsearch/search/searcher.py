@@ -22,12 +22,15 @@ from typing import Any
 import numpy as np
 
 from cadsearch.errors import InputError
-from cadsearch.framing import Frame, check_crop_method, frame_query
+from cadsearch.framing import MARGIN, METHODS, Frame, check_crop_method, frame_for, frame_query
 from cadsearch.index.faiss_index import ViewIndex, index_dir
 from cadsearch.search.pose import PoseConfig, combine_pose
 from cadsearch.search.scoring import DEFAULT_TEMPERATURE, rank_models
 
-__all__ = ["ModelMatch", "SearchResult", "Searcher", "default_arch"]
+__all__ = ["ModelMatch", "FoundObject", "SearchResult", "Searcher", "default_arch", "CROP_CHOICES"]
+
+#: What ``crop`` accepts: the framing methods plus ``detect`` (the trained localiser: every object, each searched).
+CROP_CHOICES = (*METHODS, "detect")
 
 #: Keys of one result in DESIGN.md's ``search --json`` format, in order.
 RESULT_KEYS = ("rank", "model_id", "name", "category", "score", "polar_deg", "azimuth_deg")
@@ -57,6 +60,37 @@ class ModelMatch:
 
 
 @dataclass
+class FoundObject:
+    """One object of a photo and its ranked models.
+
+    Attributes:
+        box: ``(x0, y0, x1, y1)`` in pixels of the searched image (the whole image when nothing was detected).
+        detection_score: the localiser's confidence in [0, 1]; None when the whole image was searched.
+        results: ranked models for this object, best first.
+        frame: the square the network looked at (None: the whole image padded to a square).
+        head_pose: the pose head's (polar, azimuth) for this object, degrees.
+    """
+
+    box: tuple[float, float, float, float]
+    detection_score: float | None
+    results: list[ModelMatch]
+    frame: Frame | None = None
+    head_pose: tuple[float, float] | None = None
+
+
+def _results_json(matches: list[ModelMatch]) -> list[dict[str, Any]]:
+    results = []
+    for m in matches:
+        d = asdict(m)
+        row = {key: d[key] for key in RESULT_KEYS}
+        row["score"] = round(float(row["score"]), 4)
+        row["polar_deg"] = round(float(row["polar_deg"]), 2)
+        row["azimuth_deg"] = round(float(row["azimuth_deg"]), 2) % 360.0
+        results.append(row)
+    return results
+
+
+@dataclass
 class SearchResult:
     """The answer to one query.
 
@@ -66,25 +100,41 @@ class SearchResult:
         head_pose: the pose head's own (polar, azimuth) estimate for the query, degrees.
         frame: the square of the query image the network looked at (pixels of the searched image), when the
             automatic crop found the object; None: the whole image padded to a square. Overlays are placed on it.
+        objects: every object searched, most confident first (:meth:`Searcher.search` fills it: the detected
+            objects with ``crop="detect"``, else one entry for the whole image); ``results``, ``head_pose`` and
+            ``frame`` are those of the first.
     """
 
     results: list[ModelMatch]
     timing_ms: dict[str, float] = field(default_factory=dict)
     head_pose: tuple[float, float] | None = None
     frame: Frame | None = None
+    objects: list[FoundObject] = field(default_factory=list)
 
     def to_json(self, query: str) -> dict[str, Any]:
         """DESIGN.md's ``search --json`` object: ``{"query", "results": [{rank, model_id, name, category, score,
-        polar_deg, azimuth_deg}], "timing_ms": {"total"}}``."""
-        results = []
-        for m in self.results:
-            d = asdict(m)
-            row = {key: d[key] for key in RESULT_KEYS}
-            row["score"] = round(float(row["score"]), 4)
-            row["polar_deg"] = round(float(row["polar_deg"]), 2)
-            row["azimuth_deg"] = round(float(row["azimuth_deg"]), 2) % 360.0
-            results.append(row)
-        return {"query": query, "results": results, "timing_ms": {"total": round(self.timing_ms.get("total", 0.0), 2)}}
+        polar_deg, azimuth_deg}], "objects": [{"box": [x0, y0, x1, y1], "detection_score", "results": [...]}],
+        "timing_ms": {"total"}}``; ``results`` are the first (most confident) object's; ``objects`` only when
+        :attr:`objects` is filled."""
+        out: dict[str, Any] = {"query": query, "results": _results_json(self.results)}
+        if self.objects:
+            out["objects"] = [
+                {
+                    "box": [round(float(v), 1) for v in o.box],
+                    "detection_score": None if o.detection_score is None else round(float(o.detection_score), 4),
+                    "results": _results_json(o.results),
+                }
+                for o in self.objects
+            ]
+        out["timing_ms"] = {"total": round(self.timing_ms.get("total", 0.0), 2)}
+        return out
+
+
+def _check_image(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise InputError(f"expected an (H, W, 3) uint8 RGB image, got {image.dtype} {image.shape}")
+    return image
 
 
 def default_arch(workspace: str | Path) -> str:
@@ -105,8 +155,10 @@ class Searcher:
         index: the :class:`~cadsearch.index.faiss_index.ViewIndex` of the library's views.
         library: the :class:`~cadsearch.library.Library` (names and categories), or None.
         temperature: score temperature (:mod:`cadsearch.search.calibration`, fitted for the index on first use).
-        crop: how the object is found before embedding (:data:`~cadsearch.framing.METHODS`; ``auto``:
-            crop to the object on a plain or gradient backdrop, else the whole photo; ``none``: never crop).
+        crop: how the object is found before embedding (:data:`CROP_CHOICES`; ``detect``: every object the
+            trained ``localiser`` finds, each searched; ``auto``: crop to the object on a plain or gradient backdrop,
+            else the whole photo; ``none``: never crop).
+        localiser: the trained :class:`~cadsearch.detect.Localiser`, or None (``detect`` is then refused).
         k_views: nearest views retrieved per query. Scores are calibrated for the ``k_views`` stored with the
             index (the default); with a smaller ``k`` they are no longer calibrated (ECE 0.007 at 256, 0.31 at 64).
 
@@ -124,6 +176,7 @@ class Searcher:
         pose: PoseConfig = PoseConfig(),
         threads: int | None = 1,
         crop: str = "auto",
+        localiser: Any = None,
     ) -> None:
         if threads:
             # One photo through a small CNN gains little from intra-op threads, and on a shared 2-core machine
@@ -135,8 +188,8 @@ class Searcher:
             torch.set_num_threads(threads)
         if len(index) == 0:
             raise InputError("the search index is empty; render views and run `cadsearch index`")
-        check_crop_method(crop)
-        self.crop = crop
+        self.localiser = localiser
+        self.crop = self._check_crop(crop)
         self.predictor = predictor
         self.index = index
         self.library = library
@@ -151,14 +204,25 @@ class Searcher:
         self._info_lock = threading.Lock()
         self._refresh_info()
 
+    def _check_crop(self, crop: str) -> str:
+        if crop == "detect":
+            if self.localiser is None:
+                raise InputError("--crop detect needs a trained detector: run `cadsearch train detector` first")
+            return crop
+        if crop not in CROP_CHOICES:
+            raise InputError(f"unknown crop method {crop!r}; choose one of {', '.join(CROP_CHOICES)}")
+        return check_crop_method(crop)
+
     @classmethod
     def from_workspace(cls, workspace: str | Path, model: str | None = None, **kwargs: Any) -> Searcher:
-        """Load the ``model`` (``scratch`` | ``transfer`` | None = :func:`default_arch`) network and its index.
+        """Load the ``model`` (``scratch`` | ``transfer`` | None = :func:`default_arch`) network and its index,
+        and the detector when one is trained (``crop`` then defaults to ``detect``, else to ``auto``).
 
         Raises:
             InputError: no checkpoint (train first), no index (``cadsearch index`` first), or an index built
                 with another checkpoint (index again).
         """
+        from cadsearch.detect import Localiser, detector_dir
         from cadsearch.index import load_index
         from cadsearch.index.embed import file_fingerprint
         from cadsearch.library import Library
@@ -177,6 +241,10 @@ class Searcher:
                 f"the {arch} index was built with another checkpoint; run `cadsearch index --model {arch}` again"
             )
         predictor = load_predictor(ckpt)
+        if kwargs.get("localiser") is None and (detector_dir(ws) / "best.pt").is_file():
+            kwargs["localiser"] = Localiser(detector_dir(ws))
+        if kwargs.get("crop") is None:
+            kwargs["crop"] = "detect" if kwargs.get("localiser") is not None else "auto"
         if kwargs.get("temperature") is None:
             from cadsearch.search.calibration import load_or_fit_calibration
 
@@ -200,26 +268,65 @@ class Searcher:
     # --- search -------------------------------------------------------------------------------------------
 
     def search(self, image: np.ndarray, k: int = 5, crop: str | None = None) -> SearchResult:
-        """Rank the library's models for one photo.
+        """Rank the library's models for one photo (for every object in it, with ``crop="detect"``).
 
         Args:
             image: (H, W, 3) uint8 RGB (any size; framed as a square around the object and resized for the
                 network).
-            k: how many models to return (fewer if fewer are found).
-            crop: overrides the searcher's automatic-crop method for this query.
+            k: how many models to return per object (fewer if fewer are found).
+            crop: overrides the searcher's crop method for this query (:data:`CROP_CHOICES`).
 
         Returns:
-            :class:`SearchResult` with ``timing_ms`` keys ``embed`` (crop and network), ``search``, ``pose``,
+            :class:`SearchResult` with ``objects`` (most confident first; one entry for the whole image when
+            nothing was detected or ``crop`` is not ``detect``), ``results`` = the first object's, and
+            ``timing_ms`` keys ``detect`` (``detect`` only), ``embed`` (crop and network), ``search``, ``pose``,
             ``total``.
         """
+        method = self.crop if crop is None else self._check_crop(crop)
+        if method == "detect":
+            return self._search_objects(image, k)
         t0 = time.perf_counter()
-        embedding, head, frame = self.embed_query(image, crop)
+        embedding, head, frame = self.embed_query(image, method)
         t1 = time.perf_counter()
         result = self.search_embedding(embedding, head, k)
         result.frame = frame
+        h, w = image.shape[:2]
+        result.objects = [FoundObject((0.0, 0.0, float(w), float(h)), None, result.results, frame, head)]
         result.timing_ms = {"embed": 1000 * (t1 - t0)} | result.timing_ms
         result.timing_ms["total"] = 1000 * (time.perf_counter() - t0)
         return result
+
+    def _search_objects(self, image: np.ndarray, k: int) -> SearchResult:
+        """``crop="detect"``: every detected object framed as the networks were trained and searched; nothing
+        detected: the whole photo as ``auto`` frames it, with ``detection_score`` None."""
+        t0 = time.perf_counter()
+        image = _check_image(image)
+        h, w = image.shape[:2]
+        found = self.localiser.detect(image)
+        t1 = time.perf_counter()
+        if not found:
+            result = self.search(image, k, crop="auto")
+            result.timing_ms = {"detect": 1000 * (t1 - t0)} | result.timing_ms
+            result.timing_ms["total"] = 1000 * (time.perf_counter() - t0)
+            return result
+        # Each box framed as autocrop frames one (the object fills RENDER_FILL of the square); a box that would
+        # need a square larger than the photo's own keeps the default framing (as the autocrop's zoom gate).
+        frames: list[Frame | None] = []
+        for d in found:
+            f = frame_for(h, w, d.box, MARGIN)
+            frames.append(f if f.side <= max(h, w) else None)
+        pred = self.predictor.predict([image] * len(found), batch_size=len(found), frames=frames)
+        t2 = time.perf_counter()
+        objects, timing = [], {"detect": 1000 * (t1 - t0), "embed": 1000 * (t2 - t1), "search": 0.0, "pose": 0.0}
+        for i, (d, frame) in enumerate(zip(found, frames, strict=True)):
+            head = (float(pred.polar_deg[i]), float(pred.azimuth_deg[i]))
+            part = self.search_embedding(np.asarray(pred.embedding[i], np.float32), head, k)
+            timing["search"] += part.timing_ms["search"]
+            timing["pose"] += part.timing_ms["pose"]
+            objects.append(FoundObject(d.box, d.score, part.results, frame, head))
+        first = objects[0]
+        timing["total"] = 1000 * (time.perf_counter() - t0)
+        return SearchResult(first.results, timing, first.head_pose, first.frame, objects)
 
     def embed_query(
         self, image: np.ndarray, crop: str | None = None
@@ -230,10 +337,9 @@ class Searcher:
             the (D,) float32 L2-normalised embedding, the pose head's (polar, azimuth) in degrees, and the frame
             the network looked at (None: the whole image padded to a square).
         """
-        image = np.asarray(image)
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise InputError(f"expected an (H, W, 3) uint8 RGB image, got {image.dtype} {image.shape}")
-        frame = frame_query(image, self.crop if crop is None else crop)
+        image = _check_image(image)
+        method = self.crop if crop is None else crop
+        frame = frame_query(image, "auto" if method == "detect" else method)
         pred = self.predictor.predict([image], batch_size=1, frames=[frame])
         head = (float(pred.polar_deg[0]), float(pred.azimuth_deg[0]))
         return np.asarray(pred.embedding, np.float32)[0], head, frame
