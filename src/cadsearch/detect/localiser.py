@@ -122,6 +122,7 @@ class Localiser:
     """Finds objects of the library's kinds in a photo. Load once, :meth:`detect` many times (thread-safe).
 
     Attributes:
+        folder: the checkpoint folder (:func:`detector_dir`).
         input_size: the detector's input square, pixels.
         threshold: lowest detection score returned (default: the checkpoint's, else :data:`DEFAULT_THRESHOLD`).
         max_objects: most detections returned per photo.
@@ -138,6 +139,7 @@ class Localiser:
         import torch
 
         folder = Path(folder)
+        self.folder = folder
         path = folder / "best.pt"
         if not path.is_file():
             raise InputError(f"no trained detector at {path}; train it first with `cadsearch train detector`")
