@@ -16,7 +16,8 @@ only) and ``detect`` (the trained localiser; the most confident object's results
     (boxes matching no chair), for the localiser at several score thresholds and for GrabCut / backdrop's one box.
     Pictures of the detections (true chair boxes in magenta) go to ``--pictures``.
 (c) ``photos``: the development photos plus mirrors (chairs filling the photo): the sector-balanced azimuth
-    Acc@30 of the top answer's pose (the full search) and of the pose head, ``auto`` vs ``detect``.
+    Acc@30 of the top answer's pose (the full search) and of the pose head, ``auto`` vs ``detect`` (and ``detect``
+    without the searcher's zoom gate, ``DETECT_MIN_ZOOM``).
 (d) speed: the localiser's ms per photo (letterbox, ONNX body + head, decode; one thread), and the whole
     ``Searcher.search`` of a one-object clutter photo with ``detect`` at 40,000 views (synthetic vectors added to
     an exact index of that size, as ``benchmarks/search_speed.py``).
@@ -225,10 +226,12 @@ def dev_photos(searcher: Searcher, csv_path: Path) -> dict:
     labelled = [q for q in split.queries if q.polar_deg is not None and q.azimuth_deg is not None]
     az_true = np.array([q.azimuth_deg for q in labelled], np.float64)
     out = {}
-    for method in ("auto", "detect"):
+    gate = searcher.detect_min_zoom
+    for method in ("auto", "detect", "detect_no_gate"):
         search_az, head_az, detected = [], [], 0
+        searcher.detect_min_zoom = 1.0 if method == "detect_no_gate" else gate
         for q in labelled:
-            res = searcher.search(q.image(), k=1, crop=method)
+            res = searcher.search(q.image(), k=1, crop="auto" if method == "auto" else "detect")
             search_az.append(res.results[0].azimuth_deg)
             head_az.append(res.head_pose[1])
             detected += res.objects[0].detection_score is not None
@@ -238,9 +241,10 @@ def dev_photos(searcher: Searcher, csv_path: Path) -> dict:
             r[f"azimuth_acc30_balanced_{name}"] = float(sector_balanced_accuracy(err, az_true, 30.0, 8).balanced)
             r[f"azimuth_median_deg_{name}"] = float(np.median(err))
         out[method] = r
-        print(f"photos   {method:<8} az Acc@30 balanced: search {r['azimuth_acc30_balanced_search']:.3f}, head "
+        print(f"photos   {method:<14} az Acc@30 balanced: search {r['azimuth_acc30_balanced_search']:.3f}, head "
               f"{r['azimuth_acc30_balanced_head']:.3f}; median {r['azimuth_median_deg_search']:.1f}°; detected "
               f"{r['detected']:.2f}", flush=True)  # fmt: skip
+    searcher.detect_min_zoom = gate
     return out
 
 

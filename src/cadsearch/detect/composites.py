@@ -9,8 +9,8 @@ draws one, deterministically from a random generator:
   so beds, desks and tables become negatives), flipped half the time; procedural backgrounds
   (:class:`~cadsearch.render.backgrounds.RandomBackgrounds`) when there are no photos;
 - 0–5 objects (:class:`Cutout`: a view cut out by its mask), each scaled so its box covers a log-uniform
-  2–70 % of the photo's area, flipped half the time, brightness-jittered, at a random position that may run a
-  little past the edges; later objects hide earlier ones;
+  2–90 % of the photo's area (its sides at most 1.1 × the photo's), flipped half the time, brightness-jittered, at a
+  random position that may run past the edges (up to 20 % of the box); later objects hide earlier ones;
 - occluders: random rectangles or ellipses cut from other backgrounds, pasted in front of everything;
 - photometric noise: colour jitter, blur, sensor noise, JPEG compression.
 
@@ -63,8 +63,9 @@ class CompositeConfig:
     photo_side: int = 320  # longer side of a composite, pixels
     max_objects: int = 5
     empty_share: float = 0.08  # composites with no object at all
-    area_range: tuple[float, float] = (0.02, 0.7)  # an object's box area / the photo's area (log-uniform)
-    outside: float = 0.15  # share of an object's box that may lie past the photo's edge (each axis)
+    area_range: tuple[float, float] = (0.02, 0.9)  # an object's box area / the photo's area (log-uniform)
+    outside: float = 0.2  # share of an object's box that may lie past the photo's edge (each axis)
+    max_side: float = 1.1  # an object's box side at most this share of the photo's side (big ones get cut off)
     occluder_p: float = 0.5  # chance of 1–2 occluders
     min_visible: float = 0.2  # visible share of an object's pixels below which it is no target
     blur_p: float = 0.3
@@ -245,7 +246,8 @@ def make_composite(
         ch0, cw0 = cut.mask.shape
         area = np.exp(rng.uniform(lo, hi)) * w * h
         k = np.sqrt(area / (cw0 * ch0))
-        k = min(k, w / cw0, h / ch0)  # never larger than the photo
+        # a photo of one chair often shows it filling the frame, cut off at an edge: up to max_side of the photo
+        k = min(k, cfg.max_side * w / cw0, cfg.max_side * h / ch0)
         cw, ch = max(4, round(cw0 * k)), max(4, round(ch0 * k))
         rgb, alpha = _resize(cut.rgb, cw, ch), np.clip(_resize(cut.mask, cw, ch), 0.0, 1.0)
         if rng.random() < 0.5:

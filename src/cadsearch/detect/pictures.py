@@ -87,6 +87,6 @@ def write_detection_sheets(
         for im in photos:
             f = loc.detect(im)
             cells.append(draw_boxes(im, [d.box for d in f], [d.score for d in f]))
-            captions.append(f"{len(f)} found (no library object in it)")
+            captions.append(f"{len(f)} found (room photo held out of training)")
         wrote.append(_save(contact_sheet(cells, captions, columns=4, cell=256), reports / "detector_rooms.png"))
     return wrote

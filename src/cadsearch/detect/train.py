@@ -296,7 +296,7 @@ def _payload(head: CenterHead, cfg: DetectorConfig, epoch: int, metrics: dict[st
     return {
         "format": CHECKPOINT_FORMAT,
         "version": __version__,
-        "config": asdict(cfg),
+        "config": asdict(cfg) | {"composite": asdict(CompositeConfig())},
         "input_size": cfg.input_size,
         "stride": STRIDE,
         "backbone": cfg.backbone,
@@ -365,7 +365,7 @@ def train_detector(
             state = torch.load(last, map_location="cpu", weights_only=False)
         except Exception:  # noqa: BLE001 - an unreadable last.pt means starting over
             state = None
-        if state and _same_run(state["config"], asdict(cfg)):
+        if state and _same_run(state["config"], asdict(cfg) | {"composite": asdict(CompositeConfig())}):
             head.load_state_dict(state["head"])
             opt.load_state_dict(state["optimizer"])
             start_epoch, best_f1 = int(state["epoch"]), float(state["best_f1"])

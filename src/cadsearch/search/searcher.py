@@ -29,6 +29,14 @@ from cadsearch.search.scoring import DEFAULT_TEMPERATURE, rank_models
 
 __all__ = ["ModelMatch", "FoundObject", "SearchResult", "Searcher", "default_arch", "CROP_CHOICES"]
 
+#: With ``crop="detect"``, a found object's square is used only when the photo's longer side is at least this many
+#: times its side; a larger box (an object filling most of the photo, as in a product shot) keeps the whole-photo
+#: framing, which the networks handle well. Measured on the development photos (chairs filling the frame):
+#: the localiser often boxes only part of such a chair, and cropping to it lowered the azimuth accuracy (see
+#: BENCHMARKS.md, ``benchmarks/localise.py``); objects at 25–60 % of the photo's shorter side (zoom ≥ 1.7) are not
+#: affected.
+DETECT_MIN_ZOOM = 1.4
+
 #: What ``crop`` accepts: the framing methods plus ``detect`` (the trained localiser: every object, each searched).
 CROP_CHOICES = (*METHODS, "detect")
 
@@ -159,6 +167,7 @@ class Searcher:
             trained ``localiser`` finds, each searched; ``auto``: crop to the object on a plain or gradient backdrop,
             else the whole photo; ``none``: never crop).
         localiser: the trained :class:`~cadsearch.detect.Localiser`, or None (``detect`` is then refused).
+        detect_min_zoom: see :data:`DETECT_MIN_ZOOM`.
         k_views: nearest views retrieved per query. Scores are calibrated for the ``k_views`` stored with the
             index (the default); with a smaller ``k`` they are no longer calibrated (ECE 0.007 at 256, 0.31 at 64).
 
@@ -177,6 +186,7 @@ class Searcher:
         threads: int | None = 1,
         crop: str = "auto",
         localiser: Any = None,
+        detect_min_zoom: float = DETECT_MIN_ZOOM,
     ) -> None:
         if threads:
             # One photo through a small CNN gains little from intra-op threads, and on a shared 2-core machine
@@ -189,6 +199,7 @@ class Searcher:
         if len(index) == 0:
             raise InputError("the search index is empty; render views and run `cadsearch index`")
         self.localiser = localiser
+        self.detect_min_zoom = float(detect_min_zoom)
         self.crop = self._check_crop(crop)
         self.predictor = predictor
         self.index = index
@@ -309,12 +320,12 @@ class Searcher:
             result.timing_ms = {"detect": 1000 * (t1 - t0)} | result.timing_ms
             result.timing_ms["total"] = 1000 * (time.perf_counter() - t0)
             return result
-        # Each box framed as autocrop frames one (the object fills RENDER_FILL of the square); a box that would
-        # need a square larger than the photo's own keeps the default framing (as the autocrop's zoom gate).
+        # Each box framed as autocrop frames one (the object fills RENDER_FILL of the square); a box whose square
+        # would zoom in less than detect_min_zoom keeps the default framing (DETECT_MIN_ZOOM).
         frames: list[Frame | None] = []
         for d in found:
             f = frame_for(h, w, d.box, MARGIN)
-            frames.append(f if f.side <= max(h, w) else None)
+            frames.append(f if f.side * self.detect_min_zoom <= max(h, w) else None)
         pred = self.predictor.predict([image] * len(found), batch_size=len(found), frames=frames)
         t2 = time.perf_counter()
         objects, timing = [], {"detect": 1000 * (t1 - t0), "embed": 1000 * (t2 - t1), "search": 0.0, "pose": 0.0}
