@@ -17,7 +17,8 @@ only) and ``detect`` (the trained localiser; the most confident object's results
     Pictures of the detections (true chair boxes in magenta) go to ``--pictures``.
 (c) ``photos``: the development photos plus mirrors (chairs filling the photo): the sector-balanced azimuth
     Acc@30 of the top answer's pose (the full search) and of the pose head, ``auto`` vs ``detect`` (and ``detect``
-    without the searcher's zoom gate, ``DETECT_MIN_ZOOM``).
+    with the whole-photo check of the first object, ``detect_verify``, and without the zoom gate,
+    ``DETECT_MIN_ZOOM``).
 (d) speed: the localiser's ms per photo (letterbox, ONNX body + head, decode; one thread), and the whole
     ``Searcher.search`` of a one-object clutter photo with ``detect`` at 40,000 views (synthetic vectors added to
     an exact index of that size, as ``benchmarks/search_speed.py``).
@@ -106,16 +107,18 @@ def clutter(ws: Path, searcher: Searcher, loc: Localiser, files: list[Path], n: 
     truth_ids = [r.model_id for r in rows]
     out = {}
     shown = []
-    for method in ("none", "auto", "grabcut", "oracle", "detect"):
+    for method in ("none", "auto", "grabcut", "oracle", "detect", "detect_verify"):
         if method == "grabcut" and not ac.grabcut_available():
             continue
         top1, ppol, paz, hits, fps, ms = [], [], [], [], [], []
         for i, (im, tb) in enumerate(zip(images, boxes, strict=True)):
             t = time.perf_counter()
-            if method == "detect":
+            if method.startswith("detect"):
+                searcher.detect_verify = method == "detect_verify"
                 res = searcher.search(im, k=5, crop="detect")
+                searcher.detect_verify = False
                 dets = [o.box for o in res.objects if o.detection_score is not None]
-                if i < 12:
+                if i < 12 and method == "detect":
                     shown.append(draw_boxes(im, dets, [o.detection_score for o in res.objects if dets], [tb]))
             else:
                 if method == "oracle":
@@ -227,9 +230,10 @@ def dev_photos(searcher: Searcher, csv_path: Path) -> dict:
     az_true = np.array([q.azimuth_deg for q in labelled], np.float64)
     out = {}
     gate = searcher.detect_min_zoom
-    for method in ("auto", "detect", "detect_no_gate"):
+    for method in ("auto", "detect", "detect_verify", "detect_no_gate"):
         search_az, head_az, detected = [], [], 0
         searcher.detect_min_zoom = 1.0 if method == "detect_no_gate" else gate
+        searcher.detect_verify = method == "detect_verify"
         for q in labelled:
             res = searcher.search(q.image(), k=1, crop="auto" if method == "auto" else "detect")
             search_az.append(res.results[0].azimuth_deg)
@@ -244,7 +248,7 @@ def dev_photos(searcher: Searcher, csv_path: Path) -> dict:
         print(f"photos   {method:<14} az Acc@30 balanced: search {r['azimuth_acc30_balanced_search']:.3f}, head "
               f"{r['azimuth_acc30_balanced_head']:.3f}; median {r['azimuth_median_deg_search']:.1f}°; detected "
               f"{r['detected']:.2f}", flush=True)  # fmt: skip
-    searcher.detect_min_zoom = gate
+    searcher.detect_min_zoom, searcher.detect_verify = gate, False
     return out
 
 

@@ -128,7 +128,21 @@ class FakeLocaliser:
         return list(self.found)
 
 
-def _searcher(search_ws: Path, found: list[Detection]):
+class FramedFake:
+    """The fake predictor, but it sees the square it is given (the fake alone hashes the whole image)."""
+
+    def __init__(self, fake) -> None:
+        self.fake = fake
+
+    def predict(self, images, batch_size: int = 64, frames=None):
+        from cadsearch.framing import frame_image
+
+        frames = frames or [None] * len(images)
+        seen = [im if f is None else frame_image(im, 16, f) for im, f in zip(images, frames, strict=True)]
+        return self.fake.predict(seen, batch_size)
+
+
+def _searcher(search_ws: Path, found: list[Detection], verify: bool = False):
     from cadsearch.index import build_index, load_index
     from cadsearch.library import Library
     from cadsearch.search import Searcher
@@ -137,7 +151,7 @@ def _searcher(search_ws: Path, found: list[Detection]):
     fake = fake_for(search_ws)
     build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
     return Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws), crop="detect",
-                    localiser=FakeLocaliser(found))  # fmt: skip
+                    localiser=FakeLocaliser(found), detect_verify=verify)  # fmt: skip
 
 
 def test_search_searches_every_detected_object(search_ws: Path) -> None:
@@ -182,3 +196,18 @@ def test_detect_without_a_detector_is_refused(search_ws: Path) -> None:
     build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
     with pytest.raises(InputError, match="train detector"):
         Searcher(fake, load_index(search_ws, "scratch"), crop="detect")
+
+
+def test_a_partial_box_loses_to_the_whole_photo_when_that_answer_is_surer(search_ws: Path) -> None:
+    from cadsearch.render.job import read_view_table
+
+    row = read_view_table(search_ws)[4]
+    view = np.asarray(Image.open(search_ws / row.path).convert("RGB"))  # a whole view: the fake's exact match
+    part = [Detection((0.0, 0.0, 20.0, 20.0), 0.7)]  # a corner of it
+    plain, checked = _searcher(search_ws, part), _searcher(search_ws, part, verify=True)
+    for searcher in (plain, checked):
+        searcher.predictor = FramedFake(searcher.predictor)
+    plain, checked = plain.search(view, k=1), checked.search(view, k=1)
+    assert plain.objects[0].frame is not None and plain.results[0].best_view_id != row.view_id
+    assert checked.objects[0].frame is None and checked.results[0].best_view_id == row.view_id
+    assert checked.objects[0].box == (0.0, 0.0, 20.0, 20.0) and checked.objects[0].detection_score == 0.7

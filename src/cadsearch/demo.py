@@ -63,7 +63,7 @@ def _demo_photo(shared: Path) -> tuple[Path, float, float] | None:
 
 
 #: The demo's detector run: a few hundred composites and a few epochs (measured: see the README).
-DEMO_DETECTOR = {"composites": 500, "val_composites": 64, "cutouts": 300, "epochs": 6, "max_minutes": 1.0}
+DEMO_DETECTOR = {"composites": 400, "val_composites": 48, "cutouts": 300, "epochs": 6, "max_minutes": 0.75}
 
 
 def _room_with_chairs(workspace: Path, ids: list[str], shared: Path | None):
