@@ -115,3 +115,23 @@ def test_search_with_a_detector_prints_every_object_and_draws_numbered_boxes(
     green = np.all(picture == BOX_RGB, axis=2)
     assert green[10:58, 9:12].any() and green[60:108, 169:172].any()  # both boxes' left edges drawn
     assert not green[:, 100:140].any()  # nothing between the two objects
+
+
+def test_detector_commands_refuse_bad_settings_in_one_line(search_ws: Path, capsys) -> None:
+    code, _, err = run(capsys, "--workspace", str(search_ws), "train", "detector", "--set", "bogus=1")
+    assert code == 2 and err.count("\n") == 1 and "unknown detector setting 'bogus'" in err
+    code, _, err = run(capsys, "--workspace", str(search_ws), "train", "detector", "--set", "input_size=100")
+    assert code == 2 and err.count("\n") == 1 and "multiple of 32" in err
+
+
+def test_crop_detect_without_a_detector_is_one_line(search_ws: Path, monkeypatch, capsys) -> None:
+    fake = fake_for(search_ws)
+    build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
+
+    def load(cls, ws, model=None, crop=None, **kwargs):  # as from_workspace: the crop is checked on construction
+        return Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws), crop=crop or "auto")
+
+    monkeypatch.setattr(Searcher, "from_workspace", classmethod(load))
+    row = read_view_table(search_ws)[0]
+    code, _, err = run(capsys, "--workspace", str(search_ws), "search", str(search_ws / row.path), "--crop", "detect")
+    assert code == 2 and err.count("\n") == 1 and "cadsearch train detector" in err
