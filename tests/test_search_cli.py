@@ -52,7 +52,8 @@ def test_search_json_one_object_per_query_and_one_error_per_bad_file(
     objects = [json.loads(line) for line in out.splitlines()]
     assert [o["query"] for o in objects] == good
     for o, row in zip(objects, (rows[0], rows[7]), strict=True):
-        assert list(o) == ["query", "results", "timing_ms"] and list(o["timing_ms"]) == ["total"]
+        assert list(o) == ["query", "results", "objects", "timing_ms"] and list(o["timing_ms"]) == ["total"]
+        assert len(o["objects"]) == 1 and o["objects"][0]["detection_score"] is None
         assert o["results"][0]["model_id"] == row.model_id and len(o["results"]) == 2
         assert all(0.0 <= r["score"] <= 1.0 for r in o["results"])
 
@@ -77,3 +78,60 @@ def test_search_without_model_or_index_is_one_line(search_ws: Path, capsys) -> N
 def test_index_command_without_checkpoint(search_ws: Path, capsys) -> None:
     code, _, err = run(capsys, "--workspace", str(search_ws), "index")
     assert code == 2 and "cadsearch train scratch" in err
+
+
+def test_search_with_a_detector_prints_every_object_and_draws_numbered_boxes(
+    search_ws: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    from cadsearch.detect import Detection
+    from cadsearch.detect.pictures import BOX_RGB
+
+    rows = read_view_table(search_ws)
+    photo = np.full((120, 240, 3), 255, np.uint8)
+    photo[10:58, 10:58] = np.asarray(Image.open(search_ws / rows[0].path).convert("RGB"))
+    photo[60:108, 170:218] = np.asarray(Image.open(search_ws / rows[-1].path).convert("RGB"))
+    path = tmp_path / "room.png"
+    Image.fromarray(photo).save(path)
+
+    class Boxes:
+        def detect(self, image):
+            return [Detection((10.0, 10.0, 58.0, 58.0), 0.8), Detection((170.0, 60.0, 218.0, 108.0), 0.5)]
+
+    fake = fake_for(search_ws)
+    build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
+    searcher = Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws), crop="detect",
+                        localiser=Boxes())  # fmt: skip
+    monkeypatch.setattr(Searcher, "from_workspace", classmethod(lambda cls, ws, model=None, **kwargs: searcher))
+    code, out, err = run(capsys, "--workspace", str(search_ws), "search", str(path), "--json")
+    assert code == 0, err
+    answer = json.loads(out)
+    assert [o["box"] for o in answer["objects"]] == [[10.0, 10.0, 58.0, 58.0], [170.0, 60.0, 218.0, 108.0]]
+    assert answer["results"] == answer["objects"][0]["results"]
+    out_png = tmp_path / "over.png"
+    code, out, err = run(capsys, "--workspace", str(search_ws), "search", str(path), "--overlay", str(out_png))
+    assert code == 0 and "object 1: box [10, 10, 58, 58], detection score 0.80" in out and "object 2" in out
+    picture = np.asarray(Image.open(out_png))
+    assert picture.shape == (120, 240, 3)
+    green = np.all(picture == BOX_RGB, axis=2)
+    assert green[10:58, 9:12].any() and green[60:108, 169:172].any()  # both boxes' left edges drawn
+    assert not green[:, 100:140].any()  # nothing between the two objects
+
+
+def test_detector_commands_refuse_bad_settings_in_one_line(search_ws: Path, capsys) -> None:
+    code, _, err = run(capsys, "--workspace", str(search_ws), "train", "detector", "--set", "bogus=1")
+    assert code == 2 and err.count("\n") == 1 and "unknown detector setting 'bogus'" in err
+    code, _, err = run(capsys, "--workspace", str(search_ws), "train", "detector", "--set", "input_size=100")
+    assert code == 2 and err.count("\n") == 1 and "multiple of 32" in err
+
+
+def test_crop_detect_without_a_detector_is_one_line(search_ws: Path, monkeypatch, capsys) -> None:
+    fake = fake_for(search_ws)
+    build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
+
+    def load(cls, ws, model=None, crop=None, **kwargs):  # as from_workspace: the crop is checked on construction
+        return Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws), crop=crop or "auto")
+
+    monkeypatch.setattr(Searcher, "from_workspace", classmethod(load))
+    row = read_view_table(search_ws)[0]
+    code, _, err = run(capsys, "--workspace", str(search_ws), "search", str(search_ws / row.path), "--crop", "detect")
+    assert code == 2 and err.count("\n") == 1 and "cadsearch train detector" in err

@@ -48,7 +48,11 @@ def test_a_views_own_image_finds_its_model_and_pose(searcher: Searcher, search_w
 def test_to_json_has_exactly_the_design_keys(searcher: Searcher, search_ws: Path) -> None:
     image = np.asarray(Image.open(search_ws / read_view_table(search_ws)[0].path).convert("RGB"))
     out = searcher.search(image, k=2).to_json("photo.jpg")
-    assert list(out) == ["query", "results", "timing_ms"] and out["query"] == "photo.jpg"
+    assert list(out) == ["query", "results", "objects", "timing_ms"] and out["query"] == "photo.jpg"
+    # without a detector: one object, the whole image, no detection score, the same results
+    h, w = image.shape[:2]
+    whole = {"box": [0.0, 0.0, float(w), float(h)], "detection_score": None, "results": out["results"]}
+    assert out["objects"] == [whole]
     assert list(out["timing_ms"]) == ["total"]
     assert len(out["results"]) == 2
     for r in out["results"]:

@@ -121,3 +121,37 @@ def test_static_files_are_served(client: TestClient):
     vendor = client.get("/static/vendor/model-viewer.min.js")
     assert vendor.status_code == 200 and len(vendor.content) > 100_000
     assert client.get("/static/..%2f..%2fapp.py").status_code == 404
+
+
+class TwoObjectSearcher(FakeSearcher):
+    """The fake's ranking, answered for two detected objects (the second with other matches)."""
+
+    def search(self, image, k: int = 5):
+        from cadsearch.search.searcher import FoundObject
+
+        first = super().search(image, k)
+        second = super().search(image[::-1].copy(), k)
+        h, w = image.shape[:2]
+        boxes = [(0.0, 0.0, w / 2, h / 2), (w / 2, h / 4, float(w), float(h))]
+        first.objects = [FoundObject(boxes[0], 0.91, first.results), FoundObject(boxes[1], 0.47, second.results)]
+        return first
+
+
+def test_results_page_numbers_the_objects_and_shows_each_ones_matches(web_ws: Path):
+    searcher = TwoObjectSearcher(Library.open(web_ws))
+    with TestClient(make_app(web_ws, searcher), headers=HTML) as client:
+        url = search_upload(client, png_bytes(3)).headers["location"]
+        page = client.get(url).text
+        assert "2 objects found" in page and f"{url}/boxes.png" in page
+        assert 'href="' + url + '?object=2"' in page and "91%" in page and "47%" in page
+        first = re.findall(r'href="/models/([\w-]+)\?', client.get(url).text)
+        second_page = client.get(url + "?object=2").text
+        second = re.findall(r'href="/models/([\w-]+)\?', second_page)
+        assert "for object 2 of 2" in second_page and first != second
+        assert "overlay.png?rank=1&amp;object=2" in second_page
+        boxes = client.get(url + "/boxes.png")
+        assert boxes.status_code == 200 and Image.open(io.BytesIO(boxes.content)).size == (96, 64)
+        overlay = client.get(url + "/overlay.png?rank=1&object=2")
+        assert overlay.status_code == 200 and Image.open(io.BytesIO(overlay.content)).size == (96, 64)
+        assert client.get(url + "?object=3").status_code == 404
+        assert client.get(url + "/overlay.png?object=3").status_code == 404

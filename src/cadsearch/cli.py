@@ -240,7 +240,13 @@ def _parse_override(text: str) -> tuple[str, object]:
 
 @app.command()
 def train(
-    arch: Annotated[str, typer.Argument(help="scratch (CNN from scratch) or transfer (frozen EfficientNet-Lite).")],
+    arch: Annotated[
+        str,
+        typer.Argument(
+            help="scratch (CNN from scratch), transfer (frozen EfficientNet-Lite), or detector (finds the objects "
+            "in a whole photo)."
+        ),
+    ],
     epochs: Annotated[int | None, typer.Option(help="Epochs (early stopping may end sooner).", min=1)] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size.", min=1)] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
@@ -260,10 +266,17 @@ def train(
         typer.Option("--set", help="Any training option as KEY=VALUE (repeatable), e.g. --set input_size=96."),
     ] = None,
 ) -> None:
-    """Train a model on the rendered views (resumes an interrupted run with the same settings)."""
+    """Train a model on the rendered views (resumes an interrupted run with the same settings).
+
+    `cadsearch train detector` trains the localiser that finds every object of the library's kinds in a whole
+    photo (on composites of the renders over room photos; --backgrounds FOLDER, --epochs, --lr, --batch-size,
+    --seed, --max-minutes and --set KEY=VALUE apply)."""
     from cadsearch.models import train_model
 
     options = dict(_parse_override(o) for o in overrides or [])
+    if arch == "detector":
+        _train_detector(options, epochs, batch_size, lr, seed, backgrounds, max_minutes)
+        return
     named = {
         "epochs": epochs,
         "batch_size": batch_size,
@@ -290,6 +303,26 @@ def train(
         typer.echo(f"held-out models: retrieval top-1 {100 * m.get('top1', float('nan')):.1f}%")
     for note in summary.notes:
         typer.echo(f"note: {note}")
+    typer.echo(f"checkpoint: {summary.checkpoint}")
+
+
+def _train_detector(options: dict, epochs, batch_size, lr, seed, backgrounds, max_minutes) -> None:
+    from cadsearch.detect import train_detector
+
+    named = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "backgrounds": backgrounds,
+             "max_minutes": max_minutes}  # fmt: skip
+    options.update({k: v for k, v in named.items() if v is not None})
+    summary = train_detector(_workspace(), options)
+    m = summary.metrics
+    typer.echo(
+        f"trained detector: {summary.epochs_total} epoch(s) (best {summary.best_epoch}) in "
+        f"{summary.seconds / 60:.1f} min; validation composites: recall@IoU0.5 {100 * m.get('recall50', 0):.1f}%, "
+        f"{m.get('fp_per_image', float('nan')):.2f} false positives per photo"
+    )
+    for note in summary.notes:
+        typer.echo(f"note: {note}")
+    for picture in summary.pictures:
+        typer.echo(f"picture: {picture}")
     typer.echo(f"checkpoint: {summary.checkpoint}")
 
 
@@ -395,12 +428,14 @@ def search(
         typer.Option(help="Write the top model drawn at its pose over the photo to this PNG.", show_default=False),
     ] = None,
     crop: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="Find the object before embedding: auto (on a plain or gradient backdrop), backdrop, grabcut, "
-            "saliency, or none (the whole photo)."
+            help="Find the object(s) before embedding: detect (every object, each searched; the default once "
+            "`cadsearch train detector` ran), auto (on a plain or gradient backdrop; the default otherwise), "
+            "backdrop, grabcut, saliency, or none (the whole photo).",
+            show_default=False,
         ),
-    ] = "auto",
+    ] = None,
 ) -> None:
     """Find the library models a photo shows, with a score and the camera pose of each."""
     code = _run_search(
@@ -417,14 +452,27 @@ def _overlay_path(overlay: Path, i: int, n: int) -> Path:
 
 def _results_table(path: str, result) -> str:
     lines = [f"{path}  ({result.timing_ms.get('total', 0.0):.0f} ms)"]
-    if not result.results:
+    objects = getattr(result, "objects", [])
+    if len(objects) > 1 or (objects and objects[0].detection_score is not None):
+        for i, obj in enumerate(objects, 1):
+            box = ", ".join(f"{v:.0f}" for v in obj.box)
+            lines.append(f"  object {i}: box [{box}], detection score {obj.detection_score:.2f}")
+            lines += ["  " + line for line in _match_lines(obj.results)]
+        return "\n".join(lines)
+    lines += _match_lines(result.results)
+    return "\n".join(lines)
+
+
+def _match_lines(results) -> list[str]:
+    lines = []
+    if not results:
         lines.append("  no match")
-    for m in result.results:
+    for m in results:
         lines.append(
             f"  {m.rank:>2}. {m.model_id:<24} {m.score:6.1%}  polar {m.polar_deg:5.1f}°  azimuth {m.azimuth_deg:5.1f}°"
             f"  {m.name} ({m.category})"
         )
-    return "\n".join(lines)
+    return lines
 
 
 def _run_search(
@@ -434,14 +482,16 @@ def _run_search(
     top: int = 5,
     as_json: bool = False,
     overlay: str | Path | None = None,
-    crop: str = "auto",
+    crop: str | None = None,
 ) -> int:
     """``cadsearch search IMAGE...``: answer every query; an unreadable image gets a one-line error on stderr
     and the others still run.
 
     Prints one JSON object per line per query with ``as_json`` (DESIGN.md format), else a table. With
     ``overlay``, writes the top model's registration overlay (``OUT.png``, or ``OUT-<i>.png`` for several
-    queries). ``crop`` is the automatic-crop method (:data:`~cadsearch.framing.METHODS`). Returns the exit
+    queries; every found object's best model, numbered boxes). ``crop`` is the crop method
+    (:data:`~cadsearch.search.searcher.CROP_CHOICES`; None: ``detect`` when a detector is trained, else ``auto``).
+    Returns the exit
     code: 0, or 2 if any image could not be read.
 
     Raises:
@@ -476,10 +526,13 @@ def _run_search(
         if overlay is not None and result.results:
             from PIL import Image
 
-            from cadsearch.search.overlay import render_overlay
+            from cadsearch.search.overlay import render_objects_overlay, render_overlay
 
             out = _overlay_path(Path(overlay), i, len(images))
-            picture = render_overlay(searcher.library, image, result.results[0], frame=result.frame)
+            if getattr(result, "objects", None):
+                picture = render_objects_overlay(searcher.library, image, result.objects)
+            else:
+                picture = render_overlay(searcher.library, image, result.results[0], frame=result.frame)
             buf = io.BytesIO()
             Image.fromarray(picture).save(buf, format="PNG")
             atomic_write_bytes(out, buf.getvalue())

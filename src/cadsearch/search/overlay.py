@@ -20,7 +20,7 @@ from PIL import Image, ImageFilter
 from cadsearch.framing import Frame, backdrop_box, frame_for
 from cadsearch.render.cameras import Camera
 
-__all__ = ["render_overlay", "OUTLINE_RGB"]
+__all__ = ["render_overlay", "render_objects_overlay", "OUTLINE_RGB"]
 
 #: Outline colour: a green that stands out on most photos.
 OUTLINE_RGB = (40, 255, 90)
@@ -51,7 +51,12 @@ def _resize(a: np.ndarray, side: int) -> np.ndarray:
 
 
 def render_overlay(
-    library: Any, image: np.ndarray, match: Any, size: int | None = None, frame: Frame | None = None
+    library: Any,
+    image: np.ndarray,
+    match: Any,
+    size: int | None = None,
+    frame: Frame | None = None,
+    box: tuple[float, float, float, float] | None = None,
 ) -> np.ndarray:
     """Draw ``match``'s model at its pose over ``image``.
 
@@ -61,6 +66,8 @@ def render_overlay(
         match: has ``model_id``, ``polar_deg``, ``azimuth_deg`` (a :class:`~cadsearch.search.ModelMatch`).
         size: longer side of the output in pixels (None: the photo's own size, at most 1024).
         frame: the square the network looked at, in the photo's pixels (default: the photo padded to a square).
+        box: the object's box ``(x0, y0, x1, y1)`` in the photo's pixels (e.g. a detection), to fit the render's
+            silhouette to; default: the backdrop box when the photo has a plain or gradient backdrop.
 
     Returns:
         (H', W', 3) uint8 RGB: the photo (resized to ``size``) with the render blended in and its outline drawn.
@@ -83,7 +90,7 @@ def render_overlay(
     f = frame_for(h, w) if frame is None else frame.scaled(scale)
     side = f.side
     cx, cy = f.centre
-    box = backdrop_box(photo)
+    box = backdrop_box(photo) if box is None else tuple(v * scale for v in box)
     ys, xs = np.nonzero(alpha >= 0.5)
     if box is not None and len(xs):
         # Render silhouette box in render pixels → photo pixels: match centres and (mean) size.
@@ -114,3 +121,38 @@ def render_overlay(
     edge = np.asarray(mask.filter(ImageFilter.MaxFilter(width))) > np.asarray(mask.filter(ImageFilter.MinFilter(width)))
     out[edge] = OUTLINE_RGB
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+def render_objects_overlay(library: Any, image: np.ndarray, objects: Any, size: int | None = None) -> np.ndarray:
+    """Each found object's best model drawn at its pose inside its box, and the boxes numbered (1 = most confident).
+
+    Args:
+        library: the :class:`~cadsearch.library.Library`.
+        image: (H, W, 3) uint8 RGB photo.
+        objects: :class:`~cadsearch.search.searcher.FoundObject` s (``box``, ``detection_score``, ``results``,
+            ``frame``); an object without a detection score (the whole photo was searched) gets no box drawn.
+        size: longer side of the output in pixels (None: the photo's own size, at most 1024).
+
+    Returns:
+        (H', W', 3) uint8 RGB.
+    """
+    from cadsearch.detect.pictures import draw_boxes
+
+    photo = np.asarray(image)
+    h, w = photo.shape[:2]
+    target = size or min(max(h, w), 1024)
+    scale = target / max(h, w)
+    out = photo
+    if scale != 1.0:  # resized once; every render_overlay call below then works at the output's size
+        size_wh = (max(1, round(w * scale)), max(1, round(h * scale)))
+        out = np.asarray(Image.fromarray(photo).resize(size_wh, Image.Resampling.LANCZOS))
+    for obj in objects:
+        if not obj.results:
+            continue
+        detected = obj.detection_score is not None
+        frame = obj.frame.scaled(scale) if obj.frame is not None else None
+        box = tuple(v * scale for v in obj.box) if detected else None
+        out = render_overlay(library, out, obj.results[0], size=target, frame=frame, box=box)
+    boxes = [tuple(v * scale for v in o.box) for o in objects if o.detection_score is not None]
+    scores = [o.detection_score for o in objects if o.detection_score is not None]
+    return draw_boxes(out, boxes, scores) if boxes else out

@@ -134,10 +134,11 @@ class ModelAssets:
 
     # --- registration overlay ---------------------------------------------------------------------------------
 
-    def overlay_png(self, image: np.ndarray, match: Any, frame: Frame | None = None) -> bytes:
+    def overlay_png(self, image: np.ndarray, match: Any, frame: Frame | None = None, box: Any = None) -> bytes:
         """PNG of ``match``'s model drawn over ``image`` (H, W, 3 uint8) at the estimated pose, fitted to the object
-        (placed first on ``frame``, the square the network looked at, in ``image``'s pixels)."""
+        (placed first on ``frame``, the square the network looked at, in ``image``'s pixels; fitted to ``box``, a
+        detected object's box in those pixels, when given)."""
         from cadsearch.search.overlay import render_overlay
 
-        overlay = self._on_render_thread(render_overlay, self.library, image, match, None, frame)
+        overlay = self._on_render_thread(render_overlay, self.library, image, match, None, frame, box)
         return encode_png(np.asarray(overlay, dtype=np.uint8))

@@ -26,12 +26,14 @@ DISPLAY_SIDE = 1024
 @dataclass
 class SearchOutcome:
     """A finished search: the display-size image, the searcher's result, its JSON, and the square the network
-    looked at in the display-size image (None: the whole image padded to a square)."""
+    looked at in the display-size image (None: the whole image padded to a square); ``scale``: display pixels per
+    pixel of the searched image (boxes and frames of ``result.objects`` are in the latter)."""
 
     image: np.ndarray
     result: Any
     payload: dict
     frame: Frame | None = None
+    scale: float = 1.0
 
 
 def _search_sync(searcher: Any, data: bytes, query: str, max_pixels: int, k: int) -> SearchOutcome:
@@ -39,9 +41,10 @@ def _search_sync(searcher: Any, data: bytes, query: str, max_pixels: int, k: int
     result = searcher.search(image, k=k)
     shown = downscale(image, DISPLAY_SIDE)
     frame = getattr(result, "frame", None)
+    scale = shown.shape[1] / image.shape[1]
     if frame is not None:
-        frame = frame.scaled(shown.shape[1] / image.shape[1])
-    return SearchOutcome(shown, result, result.to_json(query), frame)
+        frame = frame.scaled(scale)
+    return SearchOutcome(shown, result, result.to_json(query), frame, scale)
 
 
 async def search_bytes(

@@ -32,6 +32,7 @@ class StoredSearch:
         payload: DESIGN.md's search JSON for this query.
         frame: the square the network looked at, in ``image``'s pixels (None: the whole image padded to a square).
         created: ``time.time()`` of the search.
+        scale: ``image``'s pixels per pixel of the searched image (``result.objects`` boxes are in the latter).
         cache: lazily made artefacts (query JPEG, overlay PNG), keyed by name.
     """
 
@@ -42,6 +43,7 @@ class StoredSearch:
     payload: dict
     frame: Frame | None = None
     created: float = field(default_factory=time.time)
+    scale: float = 1.0
     cache: dict[str, bytes] = field(default_factory=dict)
 
 
@@ -54,10 +56,16 @@ class ResultStore:
         self._lock = threading.Lock()
 
     def add(
-        self, query_name: str, image: np.ndarray, result: Any, payload: dict, frame: Frame | None = None
+        self,
+        query_name: str,
+        image: np.ndarray,
+        result: Any,
+        payload: dict,
+        frame: Frame | None = None,
+        scale: float = 1.0,
     ) -> StoredSearch:
         """Store a search under a new id and return it."""
-        item = StoredSearch(secrets.token_urlsafe(12), query_name, image, result, payload, frame)
+        item = StoredSearch(secrets.token_urlsafe(12), query_name, image, result, payload, frame, scale=scale)
         with self._lock:
             self._items[item.search_id] = item
             while len(self._items) > self.capacity:

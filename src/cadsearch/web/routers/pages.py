@@ -79,7 +79,9 @@ async def search_page(
         return _home(request, settings, examples, error=err.detail if status == 413 else str(err), status=status)
     except HTTPException as err:
         return _home(request, settings, examples, error=str(err.detail), status=err.status_code)
-    item = store.add(outcome.payload["query"], outcome.image, outcome.result, outcome.payload, outcome.frame)
+    item = store.add(
+        outcome.payload["query"], outcome.image, outcome.result, outcome.payload, outcome.frame, outcome.scale
+    )
     return RedirectResponse(f"/results/{item.search_id}", status_code=303)
 
 
@@ -103,11 +105,45 @@ def _dial(azimuth_deg: float, polar_deg: float) -> dict:
     }
 
 
+def _objects(item: StoredSearch) -> list[dict]:
+    """The search's found objects in display pixels: ``number`` (1 = most confident), ``box``, ``score`` (None:
+    the whole photo was searched), ``frame``, ``results``. Empty for a result without ``objects``."""
+    k = item.scale
+    return [
+        {
+            "number": i,
+            "box": tuple(v * k for v in o.box),
+            "score": o.detection_score,
+            "frame": o.frame.scaled(k) if o.frame is not None else None,
+            "results": o.results,
+        }
+        for i, o in enumerate(getattr(item.result, "objects", None) or [], 1)
+    ]
+
+
+def _object_or_404(item: StoredSearch, number: int) -> dict | None:
+    objects = _objects(item)
+    if not objects:
+        return None
+    if number > len(objects):
+        raise HTTPException(404, f"this search found no object number {number}")
+    return objects[number - 1]
+
+
 @router.get("/results/{search_id}", response_class=HTMLResponse)
-async def results_page(request: Request, search_id: str, store: ResultStore = Depends(get_store)) -> Response:
-    """The query photo beside the ranked models, with the top model's registration overlay."""
+async def results_page(
+    request: Request,
+    search_id: str,
+    object: int = Query(1, ge=1, le=1000),  # noqa: A002 - the URL's name for it
+    store: ResultStore = Depends(get_store),
+) -> Response:
+    """The query photo (numbered boxes when objects were detected) beside the selected object's ranked models,
+    with its top model's registration overlay."""
     item = _stored_or_404(store, search_id)
-    matches = [{"m": m, "dial": _dial(m.azimuth_deg, m.polar_deg)} for m in item.result.results]
+    chosen = _object_or_404(item, object)
+    results = chosen["results"] if chosen else item.result.results
+    detected = [o for o in _objects(item) if o["score"] is not None]
+    matches = [{"m": m, "dial": _dial(m.azimuth_deg, m.polar_deg)} for m in results]
     return templates.TemplateResponse(
         request,
         "results.html",
@@ -115,6 +151,8 @@ async def results_page(request: Request, search_id: str, store: ResultStore = De
             "active": "search",
             "item": item,
             "matches": matches,
+            "objects": detected,
+            "selected": object if chosen else 1,
             "total_ms": float(item.payload.get("timing_ms", {}).get("total", 0.0)),
             "height": item.image.shape[0],
             "width": item.image.shape[1],
@@ -133,21 +171,39 @@ async def query_image(search_id: str, store: ResultStore = Depends(get_store)) -
     )
 
 
+@router.get("/results/{search_id}/boxes.png")
+async def boxes_image(search_id: str, store: ResultStore = Depends(get_store)) -> Response:
+    """The query photo (display size) with the detected objects' boxes, numbered 1 = most confident."""
+    from cadsearch.detect.pictures import draw_boxes
+    from cadsearch.web.images import encode_png
+
+    item = _stored_or_404(store, search_id)
+    if "boxes.png" not in item.cache:
+        detected = [o for o in _objects(item) if o["score"] is not None]
+        picture = draw_boxes(item.image, [o["box"] for o in detected], [o["score"] for o in detected])
+        item.cache["boxes.png"] = await run_in_threadpool(encode_png, picture)
+    return Response(item.cache["boxes.png"], media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+
 @router.get("/results/{search_id}/overlay.png")
 async def overlay_image(
     search_id: str,
     rank: int = Query(1, ge=1, le=1000),
+    object: int = Query(1, ge=1, le=1000),  # noqa: A002 - the URL's name for it
     store: ResultStore = Depends(get_store),
     assets: ModelAssets = Depends(get_assets),
 ) -> Response:
-    """The model of result ``rank`` drawn over the query photo at its estimated pose."""
+    """The model of result ``rank`` (of found object ``object``) drawn over the query photo at its estimated pose."""
     item = _stored_or_404(store, search_id)
-    matches = item.result.results
+    chosen = _object_or_404(item, object)
+    matches = chosen["results"] if chosen else item.result.results
+    frame = chosen["frame"] if chosen else item.frame
+    box = chosen["box"] if chosen and chosen["score"] is not None else None
     if rank > len(matches):
         raise HTTPException(404, f"this search has no result number {rank}")
-    key = f"overlay-{rank}.png"
+    key = f"overlay-{object}-{rank}.png"
     if key not in item.cache:
-        item.cache[key] = await run_in_threadpool(assets.overlay_png, item.image, matches[rank - 1], item.frame)
+        item.cache[key] = await run_in_threadpool(assets.overlay_png, item.image, matches[rank - 1], frame, box)
     return Response(item.cache[key], media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
 

@@ -1,0 +1,279 @@
+"""Training photos for the localiser: the library's own rendered objects pasted into room photos, with exact boxes.
+
+The render job writes every view's colour and exact coverage mask (:func:`cadsearch.render.job.load_view`), so any
+number of "photos" of the library's objects in rooms can be made, each with true boxes. :func:`make_composite`
+draws one, deterministically from a random generator:
+
+- a background: a random crop, at a random aspect (4:3, 3:4, 16:9, 9:16, 1:1; longer side
+  :attr:`CompositeConfig.photo_side`), of a room photo (``shared/data/backgrounds``: indoor photos without chairs,
+  so beds, desks and tables become negatives), flipped half the time; procedural backgrounds
+  (:class:`~cadsearch.render.backgrounds.RandomBackgrounds`) when there are no photos;
+- 0–5 objects (:class:`Cutout`: a view cut out by its mask), each scaled so its box covers a log-uniform
+  2–90 % of the photo's area (its sides at most 1.1 × the photo's), flipped half the time, brightness-jittered, at a
+  random position that may run past the edges (up to 20 % of the box); later objects hide earlier ones;
+- occluders: random rectangles or ellipses cut from other backgrounds, pasted in front of everything;
+- photometric noise: colour jitter, blur, sensor noise, JPEG compression.
+
+Boxes are those of the *visible* pixels (coverage ≥ 0.5) in photo pixels ``(x0, y0, x1, y1)``, x right, y down,
+exclusive ends; an object with less than :attr:`CompositeConfig.min_visible` of its pixels left visible is no
+target (it is mostly hidden, so neither finding nor missing it should be rewarded).
+
+The room photos are split by :func:`split_backgrounds` (a hash of the file name): one in ten is held out of
+training so that benchmarks can composite test photos over rooms the localiser never saw.
+"""
+
+from __future__ import annotations
+
+import io
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+__all__ = [
+    "Cutout",
+    "CompositeConfig",
+    "BackgroundPhotos",
+    "load_cutouts",
+    "make_composite",
+    "split_backgrounds",
+    "ASPECTS",
+]
+
+#: Photo aspects (width, height) the composites are drawn at.
+ASPECTS = ((4, 3), (3, 4), (16, 9), (9, 16), (1, 1))
+
+
+@dataclass
+class Cutout:
+    """One rendered view cut to its object: ``rgb`` (h, w, 3) uint8 and ``mask`` (h, w) float32 coverage [0, 1]."""
+
+    rgb: np.ndarray
+    mask: np.ndarray
+    model_id: str = ""
+
+
+@dataclass(frozen=True)
+class CompositeConfig:
+    """How composites are drawn (see the module doc). Fractions are of the photo's area or side."""
+
+    photo_side: int = 320  # longer side of a composite, pixels
+    max_objects: int = 5
+    empty_share: float = 0.08  # composites with no object at all
+    area_range: tuple[float, float] = (0.02, 0.9)  # an object's box area / the photo's area (log-uniform)
+    outside: float = 0.2  # share of an object's box that may lie past the photo's edge (each axis)
+    max_side: float = 1.1  # an object's box side at most this share of the photo's side (big ones get cut off)
+    occluder_p: float = 0.5  # chance of 1–2 occluders
+    min_visible: float = 0.2  # visible share of an object's pixels below which it is no target
+    blur_p: float = 0.3
+    noise_p: float = 0.3
+    jpeg_p: float = 0.5
+
+
+def split_backgrounds(files: Sequence[Path], held_out: int = 10) -> tuple[list[Path], list[Path]]:
+    """(training, held-out) room photos: one file in ``held_out`` (by a CRC-32 of its name) is held out, the same
+    split on every machine and whatever else is in the folder."""
+    train, held = [], []
+    for f in files:
+        (held if zlib.crc32(Path(f).name.encode()) % held_out == 0 else train).append(Path(f))
+    return train, held
+
+
+class BackgroundPhotos:
+    """Room photos decoded once (longer side at most ``max_side``), for random crops. Unreadable files are skipped.
+
+    With no files, :meth:`crop` draws procedural backgrounds instead.
+    """
+
+    def __init__(self, files: Sequence[Path], max_side: int = 400) -> None:
+        self.photos: list[np.ndarray] = []
+        for path in files:
+            try:
+                with Image.open(path) as im:
+                    w, h = im.size
+                    shrink = max(1.0, max(w, h) / max_side)
+                    if shrink > 1.0:
+                        im.draft("RGB", (int(w / shrink), int(h / shrink)))  # JPEG: decode at 1/2, 1/4, 1/8
+                    im = im.convert("RGB")
+                    if max(im.size) > max_side:
+                        f = max_side / max(im.size)
+                        im = im.resize((max(1, round(im.width * f)), max(1, round(im.height * f))))
+                    self.photos.append(np.asarray(im))
+            except Exception:  # noqa: BLE001 - a broken photo is simply not used
+                continue
+
+    def __len__(self) -> int:
+        return len(self.photos)
+
+    def crop(self, rng: np.random.Generator, w: int, h: int) -> np.ndarray:
+        """A random crop at aspect w:h (at least a third of the photo's shorter side), flipped half the time,
+        resized to (h, w, 3) uint8."""
+        if not self.photos:
+            from cadsearch.render.backgrounds import RandomBackgrounds
+
+            square = RandomBackgrounds().sample(max(w, h), rng)
+            return np.asarray(Image.fromarray(square).resize((w, h), Image.Resampling.BILINEAR))
+        photo = self.photos[int(rng.integers(len(self.photos)))]
+        ph, pw = photo.shape[:2]
+        k = rng.uniform(0.5, 1.0)
+        cw = max(2, min(pw, round(k * min(pw, ph * w / h))))
+        ch = max(2, min(ph, round(cw * h / w)))
+        x, y = int(rng.integers(0, pw - cw + 1)), int(rng.integers(0, ph - ch + 1))
+        im = Image.fromarray(photo[y : y + ch, x : x + cw])
+        if rng.random() < 0.5:
+            im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        return np.asarray(im.resize((w, h), Image.Resampling.BILINEAR))
+
+
+def load_cutouts(workspace: str | Path, count: int, seed: int = 0, progress: bool = False) -> list[Cutout]:
+    """Up to ``count`` rendered views of the workspace's view table (a seeded sample spread over all models), each
+    cut to its mask's box (coverage > 0.02, one pixel of margin)."""
+    from tqdm import tqdm
+
+    from cadsearch.render.job import load_view, read_view_table
+
+    rows = read_view_table(workspace)
+    rng = np.random.default_rng(seed)
+    pick = sorted(rng.choice(len(rows), min(count, len(rows)), replace=False))
+    out = []
+    for i in tqdm(pick, desc="cutouts", unit="view", disable=not progress):
+        rgb, mask, _ = load_view(workspace, rows[i])
+        ys, xs = np.nonzero(mask > 0.02)
+        if len(xs) < 16:
+            continue  # an (almost) empty render: nothing to paste
+        y0, y1 = max(0, ys.min() - 1), min(mask.shape[0], ys.max() + 2)
+        x0, x1 = max(0, xs.min() - 1), min(mask.shape[1], xs.max() + 2)
+        out.append(Cutout(rgb[y0:y1, x0:x1].copy(), mask[y0:y1, x0:x1].copy(), rows[i].model_id))
+    return out
+
+
+def _resize(a: np.ndarray, w: int, h: int) -> np.ndarray:
+    if a.ndim == 2:
+        return np.asarray(Image.fromarray(a.astype(np.float32), mode="F").resize((w, h), Image.Resampling.BILINEAR))
+    return np.asarray(Image.fromarray(a).resize((w, h), Image.Resampling.BILINEAR))
+
+
+def _paste(canvas: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, x: int, y: int) -> np.ndarray:
+    """Blend ``rgb`` with coverage ``alpha`` into float ``canvas`` at (x, y) (clipped to the canvas); returns the
+    coverage placed on the full canvas (H, W) float32."""
+    h, w = canvas.shape[:2]
+    full = np.zeros((h, w), np.float32)
+    cx0, cy0 = max(0, x), max(0, y)
+    cx1, cy1 = min(w, x + alpha.shape[1]), min(h, y + alpha.shape[0])
+    if cx1 <= cx0 or cy1 <= cy0:
+        return full
+    a = alpha[cy0 - y : cy1 - y, cx0 - x : cx1 - x]
+    src = rgb[cy0 - y : cy1 - y, cx0 - x : cx1 - x].astype(np.float32)
+    region = canvas[cy0:cy1, cx0:cx1]
+    region[:] = src * a[..., None] + region * (1.0 - a[..., None])
+    full[cy0:cy1, cx0:cx1] = a
+    return full
+
+
+def _occluder_mask(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
+    """A soft-edged rectangle or ellipse (h, w) float32 in [0, 1]."""
+    im = Image.new("L", (w, h), 0)
+    draw = ImageDraw.Draw(im)
+    if rng.random() < 0.5:
+        draw.rectangle((0, 0, w - 1, h - 1), fill=255)
+    else:
+        draw.ellipse((0, 0, w - 1, h - 1), fill=255)
+    return np.asarray(im.filter(ImageFilter.GaussianBlur(0.8)), np.float32) / 255.0
+
+
+def _photometric(image: np.ndarray, rng: np.random.Generator, cfg: CompositeConfig) -> np.ndarray:
+    x = image.astype(np.float32)
+    # colour: brightness × per-channel gain (white balance), contrast and saturation, as one affine map per pixel
+    gain = (rng.uniform(0.7, 1.3) * rng.uniform(0.9, 1.1, 3)).astype(np.float32)
+    contrast, saturation = np.float32(rng.uniform(0.7, 1.3)), np.float32(rng.uniform(0.6, 1.3))
+    x *= gain
+    grey = x.mean(axis=2, keepdims=True)
+    x = grey + (x - grey) * saturation
+    mean = np.float32(x.mean())
+    x = (x - mean) * contrast + mean
+    if rng.random() < cfg.noise_p:
+        x += rng.standard_normal(x.shape, dtype=np.float32) * np.float32(rng.uniform(2.0, 8.0))
+    im = Image.fromarray(np.clip(x + 0.5, 0, 255).astype(np.uint8))
+    if rng.random() < cfg.blur_p:
+        im = im.filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.5)))
+    if rng.random() < cfg.jpeg_p:
+        buf = io.BytesIO()
+        im.save(buf, format="JPEG", quality=int(rng.integers(30, 91)))
+        im = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    return np.asarray(im)
+
+
+def make_composite(
+    rng: np.random.Generator,
+    cutouts: Sequence[Cutout],
+    backgrounds: BackgroundPhotos,
+    cfg: CompositeConfig = CompositeConfig(),
+    n_objects: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One training photo and the boxes of its visible objects.
+
+    Args:
+        rng: the only source of randomness (same state → same composite).
+        cutouts: the library's objects to paste (at least one unless ``n_objects`` is 0).
+        backgrounds: room photos (or none: procedural backgrounds).
+        cfg: see :class:`CompositeConfig`.
+        n_objects: force this many objects (default: none with ``cfg.empty_share``, else 1–``max_objects``, fewer
+            more likely).
+
+    Returns:
+        ``image`` (H, W, 3) uint8 with max(H, W) = ``cfg.photo_side``, and ``boxes`` (N, 4) float32
+        ``(x0, y0, x1, y1)`` of the visible objects, photo pixels, exclusive ends.
+    """
+    aw, ah = ASPECTS[int(rng.integers(len(ASPECTS)))]
+    side = cfg.photo_side
+    w, h = (side, max(8, round(side * ah / aw))) if aw >= ah else (max(8, round(side * aw / ah)), side)
+    canvas = backgrounds.crop(rng, w, h).astype(np.float32)
+    if n_objects is None:
+        if rng.random() < cfg.empty_share:
+            n_objects = 0
+        else:
+            weights = 1.0 / np.arange(1, cfg.max_objects + 1)  # 1 object most often, 5 least
+            n_objects = int(rng.choice(np.arange(1, cfg.max_objects + 1), p=weights / weights.sum()))
+    n_objects = min(n_objects, len(cutouts)) if len(cutouts) else 0
+    masks: list[np.ndarray] = []  # visible coverage of each object on the canvas
+    placed: list[float] = []  # pixels each object covered when pasted
+    lo, hi = np.log(cfg.area_range[0]), np.log(cfg.area_range[1])
+    for _ in range(n_objects):
+        cut = cutouts[int(rng.integers(len(cutouts)))]
+        ch0, cw0 = cut.mask.shape
+        area = np.exp(rng.uniform(lo, hi)) * w * h
+        k = np.sqrt(area / (cw0 * ch0))
+        # a photo of one chair often shows it filling the frame, cut off at an edge: up to max_side of the photo
+        k = min(k, cfg.max_side * w / cw0, cfg.max_side * h / ch0)
+        cw, ch = max(4, round(cw0 * k)), max(4, round(ch0 * k))
+        rgb, alpha = _resize(cut.rgb, cw, ch), np.clip(_resize(cut.mask, cw, ch), 0.0, 1.0)
+        if rng.random() < 0.5:
+            rgb, alpha = rgb[:, ::-1], alpha[:, ::-1]
+        rgb = np.clip(rgb.astype(np.float32) * rng.uniform(0.75, 1.25), 0, 255)  # the room's light, not the render's
+        mx, my = round(cfg.outside * cw), round(cfg.outside * ch)
+        x = int(rng.integers(-mx, max(-mx, w - cw + mx) + 1))
+        y = int(rng.integers(-my, max(-my, h - ch + my) + 1))
+        cover = _paste(canvas, rgb, alpha, x, y)
+        masks = [m * (1.0 - cover) for m in masks]
+        masks.append(cover)
+        placed.append(float((alpha >= 0.5).sum()))
+    if rng.random() < cfg.occluder_p:
+        for _ in range(int(rng.integers(1, 3))):
+            ow = max(4, round(w * rng.uniform(0.08, 0.4)))
+            oh = max(4, round(h * rng.uniform(0.08, 0.5)))
+            patch = backgrounds.crop(rng, ow, oh)
+            ox, oy = int(rng.integers(-ow // 4, w - ow // 2)), int(rng.integers(-oh // 4, h - oh // 2))
+            cover = _paste(canvas, patch, _occluder_mask(rng, ow, oh), ox, oy)
+            masks = [m * (1.0 - cover) for m in masks]
+    boxes = []
+    for m, full in zip(masks, placed, strict=True):
+        vis = m >= 0.5
+        if full <= 0 or vis.sum() < cfg.min_visible * full:
+            continue
+        ys, xs = np.nonzero(vis)
+        boxes.append((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))
+    image = _photometric(np.clip(canvas + 0.5, 0, 255).astype(np.uint8), rng, cfg)
+    return image, np.asarray(boxes, np.float32).reshape(-1, 4)

@@ -1,0 +1,237 @@
+"""``Localiser``: a photo → boxes of the library's kinds of objects in it, most confident first.
+
+The photo is letterboxed exactly as the networks frame a whole photo (:func:`cadsearch.framing.frame_for` of the
+whole photo, padded with its border's median colour by :func:`cadsearch.framing.frame_image`) to the detector's
+input square; the ONNX graph of body + head (:mod:`cadsearch.detect.model`) runs once; :func:`decode` turns its
+maps into boxes: local maxima of the centre heat map (3 × 3) above ``threshold``, each with its predicted size and
+sub-cell offset, then non-maximum suppression (:func:`nms`) and at most ``max_objects`` boxes. Boxes are mapped back
+to the photo's pixels and clipped to it.
+
+Coordinates: photo pixels, x right, y down, boxes ``(x0, y0, x1, y1)`` with exclusive ends (as
+:mod:`cadsearch.framing`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from cadsearch.errors import InputError
+from cadsearch.framing import Frame, as_rgb_uint8, frame_for, frame_image
+
+__all__ = ["Detection", "Localiser", "decode", "nms", "box_iou", "letterbox", "detector_dir", "DEFAULT_THRESHOLD"]
+
+#: Default score threshold of a detection (heat-map peak probability).
+DEFAULT_THRESHOLD = 0.3
+#: Default most boxes returned per photo.
+DEFAULT_MAX_OBJECTS = 5
+#: Boxes overlapping a more confident one by more than this IoU are dropped.
+NMS_IOU = 0.5
+#: Boxes smaller than this (pixels of the photo, either side) are dropped: nothing to search in them.
+MIN_BOX_SIDE = 4.0
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One found object: ``box`` ``(x0, y0, x1, y1)`` in photo pixels and ``score`` in [0, 1]."""
+
+    box: tuple[float, float, float, float]
+    score: float
+
+
+def detector_dir(workspace: str | Path) -> Path:
+    """``<workspace>/checkpoints/detector``: the detector's checkpoints and ONNX graph."""
+    return Path(workspace) / "checkpoints" / "detector"
+
+
+def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, Frame]:
+    """The whole photo padded to a square and resized to ``size``: ``(square (size, size, 3) uint8, frame)``;
+    ``frame`` is the square in photo pixels (photo pixel = frame.x0 + square pixel · frame.side / size)."""
+    a = as_rgb_uint8(image)
+    frame = frame_for(a.shape[0], a.shape[1])
+    return frame_image(a, size, frame), frame
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU matrix (len(a), len(b)) of boxes (N, 4) and (M, 4) ``(x0, y0, x1, y1)``."""
+    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
+    ix0, iy0 = np.maximum(a[:, None, 0], b[None, :, 0]), np.maximum(a[:, None, 1], b[None, :, 1])
+    ix1, iy1 = np.minimum(a[:, None, 2], b[None, :, 2]), np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(ix1 - ix0, 0, None) * np.clip(iy1 - iy0, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU) -> list[int]:
+    """Indices of the boxes kept by greedy non-maximum suppression, most confident first."""
+    order = list(np.argsort(-np.asarray(scores), kind="stable"))
+    keep: list[int] = []
+    while order:
+        i = order.pop(0)
+        keep.append(int(i))
+        if order:
+            overlap = box_iou(boxes[[i]], boxes[order])[0]
+            order = [j for j, o in zip(order, overlap, strict=True) if o <= iou]
+    return keep
+
+
+def decode(
+    heat: np.ndarray,
+    size: np.ndarray,
+    offset: np.ndarray,
+    stride: float,
+    input_size: int,
+    threshold: float = DEFAULT_THRESHOLD,
+    max_objects: int = DEFAULT_MAX_OBJECTS,
+    iou: float = NMS_IOU,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The head's maps for one image → ``(boxes (N, 4) in input-square pixels, scores (N,))``, best first.
+
+    Args:
+        heat: (h, w) probabilities (sigmoid of the logits).
+        size: (2, h, w) log(box width, height / ``input_size``).
+        offset: (2, h, w) centre position (x, y) inside the cell, in cells.
+        stride: input pixels per cell.
+        input_size: the input square's side, pixels.
+        threshold: lowest score kept; max_objects: most boxes kept; iou: NMS overlap.
+    """
+    peaks = (heat == ndimage.maximum_filter(heat, size=3, mode="constant", cval=0.0)) & (heat >= threshold)
+    ys, xs = np.nonzero(peaks)
+    if len(xs) == 0:
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+    scores = heat[ys, xs]
+    top = np.argsort(-scores, kind="stable")[: 8 * max_objects]  # bounded work even on a noisy map
+    ys, xs, scores = ys[top], xs[top], scores[top]
+    cx = (xs + offset[0, ys, xs]) * stride
+    cy = (ys + offset[1, ys, xs]) * stride
+    bw = np.exp(np.clip(size[0, ys, xs], -8.0, 1.0)) * input_size
+    bh = np.exp(np.clip(size[1, ys, xs], -8.0, 1.0)) * input_size
+    boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
+    keep = nms(boxes, scores, iou)[:max_objects]
+    return boxes[keep].astype(np.float32), scores[keep].astype(np.float32)
+
+
+class Localiser:
+    """Finds objects of the library's kinds in a photo. Load once, :meth:`detect` many times (thread-safe).
+
+    Attributes:
+        folder: the checkpoint folder (:func:`detector_dir`).
+        input_size: the detector's input square, pixels.
+        threshold: lowest detection score returned (default: the checkpoint's, else :data:`DEFAULT_THRESHOLD`).
+        max_objects: most detections returned per photo.
+        backend: ``onnx`` (the exported body + head on onnxruntime) or ``torch`` (fallback).
+    """
+
+    def __init__(
+        self,
+        folder: str | Path,
+        threshold: float | None = None,
+        max_objects: int = DEFAULT_MAX_OBJECTS,
+        threads: int = 1,
+    ) -> None:
+        import torch
+
+        folder = Path(folder)
+        self.folder = folder
+        path = folder / "best.pt"
+        if not path.is_file():
+            raise InputError(f"no trained detector at {path}; train it first with `cadsearch train detector`")
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:
+            raise InputError(
+                f"detector checkpoint {path} is unreadable ({type(exc).__name__}); delete it and train again with "
+                "`cadsearch train detector`"
+            ) from None
+        if not isinstance(ckpt, dict) or ckpt.get("format") != "cadsearch-detector/1":
+            raise InputError(
+                f"{path} is not a cadsearch detector checkpoint; train one with `cadsearch train detector`"
+            )
+        self.input_size = int(ckpt["input_size"])
+        self.stride = float(ckpt["stride"])
+        self.threshold = float(threshold if threshold is not None else ckpt.get("threshold", DEFAULT_THRESHOLD))
+        self.max_objects = int(max_objects)
+        self.metrics: dict[str, Any] = ckpt.get("metrics", {})
+        self._session = None
+        self._net = None
+        onnx_path = folder / str(ckpt.get("onnx", "detector.onnx"))
+        if onnx_path.is_file():
+            try:
+                import onnxruntime as ort
+
+                opts = ort.SessionOptions()
+                opts.intra_op_num_threads = threads
+                opts.inter_op_num_threads = 1
+                opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                self._session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+            except Exception:  # noqa: BLE001 - torch always works
+                self._session = None
+        if self._session is None:
+            from cadsearch.detect.model import DetectorNet
+
+            self._net = DetectorNet(ckpt["backbone"], self.input_size, int(ckpt["width"]))
+            self._net.head.load_state_dict(ckpt["head"])
+            self._net.eval()
+        self.backend = "onnx" if self._session is not None else "torch"
+
+    def maps(self, squares: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(B, S, S, 3) uint8 input squares → ``heat`` (B, h, w) probabilities, ``size`` (B, 2, h, w),
+        ``offset`` (B, 2, h, w)."""
+        from cadsearch.detect.model import MEAN, STD
+
+        x = squares.astype(np.float32).transpose(0, 3, 1, 2) / 255.0
+        x = (x - np.asarray(MEAN, np.float32)[:, None, None]) / np.asarray(STD, np.float32)[:, None, None]
+        if self._session is not None:
+            heat, size, offset = self._session.run(None, {"image": np.ascontiguousarray(x)})
+        else:
+            import torch
+
+            with torch.no_grad():
+                heat, size, offset = (t.numpy() for t in self._net(torch.from_numpy(x)))
+        return 1.0 / (1.0 + np.exp(-heat[:, 0])), size, offset
+
+    def detect(self, image: np.ndarray, threshold: float | None = None) -> list[Detection]:
+        """Objects in ``image`` (RGB uint8 (H, W, 3), RGBA, grayscale or float [0, 1]; any size), most confident
+        first; at most :attr:`max_objects`, none below ``threshold`` (default :attr:`threshold`).
+
+        Raises:
+            InputError: ``image`` is not an image array.
+        """
+        return self.detect_many([image], threshold)[0]
+
+    def detect_many(self, images: Sequence[np.ndarray], threshold: float | None = None) -> list[list[Detection]]:
+        """:meth:`detect` for several photos in one batch."""
+        if not len(images):
+            return []
+        squares, frames = zip(*(letterbox(im, self.input_size) for im in images), strict=True)
+        heat, size, offset = self.maps(np.stack(squares))
+        thr = self.threshold if threshold is None else float(threshold)
+        out = []
+        for i, (im, frame) in enumerate(zip(images, frames, strict=True)):
+            boxes, scores = decode(heat[i], size[i], offset[i], self.stride, self.input_size, thr, self.max_objects)
+            h, w = np.shape(im)[:2]
+            k = frame.side / self.input_size
+            found = []
+            for b, s in zip(boxes, scores, strict=True):
+                x0, y0 = max(0.0, frame.x0 + b[0] * k), max(0.0, frame.y0 + b[1] * k)
+                x1, y1 = min(float(w), frame.x0 + b[2] * k), min(float(h), frame.y0 + b[3] * k)
+                if x1 - x0 >= min(MIN_BOX_SIDE, w) and y1 - y0 >= min(MIN_BOX_SIDE, h):
+                    found.append(Detection((float(x0), float(y0), float(x1), float(y1)), float(s)))
+            out.append(found)
+        return out
+
+    def timed_detect(self, image: np.ndarray) -> tuple[list[Detection], float]:
+        """:meth:`detect` and its wall time in milliseconds."""
+        t = time.perf_counter()
+        found = self.detect(image)
+        return found, 1000 * (time.perf_counter() - t)
+
+    def __repr__(self) -> str:
+        return f"Localiser(input={self.input_size}, threshold={self.threshold:g}, {self.backend})"

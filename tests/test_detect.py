@@ -1,0 +1,213 @@
+"""The localiser: training composites, CenterNet targets ↔ decoding, NMS, a tiny training run (resume, ONNX,
+pictures), bad photos, and the searcher searching every detected object."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cadsearch.detect import Detection, Localiser, box_iou, detector_dir, nms
+from cadsearch.detect.composites import BackgroundPhotos, CompositeConfig, Cutout, make_composite, split_backgrounds
+from cadsearch.detect.localiser import decode
+from cadsearch.detect.train import targets_for
+from cadsearch.errors import InputError
+
+
+def _cutouts(n: int = 3) -> list[Cutout]:
+    """Flat-coloured discs: a known object with an exact mask."""
+    yy, xx = np.mgrid[0:40, 0:30]
+    mask = (((xx - 15) / 14.0) ** 2 + ((yy - 20) / 19.0) ** 2 <= 1).astype(np.float32)
+    return [Cutout(np.full((40, 30, 3), 60 * (i + 1), np.uint8), mask) for i in range(n)]
+
+
+def test_composites_are_seeded_and_boxes_frame_the_visible_object() -> None:
+    photos = BackgroundPhotos([])  # no room photos: procedural backgrounds
+    cfg = CompositeConfig(photo_side=160, occluder_p=0.0, blur_p=0.0, noise_p=0.0, jpeg_p=0.0)
+    a, boxes = make_composite(np.random.default_rng(3), _cutouts(), photos, cfg, n_objects=1)
+    b, boxes_b = make_composite(np.random.default_rng(3), _cutouts(), photos, cfg, n_objects=1)
+    assert np.array_equal(a, b) and np.array_equal(boxes, boxes_b)
+    assert max(a.shape[:2]) == 160 and a.dtype == np.uint8 and boxes.shape == (1, 4)
+    x0, y0, x1, y1 = boxes[0]
+    h, w = a.shape[:2]
+    assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
+    area = (x1 - x0) * (y1 - y0) / (w * h)
+    assert 0.004 < area <= 0.95  # 2-90 % of the photo, less where it runs past an edge
+    empty, none = make_composite(np.random.default_rng(4), _cutouts(), photos, cfg, n_objects=0)
+    assert none.shape == (0, 4)
+    many = [make_composite(np.random.default_rng(i), _cutouts(), photos, CompositeConfig(photo_side=96))[1]
+            for i in range(30)]  # fmt: skip
+    assert max(len(m) for m in many) <= 5 and any(len(m) >= 2 for m in many)
+
+
+def test_background_split_is_stable_and_holds_out_about_a_tenth() -> None:
+    files = [Path(f"photo_{i:04d}.jpg") for i in range(1000)]
+    train, held = split_backgrounds(files)
+    assert 60 < len(held) < 140 and len(train) + len(held) == 1000 and not set(train) & set(held)
+    assert split_backgrounds(list(reversed(files)))[1] == list(reversed(held))
+
+
+def test_decoding_the_targets_gives_back_the_boxes() -> None:
+    size = 256
+    boxes = np.array([[20, 30, 100, 200], [150, 40, 230, 120], [60, 180, 90, 240]], np.float32)
+    t = targets_for(boxes, size)
+    assert t["heat"].shape == (16, 16) and t["mask"].sum() == 3 and t["heat"].max() == 1.0
+    logit = t["size"]
+    found, scores = decode(t["heat"], logit, t["offset"], 16, size, threshold=0.99, max_objects=5)
+    assert len(found) == 3 and np.all(scores == 1.0)
+    iou = box_iou(found, boxes)
+    assert np.all(iou.max(axis=1) > 0.99)
+
+
+def test_nms_and_iou() -> None:
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30]], np.float32)
+    assert box_iou(boxes[:1], boxes[1:2])[0, 0] == pytest.approx(81 / 119)
+    assert nms(boxes, np.array([0.5, 0.9, 0.7])) == [1, 2]
+    assert nms(np.zeros((0, 4)), np.zeros(0)) == []
+
+
+@pytest.fixture(scope="module", name="trained")
+def trained_fixture(tmp_path_factory) -> Path:
+    """A detector trained for one epoch on 24 composites of a tiny workspace at 64 px (fast, not accurate)."""
+    from cadsearch.detect.train import train_detector
+    from conftest import render_tiny_workspace
+
+    ws = render_tiny_workspace(tmp_path_factory.mktemp("detect_ws"), chairs=2, views=6, size=48)
+    settings = {"input_size": 64, "composites": 24, "val_composites": 8, "cutouts": 12, "epochs": 1,
+                "batch_size": 8, "backgrounds": "procedural", "width": 16}  # fmt: skip
+    summary = train_detector(ws, settings, progress=False)
+    assert summary.epochs_total == 1 and summary.checkpoint.is_file() and summary.onnx.is_file()
+    assert {p.name for p in summary.pictures} == {"detector_composites.png"}
+    assert Image.open(summary.pictures[0]).size[0] > 100
+    # resume: the same settings with one more epoch continue from the first
+    again = train_detector(ws, settings | {"epochs": 2}, progress=False)
+    assert again.epochs_total == 2 and any("resumed from epoch 1" in n for n in again.notes)
+    return ws
+
+
+def test_a_trained_localiser_answers_every_kind_of_photo_boundedly(trained: Path) -> None:
+    loc = Localiser(detector_dir(trained), threshold=0.0, max_objects=4)  # threshold 0: boxes even untrained
+    assert loc.backend == "onnx" and loc.input_size == 64
+    rng = np.random.default_rng(0)
+    photos = {
+        "no object": np.full((120, 160, 3), 128, np.uint8),
+        "tiny": rng.integers(0, 255, (32, 32, 3), dtype=np.uint8),
+        "panorama": rng.integers(0, 255, (90, 2000, 3), dtype=np.uint8),
+        "grey": rng.integers(0, 255, (50, 70), dtype=np.uint8),
+    }
+    for name, im in photos.items():
+        found = loc.detect(im)
+        assert 1 <= len(found) <= 4, name
+        h, w = im.shape[:2]
+        for d in found:
+            x0, y0, x1, y1 = d.box
+            assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h and 0.0 <= d.score <= 1.0, name
+        assert [d.score for d in found] == sorted((d.score for d in found), reverse=True)
+    assert Localiser(detector_dir(trained), threshold=1.01).detect(photos["no object"]) == []
+    with pytest.raises(InputError):
+        loc.detect(np.zeros((4, 4, 4, 4), np.uint8))
+
+
+def test_a_missing_or_broken_detector_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="cadsearch train detector"):
+        Localiser(tmp_path)
+    (tmp_path / "best.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="unreadable"):
+        Localiser(tmp_path)
+
+
+class FakeLocaliser:
+    """Answers fixed detections (most confident first, as :class:`Localiser`)."""
+
+    def __init__(self, found: list[Detection]) -> None:
+        self.found = found
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        return list(self.found)
+
+
+class FramedFake:
+    """The fake predictor, but it sees the square it is given (the fake alone hashes the whole image)."""
+
+    def __init__(self, fake) -> None:
+        self.fake = fake
+
+    def predict(self, images, batch_size: int = 64, frames=None):
+        from cadsearch.framing import frame_image
+
+        frames = frames or [None] * len(images)
+        seen = [im if f is None else frame_image(im, 16, f) for im, f in zip(images, frames, strict=True)]
+        return self.fake.predict(seen, batch_size)
+
+
+def _searcher(search_ws: Path, found: list[Detection], verify: bool = False):
+    from cadsearch.index import build_index, load_index
+    from cadsearch.library import Library
+    from cadsearch.search import Searcher
+    from fakes import fake_for
+
+    fake = fake_for(search_ws)
+    build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
+    return Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws), crop="detect",
+                    localiser=FakeLocaliser(found), detect_verify=verify)  # fmt: skip
+
+
+def test_search_searches_every_detected_object(search_ws: Path) -> None:
+    from cadsearch.render.job import read_view_table
+
+    rows = read_view_table(search_ws)
+    a = np.asarray(Image.open(search_ws / rows[0].path).convert("RGB"))
+    b = np.asarray(Image.open(search_ws / rows[-1].path).convert("RGB"))
+    photo = np.full((100, 200, 3), 255, np.uint8)
+    photo[10:58, 10:58], photo[40:88, 140:188] = a, b
+    boxes = [(10.0, 10.0, 58.0, 58.0), (140.0, 40.0, 188.0, 88.0)]
+    searcher = _searcher(search_ws, [Detection(boxes[0], 0.9), Detection(boxes[1], 0.6)])
+    res = searcher.search(photo, k=2)
+    assert [o.box for o in res.objects] == boxes and [o.detection_score for o in res.objects] == [0.9, 0.6]
+    assert res.results == res.objects[0].results and res.frame == res.objects[0].frame
+    # each object was framed around its own box: the networks saw two different squares
+    assert res.objects[0].frame.centre == pytest.approx((34.0, 34.0))
+    assert res.objects[1].frame.centre == pytest.approx((164.0, 64.0))
+    assert {"detect", "embed", "search", "pose", "total"} <= set(res.timing_ms)
+    out = res.to_json("room.jpg")
+    assert list(out) == ["query", "results", "objects", "timing_ms"]
+    assert [o["box"] for o in out["objects"]] == [list(b) for b in boxes]
+    assert out["objects"][0]["results"] == out["results"] and out["objects"][1]["detection_score"] == 0.6
+
+
+def test_no_detection_searches_the_whole_photo_and_many_are_bounded(search_ws: Path) -> None:
+    photo = np.full((60, 80, 3), 200, np.uint8)
+    res = _searcher(search_ws, []).search(photo, k=1)
+    assert len(res.objects) == 1 and res.objects[0].detection_score is None
+    assert res.objects[0].box == (0.0, 0.0, 80.0, 60.0) and res.results
+    twenty = [Detection((float(i), 0.0, float(i) + 20, 20.0), 1.0 - i / 100) for i in range(20)]
+    res = _searcher(search_ws, twenty).search(photo, k=1)
+    assert len(res.objects) == 20 and all(len(o.results) == 1 for o in res.objects)
+
+
+def test_detect_without_a_detector_is_refused(search_ws: Path) -> None:
+    from cadsearch.index import build_index, load_index
+    from cadsearch.search import Searcher
+    from fakes import fake_for
+
+    fake = fake_for(search_ws)
+    build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
+    with pytest.raises(InputError, match="train detector"):
+        Searcher(fake, load_index(search_ws, "scratch"), crop="detect")
+
+
+def test_a_partial_box_loses_to_the_whole_photo_when_that_answer_is_surer(search_ws: Path) -> None:
+    from cadsearch.render.job import read_view_table
+
+    row = read_view_table(search_ws)[4]
+    view = np.asarray(Image.open(search_ws / row.path).convert("RGB"))  # a whole view: the fake's exact match
+    part = [Detection((0.0, 0.0, 20.0, 20.0), 0.7)]  # a corner of it
+    plain, checked = _searcher(search_ws, part), _searcher(search_ws, part, verify=True)
+    for searcher in (plain, checked):
+        searcher.predictor = FramedFake(searcher.predictor)
+    plain, checked = plain.search(view, k=1), checked.search(view, k=1)
+    assert plain.objects[0].frame is not None and plain.results[0].best_view_id != row.view_id
+    assert checked.objects[0].frame is None and checked.results[0].best_view_id == row.view_id
+    assert checked.objects[0].box == (0.0, 0.0, 20.0, 20.0) and checked.objects[0].detection_score == 0.7
