@@ -385,10 +385,12 @@ def _results_table(path: str, result) -> str:
     lines = [f"{path}  ({result.timing_ms.get('total', 0.0):.0f} ms)"]
     if not result.results:
         lines.append("  no match")
+    else:
+        lines.append("  Exact match" if result.exact_match else "  No exact match — closest models in your library")
     for m in result.results:
         lines.append(
-            f"  {m.rank:>2}. {m.model_id:<24} {m.score:6.1%}  polar {m.polar_deg:5.1f}°  azimuth {m.azimuth_deg:5.1f}°"
-            f"  {m.name} ({m.category})"
+            f"  {m.rank:>2}. {m.model_id:<24} score {m.score:6.1%}  match {m.match:6.1%}  polar {m.polar_deg:5.1f}°"
+            f"  azimuth {m.azimuth_deg:5.1f}°  {m.name} ({m.category})"
         )
     return "\n".join(lines)
 

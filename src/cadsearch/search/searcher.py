@@ -7,12 +7,14 @@ is shared between calls).
 
 One query: frame the object (:func:`cadsearch.framing.frame_query`: the automatic crop, or the whole photo padded
 to a square) → embed it (and get the pose head's estimate) → the ``k_views`` nearest views → group them by
-model, score each model by its best view (calibrated softmax, :mod:`cadsearch.search.scoring`) → for each of
-the top ``k`` models, combine its best views' cameras with the pose head (:mod:`cadsearch.search.pose`).
+model, score each model by its best view (calibrated softmax, :mod:`cadsearch.search.scoring`) and give it its
+exact-match probability (:mod:`cadsearch.search.matching`) → for each of the top ``k`` models, combine its best
+views' cameras with the pose head (:mod:`cadsearch.search.pose`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -24,13 +26,14 @@ import numpy as np
 from cadsearch.errors import InputError
 from cadsearch.framing import Frame, check_crop_method, frame_query
 from cadsearch.index.faiss_index import ViewIndex, index_dir
+from cadsearch.search.matching import DEFAULT_MATCH_MODEL, EXACT_MATCH_THRESHOLD, MatchModel, match_features
 from cadsearch.search.pose import PoseConfig, combine_pose
 from cadsearch.search.scoring import DEFAULT_TEMPERATURE, rank_models
 
 __all__ = ["ModelMatch", "SearchResult", "Searcher", "default_arch"]
 
 #: Keys of one result in DESIGN.md's ``search --json`` format, in order.
-RESULT_KEYS = ("rank", "model_id", "name", "category", "score", "polar_deg", "azimuth_deg")
+RESULT_KEYS = ("rank", "model_id", "name", "category", "score", "match", "polar_deg", "azimuth_deg")
 
 
 @dataclass(frozen=True)
@@ -40,10 +43,14 @@ class ModelMatch:
     Attributes:
         rank: 1 for the best match.
         model_id, name, category: from the library catalog.
-        score: calibrated probability in [0, 1] that this is the right model (on renders).
+        score: ranking score in [0, 1]: the calibrated probability that this is the right model *if the object
+            is one of the library's models* (on renders; a softmax over the library, so something always scores
+            high).
         polar_deg: estimated camera polar θ in [0, 180], degrees from +Y.
         azimuth_deg: estimated camera azimuth φ in [0, 360), degrees from +Z towards +X.
         best_view_id: the model's best-matching rendered view (e.g. ``"chair-003/0017"``).
+        match: exact-match probability in [0, 1]: that the object in the photo *is* this model, whether or not
+            it is in the library (:mod:`cadsearch.search.matching`).
     """
 
     rank: int
@@ -54,6 +61,7 @@ class ModelMatch:
     polar_deg: float
     azimuth_deg: float
     best_view_id: str
+    match: float = 0.0
 
 
 @dataclass
@@ -73,18 +81,30 @@ class SearchResult:
     head_pose: tuple[float, float] | None = None
     frame: Frame | None = None
 
+    @property
+    def exact_match(self) -> bool:
+        """Whether the top result is the object itself: its ``match`` ≥
+        :data:`~cadsearch.search.matching.EXACT_MATCH_THRESHOLD` (False: only the closest models in the library)."""
+        return bool(self.results) and self.results[0].match >= EXACT_MATCH_THRESHOLD
+
     def to_json(self, query: str) -> dict[str, Any]:
         """DESIGN.md's ``search --json`` object: ``{"query", "results": [{rank, model_id, name, category, score,
-        polar_deg, azimuth_deg}], "timing_ms": {"total"}}``."""
+        match, polar_deg, azimuth_deg}], "exact_match", "timing_ms": {"total"}}``."""
         results = []
         for m in self.results:
             d = asdict(m)
             row = {key: d[key] for key in RESULT_KEYS}
             row["score"] = round(float(row["score"]), 4)
+            row["match"] = round(float(row["match"]), 4)
             row["polar_deg"] = round(float(row["polar_deg"]), 2)
             row["azimuth_deg"] = round(float(row["azimuth_deg"]), 2) % 360.0
             results.append(row)
-        return {"query": query, "results": results, "timing_ms": {"total": round(self.timing_ms.get("total", 0.0), 2)}}
+        return {
+            "query": query,
+            "results": results,
+            "exact_match": self.exact_match,
+            "timing_ms": {"total": round(self.timing_ms.get("total", 0.0), 2)},
+        }
 
 
 def default_arch(workspace: str | Path) -> str:
@@ -105,6 +125,8 @@ class Searcher:
         index: the :class:`~cadsearch.index.faiss_index.ViewIndex` of the library's views.
         library: the :class:`~cadsearch.library.Library` (names and categories), or None.
         temperature: score temperature (:mod:`cadsearch.search.calibration`, fitted for the index on first use).
+        match_model: the exact-match model (fitted beside the temperature; default
+            :data:`~cadsearch.search.matching.DEFAULT_MATCH_MODEL` until an index has its own).
         crop: how the object is found before embedding (:data:`~cadsearch.framing.METHODS`; ``auto``:
             crop to the object on a plain or gradient backdrop, else the whole photo; ``none``: never crop).
         k_views: nearest views retrieved per query. Scores are calibrated for the ``k_views`` stored with the
@@ -120,6 +142,7 @@ class Searcher:
         library: Any = None,
         *,
         temperature: float | None = None,
+        match_model: MatchModel | None = None,
         k_views: int | None = None,
         pose: PoseConfig = PoseConfig(),
         threads: int | None = 1,
@@ -142,6 +165,7 @@ class Searcher:
         self.library = library
         calibration = index.meta.get("calibration", {})
         self.temperature = float(temperature or calibration.get("temperature") or DEFAULT_TEMPERATURE)
+        self.match_model = match_model or DEFAULT_MATCH_MODEL
         self.k_views = int(k_views or index.meta.get("k_views") or 256)
         self.pose = pose
         names, inverse = np.unique(index.table.model_id.astype(str), return_inverse=True)
@@ -177,10 +201,16 @@ class Searcher:
                 f"the {arch} index was built with another checkpoint; run `cadsearch index --model {arch}` again"
             )
         predictor = load_predictor(ckpt)
-        if kwargs.get("temperature") is None:
+        if kwargs.get("temperature") is None or kwargs.get("match_model") is None:
             from cadsearch.search.calibration import load_or_fit_calibration
 
-            kwargs["temperature"] = load_or_fit_calibration(ws, arch, index, predictor).get("temperature")
+            calibration = load_or_fit_calibration(ws, arch, index, predictor)
+            if kwargs.get("temperature") is None:
+                kwargs["temperature"] = calibration.get("temperature")
+            if kwargs.get("match_model") is None and calibration.get("match"):
+                # unusable: the default model until the index is calibrated again
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    kwargs["match_model"] = MatchModel.from_dict(calibration["match"])
         return cls(predictor, index, Library.open(ws), **kwargs)
 
     # --- catalog ------------------------------------------------------------------------------------------
@@ -252,9 +282,10 @@ class Searcher:
         order = np.argsort(-sims[0][ids[0] >= 0], kind="stable")
         hit_ids = ids[0][ids[0] >= 0][order]
         hit_sims = sims[0][ids[0] >= 0][order]
+        match = self.match_model.predict(match_features(ranked, hit_sims.astype(np.float64), k)) if k else []
         matches = []
-        for rank, (m, score, views) in enumerate(
-            zip(ranked.model_idx[:k], ranked.score[:k], ranked.views[:k], strict=False), 1
+        for rank, (m, score, views, p) in enumerate(
+            zip(ranked.model_idx[:k], ranked.score[:k], ranked.views[:k], match, strict=False), 1
         ):
             vid = hit_ids[views]
             polar, azimuth = combine_pose(
@@ -263,7 +294,9 @@ class Searcher:
             model_id = self.model_ids[int(m)]
             name, category = self._describe(model_id)
             matches.append(
-                ModelMatch(rank, model_id, name, category, float(score), polar, azimuth, str(table.view_id[vid[0]]))
+                ModelMatch(
+                    rank, model_id, name, category, float(score), polar, azimuth, str(table.view_id[vid[0]]), float(p)
+                )
             )
         t2 = time.perf_counter()
         return SearchResult(matches, {"search": 1000 * (t1 - t0), "pose": 1000 * (t2 - t1)}, head_pose)
