@@ -149,10 +149,10 @@ def run_demo(
     for k, (label, image) in enumerate(queries):
         res = searcher.search(image, k=3)
         top = res.results[0]
-        _say(f"      {label}")
+        _say(f"      {label}: " + ("exact match" if res.exact_match else "no exact match — closest models"))
         for m in res.results:
             pose = f"θ {m.polar_deg:5.1f}°  φ {m.azimuth_deg:5.1f}°"
-            _say(f"        #{m.rank} {m.name:<28} score {100 * m.score:3.0f}%  {pose}")
+            _say(f"        #{m.rank} {m.name:<28} score {100 * m.score:3.0f}%  match {100 * m.match:3.0f}%  {pose}")
         # Small renders are drawn larger so that the outline can be seen.
         overlay = render_overlay(
             searcher.library, image, top, size=min(1024, max(384, *image.shape[:2])), frame=res.frame

@@ -16,6 +16,7 @@ their model in the index (leave-one-out), negatives with all of their model's vi
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -161,7 +162,9 @@ def fit_match(
     if images is None:
         return None
     frames = [frame_query(im, crop) for im in images]
-    queries = np.asarray(predictor.predict(images, batch_size=64, frames=frames).embedding, np.float32)
+    options = {"flip_pose": False} if "flip_pose" in inspect.signature(predictor.predict).parameters else {}
+    # (the mirrored copy only refines the pose head's answer; the embedding does not use it)
+    queries = np.asarray(predictor.predict(images, batch_size=64, frames=frames, **options).embedding, np.float32)
     return fit_match_on_queries(index, queries, ids, temperature)
 
 

@@ -54,8 +54,8 @@ def match_features(ranked: RankedModels, sorted_sims: np.ndarray, n_models: int 
     """Features of each ranked model for one query.
 
     Args:
-        ranked: :func:`cadsearch.search.scoring.rank_models`' answer (models best first, ``views`` = positions in
-            the query's neighbour list sorted by decreasing cosine).
+        ranked: :func:`cadsearch.search.scoring.rank_models`' answer (models best first, so ``best_sim`` is
+            decreasing; ``views`` = positions in the query's neighbour list sorted by decreasing cosine).
         sorted_sims: (k,) cosines of the query's valid neighbours, decreasing (the list ``views`` indexes).
         n_models: how many leading models to describe (default all found).
 
@@ -69,13 +69,13 @@ def match_features(ranked: RankedModels, sorted_sims: np.ndarray, n_models: int 
     best = np.asarray(ranked.best_sim, np.float64)
     floor = float(sorted_sims[-1]) if len(sorted_sims) else 0.0
     top = min(TOP_VIEWS, len(sorted_sims))
-    for j in range(m):
-        others = np.delete(best, j)
-        rival = float(others.max()) if len(others) else floor
-        out[j, 0] = best[j]
-        out[j, 1] = best[j] - rival
-        out[j, 2] = best[j] - floor
-        out[j, 3] = float(np.count_nonzero(ranked.views[j] < top)) / max(top, 1)
+    # ``best`` is in decreasing order: every model's best rival is the top model, except the top model's (the second)
+    rival = np.full(m, best[0])
+    rival[0] = best[1] if len(best) > 1 else floor
+    out[:, 0] = best[:m]
+    out[:, 1] = best[:m] - rival
+    out[:, 2] = best[:m] - floor
+    out[:, 3] = [np.count_nonzero(ranked.views[j] < top) / max(top, 1) for j in range(m)]
     return out
 
 
