@@ -49,7 +49,7 @@ from cadsearch.evaluate.run import TOP_K, Answer, IndexAnswerer, answer_split, r
 from cadsearch.evaluate.splits import graphics_split
 from cadsearch.index import build_index
 from cadsearch.library import Library
-from cadsearch.models import checkpoint_path, list_models, train_model
+from cadsearch.models import checkpoint_path, train_model
 from cadsearch.render.job import RenderConfig, render_views
 from cadsearch.search import Searcher
 from cadsearch.search.matching import EXACT_MATCH_THRESHOLD, roc_auc
@@ -152,14 +152,15 @@ def library_stage(ws: Path, args: argparse.Namespace) -> dict[str, Any]:
     lws = ws / "library"
     state = read_state(ws)
     trained = add_trained_group(lws, args, groups)
-    assert trained == state["trained_ids"], "the library's trained group differs from the training workspace's"
+    assert set(state["trained_ids"]) <= set(trained), "the library lacks models of the training workspace"
+    trained = state["trained_ids"]
     if "added_ids" not in state:
         Library.open(lws).generate_chairs(args.added_procedural, seed=1, progress=True)
         add_rows(lws, "added", groups["added"])
         state["added_ids"] = sorted(m.model_id for m in Library.open(lws).list() if m.model_id not in set(trained))
         write_state(ws, state)
     render_views(lws, RenderConfig(), workers=2)
-    for arch in list_models():
+    for arch in args.archs.split(","):
         src = checkpoint_path(ws / "train", arch)
         if not src.is_file():
             continue
@@ -230,7 +231,7 @@ def measure(ws: Path, state: dict[str, Any], args: argparse.Namespace) -> dict[s
     cats = {m.model_id: m.category for m in Library.open(lws).list()} | {
         m.model_id: m.category for m in Library.open(ows).list()
     }
-    archs = [a for a in list_models() if checkpoint_path(lws, a).is_file()]
+    archs = [a for a in args.archs.split(",") if checkpoint_path(lws, a).is_file()]
     answerers = {a: RecordingAnswerer(Searcher.from_workspace(lws, a)) for a in archs}
     out: dict[str, Any] = {"calibration": {}, "graphics": {}, "match": {}, "photos": {}}
     for a in archs:
@@ -350,6 +351,7 @@ def main() -> None:
     ap.add_argument("--retrain", action="store_true")
     ap.add_argument("--scratch", nargs="*", default=[], help="training overrides k=v (default: train's defaults)")
     ap.add_argument("--transfer", nargs="*", default=[], help="training overrides k=v")
+    ap.add_argument("--archs", default="scratch,transfer", help="networks to index and measure (when trained)")
     ap.add_argument("--stage", choices=("all", "train", "library", "measure"), default="all")
     ap.add_argument("--photos", type=Path, default=SHARED / "photos" / "dev_viewpoints.csv")
     ap.add_argument("--json", type=Path, default=RESULTS / "open_library.json")
