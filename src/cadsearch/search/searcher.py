@@ -50,7 +50,7 @@ class ModelMatch:
         azimuth_deg: estimated camera azimuth φ in [0, 360), degrees from +Z towards +X.
         best_view_id: the model's best-matching rendered view (e.g. ``"chair-003/0017"``).
         match: exact-match probability in [0, 1]: that the object in the photo *is* this model, whether or not
-            it is in the library (:mod:`cadsearch.search.matching`).
+            it is in the library (:mod:`cadsearch.search.matching`); 0 when nothing computed it.
     """
 
     rank: int
@@ -282,7 +282,7 @@ class Searcher:
         order = np.argsort(-sims[0][ids[0] >= 0], kind="stable")
         hit_ids = ids[0][ids[0] >= 0][order]
         hit_sims = sims[0][ids[0] >= 0][order]
-        match = self.match_model.predict(match_features(ranked, hit_sims.astype(np.float64), k)) if k else []
+        match = self.match_model.predict(match_features(ranked, hit_sims.astype(np.float64), k))
         matches = []
         for rank, (m, score, views, p) in enumerate(
             zip(ranked.model_idx[:k], ranked.score[:k], ranked.views[:k], match, strict=False), 1
