@@ -14,6 +14,7 @@ from cadsearch.index import build_index, load_index
 from cadsearch.library import Library
 from cadsearch.render.job import read_view_table
 from cadsearch.search import Searcher
+from cadsearch.search.matching import MatchModel
 from fakes import fake_for
 
 
@@ -52,8 +53,10 @@ def test_search_json_one_object_per_query_and_one_error_per_bad_file(
     objects = [json.loads(line) for line in out.splitlines()]
     assert [o["query"] for o in objects] == good
     for o, row in zip(objects, (rows[0], rows[7]), strict=True):
-        assert list(o) == ["query", "results", "objects", "timing_ms"] and list(o["timing_ms"]) == ["total"]
+        assert list(o) == ["query", "results", "exact_match", "objects", "timing_ms"]
+        assert list(o["timing_ms"]) == ["total"]
         assert len(o["objects"]) == 1 and o["objects"][0]["detection_score"] is None
+        assert isinstance(o["exact_match"], bool) and all(0.0 <= r["match"] <= 1.0 for r in o["results"])
         assert o["results"][0]["model_id"] == row.model_id and len(o["results"]) == 2
         assert all(0.0 <= r["score"] <= 1.0 for r in o["results"])
 
@@ -67,6 +70,20 @@ def test_search_table_and_overlay(fake_searcher: Searcher, search_ws: Path, tmp_
     assert code == 0, err
     assert row.model_id in out and "overlay" in out
     assert np.asarray(Image.open(out_png)).shape == (48, 48, 3)
+
+
+@pytest.mark.parametrize("bias", [8.0, -8.0])
+def test_search_table_says_exact_match_or_closest_models(
+    fake_searcher: Searcher, search_ws: Path, capsys, bias: float
+) -> None:
+    # A match model that is sure either way (weights 0): the table's headline follows the top result's match.
+    fake_searcher.match_model = MatchModel((0.0, 0.0, 0.0, 0.0), bias, (0.0,) * 4, (1.0,) * 4)
+    row = read_view_table(search_ws)[3]
+    code, out, err = run(capsys, "--workspace", str(search_ws), "search", str(search_ws / row.path))
+    assert code == 0, err
+    exact, closest = "Exact match", "No exact match — closest models in your library"
+    assert (exact in out) == (bias > 0) and (closest in out) == (bias < 0)
+    assert ("match 100.0%" in out) == (bias > 0) and ("match   0.0%" in out) == (bias < 0)
 
 
 def test_search_without_model_or_index_is_one_line(search_ws: Path, capsys) -> None:

@@ -19,7 +19,7 @@ from cadsearch.search.pose import PoseConfig, combine_pose
 from cadsearch.search.scoring import CalibrationRecord, category_first, fit_temperature, rank_models
 from fakes import fake_for
 
-DESIGN_RESULT_KEYS = ["rank", "model_id", "name", "category", "score", "polar_deg", "azimuth_deg"]
+DESIGN_RESULT_KEYS = ["rank", "model_id", "name", "category", "score", "match", "polar_deg", "azimuth_deg"]
 
 
 @pytest.fixture(name="searcher")
@@ -48,16 +48,23 @@ def test_a_views_own_image_finds_its_model_and_pose(searcher: Searcher, search_w
 def test_to_json_has_exactly_the_design_keys(searcher: Searcher, search_ws: Path) -> None:
     image = np.asarray(Image.open(search_ws / read_view_table(search_ws)[0].path).convert("RGB"))
     out = searcher.search(image, k=2).to_json("photo.jpg")
-    assert list(out) == ["query", "results", "objects", "timing_ms"] and out["query"] == "photo.jpg"
-    # without a detector: one object, the whole image, no detection score, the same results
+    assert list(out) == ["query", "results", "exact_match", "objects", "timing_ms"] and out["query"] == "photo.jpg"
+    assert isinstance(out["exact_match"], bool)
+    # without a detector: one object, the whole image, no detection score, the same results and verdict
     h, w = image.shape[:2]
-    whole = {"box": [0.0, 0.0, float(w), float(h)], "detection_score": None, "results": out["results"]}
+    whole = {
+        "box": [0.0, 0.0, float(w), float(h)],
+        "detection_score": None,
+        "exact_match": out["exact_match"],
+        "results": out["results"],
+    }
     assert out["objects"] == [whole]
     assert list(out["timing_ms"]) == ["total"]
     assert len(out["results"]) == 2
     for r in out["results"]:
         assert list(r) == DESIGN_RESULT_KEYS
         assert 0.0 <= r["score"] <= 1.0 and 0.0 <= r["polar_deg"] <= 180.0 and 0.0 <= r["azimuth_deg"] < 360.0
+        assert 0.0 <= r["match"] <= 1.0 and r["match"] == round(r["match"], 4)
 
 
 def test_concurrent_searches_agree(searcher: Searcher, search_ws: Path) -> None:

@@ -18,7 +18,7 @@ from cadsearch.web.deps import get_searcher
 from cadsearch.web.testing import FakeSearcher
 from fakes import TEST_UPLOAD_LIMIT, exif_rotated_jpeg, make_app, odd_images, png_bomb, png_bytes
 
-DESIGN_KEYS = ["rank", "model_id", "name", "category", "score", "polar_deg", "azimuth_deg"]
+DESIGN_KEYS = ["rank", "model_id", "name", "category", "score", "match", "polar_deg", "azimuth_deg"]
 LEAKS = ("Traceback", 'File "', "site-packages", "Error:")  # things a response must never show
 
 
@@ -55,13 +55,14 @@ def test_search_returns_design_json(client: TestClient, web_ws: Path):
     r = upload(client, data, "my chair.png")
     assert r.status_code == 200
     body = r.json()
-    assert list(body) == ["query", "results", "timing_ms"]
+    assert list(body) == ["query", "results", "exact_match", "timing_ms"]
+    assert body["exact_match"] == (body["results"][0]["match"] >= 0.5)
     assert body["query"] == "my chair.png"
     assert "total" in body["timing_ms"]
     assert [m["rank"] for m in body["results"]] == [1, 2, 3, 4]  # 4 models, k=5 asks for more than exist
     for m in body["results"]:
         assert list(m) == DESIGN_KEYS
-        assert 0.0 <= m["score"] <= 1.0
+        assert 0.0 <= m["score"] <= 1.0 and 0.0 <= m["match"] <= 1.0
         assert 0.0 <= m["polar_deg"] <= 180.0 and 0.0 <= m["azimuth_deg"] < 360.0
     scores = [m["score"] for m in body["results"]]
     assert scores == sorted(scores, reverse=True)

@@ -65,6 +65,10 @@ def test_upload_and_see_results(browser, web_ws: Path, tmp_path: Path):
         polars = page.locator(".pose-item:has-text('Polar') .pose-value").all_inner_texts()
         azimuths = page.locator(".pose-item:has-text('Azimuth') .pose-value").all_inner_texts()
         assert scores and all(re.fullmatch(r"\d+(\.\d)?%", s) for s in scores)
+        matches = page.locator(".match-value").all_inner_texts()
+        assert len(matches) == len(scores) and all(re.fullmatch(r"\d+(\.\d)?%", s) for s in matches)
+        assert re.fullmatch(r"(Exact match|No exact match — closest models in your library)\b.*",
+                            page.inner_text(".verdict strong"))  # fmt: skip
         assert polars and all(re.fullmatch(r"\d+°", s) for s in polars)
         assert azimuths and all(re.fullmatch(r"\d+°", s) for s in azimuths)
         assert "my chair.jpg" in page.inner_text("main")

@@ -28,6 +28,31 @@ def search_upload(client: TestClient, data: bytes, name: str = "chair.png"):
     return client.post("/search", files={"image": (name, data, "image/png")}, follow_redirects=False)
 
 
+class FixedMatchSearcher(FakeSearcher):
+    """The fake searcher with the top result's match set: an exact match or not."""
+
+    def __init__(self, library, match: float) -> None:
+        super().__init__(library)
+        self.match = match
+
+    def search(self, image, k: int = 5):
+        from dataclasses import replace
+
+        result = super().search(image, k)
+        result.results[0] = replace(result.results[0], match=self.match)
+        return result
+
+
+@pytest.mark.parametrize("match", [0.93, 0.07])
+def test_results_page_says_exact_match_or_closest_models(web_ws: Path, match: float):
+    app = make_app(web_ws, FixedMatchSearcher(Library.open(web_ws), match))
+    with TestClient(app, headers=HTML) as client:
+        page = client.get(search_upload(client, png_bytes(5)).headers["location"]).text
+    closest = "No exact match — closest models in your library"
+    assert ("<strong>Exact match</strong>" in page) == (match > 0.5) and (closest in page) == (match < 0.5)
+    assert re.search(rf'class="match-value">{round(100 * match)}(\.0)?%<', page)
+
+
 def test_home_has_upload_and_examples(client: TestClient):
     page = client.get("/").text
     assert 'type="file"' in page and 'name="image"' in page and "Drop a photo" in page
@@ -47,6 +72,8 @@ def test_upload_redirects_to_results_with_score_polar_azimuth(client: TestClient
     assert "garden chair.png" in page and "Query image" in page
     assert page.count('class="card result') == 4
     assert re.search(r'class="score-value">\d+(\.\d)?%<', page)
+    assert page.count('class="match-value"') == 4
+    assert ("Exact match" in page) != ("No exact match — closest models in your library" in page)
     assert re.search(r"Polar</div><div class=\"pose-value\">\d+°", page)
     assert re.search(r"Azimuth</div><div class=\"pose-value\">\d+°", page)
     # thumbnails at the estimated pose, links to the 3D view at that pose

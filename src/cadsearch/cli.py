@@ -464,13 +464,18 @@ def _results_table(path: str, result) -> str:
 
 
 def _match_lines(results) -> list[str]:
+    from cadsearch.search.searcher import is_exact_match
+
     lines = []
     if not results:
         lines.append("  no match")
+    else:
+        exact = is_exact_match(results)
+        lines.append("  Exact match" if exact else "  No exact match — closest models in your library")
     for m in results:
         lines.append(
-            f"  {m.rank:>2}. {m.model_id:<24} {m.score:6.1%}  polar {m.polar_deg:5.1f}°  azimuth {m.azimuth_deg:5.1f}°"
-            f"  {m.name} ({m.category})"
+            f"  {m.rank:>2}. {m.model_id:<24} score {m.score:6.1%}  match {m.match:6.1%}  polar {m.polar_deg:5.1f}°"
+            f"  azimuth {m.azimuth_deg:5.1f}°  {m.name} ({m.category})"
         )
     return lines
 

@@ -200,14 +200,14 @@ def run_demo(
         queries.append((f"photo {photo[0].name} (labelled θ {photo[1]:.0f}°, φ {photo[2]:.0f}°)", read_image(photo[0])))
     for k, (label, image) in enumerate(queries):
         res = searcher.search(image, k=3)
-        _say(f"      {label}")
+        _say(f"      {label}: " + ("exact match" if res.exact_match else "no exact match — closest models"))
         for n, obj in enumerate(res.objects, 1):
             if obj.detection_score is not None:
                 box = ", ".join(f"{v:.0f}" for v in obj.box)
                 _say(f"        object {n} (detection score {obj.detection_score:.2f}, box [{box}])")
             for m in obj.results:
                 pose = f"θ {m.polar_deg:5.1f}°  φ {m.azimuth_deg:5.1f}°"
-                _say(f"        #{m.rank} {m.name:<28} score {100 * m.score:3.0f}%  {pose}")
+                _say(f"        #{m.rank} {m.name:<28} score {100 * m.score:3.0f}%  match {100 * m.match:3.0f}%  {pose}")
         # Small renders are drawn larger so that the outline can be seen.
         side = min(1024, max(384, *image.shape[:2]))
         overlay = render_objects_overlay(searcher.library, image, res.objects, size=side)

@@ -7,13 +7,15 @@ is shared between calls).
 
 One query: frame the object (:func:`cadsearch.framing.frame_query`: the automatic crop, or the whole photo padded
 to a square) → embed it (and get the pose head's estimate) → the ``k_views`` nearest views → group them by
-model, score each model by its best view (calibrated softmax, :mod:`cadsearch.search.scoring`) → the most
-probable category's models first (the category vote, :func:`~cadsearch.search.scoring.category_first`) → for
-each of the top ``k`` models, combine its best views' cameras with the pose head (:mod:`cadsearch.search.pose`).
+model, score each model by its best view (calibrated softmax, :mod:`cadsearch.search.scoring`) and give it its
+exact-match probability (:mod:`cadsearch.search.matching`) → the most probable category's models first (the
+category vote, :func:`~cadsearch.search.scoring.category_first`) → for each of the top ``k`` models, combine its
+best views' cameras with the pose head (:mod:`cadsearch.search.pose`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,10 +27,11 @@ import numpy as np
 from cadsearch.errors import InputError
 from cadsearch.framing import MARGIN, METHODS, Frame, check_crop_method, frame_for, frame_query
 from cadsearch.index.faiss_index import ViewIndex, index_dir
+from cadsearch.search.matching import DEFAULT_MATCH_MODEL, EXACT_MATCH_THRESHOLD, MatchModel, match_features
 from cadsearch.search.pose import PoseConfig, combine_pose
 from cadsearch.search.scoring import DEFAULT_TEMPERATURE, category_first, rank_models
 
-__all__ = ["ModelMatch", "FoundObject", "SearchResult", "Searcher", "default_arch", "CROP_CHOICES"]
+__all__ = ["ModelMatch", "FoundObject", "SearchResult", "Searcher", "default_arch", "is_exact_match", "CROP_CHOICES"]
 
 #: With ``crop="detect"``, a found object's square is used only when the photo's longer side is at least this many
 #: times its side; a larger box (an object filling most of the photo, as in a product shot) keeps the whole-photo
@@ -42,7 +45,7 @@ DETECT_MIN_ZOOM = 1.4
 CROP_CHOICES = (*METHODS, "detect")
 
 #: Keys of one result in DESIGN.md's ``search --json`` format, in order.
-RESULT_KEYS = ("rank", "model_id", "name", "category", "score", "polar_deg", "azimuth_deg")
+RESULT_KEYS = ("rank", "model_id", "name", "category", "score", "match", "polar_deg", "azimuth_deg")
 
 
 @dataclass(frozen=True)
@@ -52,10 +55,14 @@ class ModelMatch:
     Attributes:
         rank: 1 for the best match.
         model_id, name, category: from the library catalog.
-        score: calibrated probability in [0, 1] that this is the right model (on renders).
+        score: ranking score in [0, 1]: the calibrated probability that this is the right model *if the object
+            is one of the library's models* (on renders; a softmax over the library, so something always scores
+            high).
         polar_deg: estimated camera polar θ in [0, 180], degrees from +Y.
         azimuth_deg: estimated camera azimuth φ in [0, 360), degrees from +Z towards +X.
         best_view_id: the model's best-matching rendered view (e.g. ``"chair-003/0017"``).
+        match: exact-match probability in [0, 1]: that the object in the photo *is* this model, whether or not
+            it is in the library (:mod:`cadsearch.search.matching`); 0 when nothing computed it.
     """
 
     rank: int
@@ -66,6 +73,7 @@ class ModelMatch:
     polar_deg: float
     azimuth_deg: float
     best_view_id: str
+    match: float = 0.0
 
 
 @dataclass
@@ -87,12 +95,18 @@ class FoundObject:
     head_pose: tuple[float, float] | None = None
 
 
+def is_exact_match(matches: list[ModelMatch]) -> bool:
+    """The top result is the object itself: its ``match`` ≥ :data:`~cadsearch.search.matching.EXACT_MATCH_THRESHOLD`."""
+    return bool(matches) and matches[0].match >= EXACT_MATCH_THRESHOLD
+
+
 def _results_json(matches: list[ModelMatch]) -> list[dict[str, Any]]:
     results = []
     for m in matches:
         d = asdict(m)
         row = {key: d[key] for key in RESULT_KEYS}
         row["score"] = round(float(row["score"]), 4)
+        row["match"] = round(float(row["match"]), 4)
         row["polar_deg"] = round(float(row["polar_deg"]), 2)
         row["azimuth_deg"] = round(float(row["azimuth_deg"]), 2) % 360.0
         results.append(row)
@@ -120,17 +134,24 @@ class SearchResult:
     frame: Frame | None = None
     objects: list[FoundObject] = field(default_factory=list)
 
+    @property
+    def exact_match(self) -> bool:
+        """Whether the top result is the object itself: its ``match`` ≥
+        :data:`~cadsearch.search.matching.EXACT_MATCH_THRESHOLD` (False: only the closest models in the library)."""
+        return is_exact_match(self.results)
+
     def to_json(self, query: str) -> dict[str, Any]:
         """DESIGN.md's ``search --json`` object: ``{"query", "results": [{rank, model_id, name, category, score,
-        polar_deg, azimuth_deg}], "objects": [{"box": [x0, y0, x1, y1], "detection_score", "results": [...]}],
-        "timing_ms": {"total"}}``; ``results`` are the first (most confident) object's; ``objects`` only when
-        :attr:`objects` is filled."""
-        out: dict[str, Any] = {"query": query, "results": _results_json(self.results)}
+        match, polar_deg, azimuth_deg}], "exact_match", "objects": [{"box": [x0, y0, x1, y1], "detection_score",
+        "exact_match", "results": [...]}], "timing_ms": {"total"}}``; ``results`` and ``exact_match`` are the first
+        (most confident) object's; ``objects`` only when :attr:`objects` is filled."""
+        out: dict[str, Any] = {"query": query, "results": _results_json(self.results), "exact_match": self.exact_match}
         if self.objects:
             out["objects"] = [
                 {
                     "box": [round(float(v), 1) for v in o.box],
                     "detection_score": None if o.detection_score is None else round(float(o.detection_score), 4),
+                    "exact_match": is_exact_match(o.results),
                     "results": _results_json(o.results),
                 }
                 for o in self.objects
@@ -173,6 +194,8 @@ class Searcher:
             and keep whichever answer has the higher top score. Off: measured (``benchmarks/localise.py``) it
             raised the development photos' azimuth Acc@30 only from 0.621 to 0.641 (auto: 0.663) and lowered the
             synthetic clutter top-1 from 0.715 to 0.630 (a confidently wrong whole-photo answer wins).
+        match_model: the exact-match model (fitted beside the temperature; default
+            :data:`~cadsearch.search.matching.DEFAULT_MATCH_MODEL` until an index has its own).
         k_views: nearest views retrieved per query. Scores are calibrated for the ``k_views`` stored with the
             index (the default); with a smaller ``k`` they are no longer calibrated (ECE 0.007 at 256, 0.31 at 64).
         category_vote: rank the models of the most probable category (summed scores) first, so that a chair
@@ -188,6 +211,7 @@ class Searcher:
         library: Any = None,
         *,
         temperature: float | None = None,
+        match_model: MatchModel | None = None,
         k_views: int | None = None,
         pose: PoseConfig = PoseConfig(),
         threads: int | None = 1,
@@ -216,6 +240,7 @@ class Searcher:
         self.library = library
         calibration = index.meta.get("calibration", {})
         self.temperature = float(temperature or calibration.get("temperature") or DEFAULT_TEMPERATURE)
+        self.match_model = match_model or DEFAULT_MATCH_MODEL
         self.k_views = int(k_views or index.meta.get("k_views") or 256)
         self.pose = pose
         self.category_vote = category_vote
@@ -268,10 +293,16 @@ class Searcher:
             kwargs["localiser"] = Localiser(detector_dir(ws))
         if kwargs.get("crop") is None:
             kwargs["crop"] = "detect" if kwargs.get("localiser") is not None else "auto"
-        if kwargs.get("temperature") is None:
+        if kwargs.get("temperature") is None or kwargs.get("match_model") is None:
             from cadsearch.search.calibration import load_or_fit_calibration
 
-            kwargs["temperature"] = load_or_fit_calibration(ws, arch, index, predictor).get("temperature")
+            calibration = load_or_fit_calibration(ws, arch, index, predictor)
+            if kwargs.get("temperature") is None:
+                kwargs["temperature"] = calibration.get("temperature")
+            if kwargs.get("match_model") is None and calibration.get("match"):
+                # unusable: the default model until the index is calibrated again
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    kwargs["match_model"] = MatchModel.from_dict(calibration["match"])
         return cls(predictor, index, Library.open(ws), **kwargs)
 
     # --- catalog ------------------------------------------------------------------------------------------
@@ -397,9 +428,10 @@ class Searcher:
         order = np.argsort(-sims[0][ids[0] >= 0], kind="stable")
         hit_ids = ids[0][ids[0] >= 0][order]
         hit_sims = sims[0][ids[0] >= 0][order]
+        match = self.match_model.predict(match_features(ranked, hit_sims.astype(np.float64), k))
         matches = []
-        for rank, (m, score, views) in enumerate(
-            zip(ranked.model_idx[:k], ranked.score[:k], ranked.views[:k], strict=False), 1
+        for rank, (m, score, views, p) in enumerate(
+            zip(ranked.model_idx[:k], ranked.score[:k], ranked.views[:k], match, strict=False), 1
         ):
             vid = hit_ids[views]
             polar, azimuth = combine_pose(
@@ -408,7 +440,9 @@ class Searcher:
             model_id = self.model_ids[int(m)]
             name, category = self._describe(model_id)
             matches.append(
-                ModelMatch(rank, model_id, name, category, float(score), polar, azimuth, str(table.view_id[vid[0]]))
+                ModelMatch(
+                    rank, model_id, name, category, float(score), polar, azimuth, str(table.view_id[vid[0]]), float(p)
+                )
             )
         t2 = time.perf_counter()
         return SearchResult(matches, {"search": 1000 * (t1 - t0), "pose": 1000 * (t2 - t1)}, head_pose)

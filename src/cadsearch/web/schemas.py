@@ -14,13 +14,15 @@ class Match(BaseModel):
     model_id: str
     name: str
     category: str
-    score: float = Field(ge=0.0, le=1.0, description="similarity in [0, 1]")
+    score: float = Field(ge=0.0, le=1.0, description="ranking score in [0, 1] (a softmax over the library's models)")
+    match: float = Field(ge=0.0, le=1.0, description="probability in [0, 1] that the photo shows this very model")
     polar_deg: float = Field(description="estimated camera polar angle θ in degrees (0 = from above, 90 = level)")
     azimuth_deg: float = Field(description="estimated camera azimuth φ in degrees (0 = front, 90 = left side)")
 
 
 class SearchResponse(BaseModel):
-    """DESIGN.md's search JSON: the query's name, the ranked models, and timings in milliseconds."""
+    """DESIGN.md's search JSON: the query's name, the ranked models, whether the top one is an exact match, and
+    timings in milliseconds."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -33,10 +35,12 @@ class SearchResponse(BaseModel):
                         "name": "slat-back dining chair 3",
                         "category": "chair",
                         "score": 0.91,
+                        "match": 0.87,
                         "polar_deg": 62.5,
                         "azimuth_deg": 31.0,
                     }
                 ],
+                "exact_match": True,
                 "timing_ms": {"total": 84.2},
             }
         }
@@ -44,6 +48,7 @@ class SearchResponse(BaseModel):
 
     query: str
     results: list[Match]
+    exact_match: bool = Field(description="the top result's match is at least the exact-match threshold (0.5)")
     timing_ms: dict[str, float] = Field(description='stage timings; always includes "total"')
 
 

@@ -61,6 +61,7 @@ class FakeSearcher:
                     polar_deg=round(float(rng.uniform(40, 100)), 2),
                     azimuth_deg=round(float(rng.uniform(0, 360)), 2),
                     best_view_id="",  # the fake has no views
+                    match=round(float(rng.uniform(0.0, 1.0)) * (rank == 1), 4),
                 )
             )
         return SearchResult(matches, {"total": (time.perf_counter() - t0) * 1000.0})

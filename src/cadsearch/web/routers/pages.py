@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cadsearch.errors import InputError
 from cadsearch.render.thumbnails import THUMBNAIL_AZIMUTH_DEG, THUMBNAIL_POLAR_DEG
+from cadsearch.search.searcher import is_exact_match
 from cadsearch.web.assets import ModelAssets
 from cadsearch.web.deps import get_assets, get_examples, get_library, get_searcher, get_settings, get_store
 from cadsearch.web.examples import Example
@@ -153,6 +154,7 @@ async def results_page(
             "matches": matches,
             "objects": detected,
             "selected": object if chosen else 1,
+            "exact_match": is_exact_match(results),  # the selected object's verdict
             "total_ms": float(item.payload.get("timing_ms", {}).get("total", 0.0)),
             "height": item.image.shape[0],
             "width": item.image.shape[1],
