@@ -17,6 +17,7 @@ from cadsearch.search.matching import (
     EXACT_MATCH_THRESHOLD,
     MatchModel,
     fit_match_model,
+    match_features,
     roc_auc,
 )
 from fakes import fake_for
@@ -148,3 +149,17 @@ def test_exact_match_follows_the_top_result_and_the_threshold() -> None:
     assert result(EXACT_MATCH_THRESHOLD - 1e-3, 0.9).to_json("q")["exact_match"] is False
     assert result().to_json("q") == {"query": "q", "results": [], "exact_match": False, "timing_ms": {"total": 1.0}}
     assert result(0.123456).to_json("q")["results"][0]["match"] == 0.1235
+
+
+def test_match_features_do_not_depend_on_the_order_of_the_models() -> None:
+    """The category vote reorders the ranked models; each model keeps its own features (its rival is the nearest
+    other model, not the one listed first)."""
+    from cadsearch.search.scoring import category_first, rank_models
+
+    sims = np.array([0.80, 0.78, 0.78, 0.77, 0.77, 0.5])
+    ranked = rank_models(sims, np.arange(6), np.array([0, 1, 2, 3, 4, 4]), n_models=5, temperature=0.05)
+    voted, _ = category_first(ranked, np.array([1, 0, 0, 0, 0]))  # the nearest model (0) moves to last
+    assert voted.model_idx[0] != ranked.model_idx[0]
+    plain = dict(zip(ranked.model_idx.tolist(), match_features(ranked, sims).tolist(), strict=True))
+    reordered = dict(zip(voted.model_idx.tolist(), match_features(voted, sims).tolist(), strict=True))
+    assert plain == reordered
