@@ -172,8 +172,9 @@ def test_search_searches_every_detected_object(search_ws: Path) -> None:
     assert res.objects[1].frame.centre == pytest.approx((164.0, 64.0))
     assert {"detect", "embed", "search", "pose", "total"} <= set(res.timing_ms)
     out = res.to_json("room.jpg")
-    assert list(out) == ["query", "results", "objects", "timing_ms"]
+    assert list(out) == ["query", "results", "exact_match", "objects", "timing_ms"]
     assert [o["box"] for o in out["objects"]] == [list(b) for b in boxes]
+    assert out["exact_match"] == out["objects"][0]["exact_match"]
     assert out["objects"][0]["results"] == out["results"] and out["objects"][1]["detection_score"] == 0.6
 
 
