@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from accuracy import parse_kv
 
 from cadsearch.evaluate.run import TOP_K, Answer, IndexAnswerer, answer_split, read_raw, run_evaluation
 from cadsearch.evaluate.splits import graphics_split
@@ -89,18 +90,6 @@ def add_rows(ws: Path, name: str, rows: list[dict[str, str]]) -> None:
         w.writeheader()
         w.writerows(rows)
     Library.open(ws).add_manifest(manifest, progress=True)
-
-
-def parse_kv(items: list[str] | None) -> dict[str, Any]:
-    """``["k=v", ...]`` → ``{k: v}``, values parsed as JSON where they can be (numbers, booleans)."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        k, v = item.split("=", 1)
-        try:
-            out[k] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k] = v
-    return out
 
 
 def state_path(ws: Path) -> Path:
