@@ -35,6 +35,8 @@ __all__ = [
     "look_at",
     "perspective",
     "pose_error_deg",
+    "camera_rotation",
+    "rotation_error_deg",
     "GOLDEN_ANGLE_DEG",
     "fibonacci_lattice",
     "fibonacci_directions",
@@ -182,6 +184,29 @@ def pose_error_deg(polar_a, azimuth_a, polar_b, azimuth_b) -> np.ndarray:
     b = camera_position(polar_b, azimuth_b)
     cos = np.sum(a * b, axis=-1)  # both are unit vectors
     return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def camera_rotation(polar_deg: float, azimuth_deg: float, roll_deg: float = 0.0) -> np.ndarray:
+    """World → camera rotation (3×3 float64, rows = the camera's right, up and backward axes) of a camera at
+    (θ, φ) with ``roll_deg``: the image turned so the object appears rotated **counter-clockwise** by ``roll_deg``
+    (DESIGN.md's ``roll_deg``; 0 = the object's up is the image's up, as :func:`look_at`)."""
+    base = look_at(camera_position(polar_deg, azimuth_deg))[:3, :3]
+    r = math.radians(roll_deg)
+    c, s = math.cos(r), math.sin(r)
+    # Turning the image content counter-clockwise = rotating camera coordinates about their viewing axis (+Z).
+    spin = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    return spin @ base
+
+
+def rotation_error_deg(
+    polar_a: float, azimuth_a: float, roll_a: float, polar_b: float, azimuth_b: float, roll_b: float
+) -> float:
+    """The geodesic angle in degrees between two camera orientations (polar, azimuth *and* roll), in [0, 180].
+
+    With equal rolls of 0 it is at least :func:`pose_error_deg` (which ignores the in-plane rotation)."""
+    ra, rb = camera_rotation(polar_a, azimuth_a, roll_a), camera_rotation(polar_b, azimuth_b, roll_b)
+    cos = (np.trace(ra @ rb.T) - 1.0) / 2.0
+    return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
 
 
 # --- samplers -----------------------------------------------------------------------------------------------

@@ -1,0 +1,296 @@
+"""Render-and-compare: a model's pose and placement refined until its silhouette lies on the photo's object mask.
+
+The search knows *which* model and roughly from where (the pose head and the nearest views); the photo's object
+mask (:meth:`cadsearch.detect.Localiser.segment`, or the backdrop for product shots) says where the object's
+outline is. :func:`refine_pose` maximises the agreement (soft IoU) between the two over polar θ, azimuth φ, roll ρ,
+scale and image position:
+
+1. The mask is given on a square ``frame`` of the photo (the square the network looked at) and is resampled to a
+   :attr:`RefineConfig.grid` × grid target. All 2D work is done there, batched with ``torch.grid_sample``.
+2. **2D alignment** of one render (:func:`_align`): roll, scale and position move the render square in the frame
+   (:mod:`cadsearch.register.placement`: a camera roll about the optical axis is exactly an in-plane turn of the
+   render). It starts from the mask moments (centroids and areas matched) at several rolls (±:attr:`roll_range`),
+   then a pattern search (each parameter ± its step, steps halved when nothing improves) polishes the best.
+3. **Pose search** (:func:`refine_pose`): only θ and φ need new renders (:class:`SilhouetteRenderer`, the fast
+   rasteriser, no anti-aliasing, a few ms each). From the estimate, the four neighbours at ± ``step`` degrees are
+   rendered and 2D-aligned from the current best placement; the best neighbour is taken if it agrees better, else
+   the step is halved, down to :attr:`RefineConfig.min_step_deg`. A weak prior (:attr:`prior_weight`) keeps the
+   pose near the estimate when the silhouette cannot tell (symmetric objects: a flat IoU landscape).
+
+Silhouettes cannot tell a pose from its mirror image about the viewing direction (front and back views of many
+objects have the same outline), so the search only moves locally: it refines the estimate, it does not replace it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from cadsearch.framing import Frame
+from cadsearch.register.placement import Placement
+from cadsearch.render.cameras import Camera
+
+__all__ = ["RefineConfig", "Registration", "SilhouetteRenderer", "refine_pose", "silhouette_iou", "resample_mask"]
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    """Settings of :func:`refine_pose` (angles in degrees, sizes in pixels)."""
+
+    grid: int = 80  # side of the target grid over the frame
+    render_size: int = 96  # side of the silhouette renders
+    start_step_deg: float = 8.0  # first pose step
+    min_step_deg: float = 1.0  # the search stops below this step
+    max_renders: int = 40  # hard cap on silhouette renders per model (the speed budget)
+    roll_range: float = 30.0  # coarse roll candidates span ± this
+    roll_step: float = 7.5
+    prior_weight: float = 0.02  # IoU given up per (10°)² away from the estimate
+    polar_limits: tuple[float, float] = (2.0, 178.0)
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A refined pose and placement of one model in one photo.
+
+    Attributes:
+        polar_deg, azimuth_deg: refined camera angles (DESIGN.md), degrees.
+        roll_deg: counter-clockwise in-plane rotation of the object in the image, degrees.
+        placement: the render square in photo pixels (:class:`~cadsearch.register.placement.Placement`).
+        iou: silhouette IoU (masks thresholded at 0.5) with the target mask after refinement, in [0, 1].
+        iou_start: the same before refinement (the estimate, moment-aligned at roll 0).
+        renders: silhouette renders spent; ms: wall time in milliseconds.
+    """
+
+    polar_deg: float
+    azimuth_deg: float
+    roll_deg: float
+    placement: Placement
+    iou: float
+    iou_start: float
+    renders: int
+    ms: float
+
+
+class SilhouetteRenderer:
+    """Coverage masks of a mesh from (θ, φ) at roll 0, the camera at the standard fit distance: (R, R) float32.
+
+    Wraps the fast rasteriser (:class:`~cadsearch.render.raster.RasterRenderer`, one sample per pixel; the mesh
+    stays uploaded between calls, keyed by ``key``). Not thread-safe: one per thread, or a lock around it.
+    """
+
+    def __init__(self, size: int = 96) -> None:
+        from cadsearch.render.raster import RasterRenderer
+
+        self.size = int(size)
+        self._renderer = RasterRenderer(size=self.size, samples=1, cache_size=4)
+
+    def __call__(self, mesh: Any, polar_deg: float, azimuth_deg: float, key: Any = None) -> np.ndarray:
+        out = self._renderer.render(mesh, Camera(float(polar_deg), float(azimuth_deg) % 360.0), key=key)
+        return out.alpha
+
+    def close(self) -> None:
+        self._renderer.close()
+
+
+def resample_mask(mask: np.ndarray, size: int) -> np.ndarray:
+    """(H, W) float mask in [0, 1] → (size, size) float32, area-averaged (bilinear when enlarging)."""
+    im = Image.fromarray(np.asarray(mask, np.float32), mode="F")
+    method = Image.Resampling.BOX if im.width >= size else Image.Resampling.BILINEAR
+    return np.clip(np.asarray(im.resize((size, size), method)), 0.0, 1.0)
+
+
+def silhouette_iou(a: np.ndarray, b: np.ndarray, threshold: float = 0.5) -> float:
+    """IoU of two same-shaped masks thresholded at ``threshold`` (1.0 when both are empty)."""
+    ma, mb = np.asarray(a) >= threshold, np.asarray(b) >= threshold
+    union = np.logical_or(ma, mb).sum()
+    return float(np.logical_and(ma, mb).sum() / union) if union else 1.0
+
+
+# --- 2D alignment -------------------------------------------------------------------------------------------
+# Parameters of a render square in the frame, in the frame's normalised coordinates ([-1, 1], y down):
+# (u, v) its centre, log s its side / the frame's side, rho its roll in radians (counter-clockwise on screen).
+# Arrays are numpy at the boundaries; warps run in torch on one thread (set by refine_pose): the batches are
+# tiny (≤ 10 × grid²), and torch's thread pool costs ~50× the work on a busy 2-core machine.
+
+
+def _warp(render: np.ndarray, params: np.ndarray, grid: int) -> torch.Tensor:
+    """(R, R) float32 render coverage placed by each of (N, 4) params → (N, grid, grid), bilinear, 0 outside.
+
+    Each frame point p samples the render at M(−ρ) (p − c) / s, M(ρ) = [[cos, sin], [−sin, cos]]."""
+    prm = torch.from_numpy(np.asarray(params, np.float32))
+    u, v, logs, rho = prm.unbind(1)
+    inv_s, c, s = torch.exp(-logs), torch.cos(rho), torch.sin(rho)
+    a00, a01, a10, a11 = c * inv_s, -s * inv_s, s * inv_s, c * inv_s  # M(−ρ) / s
+    theta = torch.stack(
+        [torch.stack([a00, a01, -(a00 * u + a01 * v)], 1), torch.stack([a10, a11, -(a10 * u + a11 * v)], 1)], 1
+    )
+    coords = F.affine_grid(theta, [len(prm), 1, grid, grid], align_corners=False)
+    source = torch.from_numpy(render)[None, None].expand(len(prm), -1, -1, -1)
+    return F.grid_sample(source, coords, align_corners=False)[:, 0]
+
+
+def _soft_iou(warped: torch.Tensor, target: np.ndarray) -> np.ndarray:
+    """(N, g, g) and (g, g) in [0, 1] → (N,) soft IoU Σ a t / (Σ a + Σ t − Σ a t)."""
+    flat = warped.reshape(len(warped), -1)
+    t = torch.from_numpy(target).reshape(-1)
+    inter = flat @ t
+    return (inter / (flat.sum(1) + t.sum() - inter).clamp_min(1e-6)).numpy().astype(np.float64)
+
+
+def _moments(m: np.ndarray) -> tuple[float, np.ndarray]:
+    """Area (in normalised units²) and centroid (x, y) in normalised coordinates of a (g, g) mask."""
+    g = m.shape[-1]
+    coords = (np.arange(g, dtype=np.float64) + 0.5) / g * 2 - 1
+    total = max(float(m.sum()), 1e-6)
+    return total * (2.0 / g) ** 2, np.array([(m.sum(0) * coords).sum() / total, (m.sum(1) * coords).sum() / total])
+
+
+def _moment_params(render: np.ndarray, target_moments, rolls: np.ndarray) -> np.ndarray:
+    """Params (len(rolls), 4) that match the render's area and centroid to the target's at each roll (radians)."""
+    area_t, cen_t = target_moments
+    area_r, cen_r = _moments(render)
+    logs = 0.5 * math.log(max(area_t, 1e-6) / max(area_r, 1e-6))
+    s = math.exp(logs)
+    c, sn = np.cos(rolls), np.sin(rolls)
+    # the render's centroid lands at c + s M(ρ) cen_r; make that the target's centroid
+    mx = c * cen_r[0] + sn * cen_r[1]
+    my = -sn * cen_r[0] + c * cen_r[1]
+    return np.stack([cen_t[0] - s * mx, cen_t[1] - s * my, np.full_like(c, logs), rolls], 1)
+
+
+_STEPS0 = np.array([0.04, 0.04, 0.04, math.radians(3.0)])
+
+
+def _polish(render, target, params, grid, steps, levels: int) -> tuple[np.ndarray, float]:
+    """Pattern search from (4,) ``params``: try each parameter ± its step (8 candidates, one batch), move to the
+    best while it improves, else halve the steps; ``levels`` halvings. Returns (params, soft IoU)."""
+    best = params.copy()
+    best_score = float(_soft_iou(_warp(render, best[None], grid), target)[0])
+    eye = np.eye(4)
+    level = 0
+    for _ in range(6 * (levels + 1)):  # bounded: at most a few moves per level
+        cand = np.concatenate([best[None] + eye * steps, best[None] - eye * steps])
+        scores = _soft_iou(_warp(render, cand, grid), target)
+        i = int(np.argmax(scores))
+        if float(scores[i]) > best_score + 1e-5:
+            best, best_score = cand[i], float(scores[i])
+        else:
+            level += 1
+            if level > levels:
+                break
+            steps = steps / 2
+    return best, best_score
+
+
+def _align(render, target, target_moments, cfg: RefineConfig, start: np.ndarray | None):
+    """Best (params, soft IoU) of one render: from the moments at the coarse rolls (and from ``start`` when
+    given), then polished."""
+    if start is None:
+        rolls = np.arange(-cfg.roll_range, cfg.roll_range + 1e-6, cfg.roll_step)
+    else:  # near the current best roll only: the coarse sweep was done at the first pose
+        rolls = np.array([-cfg.roll_step / 2, 0.0, cfg.roll_step / 2]) + math.degrees(float(start[3]))
+    cand = _moment_params(render, target_moments, np.radians(rolls))
+    if start is not None:
+        cand = np.concatenate([cand, start[None]])
+    scores = _soft_iou(_warp(render, cand, cfg.grid), target)
+    i = int(np.argmax(scores))
+    steps = _STEPS0 if start is None else _STEPS0 / 2
+    return _polish(render, target, cand[i], cfg.grid, steps, levels=3 if start is None else 2)
+
+
+def _params_to_placement(params: np.ndarray, frame: Frame) -> Placement:
+    u, v, logs, rho = (float(x) for x in params)
+    cx, cy = frame.centre
+    half = frame.side / 2
+    return Placement(cx + u * half, cy + v * half, math.exp(logs) * frame.side, math.degrees(rho))
+
+
+def _hard_iou(render, params, target, grid) -> float:
+    return silhouette_iou(_warp(render, params[None], grid)[0].numpy(), target)
+
+
+def refine_pose(
+    mesh: Any,
+    target: np.ndarray,
+    frame: Frame,
+    polar_deg: float,
+    azimuth_deg: float,
+    renderer: SilhouetteRenderer | None = None,
+    cfg: RefineConfig = RefineConfig(),
+    key: Any = None,
+) -> Registration:
+    """Refine a model's pose and placement so that its silhouette covers the photo's object mask.
+
+    Args:
+        mesh: the model's canonical ``trimesh.Trimesh``.
+        target: (S, S) float object probability (or 0/1 mask) over ``frame``.
+        frame: the square of the photo ``target`` covers, photo pixels.
+        polar_deg, azimuth_deg: the estimate to start from (the search's pose for this model).
+        renderer: a :class:`SilhouetteRenderer` to reuse (one is made and closed otherwise).
+        cfg: :class:`RefineConfig`.
+        key: names ``mesh`` in the renderer's upload cache (e.g. its model id).
+
+    Returns:
+        :class:`Registration`: refined angles, roll, placement in photo pixels, IoU before and after.
+    """
+    t0 = time.perf_counter()
+    own = renderer is None
+    renderer = renderer or SilhouetteRenderer(cfg.render_size)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        tgt = resample_mask(target, cfg.grid)
+        moments = _moments(tgt)
+        renders = 0
+
+        def render(polar: float, azimuth: float) -> np.ndarray:
+            nonlocal renders
+            renders += 1
+            return np.asarray(renderer(mesh, polar, azimuth, key), np.float32)
+
+        def prior(polar: float, azimuth: float) -> float:
+            from cadsearch.render.cameras import pose_error_deg
+
+            return cfg.prior_weight * (float(pose_error_deg(polar, azimuth, polar_deg, azimuth_deg)) / 10.0) ** 2
+
+        pose = (float(np.clip(polar_deg, *cfg.polar_limits)), float(azimuth_deg) % 360.0)
+        sil = render(*pose)
+        start_params = _moment_params(sil, moments, np.zeros(1))[0]
+        iou_start = _hard_iou(sil, start_params, tgt, cfg.grid)
+        params, score = _align(sil, tgt, moments, cfg, None)
+        best_sil, objective = sil, score - prior(*pose)
+        step = cfg.start_step_deg
+        while step >= cfg.min_step_deg and renders + 4 <= cfg.max_renders:
+            polar, azimuth = pose
+            # an azimuth step of `step` degrees on the sphere, not on the angle (smaller near the poles)
+            d_az = min(step / max(math.sin(math.radians(polar)), 0.2), 45.0)
+            moved = False
+            for cand in ((polar - step, azimuth), (polar + step, azimuth), (polar, azimuth - d_az),
+                         (polar, azimuth + d_az)):  # fmt: skip
+                cand = (float(np.clip(cand[0], *cfg.polar_limits)), cand[1] % 360.0)
+                if cand == pose:
+                    continue
+                s = render(*cand)
+                p, sc = _align(s, tgt, moments, cfg, params)
+                if sc - prior(*cand) > objective + 1e-4:
+                    best_pose, best_params, best_s, objective = cand, p, s, sc - prior(*cand)
+                    moved = True
+            if moved:
+                pose, params, best_sil = best_pose, best_params, best_s
+            else:
+                step /= 2
+        iou = _hard_iou(best_sil, params, tgt, cfg.grid)
+        placement = _params_to_placement(params, frame)
+        return Registration(pose[0], pose[1], placement.roll_deg, placement, iou, iou_start, renders,
+                            1000 * (time.perf_counter() - t0))  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+        if own:
+            renderer.close()
