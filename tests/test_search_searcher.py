@@ -19,7 +19,7 @@ from cadsearch.search.pose import PoseConfig, combine_pose
 from cadsearch.search.scoring import CalibrationRecord, category_first, fit_temperature, rank_models
 from fakes import fake_for
 
-DESIGN_RESULT_KEYS = ["rank", "model_id", "name", "category", "score", "match", "polar_deg", "azimuth_deg"]
+DESIGN_RESULT_KEYS = ["rank", "model_id", "name", "category", "score", "match", "polar_deg", "azimuth_deg", "roll_deg"]
 
 
 @pytest.fixture(name="searcher")
@@ -65,6 +65,7 @@ def test_to_json_has_exactly_the_design_keys(searcher: Searcher, search_ws: Path
         assert list(r) == DESIGN_RESULT_KEYS
         assert 0.0 <= r["score"] <= 1.0 and 0.0 <= r["polar_deg"] <= 180.0 and 0.0 <= r["azimuth_deg"] < 360.0
         assert 0.0 <= r["match"] <= 1.0 and r["match"] == round(r["match"], 4)
+        assert r["roll_deg"] == 0.0  # no object mask without a detector: not registered, roll 0
 
 
 def test_concurrent_searches_agree(searcher: Searcher, search_ws: Path) -> None:

@@ -27,6 +27,7 @@ import numpy as np
 from cadsearch.errors import InputError
 from cadsearch.framing import MARGIN, METHODS, Frame, check_crop_method, frame_for, frame_query
 from cadsearch.index.faiss_index import ViewIndex, index_dir
+from cadsearch.register.placement import Placement
 from cadsearch.search.matching import DEFAULT_MATCH_MODEL, EXACT_MATCH_THRESHOLD, MatchModel, match_features
 from cadsearch.search.pose import PoseConfig, combine_pose
 from cadsearch.search.scoring import DEFAULT_TEMPERATURE, category_first, rank_models
@@ -45,7 +46,7 @@ DETECT_MIN_ZOOM = 1.4
 CROP_CHOICES = (*METHODS, "detect")
 
 #: Keys of one result in DESIGN.md's ``search --json`` format, in order.
-RESULT_KEYS = ("rank", "model_id", "name", "category", "score", "match", "polar_deg", "azimuth_deg")
+RESULT_KEYS = ("rank", "model_id", "name", "category", "score", "match", "polar_deg", "azimuth_deg", "roll_deg")
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,10 @@ class ModelMatch:
         best_view_id: the model's best-matching rendered view (e.g. ``"chair-003/0017"``).
         match: exact-match probability in [0, 1]: that the object in the photo *is* this model, whether or not
             it is in the library (:mod:`cadsearch.search.matching`); 0 when nothing computed it.
+        roll_deg: the object's in-plane rotation in the image, counter-clockwise, degrees (0 unless registered).
+        placement: where this model's render square lies in the searched image after registration
+            (:class:`~cadsearch.register.Placement`, pixels); None when the result was not registered.
+        silhouette_iou: IoU of the registered silhouette with the photo's object mask; None when not registered.
     """
 
     rank: int
@@ -74,6 +79,9 @@ class ModelMatch:
     azimuth_deg: float
     best_view_id: str
     match: float = 0.0
+    roll_deg: float = 0.0
+    placement: Placement | None = None
+    silhouette_iou: float | None = None
 
 
 @dataclass
@@ -109,6 +117,10 @@ def _results_json(matches: list[ModelMatch]) -> list[dict[str, Any]]:
         row["match"] = round(float(row["match"]), 4)
         row["polar_deg"] = round(float(row["polar_deg"]), 2)
         row["azimuth_deg"] = round(float(row["azimuth_deg"]), 2) % 360.0
+        row["roll_deg"] = round(float(row["roll_deg"]), 2)
+        if m.placement is not None:
+            row["placement"] = m.placement.to_json()
+            row["silhouette_iou"] = round(float(m.silhouette_iou or 0.0), 4)
         results.append(row)
     return results
 
