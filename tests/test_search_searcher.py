@@ -26,7 +26,7 @@ DESIGN_RESULT_KEYS = ["rank", "model_id", "name", "category", "score", "match", 
 def searcher_fixture(search_ws: Path) -> Searcher:
     fake = fake_for(search_ws)
     build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
-    return Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws))
+    return Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws), refine_top=0)
 
 
 def test_a_views_own_image_finds_its_model_and_pose(searcher: Searcher, search_ws: Path) -> None:
@@ -65,7 +65,7 @@ def test_to_json_has_exactly_the_design_keys(searcher: Searcher, search_ws: Path
         assert list(r) == DESIGN_RESULT_KEYS
         assert 0.0 <= r["score"] <= 1.0 and 0.0 <= r["polar_deg"] <= 180.0 and 0.0 <= r["azimuth_deg"] < 360.0
         assert 0.0 <= r["match"] <= 1.0 and r["match"] == round(r["match"], 4)
-        assert r["roll_deg"] == 0.0  # no object mask without a detector: not registered, roll 0
+        assert r["roll_deg"] == 0.0  # refine_top=0: not registered, roll 0
 
 
 def test_concurrent_searches_agree(searcher: Searcher, search_ws: Path) -> None:
@@ -183,3 +183,24 @@ def test_unknown_crop_method_is_refused_when_the_searcher_is_made(search_ws: Pat
     build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
     with pytest.raises(InputError, match="unknown crop method 'lasso'"):
         Searcher(fake, load_index(search_ws, "scratch"), None, crop="lasso")
+
+
+def test_registered_results_carry_roll_placement_and_fit(search_ws: Path) -> None:
+    fake = fake_for(search_ws)
+    build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
+    searcher = Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws))  # refine_top=1: default
+    row = read_view_table(search_ws)[0]
+    image = np.asarray(Image.open(search_ws / row.path).convert("RGB"))  # a render on a plain backdrop
+    result = searcher.search(image, k=2)
+    top, second = result.results
+    assert top.placement is not None and top.silhouette_iou is not None and top.silhouette_iou > 0.5
+    assert second.placement is None and second.silhouette_iou is None  # only the top 1 is registered
+    # the render square of a whole-image view lies on the image: centre near the middle, side near the image's
+    h, w = image.shape[:2]
+    assert abs(top.placement.cx - w / 2) < 0.15 * w and abs(top.placement.side / w - 1.0) < 0.2
+    assert pose_error_deg(top.polar_deg, top.azimuth_deg, row.polar_deg, row.azimuth_deg) < 15.0
+    out = result.to_json("view.png")["results"]
+    assert set(out[0]) == {*DESIGN_RESULT_KEYS, "placement", "silhouette_iou"} and list(out[1]) == DESIGN_RESULT_KEYS
+    assert set(out[0]["placement"]) == {"center", "side", "roll_deg"} and out[0]["roll_deg"] == round(top.roll_deg, 2)
+    assert result.timing_ms["register"] > 0.0
+    assert searcher.search(image, k=2, refine_top=0).results[0].placement is None

@@ -436,10 +436,27 @@ def search(
             show_default=False,
         ),
     ] = None,
+    refine: Annotated[
+        bool,
+        typer.Option(
+            help="Register the best model(s): refine polar, azimuth, roll, scale and position until the model's "
+            "outline lies on the photo's object (needs a detector with a mask head, or a plain backdrop)."
+        ),
+    ] = True,
+    refine_top: Annotated[
+        int, typer.Option(help="How many of each object's best models to register (with --refine).", min=1)
+    ] = 1,
 ) -> None:
     """Find the library models a photo shows, with a score and the camera pose of each."""
     code = _run_search(
-        _workspace(), [str(p) for p in images], model=model, top=top, as_json=as_json, overlay=overlay, crop=crop
+        _workspace(),
+        [str(p) for p in images],
+        model=model,
+        top=top,
+        as_json=as_json,
+        overlay=overlay,
+        crop=crop,
+        refine_top=refine_top if refine else 0,
     )
     if code:
         raise typer.Exit(code)
@@ -473,9 +490,11 @@ def _match_lines(results) -> list[str]:
         exact = is_exact_match(results)
         lines.append("  Exact match" if exact else "  No exact match — closest models in your library")
     for m in results:
+        # roll and fit only for registered results (their pose was refined on the photo's outline)
+        fit = f"  roll {m.roll_deg:5.1f}°  fit {m.silhouette_iou:4.2f}" if m.placement is not None else ""
         lines.append(
             f"  {m.rank:>2}. {m.model_id:<24} score {m.score:6.1%}  match {m.match:6.1%}  polar {m.polar_deg:5.1f}°"
-            f"  azimuth {m.azimuth_deg:5.1f}°  {m.name} ({m.category})"
+            f"  azimuth {m.azimuth_deg:5.1f}°{fit}  {m.name} ({m.category})"
         )
     return lines
 
@@ -488,6 +507,7 @@ def _run_search(
     as_json: bool = False,
     overlay: str | Path | None = None,
     crop: str | None = None,
+    refine_top: int = 1,
 ) -> int:
     """``cadsearch search IMAGE...``: answer every query; an unreadable image gets a one-line error on stderr
     and the others still run.
@@ -496,7 +516,7 @@ def _run_search(
     ``overlay``, writes the top model's registration overlay (``OUT.png``, or ``OUT-<i>.png`` for several
     queries; every found object's best model, numbered boxes). ``crop`` is the crop method
     (:data:`~cadsearch.search.searcher.CROP_CHOICES`; None: ``detect`` when a detector is trained, else ``auto``).
-    Returns the exit
+    ``refine_top``: how many of each object's best models are registered (0: none). Returns the exit
     code: 0, or 2 if any image could not be read.
 
     Raises:
@@ -510,7 +530,7 @@ def _run_search(
         raise InputError(f"--top must be at least 1, got {top}")
     if not images:
         raise InputError("give at least one image to search for")
-    searcher = Searcher.from_workspace(workspace, model=model, crop=crop)
+    searcher = Searcher.from_workspace(workspace, model=model, crop=crop, refine_top=refine_top)
     code = 0
     for i, path in enumerate(images):
         t0 = time.perf_counter()
@@ -585,6 +605,9 @@ def evaluate(
     mirror: Annotated[bool, typer.Option(help="Photo split: also ask each photo mirrored (φ → 360° − φ).")] = True,
     crop: Annotated[str, typer.Option(help="How each query is cropped, as `cadsearch search --crop`.")] = "auto",
     workers: Annotated[int, typer.Option(help="Render worker processes for the graphics split.", min=1)] = 1,
+    refine: Annotated[
+        bool, typer.Option(help="Register the top answer before its pose is scored, as `cadsearch search --refine`.")
+    ] = True,
 ) -> None:
     """Evaluate the trained models as `cadsearch search` answers: top-1/top-5 and pose error, report and plots."""
     from cadsearch.evaluate import default_report_dir, design_json, run_evaluation
@@ -622,6 +645,7 @@ def evaluate(
                 workers=workers,
                 ranking=r,
                 crop=crop,
+                refine_top=1 if refine else 0,
             )
             results.append(result)
             if as_json:

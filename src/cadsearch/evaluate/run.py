@@ -159,11 +159,17 @@ def resolve_models(models: str | Sequence[str] | None) -> tuple[list[str], bool]
 
 
 def load_answerers(
-    workspace: str | Path, models: str | Sequence[str] | None, ranking: str, warn: Warn, crop: str = "auto"
+    workspace: str | Path,
+    models: str | Sequence[str] | None,
+    ranking: str,
+    warn: Warn,
+    crop: str = "auto",
+    refine_top: int = 1,
 ) -> dict[str, Answerer]:
     """Load the networks of ``models`` (``"both"``: whichever exist) for ``ranking``: a
-    :class:`~cadsearch.search.Searcher` per network (checkpoint and index) for ``index``, the checkpoint alone for
-    ``classifier``. Raises InputError if none can be used; with ``"both"`` a missing one is skipped with a note."""
+    :class:`~cadsearch.search.Searcher` per network (checkpoint and index; ``refine_top`` of each answer
+    registered, as ``cadsearch search --refine-top``) for ``index``, the checkpoint alone for ``classifier``.
+    Raises InputError if none can be used; with ``"both"`` a missing one is skipped with a note."""
     from cadsearch.models import checkpoint_path, load_predictor
 
     if ranking not in RANKINGS:
@@ -183,7 +189,7 @@ def load_answerers(
         from cadsearch.search import Searcher
 
         try:
-            loaded[arch] = IndexAnswerer(Searcher.from_workspace(workspace, arch, crop=crop))
+            loaded[arch] = IndexAnswerer(Searcher.from_workspace(workspace, arch, crop=crop, refine_top=refine_top))
         except InputError as err:
             if explicit:
                 raise
@@ -517,6 +523,7 @@ def run_evaluation(
     *,
     ranking: str = "index",
     crop: str = "auto",
+    refine_top: int = 1,
     backgrounds: str = "random",
     workers: int = 1,
     answerers: Mapping[str, Answerer] | None = None,
@@ -537,6 +544,8 @@ def run_evaluation(
         ranking: ``"index"`` (default: :meth:`cadsearch.search.Searcher.search`, the product) or
             ``"classifier"`` (the ablation: the classifier's softmax ranks the training classes).
         crop: the automatic-crop method, as ``cadsearch search --crop``.
+        refine_top: models registered per answer (0: none), as ``cadsearch search --refine-top``; the pose of the
+            top answer is then the registered one.
         backgrounds: graphics split backgrounds: ``"random"`` or a folder of images.
         answerers: already loaded answerers by arch (skips loading; tests, the web app). ``ranking`` then only
             labels the result.
@@ -562,7 +571,7 @@ def run_evaluation(
     if ranking not in RANKINGS:
         raise InputError(f"unknown ranking {ranking!r}; choose {' or '.join(RANKINGS)}")
     if answerers is None:
-        answerers = load_answerers(workspace, models, ranking, note, crop)
+        answerers = load_answerers(workspace, models, ranking, note, crop, refine_top)
     else:
         archs, explicit = resolve_models(models)
         missing = [a for a in archs if a not in answerers]

@@ -8,7 +8,8 @@ share one definition instead of each re-deriving it:
   a box or the whole photo), :func:`frame_image` (cut a frame out, padding past the edges with the border's median
   colour, and resize it), :func:`as_rgb_uint8`, :func:`centre_frame` (the old centre crop, for comparisons).
 - :mod:`cadsearch.framing.autocrop`: the automatic crop (:data:`METHODS`, :func:`crop_frame`,
-  :func:`find_object_box`, :func:`backdrop_box`, :func:`check_crop_method`, :func:`grabcut_available`).
+  :func:`find_object_box`, :func:`backdrop_box`, :func:`backdrop_mask`, :func:`check_crop_method`,
+  :func:`grabcut_available`).
 - :func:`frame_query`: a query photo → the :class:`Frame` to show the networks (None: the whole photo padded to a
   square). Nothing else decides how a query is framed.
 
@@ -23,6 +24,7 @@ from cadsearch.framing.autocrop import (
     MIN_ZOOM,
     RENDER_FILL,
     backdrop_box,
+    backdrop_mask,
     check_crop_method,
     crop_frame,
     find_object_box,
@@ -46,5 +48,6 @@ __all__ = [
     "crop_frame",
     "find_object_box",
     "backdrop_box",
+    "backdrop_mask",
     "grabcut_available",
 ]

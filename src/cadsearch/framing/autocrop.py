@@ -97,12 +97,12 @@ def _check_known(method: str) -> None:
         raise InputError(f"unknown crop method {method!r}; choose one of {', '.join(METHODS)}")
 
 
-def backdrop_box(image: np.ndarray) -> Box | None:
-    """Box ``(x0, y0, x1, y1)`` (pixels, exclusive end) of what differs from the background, or None.
+def backdrop_mask(image: np.ndarray) -> np.ndarray | None:
+    """(H, W) bool mask of what differs from a plain or gradient backdrop, or None.
 
     The background is modelled from the image border as a linear colour ramp per channel (a plain backdrop or
     a gradient, as in product shots and studio photos). None when the border does not fit such a ramp (a
-    cluttered photo: no reliable box) or when the differing pixels cover almost nothing or almost everything.
+    cluttered photo: no reliable mask) or when the differing pixels cover almost nothing or almost everything.
 
     Args:
         image: (H, W, 3) RGB, uint8 or float in 0–255.
@@ -123,6 +123,19 @@ def backdrop_box(image: np.ndarray) -> Box | None:
     fg = dist > max(30.0, 2.5 * spread)
     share = fg.mean()
     if not 0.005 < share < 0.9:
+        return None
+    return fg
+
+
+def backdrop_box(image: np.ndarray) -> Box | None:
+    """Box ``(x0, y0, x1, y1)`` (pixels, exclusive end) of what differs from the background
+    (:func:`backdrop_mask`), or None when the photo has no plain or gradient backdrop.
+
+    Args:
+        image: (H, W, 3) RGB, uint8 or float in 0–255.
+    """
+    fg = backdrop_mask(image)
+    if fg is None:
         return None
     ys, xs = np.nonzero(fg)
     # percentiles, not min/max: a few noisy pixels must not stretch the box

@@ -3,11 +3,15 @@
 - :mod:`cadsearch.register.placement`: :class:`Placement` (where the render square lands in the photo: centre, side,
   roll) and :func:`warp_render` (draw a render there);
 - :mod:`cadsearch.register.refine`: :func:`refine_pose`, render-and-compare over polar, azimuth, roll, scale and
-  position against the photo's object mask.
+  position against the photo's object mask;
+- :mod:`cadsearch.register.masks`: :func:`object_mask`, that mask (the localiser's mask head, or a plain backdrop);
+- :mod:`cadsearch.register.registrar`: :class:`Registrar`, refinement with meshes and renderer kept warm.
 """
 
+from cadsearch.register.masks import object_mask
 from cadsearch.register.placement import Placement, warp_render
 from cadsearch.register.refine import RefineConfig, Registration, SilhouetteRenderer, refine_pose, silhouette_iou
+from cadsearch.register.registrar import Registrar
 
 __all__ = [
     "Placement",
@@ -17,4 +21,6 @@ __all__ = [
     "SilhouetteRenderer",
     "refine_pose",
     "silhouette_iou",
+    "object_mask",
+    "Registrar",
 ]

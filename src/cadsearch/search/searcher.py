@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,8 @@ import numpy as np
 from cadsearch.errors import InputError
 from cadsearch.framing import MARGIN, METHODS, Frame, check_crop_method, frame_for, frame_query
 from cadsearch.index.faiss_index import ViewIndex, index_dir
-from cadsearch.register.placement import Placement
+from cadsearch.register import Placement, Registrar, object_mask
+from cadsearch.register.masks import restrict_to_box
 from cadsearch.search.matching import DEFAULT_MATCH_MODEL, EXACT_MATCH_THRESHOLD, MatchModel, match_features
 from cadsearch.search.pose import PoseConfig, combine_pose
 from cadsearch.search.scoring import DEFAULT_TEMPERATURE, category_first, rank_models
@@ -212,6 +213,9 @@ class Searcher:
             index (the default); with a smaller ``k`` they are no longer calibrated (ECE 0.007 at 256, 0.31 at 64).
         category_vote: rank the models of the most probable category (summed scores) first, so that a chair
             photo answers chairs even when one view of a cup lies nearest (needs the library's categories).
+        refine_top: how many of each object's best models are registered (:mod:`cadsearch.register`: pose, roll,
+            scale and position refined until the model's silhouette lies on the photo's object mask); 0 = none.
+            Needs the library (meshes) and an object mask: the detector's mask head, or a plain backdrop.
 
     ``threads`` sets torch's intra-op threads (process-wide; default 1, None leaves it unchanged).
     """
@@ -232,6 +236,7 @@ class Searcher:
         localiser: Any = None,
         detect_min_zoom: float = DETECT_MIN_ZOOM,
         detect_verify: bool = False,
+        refine_top: int = 1,
     ) -> None:
         if threads:
             # One photo through a small CNN gains little from intra-op threads, and on a shared 2-core machine
@@ -256,6 +261,10 @@ class Searcher:
         self.k_views = int(k_views or index.meta.get("k_views") or 256)
         self.pose = pose
         self.category_vote = category_vote
+        if refine_top < 0:
+            raise InputError(f"--refine-top must be 0 or more, got {refine_top}")
+        self.refine_top = int(refine_top)
+        self.registrar = Registrar(library) if library is not None else None
         names, inverse = np.unique(index.table.model_id.astype(str), return_inverse=True)
         self.model_ids: list[str] = names.tolist()
         self._model_index = inverse.astype(np.int64)
@@ -336,7 +345,9 @@ class Searcher:
 
     # --- search -------------------------------------------------------------------------------------------
 
-    def search(self, image: np.ndarray, k: int = 5, crop: str | None = None) -> SearchResult:
+    def search(
+        self, image: np.ndarray, k: int = 5, crop: str | None = None, refine_top: int | None = None
+    ) -> SearchResult:
         """Rank the library's models for one photo (for every object in it, with ``crop="detect"``).
 
         Args:
@@ -344,16 +355,18 @@ class Searcher:
                 network).
             k: how many models to return per object (fewer if fewer are found).
             crop: overrides the searcher's crop method for this query (:data:`CROP_CHOICES`).
+            refine_top: overrides :attr:`refine_top` for this query.
 
         Returns:
             :class:`SearchResult` with ``objects`` (most confident first; one entry for the whole image when
             nothing was detected or ``crop`` is not ``detect``), ``results`` = the first object's, and
             ``timing_ms`` keys ``detect`` (``detect`` only), ``embed`` (crop and network), ``search``, ``pose``,
-            ``total``.
+            ``register``, ``total``.
         """
         method = self.crop if crop is None else self._check_crop(crop)
+        top = self.refine_top if refine_top is None else int(refine_top)
         if method == "detect":
-            return self._search_objects(image, k)
+            return self._search_objects(image, k, top)
         t0 = time.perf_counter()
         embedding, head, frame = self.embed_query(image, method)
         t1 = time.perf_counter()
@@ -362,10 +375,12 @@ class Searcher:
         h, w = image.shape[:2]
         result.objects = [FoundObject((0.0, 0.0, float(w), float(h)), None, result.results, frame, head)]
         result.timing_ms = {"embed": 1000 * (t1 - t0)} | result.timing_ms
+        result.timing_ms["register"] = self._register(image, result.objects, top)
+        result.results = result.objects[0].results
         result.timing_ms["total"] = 1000 * (time.perf_counter() - t0)
         return result
 
-    def _search_objects(self, image: np.ndarray, k: int) -> SearchResult:
+    def _search_objects(self, image: np.ndarray, k: int, refine_top: int) -> SearchResult:
         """``crop="detect"``: every detected object framed as the networks were trained and searched; nothing
         detected: the whole photo as ``auto`` frames it, with ``detection_score`` None."""
         t0 = time.perf_counter()
@@ -374,7 +389,7 @@ class Searcher:
         found = self.localiser.detect(image)
         t1 = time.perf_counter()
         if not found:
-            result = self.search(image, k, crop="auto")
+            result = self.search(image, k, crop="auto", refine_top=refine_top)
             result.timing_ms = {"detect": 1000 * (t1 - t0)} | result.timing_ms
             result.timing_ms["total"] = 1000 * (time.perf_counter() - t0)
             return result
@@ -404,9 +419,42 @@ class Searcher:
             crop_score = objects[0].results[0].score if objects[0].results else 0.0
             if part.results and part.results[0].score > crop_score:
                 objects[0] = FoundObject(objects[0].box, objects[0].detection_score, part.results, whole, head)
+        timing["register"] = self._register(image, objects, refine_top)
         first = objects[0]
         timing["total"] = 1000 * (time.perf_counter() - t0)
         return SearchResult(first.results, timing, first.head_pose, first.frame, objects)
+
+    def _register(self, image: np.ndarray, objects: list[FoundObject], top: int) -> float:
+        """Register the ``top`` best models of each object in place (:mod:`cadsearch.register`): refined polar,
+        azimuth, roll, placement and silhouette IoU. Objects without a mask keep their results. Returns ms."""
+        if top <= 0 or self.registrar is None:
+            return 0.0
+        t0 = time.perf_counter()
+        h, w = image.shape[:2]
+        for obj in objects:
+            if not obj.results:
+                continue
+            frame = obj.frame if obj.frame is not None else frame_for(h, w)
+            found = object_mask(image, frame, self.localiser)
+            if found is None:
+                continue
+            target = found[0]
+            if obj.detection_score is not None:  # the mask may hold other objects too: keep this one's box
+                target = restrict_to_box(target, frame, obj.box)
+            results = list(obj.results)
+            for i, m in enumerate(results[:top]):
+                reg = self.registrar.refine(m.model_id, target, frame, m.polar_deg, m.azimuth_deg)
+                if reg is not None:
+                    results[i] = replace(
+                        m,
+                        polar_deg=reg.polar_deg,
+                        azimuth_deg=reg.azimuth_deg % 360.0,
+                        roll_deg=reg.roll_deg,
+                        placement=reg.placement,
+                        silhouette_iou=reg.iou,
+                    )
+            obj.results = results
+        return 1000 * (time.perf_counter() - t0)
 
     def embed_query(
         self, image: np.ndarray, crop: str | None = None
