@@ -117,3 +117,14 @@ def test_restrict_to_box_keeps_only_the_box() -> None:
     out = restrict_to_box(target, Frame(0.0, 0.0, 200.0), (50.0, 50.0, 100.0, 100.0))  # photo px; 2 px per cell
     ys, xs = np.nonzero(out)
     assert 22 <= xs.min() <= 25 and 50 <= xs.max() <= 53 and 22 <= ys.min() <= 25
+
+
+def test_rotation_errors_are_symmetry_aware() -> None:
+    from cadsearch.metrics import rotation_errors_deg
+
+    truth, est = [[70.0, 10.0, 5.0]], [[70.0, 100.0, 5.0]]
+    assert rotation_errors_deg(truth, est, 1)[0] == pytest.approx(90.0, abs=1e-6)
+    assert rotation_errors_deg(truth, est, 4)[0] == pytest.approx(0.0, abs=1e-6)  # 4-fold: 90° apart is the same
+    assert rotation_errors_deg(truth, [[70.0, 123.4, 5.0]], 0)[0] < 1.0  # continuous: any azimuth
+    # roll still counts (level camera: turning the object about its up axis cannot stand for a roll)
+    assert rotation_errors_deg([[90.0, 10.0, 5.0]], [[90.0, 10.0, 15.0]], 0)[0] == pytest.approx(10.0, abs=0.1)

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cadsearch.render.cameras import pose_error_deg
+from cadsearch.render.cameras import pose_error_deg, rotation_error_deg
 
 __all__ = [
     "POSE_THRESHOLDS_DEG",
@@ -33,6 +33,7 @@ __all__ = [
     "NO_SYMMETRY",
     "CONTINUOUS_SYMMETRY",
     "pose_errors_deg",
+    "rotation_errors_deg",
     "azimuth_errors_deg",
     "symmetric_target_azimuth",
     "summarize_pose",
@@ -169,6 +170,27 @@ def pose_errors_deg(true_polar, true_az, est_polar, est_az, symmetry_order=None)
         ]
         err[sel] = np.min(np.stack(candidates), axis=0)
     return err
+
+
+def rotation_errors_deg(true_pose, est_pose, symmetry_order=None) -> np.ndarray:
+    """Pose error *with roll* per query: the geodesic angle between the true and estimated camera orientations
+    (:func:`~cadsearch.render.cameras.rotation_error_deg`), symmetry-aware like :func:`pose_errors_deg` (n-fold:
+    the minimum over the true azimuth + k·360°/n; continuous: over the true azimuth in 1° steps).
+
+    Args:
+        true_pose, est_pose: (N, 3) (polar, azimuth, roll) in degrees, roll counter-clockwise (DESIGN.md).
+        symmetry_order: per query (N,) or one for all, as :func:`pose_errors_deg`.
+
+    Returns (N,) float64 degrees in [0, 180].
+    """
+    t = np.asarray(true_pose, np.float64).reshape(-1, 3)
+    e = np.asarray(est_pose, np.float64).reshape(-1, 3)
+    orders = _orders(symmetry_order, (len(t),))
+    out = np.empty(len(t))
+    for i, ((tp, ta, tr), (ep, ea, er), n) in enumerate(zip(t, e, orders, strict=True)):
+        steps = 360 if n == CONTINUOUS_SYMMETRY else max(int(n), 1)
+        out[i] = min(rotation_error_deg(tp, ta + k * 360.0 / steps, tr, ep, ea, er) for k in range(steps))
+    return out
 
 
 def azimuth_errors_deg(true_az, est_az, symmetry_order=None) -> np.ndarray:
