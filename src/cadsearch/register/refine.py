@@ -11,7 +11,11 @@ scale and image position:
    (:mod:`cadsearch.register.placement`: a camera roll about the optical axis is exactly an in-plane turn of the
    render). It starts from the mask moments (centroids and areas matched) at several rolls (±:attr:`roll_range`),
    then a pattern search (each parameter ± its step, steps halved when nothing improves) polishes the best.
-3. **Pose search** (:func:`refine_pose`): only θ and φ need new renders (:class:`SilhouetteRenderer`, the fast
+3. **Starts**: the estimate's coarse fit is compared with a few alternatives (:attr:`RefineConfig.starts`: the
+   mirrored azimuth, the back, ±45° azimuth, ±20° polar); one wins only when it fits clearly better. On synthetic
+   cases whose estimates were 50° off on average (a third mirrored or far off) this took the refined error from
+   41° to 6° mean; on good estimates it changed nothing.
+4. **Pose search** (:func:`refine_pose`): only θ and φ need new renders (:class:`SilhouetteRenderer`, the fast
    rasteriser, no anti-aliasing, a few ms each). From the estimate, the four neighbours at ± ``step`` degrees are
    rendered and 2D-aligned from the current best placement; the best neighbour is taken if it agrees better, else
    the step is halved, down to :attr:`RefineConfig.min_step_deg`. A weak prior (:attr:`prior_weight`) keeps the
@@ -59,7 +63,12 @@ class RefineConfig:
     max_renders: int = 40  # hard cap on silhouette renders per model (the speed budget)
     roll_range: float = 30.0  # coarse roll candidates span ± this
     roll_step: float = 7.5
-    prior_weight: float = 0.02  # IoU given up per (10°)² away from the estimate
+    prior_weight: float = 0.02  # IoU given up per (10°)² away from the start
+    # Other starts tried before the local search, as (Δpolar, Δazimuth) from the estimate, and "mirror" (φ → −φ:
+    # the left-right confusion of mirror-symmetric objects); one replaces the estimate only when its coarse fit
+    # is better by switch_margin (soft IoU), since silhouettes alone cannot tell a front from a back.
+    starts: tuple = ("mirror", (0.0, 180.0), (0.0, 45.0), (0.0, -45.0), (-20.0, 0.0), (20.0, 0.0))
+    switch_margin: float = 0.1
     polar_limits: tuple[float, float] = (2.0, 178.0)
 
 
@@ -275,6 +284,30 @@ def _align(render, target, target_moments, cfg: RefineConfig, start: np.ndarray 
     return _polish(render, target, cand[i], cfg.grid, steps, levels=3 if start is None else 1)
 
 
+def _coarse_fit(render: np.ndarray, target: np.ndarray, target_moments, cfg: RefineConfig) -> float:
+    """Soft IoU of a render at its best coarse roll, moment-aligned (one batch, no polish): to compare starts."""
+    rolls = np.radians(np.arange(-cfg.roll_range, cfg.roll_range + 1e-6, cfg.roll_step))
+    return float(_soft_iou(_warp(render, _moment_params(render, target_moments, rolls), cfg.grid), target).max())
+
+
+def _pick_start(pose, sil, target, target_moments, cfg: RefineConfig, render) -> tuple[tuple[float, float], Any]:
+    """The estimate, or one of :attr:`RefineConfig.starts` when its coarse fit beats the estimate's by
+    :attr:`RefineConfig.switch_margin`. Returns ``(pose, its render)``."""
+    if not cfg.starts:
+        return pose, sil
+    best = (_coarse_fit(sil, target, target_moments, cfg) + cfg.switch_margin, pose, sil)
+    for start in cfg.starts:
+        if start == "mirror":
+            cand = (pose[0], (360.0 - pose[1]) % 360.0)
+        else:
+            cand = (float(np.clip(pose[0] + start[0], *cfg.polar_limits)), (pose[1] + start[1]) % 360.0)
+        s = render(*cand)
+        fit = _coarse_fit(s, target, target_moments, cfg)
+        if fit > best[0]:
+            best = (fit, cand, s)
+    return best[1], best[2]
+
+
 def _params_to_placement(params: np.ndarray, frame: Frame) -> Placement:
     u, v, logs, rho = (float(x) for x in params)
     cx, cy = frame.centre
@@ -334,6 +367,8 @@ def refine_pose(
         sil = render(*pose)
         start_params = _moment_params(sil, moments, np.zeros(1))[0]
         iou_start = _hard_iou(sil, start_params, tgt, cfg.grid)
+        pose, sil = _pick_start(pose, sil, tgt, moments, cfg, render)
+        polar_deg, azimuth_deg = pose  # the prior now pulls towards the chosen start
         params, score = _align(sil, tgt, moments, cfg, None)
         best_sil, objective = sil, score - prior(*pose)
         step = cfg.start_step_deg
