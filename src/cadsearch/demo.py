@@ -194,6 +194,13 @@ def run_demo(
         queries.append(
             (f"render of {r.model_id} (θ {r.polar_deg:.0f}°, φ {r.azimuth_deg:.0f}°)", load_view(workspace, r)[0])
         )
+    if queries:  # the first render again, from a camera tilted 20° (the object turned counter-clockwise)
+        import numpy as np
+
+        label, image = queries[0]
+        backdrop = tuple(int(v) for v in np.median(image[0], axis=0))
+        tilted = Image.fromarray(image).rotate(20.0, Image.Resampling.BICUBIC, expand=True, fillcolor=backdrop)
+        queries.append((label.replace("render of", "the same render tilted 20° (camera roll)"), np.asarray(tilted)))
     queries.append(("a made-up room photo with two chairs", _room_with_chairs(workspace, ids, shared)))
     photo = _demo_photo(shared) if shared else None
     if photo is not None:
@@ -207,6 +214,8 @@ def run_demo(
                 _say(f"        object {n} (detection score {obj.detection_score:.2f}, box [{box}])")
             for m in obj.results:
                 pose = f"θ {m.polar_deg:5.1f}°  φ {m.azimuth_deg:5.1f}°"
+                if m.placement is not None:  # registered: its outline was fitted to the photo's object
+                    pose += f"  roll {m.roll_deg:+5.1f}°  outline fit {m.silhouette_iou:.2f}"
                 _say(f"        #{m.rank} {m.name:<28} score {100 * m.score:3.0f}%  match {100 * m.match:3.0f}%  {pose}")
         # Small renders are drawn larger so that the outline can be seen.
         side = min(1024, max(384, *image.shape[:2]))
