@@ -152,3 +152,30 @@ def test_crop_detect_without_a_detector_is_one_line(search_ws: Path, monkeypatch
     row = read_view_table(search_ws)[0]
     code, _, err = run(capsys, "--workspace", str(search_ws), "search", str(search_ws / row.path), "--crop", "detect")
     assert code == 2 and err.count("\n") == 1 and "cadsearch train detector" in err
+
+
+def test_refine_options_reach_the_searcher_and_the_table_shows_roll_and_fit(
+    search_ws: Path, monkeypatch, capsys
+) -> None:
+    fake = fake_for(search_ws)
+    build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
+    searcher = Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws))
+    seen: list[int] = []
+
+    def from_workspace(cls, ws, model=None, **kwargs):
+        seen.append(kwargs["refine_top"])
+        searcher.refine_top = kwargs["refine_top"]
+        return searcher
+
+    monkeypatch.setattr(Searcher, "from_workspace", classmethod(from_workspace))
+    image = str(search_ws / read_view_table(search_ws)[0].path)  # a render on a plain backdrop: registrable
+    code, out, _ = run(capsys, "--workspace", str(search_ws), "search", image, "--top", "2")
+    assert code == 0 and seen == [1]
+    lines = [line for line in out.splitlines() if line.strip().startswith(("1.", "2."))]
+    assert "roll" in lines[0] and "fit" in lines[0] and "roll" not in lines[1]  # only the top one is registered
+    code, out, _ = run(capsys, "--workspace", str(search_ws), "search", image, "--no-refine", "--json")
+    assert code == 0 and seen[-1] == 0 and "placement" not in json.loads(out)["results"][0]
+    code, out, _ = run(capsys, "--workspace", str(search_ws), "search", image, "--refine-top", "2", "--json")
+    assert code == 0 and seen[-1] == 2 and all("placement" in r for r in json.loads(out)["results"][:2])
+    code, _, err = run(capsys, "--workspace", str(search_ws), "search", image, "--refine-top", "0")
+    assert code == 2 and "Traceback" not in err
