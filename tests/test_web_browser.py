@@ -1,5 +1,6 @@
 """End to end in real headless Chromium (Playwright): upload a photo on the home page, wait for the results,
-check that a score, a polar and an azimuth are shown, and take screenshots.
+check that a score, a polar and an azimuth are shown, and take screenshots; a registered result's roll and fit are
+shown and its 3D view opens turned by the roll (the viewer's computed CSS transform).
 
 Chromium is Debian's (/usr/bin/chromium; `apt-get install chromium`); Playwright never downloads a browser.
 """
