@@ -201,7 +201,8 @@ def test_registered_results_show_roll_and_fit_and_link_the_pose_with_roll(web_ws
         assert f'src="/api/models/{m.model_id}/thumbnail.png?{pose}"' in page
         assert f'Roll</div><div class="pose-value">{round(m.roll_deg)}°' in page
         assert f'class="fit-value">{m.silhouette_iou:.2f}<' in page
-        assert f'transform="rotate({round(-m.roll_deg, 2) + 0.0} 24 24)"' in page  # the roll dial, turned counter-clockwise
+        # the roll dial, turned counter-clockwise (SVG turns clockwise)
+        assert f'transform="rotate({round(-m.roll_deg, 2) + 0.0} 24 24)"' in page
 
 
 def test_unregistered_results_have_no_roll(client: TestClient):
