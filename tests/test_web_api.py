@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import resource
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from cadsearch.web.deps import get_searcher
 from cadsearch.web.testing import FakeSearcher
 from fakes import TEST_UPLOAD_LIMIT, exif_rotated_jpeg, make_app, odd_images, png_bomb, png_bytes
 
-DESIGN_KEYS = ["rank", "model_id", "name", "category", "score", "match", "polar_deg", "azimuth_deg"]
+DESIGN_KEYS = ["rank", "model_id", "name", "category", "score", "match", "polar_deg", "azimuth_deg", "roll_deg"]
+REGISTERED_KEYS = [*DESIGN_KEYS, "placement", "silhouette_iou"]  # a result refined by registration
 LEAKS = ("Traceback", 'File "', "site-packages", "Error:")  # things a response must never show
 
 
@@ -70,6 +72,41 @@ def test_search_returns_design_json(client: TestClient, web_ws: Path):
     image = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
     expected = FakeSearcher(Library.open(web_ws)).search(image, 5).to_json("my chair.png")
     assert body["results"] == expected["results"]
+
+
+def test_registered_results_carry_roll_placement_and_fit_exactly_as_the_cli(web_ws: Path):
+    """The API answers :meth:`SearchResult.to_json`, the CLI's ``search --json``: registered results with their
+    placement and silhouette IoU, found objects when there are, and nothing the CLI leaves out (no nulls)."""
+    from cadsearch.search.searcher import FoundObject
+
+    class TwoObjects(FakeSearcher):
+        def search(self, image, k: int = 5):
+            result = super().search(image, k)
+            h, w = image.shape[:2]
+            result.objects = [
+                FoundObject((0.0, 0.0, w / 2, h / 2), 0.9, result.results),
+                FoundObject((0.0, 0.0, float(w), float(h)), None, result.results[:1]),
+            ]
+            return result
+
+    data = (web_ws / "views" / "chair-s0-001" / "0000.png").read_bytes()
+    image = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    for searcher in (FakeSearcher(Library.open(web_ws), registered=True), TwoObjects(Library.open(web_ws))):
+        with TestClient(make_app(web_ws, searcher)) as client:
+            body = upload(client, data, "chair.png").json()
+        expected = searcher.search(image, 5).to_json("chair.png")
+        body["timing_ms"], expected["timing_ms"] = {}, {}
+        assert body == expected
+        assert json.dumps(body) == json.dumps(expected)  # same key order too
+        if searcher.registered:
+            assert [list(m) for m in body["results"]] == [REGISTERED_KEYS] * len(body["results"])
+            m = body["results"][0]
+            assert m["roll_deg"] == m["placement"]["roll_deg"] and -25 <= m["roll_deg"] <= 25
+            assert list(m["placement"]) == ["center", "side", "roll_deg"] and 0 < m["silhouette_iou"] <= 1
+            assert "objects" not in body
+        else:
+            assert [o["detection_score"] for o in body["objects"]] == [0.9, None]  # a null the CLI prints stays
+            assert list(body["objects"][0]["results"][0]) == DESIGN_KEYS
 
 
 def test_search_k(client: TestClient):

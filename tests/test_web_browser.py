@@ -1,5 +1,6 @@
 """End to end in real headless Chromium (Playwright): upload a photo on the home page, wait for the results,
-check that a score, a polar and an azimuth are shown, and take screenshots.
+check that a score, a polar and an azimuth are shown, and take screenshots; a registered result's roll and fit are
+shown and its 3D view opens turned by the roll (the viewer's computed CSS transform).
 
 Chromium is Debian's (/usr/bin/chromium; `apt-get install chromium`); Playwright never downloads a browser.
 """
@@ -80,3 +81,51 @@ def test_upload_and_see_results(browser, web_ws: Path, tmp_path: Path):
         page.close()
     for name in ("home.png", "results.png", "model.png"):
         assert (tmp_path / name).stat().st_size > 10_000
+
+
+def _rotation_deg(transform: str) -> float:
+    """The turn of a computed CSS ``transform`` (``matrix(a, b, c, d, e, f)``), degrees, clockwise as CSS turns."""
+    import math
+
+    a, b = (float(v) for v in re.fullmatch(r"matrix\(([^,]+), ([^,]+),.*\)", transform).groups())
+    return math.degrees(math.atan2(b, a))
+
+
+def test_registered_result_opens_the_3d_view_turned_by_its_roll(browser, web_ws: Path, tmp_path: Path):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    upload = tmp_path / "tilted chair.png"
+    Image.open(next((web_ws / "views" / "chair-s0-001").glob("0*[0-9].png"))).convert("RGB").resize((320, 320)).save(
+        upload
+    )
+    searcher = FakeSearcher(Library.open(web_ws), registered=True)
+    top = searcher.search(np.asarray(Image.open(io.BytesIO(upload.read_bytes())).convert("RGB")), 5).results[0]
+    app = make_app(web_ws, searcher)
+    with running_server(app) as url:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(url + "/")
+        page.set_input_files("#image-input", str(upload))
+        page.wait_for_url(re.compile(r".*/results/[A-Za-z0-9_-]+$"), timeout=15_000)
+        rolls = page.locator(".pose-item:has-text('Roll') .pose-value").all_inner_texts()
+        assert rolls and rolls[0] == f"{round(top.roll_deg)}°"
+        assert page.locator(".fit-value").first.inner_text() == f"{top.silhouette_iou:.2f}"
+        page.click(".result.top .result-actions a")
+        page.wait_for_selector("model-viewer")
+        # the view is turned counter-clockwise by the roll: CSS turns clockwise, so by -roll
+        transform = page.eval_on_selector("#viewer", "v => getComputedStyle(v).transform")
+        assert abs(_rotation_deg(transform) + top.roll_deg) < 0.05
+        assert page.inner_text("#live-roll") == f"{round(top.roll_deg)}°"
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(tmp_path / "model-rolled.png"))
+        page.click("#reset-view")  # back to the refined pose: still turned by the roll
+        transform = page.eval_on_selector("#viewer", "v => getComputedStyle(v).transform")
+        assert abs(_rotation_deg(transform) + top.roll_deg) < 0.05
+        page.goto(url + "/models/chair-s0-002?polar=70&azimuth=30&roll=30")
+        page.wait_for_selector("model-viewer")
+        transform = page.eval_on_selector("#viewer", "v => getComputedStyle(v).transform")
+        assert abs(_rotation_deg(transform) + 30.0) < 0.05
+        page.close()
+    assert (tmp_path / "model-rolled.png").stat().st_size > 10_000

@@ -7,6 +7,7 @@ import io
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -182,3 +183,80 @@ def test_results_page_numbers_the_objects_and_shows_each_ones_matches(web_ws: Pa
         assert overlay.status_code == 200 and Image.open(io.BytesIO(overlay.content)).size == (96, 64)
         assert client.get(url + "?object=3").status_code == 404
         assert client.get(url + "/overlay.png?object=3").status_code == 404
+
+
+# --- registered results: roll, fit, the refined overlay, the 3D view turned by the roll ------------------------
+
+
+def test_registered_results_show_roll_and_fit_and_link_the_pose_with_roll(web_ws: Path):
+    searcher = FakeSearcher(Library.open(web_ws), registered=True)
+    with TestClient(make_app(web_ws, searcher), headers=HTML) as client:
+        page = client.get(search_upload(client, png_bytes(3)).headers["location"]).text
+    image = np.asarray(Image.open(io.BytesIO(png_bytes(3))).convert("RGB"))
+    matches = searcher.search(image, 5).results
+    assert page.count("Roll</div>") == len(matches) and page.count('class="fit-value"') == len(matches)
+    for m in matches:
+        pose = f"polar={m.polar_deg:.2f}&amp;azimuth={m.azimuth_deg:.2f}&amp;roll={m.roll_deg:.2f}"
+        assert f'href="/models/{m.model_id}?{pose}&amp;score=' in page  # the "View in 3D" link and the title
+        assert f'src="/api/models/{m.model_id}/thumbnail.png?{pose}"' in page
+        assert f'Roll</div><div class="pose-value">{round(m.roll_deg)}°' in page
+        assert f'class="fit-value">{m.silhouette_iou:.2f}<' in page
+        # the roll dial, turned counter-clockwise (SVG turns clockwise)
+        assert f'transform="rotate({round(-m.roll_deg, 2) + 0.0} 24 24)"' in page
+
+
+def test_unregistered_results_have_no_roll(client: TestClient):
+    page = client.get(search_upload(client, png_bytes(3)).headers["location"]).text
+    assert "roll=" not in page and "Roll</div>" not in page and "fit-value" not in page
+
+
+def test_overlay_of_a_registered_result_uses_its_placement_scaled_to_the_display(web_ws: Path):
+    """The results page shows the photo at most 1024 px wide; the placement is in the uploaded photo's pixels."""
+    from cadsearch.search.overlay import OUTLINE_RGB, render_overlay
+
+    library = Library.open(web_ws)
+    big = np.full((800, 1200, 3), 170, np.uint8)
+    big[:, :40] = 90  # not a plain backdrop box the unregistered fit could go for either
+    data = io.BytesIO()
+    Image.fromarray(big).save(data, format="PNG")
+    searcher = FakeSearcher(library, registered=True)
+    with TestClient(make_app(web_ws, searcher), headers=HTML) as client:
+        url = search_upload(client, data.getvalue()).headers["location"]
+        served = np.asarray(Image.open(io.BytesIO(client.get(url + "/overlay.png?rank=2").content)).convert("RGB"))
+    match = searcher.search(big, 5).results[1]
+    assert served.shape == (683, 1024, 3)
+    expected = render_overlay(library, big, match, size=1024)  # the overlay scales the placement itself
+    outline, want = np.all(served == OUTLINE_RGB, axis=2), np.all(expected == OUTLINE_RGB, axis=2)
+    assert want.sum() > 300
+    assert (outline & want).sum() / want.sum() > 0.9
+    shown = np.asarray(Image.fromarray(big).resize((1024, 683), Image.Resampling.LANCZOS))
+    unscaled = render_overlay(library, shown, match, placement=match.placement)  # what a missed scaling draws
+    assert (np.all(unscaled == OUTLINE_RGB, axis=2) & want).sum() / want.sum() < 0.5
+
+
+def test_model_page_turns_the_view_by_the_roll(client: TestClient):
+    page = client.get("/models/chair-s0-002?polar=70&azimuth=30&roll=30&score=0.8").text
+    assert 'style="transform: rotate(-30.00deg)"' in page and 'data-roll="30.00"' in page  # CSS turns clockwise
+    assert 'id="live-roll">30°<' in page and "<dt>Roll</dt><dd>30°</dd>" in page
+    assert 'camera-orbit="30.00deg 70.00deg auto"' in page
+    wrapped = client.get("/models/chair-s0-002?polar=70&azimuth=30&roll=-330").text
+    assert 'style="transform: rotate(-30.00deg)"' in wrapped  # -330° is +30°
+    plain = client.get("/models/chair-s0-002?polar=70&azimuth=30").text
+    assert 'style="transform: rotate(0.00deg)"' in plain and "<dt>Roll</dt>" not in plain
+    for bad in ("abc", "nan", "inf", ""):
+        r = client.get(f"/models/chair-s0-002?polar=70&roll={bad}")
+        assert r.status_code == 422 and "roll" in r.text and "Traceback" not in r.text
+
+
+def test_thumbnail_with_roll_is_the_picture_turned_counter_clockwise(client: TestClient):
+    def thumbnail(**params) -> np.ndarray:
+        r = client.get("/api/models/chair-s0-001/thumbnail.png", params={"polar": 70, "azimuth": 30, **params})
+        assert r.status_code == 200
+        return np.asarray(Image.open(io.BytesIO(r.content)).convert("RGB"))
+
+    upright = thumbnail()
+    assert (thumbnail(roll=90) == np.rot90(upright, 1)).all()  # np.rot90: counter-clockwise
+    assert (thumbnail(roll=360) == upright).all() and (thumbnail(roll=0.3) == upright).all()  # whole degrees
+    turned = thumbnail(roll=30)
+    assert not (turned == upright).all() and (turned[0, 0] == 255).all()  # white corners
+    assert client.get("/api/models/chair-s0-001/thumbnail.png?roll=nan").status_code == 422

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+from PIL import Image
 
 from cadsearch.framing import Frame
+from cadsearch.register.placement import Placement
 from cadsearch.render.thumbnails import THUMBNAIL_AZIMUTH_DEG, THUMBNAIL_POLAR_DEG, render_thumbnail
 from cadsearch.web.images import encode_png
 from cadsearch.workspace import atomic_write_bytes
@@ -30,6 +32,8 @@ log = logging.getLogger("cadsearch.web")
 
 #: The web app's cache folder inside the workspace.
 CACHE_DIR = "web-cache"
+#: Colour around the model in thumbnails (:func:`~cadsearch.render.thumbnails.render_thumbnail`'s default).
+THUMBNAIL_BACKGROUND = (255, 255, 255)
 #: Posed renders kept in memory (a results page shows top-k of them; ~30 KB each).
 POSED_CACHE_SIZE = 512
 
@@ -76,14 +80,24 @@ class ModelAssets:
 
     # --- thumbnails ---------------------------------------------------------------------------------------
 
-    def thumbnail_png(self, model_id: str, polar_deg: float | None = None, azimuth_deg: float | None = None) -> bytes:
-        """PNG of ``model_id`` from the default product-shot pose, or from (``polar_deg``, ``azimuth_deg``).
+    def thumbnail_png(
+        self,
+        model_id: str,
+        polar_deg: float | None = None,
+        azimuth_deg: float | None = None,
+        roll_deg: float | None = None,
+    ) -> bytes:
+        """PNG of ``model_id`` from the default product-shot pose, or from (``polar_deg``, ``azimuth_deg``), the
+        picture turned counter-clockwise by ``roll_deg`` (the render square turned about its centre, as a
+        :class:`~cadsearch.register.Placement` turns it; the model stays inside, it fits the inscribed circle).
 
         Raises:
             InputError: unknown model id (the caller answers 404).
         """
         info = self.library.get(model_id)
-        if polar_deg is None and azimuth_deg is None:
+        # Whole degrees: finer turns are invisible in a thumbnail, and rounding lets near poses share a render.
+        roll = float(round(roll_deg or 0.0) % 360)
+        if polar_deg is None and azimuth_deg is None and roll == 0.0:
             path = self.cache_dir / "thumbnails" / f"{model_id}-{info.checksum[:12]}-{self.size}.png"
             if path.is_file():
                 return path.read_bytes()
@@ -94,13 +108,18 @@ class ModelAssets:
         # Whole degrees: finer steps are invisible in a thumbnail, and rounding lets near poses share a render.
         polar = float(np.clip(round(polar_deg if polar_deg is not None else THUMBNAIL_POLAR_DEG), 1, 179))
         azimuth = float(round(azimuth_deg if azimuth_deg is not None else THUMBNAIL_AZIMUTH_DEG) % 360)
-        key = (model_id, info.checksum, polar, azimuth)
+        key = (model_id, info.checksum, polar, azimuth, roll)
         with self._lock:
             cached = self._posed.get(key)
             if cached is not None:
                 self._posed.move_to_end(key)
                 return cached
-        png = encode_png(self._render(model_id, polar, azimuth))
+        picture = self._render(model_id, polar, azimuth)
+        if roll:
+            # PIL turns counter-clockwise for a positive angle, as our roll does; the corners get the background
+            turned = Image.fromarray(picture).rotate(roll, Image.Resampling.BICUBIC, fillcolor=THUMBNAIL_BACKGROUND)
+            picture = np.asarray(turned)
+        png = encode_png(picture)
         with self._lock:
             self._posed[key] = png
             while len(self._posed) > POSED_CACHE_SIZE:
@@ -115,7 +134,9 @@ class ModelAssets:
             from cadsearch.render import create_renderer
 
             self._renderer = create_renderer("low", size=self.size)
-        return render_thumbnail(self.library.mesh(model_id), self._renderer, polar_deg, azimuth_deg)
+        return render_thumbnail(
+            self.library.mesh(model_id), self._renderer, polar_deg, azimuth_deg, background=THUMBNAIL_BACKGROUND
+        )
 
     # --- 3D file --------------------------------------------------------------------------------------------
 
@@ -134,11 +155,19 @@ class ModelAssets:
 
     # --- registration overlay ---------------------------------------------------------------------------------
 
-    def overlay_png(self, image: np.ndarray, match: Any, frame: Frame | None = None, box: Any = None) -> bytes:
-        """PNG of ``match``'s model drawn over ``image`` (H, W, 3 uint8) at the estimated pose, fitted to the object
-        (placed first on ``frame``, the square the network looked at, in ``image``'s pixels; fitted to ``box``, a
-        detected object's box in those pixels, when given)."""
+    def overlay_png(
+        self,
+        image: np.ndarray,
+        match: Any,
+        frame: Frame | None = None,
+        box: Any = None,
+        placement: Placement | None = None,
+    ) -> bytes:
+        """PNG of ``match``'s model drawn over ``image`` (H, W, 3 uint8) at the estimated pose, fitted to the object:
+        at ``placement`` (the registered render square in ``image``'s pixels) when given, else placed on ``frame``
+        (the square the network looked at, in ``image``'s pixels) or fitted to ``box`` (a detected object's box in
+        those pixels) (:func:`cadsearch.search.overlay.render_overlay`)."""
         from cadsearch.search.overlay import render_overlay
 
-        overlay = self._on_render_thread(render_overlay, self.library, image, match, None, frame, box)
+        overlay = self._on_render_thread(render_overlay, self.library, image, match, None, frame, box, placement)
         return encode_png(np.asarray(overlay, dtype=np.uint8))

@@ -26,7 +26,7 @@ def _percent(score: float) -> str:
 
 def _degrees(angle: float) -> str:
     """An angle in degrees, as people read it: '63°'."""
-    return f"{float(angle):.0f}°"
+    return f"{int(round(float(angle)))}°"  # int: a small negative angle reads '0°', not '-0°'
 
 
 def _filesize(n_bytes: float) -> str:

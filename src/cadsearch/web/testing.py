@@ -13,10 +13,12 @@ import threading
 import time
 import zlib
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
+from cadsearch.register.placement import Placement
 from cadsearch.search.searcher import ModelMatch, SearchResult
 
 __all__ = ["FakeSearcher", "running_server"]
@@ -29,11 +31,15 @@ class FakeSearcher:
         library: a :class:`cadsearch.library.Library` (or anything with ``list()`` of ModelInfo-like rows).
         delay_s: seconds each search sleeps, to stand in for model inference in load tests (it releases the
             GIL like real inference mostly does).
+        registered: answer registered results (:mod:`cadsearch.register`): each with a roll, a placement (a
+            render square of 60-90 % of the image's shorter side near its centre, turned by the roll) and a
+            silhouette IoU, as :class:`~cadsearch.search.Searcher` does when it refines the returned models.
     """
 
-    def __init__(self, library: Any, delay_s: float = 0.0):
+    def __init__(self, library: Any, delay_s: float = 0.0, registered: bool = False):
         self.library = library
         self.delay_s = float(delay_s)
+        self.registered = bool(registered)
         self._models = list(library.list())
         self.calls = 0
 
@@ -49,21 +55,27 @@ class FakeSearcher:
         order = rng.permutation(len(self._models))[:k]
         scores = np.sort(rng.uniform(0.05, 0.98, size=len(order)))[::-1]
         matches = []
+        h, w = image.shape[:2]
         for rank, (i, score) in enumerate(zip(order, scores, strict=True), start=1):
             info = self._models[int(i)]
-            matches.append(
-                ModelMatch(
-                    rank=rank,
-                    model_id=info.model_id,
-                    name=info.name,
-                    category=info.category,
-                    score=round(float(score), 4),
-                    polar_deg=round(float(rng.uniform(40, 100)), 2),
-                    azimuth_deg=round(float(rng.uniform(0, 360)), 2),
-                    best_view_id="",  # the fake has no views
-                    match=round(float(rng.uniform(0.0, 1.0)) * (rank == 1), 4),
-                )
+            match = ModelMatch(
+                rank=rank,
+                model_id=info.model_id,
+                name=info.name,
+                category=info.category,
+                score=round(float(score), 4),
+                polar_deg=round(float(rng.uniform(40, 100)), 2),
+                azimuth_deg=round(float(rng.uniform(0, 360)), 2),
+                best_view_id="",  # the fake has no views
+                match=round(float(rng.uniform(0.0, 1.0)) * (rank == 1), 4),
             )
+            if self.registered:
+                roll = round(float(rng.uniform(-25.0, 25.0)), 2)
+                cx, cy = (float(v) for v in rng.uniform(0.4, 0.6, size=2) * (w, h))
+                side = float(rng.uniform(0.6, 0.9)) * min(h, w)
+                iou = round(float(rng.uniform(0.6, 0.95)), 4)
+                match = replace(match, roll_deg=roll, placement=Placement(cx, cy, side, roll), silhouette_iou=iou)
+            matches.append(match)
         return SearchResult(matches, {"total": (time.perf_counter() - t0) * 1000.0})
 
     @staticmethod

@@ -28,7 +28,15 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "descri
 _CACHE_HEADERS = {"Cache-Control": "public, max-age=3600"}
 
 
-@router.post("/search", response_model=SearchResponse, responses=_ERRORS, summary="Search a photo")
+# exclude_unset: a field the searcher's JSON leaves out (``placement`` of an unregistered result, ``objects``) stays
+# out, instead of coming back as null: the API answers exactly what ``cadsearch search --json`` prints.
+@router.post(
+    "/search",
+    response_model=SearchResponse,
+    response_model_exclude_unset=True,
+    responses=_ERRORS,
+    summary="Search a photo",
+)
 async def search(
     request: Request,
     image: UploadFile | None = File(None, description="the photo (JPEG, PNG, WebP, ...), as multipart field 'image'"),
@@ -37,7 +45,8 @@ async def search(
     searcher: Any = Depends(get_searcher),
 ) -> dict:
     """The library models that the photo most likely shows, best first, each with a score in [0, 1] and the
-    estimated camera pose (polar and azimuth in degrees). ``query`` echoes the uploaded file's name."""
+    estimated camera pose (polar, azimuth and roll in degrees; registered results also say where the model lies in
+    the photo). ``query`` echoes the uploaded file's name."""
     if image is None:
         raise HTTPException(400, "no image was uploaded: send the photo as the multipart form field 'image'")
     if k is not None and k > settings.max_k:
@@ -106,12 +115,16 @@ async def thumbnail(
     model_id: str,
     polar: float | None = Query(None, ge=0, le=180, allow_inf_nan=False, description="camera polar angle θ, degrees"),
     azimuth: float | None = Query(None, allow_inf_nan=False, description="camera azimuth φ, degrees"),
+    roll: float | None = Query(
+        None, allow_inf_nan=False, description="the object's turn in the picture, counter-clockwise, degrees"
+    ),
     library: Any = Depends(get_library),
     assets: ModelAssets = Depends(get_assets),
 ) -> Response:
-    """The model rendered from a front three-quarter view, or from the pose given by ``polar`` and ``azimuth``."""
+    """The model rendered from a front three-quarter view, or from the pose given by ``polar``, ``azimuth`` and
+    ``roll`` (the picture turned counter-clockwise by ``roll``, as the object lies in the photo)."""
     info = await model_info_or_404(library, model_id)
-    png = await run_in_threadpool(assets.thumbnail_png, info.model_id, polar, azimuth)
+    png = await run_in_threadpool(assets.thumbnail_png, info.model_id, polar, azimuth, roll)
     return Response(png, media_type="image/png", headers=_CACHE_HEADERS)
 
 

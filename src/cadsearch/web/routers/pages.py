@@ -93,8 +93,9 @@ def _stored_or_404(store: ResultStore, search_id: str) -> StoredSearch:
     return item
 
 
-def _dial(azimuth_deg: float, polar_deg: float) -> dict:
-    """Points of the two pose dials drawn on result cards (SVG units, 0-48 box, centre 24,24, radius 18)."""
+def _dial(azimuth_deg: float, polar_deg: float, roll_deg: float = 0.0) -> dict:
+    """Points of the pose dials drawn on result cards (SVG units, 0-48 box, centre 24,24, radius 18), and the roll
+    dial's SVG turn (``svg_roll``: degrees, clockwise as SVG turns with y down, so minus our counter-clockwise)."""
     az, po = math.radians(azimuth_deg), math.radians(polar_deg)
     # seen from above with the object's front (+Z) pointing down the page: camera at (sin φ, cos φ) in (x, z)
     # seen from the side: straight above at the top, level with the object on the right
@@ -103,7 +104,28 @@ def _dial(azimuth_deg: float, polar_deg: float) -> dict:
         "ay": round(24 + 18 * math.cos(az), 2),
         "px": round(24 + 18 * math.sin(po), 2),
         "py": round(24 - 18 * math.cos(po), 2),
+        "svg_roll": round(-float(roll_deg), 2) + 0.0,  # + 0.0: no "-0.0" in the page
     }
+
+
+def wrap_roll(roll_deg: float) -> float:
+    """A roll in degrees wrapped to (-180, 180]."""
+    r = float(roll_deg) % 360.0
+    return r - 360.0 if r > 180.0 else r
+
+
+def pose_query(m: Any) -> str:
+    """The URL query that puts the model page and the thumbnail at ``m``'s pose: ``polar=…&azimuth=…``, and
+    ``&roll=…`` when the result has a roll (registered results)."""
+    query = f"polar={float(m.polar_deg):.2f}&azimuth={float(m.azimuth_deg):.2f}"
+    roll = round(float(getattr(m, "roll_deg", 0.0)), 2)
+    return query + (f"&roll={roll:.2f}" if roll else "")
+
+
+def has_roll(m: Any) -> bool:
+    """Whether the result pages show ``m``'s roll: it was registered (its roll was measured, even if 0) or it has
+    one (a roll is otherwise the assumed 0 of an upright camera, not worth a dial)."""
+    return getattr(m, "placement", None) is not None or round(float(getattr(m, "roll_deg", 0.0)), 2) != 0.0
 
 
 def _objects(item: StoredSearch) -> list[dict]:
@@ -144,7 +166,16 @@ async def results_page(
     chosen = _object_or_404(item, object)
     results = chosen["results"] if chosen else item.result.results
     detected = [o for o in _objects(item) if o["score"] is not None]
-    matches = [{"m": m, "dial": _dial(m.azimuth_deg, m.polar_deg)} for m in results]
+    matches = [
+        {
+            "m": m,
+            "dial": _dial(m.azimuth_deg, m.polar_deg, getattr(m, "roll_deg", 0.0)),
+            "pose": pose_query(m),
+            "roll": has_roll(m),
+            "fit": getattr(m, "silhouette_iou", None),
+        }
+        for m in results
+    ]
     return templates.TemplateResponse(
         request,
         "results.html",
@@ -203,9 +234,13 @@ async def overlay_image(
     box = chosen["box"] if chosen and chosen["score"] is not None else None
     if rank > len(matches):
         raise HTTPException(404, f"this search has no result number {rank}")
+    match = matches[rank - 1]
+    # a registered placement is in pixels of the searched image, like the boxes and frames: scaled to the display
+    registered = getattr(match, "placement", None)
+    placement = registered.scaled(item.scale) if registered is not None else None
     key = f"overlay-{object}-{rank}.png"
     if key not in item.cache:
-        item.cache[key] = await run_in_threadpool(assets.overlay_png, item.image, matches[rank - 1], frame, box)
+        item.cache[key] = await run_in_threadpool(assets.overlay_png, item.image, match, frame, box, placement)
     return Response(item.cache[key], media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
 
@@ -249,15 +284,18 @@ async def model_page(
     model_id: str,
     polar: float | None = Query(None, ge=0, le=180, allow_inf_nan=False),
     azimuth: float | None = Query(None, allow_inf_nan=False),
+    roll: float | None = Query(None, allow_inf_nan=False),
     score: float | None = Query(None, ge=0, le=1, allow_inf_nan=False),
     library: Any = Depends(get_library),
 ) -> Response:
-    """An interactive 3D view of the model, its camera at the estimated pose when one is given."""
+    """An interactive 3D view of the model, its camera at the estimated pose when one is given (``roll``: the
+    object's turn in the photo, counter-clockwise, degrees; the view is turned by it)."""
     info = await model_info_or_404(library, model_id)
-    estimated = polar is not None or azimuth is not None
+    estimated = polar is not None or azimuth is not None or roll is not None
     # Without an estimated pose the 3D view opens where the model's thumbnail was taken.
     polar_v = THUMBNAIL_POLAR_DEG if polar is None else polar
     azimuth_v = (THUMBNAIL_AZIMUTH_DEG if azimuth is None else azimuth) % 360.0
+    roll_v = wrap_roll(roll or 0.0) + 0.0  # + 0.0: no "-0.0" in the page
     return templates.TemplateResponse(
         request,
         "model.html",
@@ -267,6 +305,8 @@ async def model_page(
             "estimated": estimated,
             "polar": polar_v,
             "azimuth": azimuth_v,
+            "roll": roll_v,
+            "has_roll": roll is not None,
             "score": score,
         },
     )

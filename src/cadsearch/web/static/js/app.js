@@ -86,19 +86,25 @@
   // --- model page: live camera readout and reset ---------------------------------------------------------------
   // model-viewer's camera-orbit is "theta phi radius": theta turns about +Y starting at +Z (our azimuth φ) and
   // phi is measured from +Y (our polar θ), so DESIGN.md's camera r·(sinθ sinφ, cosθ, sinθ cosφ) maps 1:1.
+  // Its camera has no roll: the page turns the whole viewer by the roll (CSS rotate, clockwise for a positive
+  // angle, so minus our counter-clockwise roll); orbiting keeps that turn, as a tilted camera would.
   const viewer = document.getElementById("viewer");
   if (viewer) {
     const polarEl = document.getElementById("live-polar");
     const azEl = document.getElementById("live-azimuth");
+    const rollEl = document.getElementById("live-roll");
     const deg = (rad) => rad * 180 / Math.PI;
+    const roll = Number(viewer.dataset.roll || 0);
     viewer.addEventListener("camera-change", () => {
       const orbit = viewer.getCameraOrbit();
       polarEl.textContent = `${Math.round(deg(orbit.phi))}°`;
       azEl.textContent = `${Math.round(((deg(orbit.theta) % 360) + 360) % 360)}°`;
+      if (rollEl) rollEl.textContent = `${Math.round(roll) + 0}°`;
     });
     document.getElementById("reset-view").addEventListener("click", () => {
       viewer.cameraOrbit = `${viewer.dataset.azimuth}deg ${viewer.dataset.polar}deg auto`;
       viewer.fieldOfView = "auto";
+      viewer.style.transform = `rotate(${-roll}deg)`;
     });
   }
 })();
