@@ -1,7 +1,7 @@
 """The package's layers: every part imports only the parts below it (DESIGN.md's data flow).
 
-library → render → metrics → models → detect → register → index → search → evaluate → web → demo → cli, with the neutral helpers
-(errors, workspace, imageio, viz, framing) below everything. A lower part that reaches up (the index fitting the
+library → render → metrics → models → detect → register → index → search → evaluate → web → demo → cli, with the
+neutral helpers (errors, workspace, imageio, viz, framing) below everything. A lower part that reaches up (the index fitting the
 search's score temperature, the demo borrowing the CLI's table) makes a cycle that hides where a convention lives.
 """
 
@@ -14,7 +14,20 @@ import cadsearch
 
 ROOT = Path(cadsearch.__file__).parent
 NEUTRAL = ("__init__", "errors", "workspace", "imageio", "viz", "framing")
-ORDER = ("library", "render", "metrics", "models", "detect", "register", "index", "search", "evaluate", "web", "demo", "cli")
+ORDER = (
+    "library",
+    "render",
+    "metrics",
+    "models",
+    "detect",
+    "register",
+    "index",
+    "search",
+    "evaluate",
+    "web",
+    "demo",
+    "cli",
+)
 LEVEL = {name: 0 for name in NEUTRAL} | {name: i + 1 for i, name in enumerate(ORDER)}
 
 
