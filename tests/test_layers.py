@@ -1,8 +1,9 @@
 """The package's layers: every part imports only the parts below it (DESIGN.md's data flow).
 
 library → render → metrics → models → detect → register → index → search → evaluate → web → demo → cli, with the
-neutral helpers (errors, workspace, imageio, viz, framing) below everything. A lower part that reaches up (the index fitting the
-search's score temperature, the demo borrowing the CLI's table) makes a cycle that hides where a convention lives.
+neutral helpers (errors, workspace, imageio, viz, framing) below everything. A lower part that reaches up (the
+index fitting the search's score temperature, the demo borrowing the CLI's table) makes a cycle that hides where a
+convention lives.
 """
 
 from __future__ import annotations
