@@ -286,8 +286,10 @@ def print_table(results: dict[str, Any]) -> None:
     print("                         | before  | after (product mask) | after (true mask)")
     print(f"silhouette IoU mean      | {f(s['iou_before'])}   | {f(s['iou_after_product'])}                | "
           f"{f(s['iou_after_true'])}")  # fmt: skip
-    print(f"pose error w/ roll mean  | {f(s['pose_before'], fmt='{:.1f}°')}   | "
-          f"{f(s['pose_after_product'], fmt='{:.1f}°')}                | {f(s['pose_after_true'], fmt='{:.1f}°')}")
+    print(
+        f"pose error w/ roll mean  | {f(s['pose_before'], fmt='{:.1f}°')}   | "
+        f"{f(s['pose_after_product'], fmt='{:.1f}°')}                | {f(s['pose_after_true'], fmt='{:.1f}°')}"
+    )
     print(f"  top-1 = true model     | {f(s['pose_before_found'], fmt='{:.1f}°')}   | "
           f"{f(s['pose_after_product_found'], fmt='{:.1f}°')}                | "
           f"{f(s['pose_after_true_found'], fmt='{:.1f}°')}")  # fmt: skip
@@ -298,8 +300,13 @@ def print_table(results: dict[str, Any]) -> None:
     print(f"refinement ms per model: mean {f(s['ms_true'], fmt='{:.0f}')}, median "
           f"{f(s['ms_true'], 'median', '{:.0f}')}, p90 {f(s['ms_true'], 'p90', '{:.0f}')} "
           f"(with mesh loading: mean {f(s['wall_ms_true'], fmt='{:.0f}')})")  # fmt: skip
-    print("per rank (true mask): pose " + ", ".join(f(x, fmt="{:.1f}°") for x in s["per_rank_pose_true"])
-          + "  (search's: " + ", ".join(f(x, fmt="{:.1f}°") for x in s["per_rank_pose_head_true"]) + ")")
+    print(
+        "per rank (true mask): pose "
+        + ", ".join(f(x, fmt="{:.1f}°") for x in s["per_rank_pose_true"])
+        + "  (search's: "
+        + ", ".join(f(x, fmt="{:.1f}°") for x in s["per_rank_pose_head_true"])
+        + ")"
+    )
     if "dev_photos" in results:
         d = results["dev_photos"]
         for name in ("before", "after"):
@@ -324,8 +331,8 @@ def main() -> None:
     results: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "setup": {k: str(v) for k, v in vars(args).items()} | {"crop": searcher.crop,
-                  "mask_head": bool(getattr(searcher.localiser, "has_mask", False))},  # fmt: skip
+        "setup": {k: str(v) for k, v in vars(args).items()}
+        | {"crop": searcher.crop, "mask_head": bool(getattr(searcher.localiser, "has_mask", False))},  # fmt: skip
     }
     results["composites"] = run_composites(ws, searcher, args.composites, args.seed, out_dir / "composites.png")
     if not args.no_photos:
