@@ -52,7 +52,7 @@ from cadsearch.register.masks import mask_over_frame, restrict_to_box
 from cadsearch.render.cameras import Camera
 from cadsearch.render.raster import RasterRenderer
 from cadsearch.search import Searcher
-from cadsearch.search.overlay import render_overlay
+from cadsearch.search.overlay import fit_to_box, render_overlay
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RENDER = 320  # side of the renders pasted into composites and of those placed to measure IoU
@@ -88,21 +88,13 @@ def placed_iou(renderer, mesh, pose: tuple[float, float], placement: Placement, 
 
 
 def placement_before(renderer, mesh, match, obj, h: int, w: int) -> Placement:
-    """Where the overlay put a match before registration: its silhouette box fitted to the detection box, else the
-    square the network looked at (:func:`cadsearch.search.overlay.render_overlay` without a placement)."""
+    """Where the overlay put a match before registration: its silhouette box fitted to the detection box
+    (:func:`cadsearch.search.overlay.fit_to_box`), else the square the network looked at."""
     frame = obj.frame if obj.frame is not None else frame_for(h, w)
     if obj.detection_score is None:
         return Placement.from_frame(frame)
     alpha = renderer.render(mesh, Camera(match.polar_deg, match.azimuth_deg % 360.0)).alpha
-    ys, xs = np.nonzero(alpha >= 0.5)
-    if not len(xs):
-        return Placement.from_frame(frame)
-    rx0, rx1, ry0, ry1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
-    x0, y0, x1, y1 = obj.box
-    side = RENDER * 0.5 * ((x1 - x0) / (rx1 - rx0) + (y1 - y0) / (ry1 - ry0))
-    cx = (x0 + x1) / 2 - ((rx0 + rx1) / 2 / RENDER - 0.5) * side
-    cy = (y0 + y1) / 2 - ((ry0 + ry1) / 2 / RENDER - 0.5) * side
-    return Placement(cx, cy, side, 0.0)
+    return fit_to_box(alpha, obj.box) or Placement.from_frame(frame)
 
 
 def stats(values: list[float]) -> dict[str, float | int | None]:
