@@ -318,6 +318,7 @@ def _train_detector(options: dict, epochs, batch_size, lr, seed, backgrounds, ma
         f"trained detector: {summary.epochs_total} epoch(s) (best {summary.best_epoch}) in "
         f"{summary.seconds / 60:.1f} min; validation composites: recall@IoU0.5 {100 * m.get('recall50', 0):.1f}%, "
         f"{m.get('fp_per_image', float('nan')):.2f} false positives per photo"
+        + (f", mask IoU {100 * m['mask_iou']:.1f}%" if "mask_iou" in m else "")
     )
     for note in summary.notes:
         typer.echo(f"note: {note}")

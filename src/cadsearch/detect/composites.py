@@ -142,14 +142,17 @@ class BackgroundPhotos:
         return np.asarray(im.resize((w, h), Image.Resampling.BILINEAR))
 
 
-def load_cutouts(workspace: str | Path, count: int, seed: int = 0, progress: bool = False) -> list[Cutout]:
-    """Up to ``count`` rendered views of the workspace's view table (a seeded sample spread over all models), each
-    cut to its mask's box (coverage > 0.02, one pixel of margin)."""
+def load_cutouts(
+    workspace: str | Path, count: int, seed: int = 0, progress: bool = False, out_dir: str = "views"
+) -> list[Cutout]:
+    """Up to ``count`` rendered views of the workspace's view table (``<workspace>/<out_dir>``; a seeded sample spread
+    over all models), each cut to its mask's box (coverage > 0.02, one pixel of margin), with its camera angles and
+    view id."""
     from tqdm import tqdm
 
     from cadsearch.render.job import load_view, read_view_table
 
-    rows = read_view_table(workspace)
+    rows = read_view_table(workspace, out_dir)
     rng = np.random.default_rng(seed)
     pick = sorted(rng.choice(len(rows), min(count, len(rows)), replace=False))
     out = []
@@ -183,8 +186,9 @@ def roll_cutout(rgb: np.ndarray, alpha: np.ndarray, degrees: float) -> tuple[np.
 
     a = np.asarray(alpha, np.float32)
     stack = np.concatenate([np.asarray(rgb, np.float32) * a[..., None], a[..., None]], axis=2)
-    # ndimage.rotate turns the array's (row, column) axes: axes=(1, 0) with +angle is counter-clockwise on screen
-    out = ndimage.rotate(stack, float(degrees), axes=(1, 0), reshape=True, order=1, mode="constant", cval=0.0)
+    # ndimage.rotate turns the (row, column) axes: axes=(1, 0) with +angle is counter-clockwise on screen;
+    # "grid-constant" interpolates against the zero canvas at the edges (plain "constant" cuts them hard)
+    out = ndimage.rotate(stack, float(degrees), axes=(1, 0), reshape=True, order=1, mode="grid-constant", cval=0.0)
     a_out = np.clip(out[..., 3], 0.0, 1.0)
     colour = out[..., :3] / np.maximum(a_out, 1e-3)[..., None]
     return np.clip(colour, 0.0, 255.0).astype(np.float32), a_out.astype(np.float32)
