@@ -19,7 +19,9 @@ probability ≥ 0.5 against true coverage ≥ 0.5):
   could reach at best), for scale;
 - IoU by object size (share of the photo's area of its box) and for rolled vs upright objects, and ms per square;
 - with ``--baseline OTHER_DETECTOR_FOLDER`` (e.g. one trained before the mask head): :meth:`Localiser.detect`'s ms
-  on a 640 × 480 photo for both, one thread, interleaved (the machine is noisy), p50 of ``--reps``.
+  on a 640 × 480 photo for both, one thread, interleaved (the machine is noisy), p50 of ``--reps``; and both
+  detectors' box recall at IoU ≥ 0.5 and false positives per photo (default threshold) on the same composites,
+  rolled as above and the same seeds with ``roll_p`` 0 (upright, as the composites were before roll existed).
 
 A contact sheet of object squares (prediction tinted cyan, true outline magenta) goes to ``--pictures``.
 
@@ -93,6 +95,25 @@ def summary(values: list[float]) -> dict:
         return {"n": 0}
     return {"n": int(len(v)), "mean": float(v.mean()), "median": float(np.median(v)),
             "ge_0.8": float((v >= 0.8).mean())}  # fmt: skip
+
+
+def detection_scores(loc: Localiser, sets: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """Box recall at IoU ≥ 0.5 (greedy one-to-one, detections best first) and false positives per photo."""
+    hits = n_true = fps = 0
+    for image, truth in sets:
+        found = np.asarray([d.box for d in loc.detect(image)], np.float32).reshape(-1, 4)
+        used: set[int] = set()
+        overlap = box_iou(found, truth) if len(truth) else np.zeros((len(found), 0))
+        for row in overlap:
+            j = next((int(j) for j in np.argsort(-row) if row[j] >= 0.5 and int(j) not in used), None)
+            if j is None:
+                fps += 1
+            else:
+                used.add(j)
+        hits += len(used)
+        fps += 0 if len(truth) else len(found) - len(overlap)
+        n_true += len(truth)
+    return {"recall50": hits / max(1, n_true), "fp_per_image": fps / max(1, len(sets)), "objects": n_true}
 
 
 def detect_ms(folders: dict[str, Path], photo: np.ndarray, reps: int) -> dict[str, float]:
@@ -172,6 +193,16 @@ def main() -> None:
                 row |= {"detected_own": d["own"], "detected_union": d["union"]}
             rows.append(row)
     seconds = time.perf_counter() - t0
+    detection = {}
+    if args.baseline:
+        upright = CompositeConfig(roll_p=0.0)
+        for name, c in (("rolled (default composites)", cfg), ("upright (roll_p 0)", upright)):
+            sets = [make_composite(np.random.default_rng([20261204, i]), cutouts, photos, c) for i in range(args.n)]
+            for who, folder in (("with mask head", detector_dir(ws)), ("baseline", args.baseline)):
+                detection[f"{who}, {name}"] = detection_scores(Localiser(folder), sets)
+        print(f"{'boxes (held-out composites)':58s} {'recall@0.5':>10s} {'FP/photo':>9s}")
+        for name, d in detection.items():
+            print(f"{name:58s} {d['recall50']:10.3f} {d['fp_per_image']:9.2f}")
 
     def pick(key: str, cond=lambda r: True) -> list[float]:
         return [r[key] for r in rows if key in r and cond(r)]
@@ -197,7 +228,8 @@ def main() -> None:
           f"{len(rooms)} held-out rooms, {len(cutouts)} eval views")  # fmt: skip
     out = {"workspace": str(ws), "n_composites": args.n, "table": table, "segment_ms_p50": float(np.median(ms)),
            "detector_metrics": loc.metrics,
-           "detect_ms_p50_640x480": timing, "held_out_rooms": len(rooms), "eval_views": len(cutouts)}  # fmt: skip
+           "detect_ms_p50_640x480": timing, "detection": detection, "held_out_rooms": len(rooms),
+           "eval_views": len(cutouts)}  # fmt: skip
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=2, default=float))
     picture = args.pictures or ws / "reports" / "masks_objects.png"

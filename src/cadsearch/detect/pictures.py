@@ -114,7 +114,7 @@ def write_detection_sheets(
                 if truth_masks is not None and i < len(truth_masks):
                     im = outline(im, truth_masks[i], TRUTH_RGB)
                     iou = mask_iou(prob, truth_masks[i])
-                    caption += "" if np.isnan(iou) else f", mask IoU {iou:.2f}"
+                    caption += f", mask IoU {iou:.2f}" if len(t) and not np.isnan(iou) else ""
             cells.append(draw_boxes(im, [d.box for d in f], [d.score for d in f], t))
             captions.append(caption)
         wrote.append(_save(contact_sheet(cells, captions, columns=4, cell=256), reports / "detector_composites.png"))
