@@ -62,6 +62,7 @@ from cadsearch.detect.model import (
     export_body_onnx,
 )
 from cadsearch.errors import InputError
+from cadsearch.framing import MARGIN, Frame, frame_for, frame_image
 from cadsearch.workspace import atomic_write_bytes
 
 __all__ = ["DetectorConfig", "DetectorSummary", "train_detector", "default_backgrounds", "CHECKPOINT_FORMAT"]
@@ -92,6 +93,7 @@ class DetectorConfig:
     size_weight: float = 1.0
     offset_weight: float = 1.0
     mask_weight: float = 1.0  # weight of the mask head's loss (BCE + soft Dice)
+    square_share: float = 0.25  # training composites cut to one object's square (registration's view) instead of whole
 
     def validate(self) -> None:
         if self.input_size < 64 or self.input_size % 32:
@@ -214,6 +216,19 @@ def _block_mean(a: np.ndarray, k: int) -> np.ndarray:
     return a[: s * k, : s * k].reshape(s, k, s, k).mean(axis=(1, 3))
 
 
+def _area(boxes: np.ndarray) -> np.ndarray:
+    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+
+
+def object_frame(rng: np.random.Generator, height: int, width: int, box) -> Frame:
+    """The square a found object is segmented in (:func:`cadsearch.framing.frame_for` of its box with
+    :data:`~cadsearch.framing.MARGIN`), jittered as a detector's box would be: margin × 0.5–2, centre moved by up to
+    10 % of the side."""
+    f = frame_for(height, width, box, MARGIN * rng.uniform(0.5, 2.0))
+    dx, dy = rng.uniform(-0.1, 0.1, 2) * f.side
+    return Frame(f.x0 + dx, f.y0 + dy, f.side)
+
+
 def _make_set(
     n: int,
     seed: int,
@@ -224,10 +239,16 @@ def _make_set(
     progress: bool,
     desc: str,
     full_masks: bool = False,
+    square_share: float = 0.0,
 ):
     """``n`` composites → cached body features (fp16), targets (``fg``: the union mask on the stride-4 grid, uint8
     0–255), the true boxes (input-square pixels) of each, and with ``full_masks`` (validation) the union masks at
-    the input square (``fg_full``, uint8)."""
+    the input square (``fg_full``, uint8).
+
+    Each composite is letterboxed whole, as :meth:`Localiser.detect` frames a photo, except a ``square_share`` of
+    those with objects: they are cut to one object's square (:func:`object_frame`), as registration asks
+    :meth:`Localiser.segment` for a found object's mask; boxes are then those cut to the square (objects with under
+    30 % of their box inside it are dropped from the box targets, not from the mask)."""
     feats: dict[str, list[np.ndarray]] = {"c4": [], "c8": [], "c16": [], "c32": []}
     targets, truths, images, fgs, fulls, shown_masks = [], [], [], [], [], []
     bar = tqdm(total=n, desc=desc, unit="img", disable=not progress)
@@ -246,6 +267,9 @@ def _make_set(
         rng = np.random.default_rng([seed, i])
         image, boxes, masks = make_composite(rng, cutouts, photos, CompositeConfig(), return_masks=True)
         square, frame = letterbox(image, cfg.input_size)
+        if square_share > 0 and len(boxes) and rng.random() < square_share:
+            frame = object_frame(rng, image.shape[0], image.shape[1], boxes[int(rng.integers(len(boxes)))])
+            square = frame_image(image, cfg.input_size, frame)
         union = frame_mask(masks.max(axis=0) if len(masks) else np.zeros(image.shape[:2], np.float32),
                            cfg.input_size, frame)  # fmt: skip
         fgs.append(np.round(_block_mean(union, MASK_STRIDE) * 255).astype(np.uint8))
@@ -253,6 +277,9 @@ def _make_set(
             fulls.append(np.round(union * 255).astype(np.uint8))
         k = cfg.input_size / frame.side
         sq_boxes = (boxes - np.array([frame.x0, frame.y0, frame.x0, frame.y0], np.float32)) * k
+        cut = np.clip(sq_boxes, 0, cfg.input_size)
+        inside = _area(cut) >= 0.3 * np.maximum(_area(sq_boxes), 1e-6)
+        sq_boxes = cut[inside]
         targets.append(targets_for(sq_boxes, cfg.input_size))
         truths.append(sq_boxes)
         if len(images) < 16:
@@ -314,10 +341,10 @@ def run_heads(head: CenterHead, mask_head: MaskHead, feats: dict[str, torch.Tens
 
 
 def evaluate_head(head: CenterHead, mask_head: MaskHead, data: dict[str, Any], cfg: DetectorConfig,
-                  threshold: float = DEFAULT_THRESHOLD):  # fmt: skip
-    """Validation: mean loss, recall at IoU ≥ 0.5, false positives per photo and F1 at ``threshold``, and the mean
-    mask IoU (``mask_iou``: foreground probability upsampled to the input square, ≥ 0.5, against the union of the
-    true masks, over the composites with objects; needs ``data["fg_full"]``)."""
+                  threshold: float = DEFAULT_THRESHOLD, boxes: bool = True):  # fmt: skip
+    """Validation: mean loss, recall at IoU ≥ 0.5, false positives per photo and F1 at ``threshold`` (unless not
+    ``boxes``), and the mean mask IoU (``mask_iou``: foreground probability upsampled to the input square, ≥ 0.5,
+    against the union of the true masks, over the composites with objects; needs ``data["fg_full"]``)."""
     head.eval()
     mask_head.eval()
     losses, hits, n_true, fps, n_det, ious = [], 0, 0, 0, 0, []
@@ -335,7 +362,7 @@ def evaluate_head(head: CenterHead, mask_head: MaskHead, data: dict[str, Any], c
                     if t.any():
                         ious.append(float((p & t).sum() / (p | t).sum()))
             heat = torch.sigmoid(out[0][:, 0]).numpy()
-            for j, k in enumerate(idx):
+            for j, k in enumerate(idx if boxes else []):
                 boxes, _ = decode(heat[j], out[1][j].numpy(), out[2][j].numpy(), STRIDE, cfg.input_size, threshold)
                 truth = data["truths"][k]
                 n_true += len(truth)
@@ -442,11 +469,16 @@ def train_detector(
     photos = BackgroundPhotos(files)
     body = MultiScaleBody(cfg.backbone, cfg.input_size)
     body_fn = _body_runner(body, folder)
-    train = _make_set(cfg.composites, cfg.seed * 1000 + 1, cutouts, photos, cfg, body_fn, progress, "composites")
+    train = _make_set(cfg.composites, cfg.seed * 1000 + 1, cutouts, photos, cfg, body_fn, progress, "composites",
+                      square_share=cfg.square_share)  # fmt: skip
     val = _make_set(cfg.val_composites, cfg.seed * 1000 + 2, cutouts, photos, cfg, body_fn, progress, "validation",
                     full_masks=True)  # fmt: skip
-    cache_mb = cache_megabytes(train) + cache_megabytes(val)
-    notes.append(f"feature cache {cache_mb:.0f} MB ({1000 * cache_mb / (len(train['c16']) + len(val['c16'])):.0f} kB "
+    # the same validation composites, each cut to one object's square: the mask as registration will ask for it
+    val_sq = _make_set(cfg.val_composites, cfg.seed * 1000 + 2, cutouts, photos, cfg, body_fn, progress,
+                       "validation squares", full_masks=True, square_share=1.0)  # fmt: skip
+    cache_mb = cache_megabytes(train) + cache_megabytes(val) + cache_megabytes(val_sq)
+    n_cached = len(train["c16"]) + len(val["c16"]) + len(val_sq["c16"])
+    notes.append(f"feature cache {cache_mb:.0f} MB ({1000 * cache_mb / n_cached:.0f} kB "
                  "per composite)")  # fmt: skip
 
     head = CenterHead(body.channels[2:], cfg.width)
@@ -508,10 +540,12 @@ def train_detector(
                 ended_by_time = True
                 break
         metrics = evaluate_head(head, mask_head, val, cfg)
+        metrics["mask_iou_object"] = evaluate_head(head, mask_head, val_sq, cfg, boxes=False)["mask_iou"]
         if progress:
             tqdm.write(f"detector epoch {epoch}: val loss {metrics['loss']:.3f}, recall@0.5 {metrics['recall50']:.3f}, "
                        f"FP/photo {metrics['fp_per_image']:.2f}, F1 {metrics['f1']:.3f}, "
-                       f"mask IoU {metrics['mask_iou']:.3f}")  # fmt: skip
+                       f"mask IoU {metrics['mask_iou']:.3f} (object squares "
+                       f"{metrics['mask_iou_object']:.3f})")  # fmt: skip
         score = metrics["f1"] + (0.0 if math.isnan(metrics["mask_iou"]) else metrics["mask_iou"])
         if score > best_score:
             best_score, best_epoch, best_metrics = score, epoch, metrics
