@@ -5,11 +5,13 @@
    when there is no folder).
 2. Draw ``composites`` training and ``val_composites`` validation photos (seeded, :func:`make_composite`, with the
    objects' visible masks), letterbox each to the input square (:func:`~cadsearch.detect.localiser.letterbox`, as at
-   inference) and run the frozen body once on each (onnxruntime). Its four maps are cached in RAM as fp16 with the
-   targets: about 390 kB per composite at 256 px (stride 4: 24 × 64 × 64 = 192 kB, stride 8: 80 kB, stride 16 and
-   32: 96 kB, the stride-4 mask target 4 kB as uint8), 1.3 GB for the default 3,300. The body never changes, so the
-   heads then train for many cheap epochs on the cache. (Recomputing the stride-4 stage on the fly instead would
-   cost the body's first three blocks at full resolution every step: caching is cheaper while it fits.)
+   inference; a ``square_share`` of the training ones are cut to one object's square instead, as registration asks
+   for a found object's mask; the validation composites are used both ways) and run the frozen body once on each
+   (onnxruntime). Its four maps are cached in RAM as fp16 with the targets: 393 kB per composite at 256 px
+   (stride 4: 24 × 64 × 64 = 192 kB, stride 8: 80 kB, stride 16 and 32: 96 kB, the stride-4 mask target 4 kB as
+   uint8), 1.4 GB for the default 3,000 + 2 × 300. The body never changes, so the heads then train for many cheap
+   epochs on the cache. (Recomputing the stride-4 stage on the fly instead would cost the body's first three
+   blocks at full resolution every step: caching is cheaper while it fits.)
 3. Train :class:`~cadsearch.detect.model.CenterHead` and :class:`~cadsearch.detect.model.MaskHead` together with
    AdamW, warm-up + cosine learning rate (stretched to ``max_minutes`` when that ends the run first): CenterNet's
    focal loss on the centre heat map (Gaussian targets whose spread follows the box's size), L1 on log box size
@@ -17,7 +19,8 @@
    against the union of the objects' visible masks area-averaged to the stride-4 grid (``mask_weight``).
 4. After every epoch: validation loss, recall at IoU ≥ 0.5 and false positives per photo at the default threshold,
    and mask IoU (the predicted foreground, upsampled to the input square and thresholded at 0.5, against the true
-   union mask; mean over composites with objects); ``last.pt`` (resume) and, when the validation F1 + mask IoU
+   union mask; mean over composites with objects; ``mask_iou`` on whole photos, ``mask_iou_object`` on object
+   squares); ``last.pt`` (resume) and, when the validation F1 + mask IoU
    improves, ``best.pt``, both written atomically; at the end the best heads are exported with the body to
    ``detector.onnx`` and pictures of their detections and masks on validation composites and held-out room photos
    are written to ``reports/detector_*.png``.
@@ -341,9 +344,9 @@ def run_heads(head: CenterHead, mask_head: MaskHead, feats: dict[str, torch.Tens
 
 
 def evaluate_head(head: CenterHead, mask_head: MaskHead, data: dict[str, Any], cfg: DetectorConfig,
-                  threshold: float = DEFAULT_THRESHOLD, boxes: bool = True):  # fmt: skip
+                  threshold: float = DEFAULT_THRESHOLD, with_boxes: bool = True):  # fmt: skip
     """Validation: mean loss, recall at IoU ≥ 0.5, false positives per photo and F1 at ``threshold`` (unless not
-    ``boxes``), and the mean mask IoU (``mask_iou``: foreground probability upsampled to the input square, ≥ 0.5,
+    ``with_boxes``), and the mean mask IoU (``mask_iou``: foreground probability upsampled to the input square, ≥ 0.5,
     against the union of the true masks, over the composites with objects; needs ``data["fg_full"]``)."""
     head.eval()
     mask_head.eval()
@@ -362,7 +365,7 @@ def evaluate_head(head: CenterHead, mask_head: MaskHead, data: dict[str, Any], c
                     if t.any():
                         ious.append(float((p & t).sum() / (p | t).sum()))
             heat = torch.sigmoid(out[0][:, 0]).numpy()
-            for j, k in enumerate(idx if boxes else []):
+            for j, k in enumerate(idx if with_boxes else []):
                 boxes, _ = decode(heat[j], out[1][j].numpy(), out[2][j].numpy(), STRIDE, cfg.input_size, threshold)
                 truth = data["truths"][k]
                 n_true += len(truth)
@@ -540,7 +543,7 @@ def train_detector(
                 ended_by_time = True
                 break
         metrics = evaluate_head(head, mask_head, val, cfg)
-        metrics["mask_iou_object"] = evaluate_head(head, mask_head, val_sq, cfg, boxes=False)["mask_iou"]
+        metrics["mask_iou_object"] = evaluate_head(head, mask_head, val_sq, cfg, with_boxes=False)["mask_iou"]
         if progress:
             tqdm.write(f"detector epoch {epoch}: val loss {metrics['loss']:.3f}, recall@0.5 {metrics['recall50']:.3f}, "
                        f"FP/photo {metrics['fp_per_image']:.2f}, F1 {metrics['f1']:.3f}, "
