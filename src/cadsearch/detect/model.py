@@ -11,15 +11,18 @@ for lite0): the ends of the stride-4 (24 × S/4 × S/4), stride-8 (40 × S/8), s
 - ``size`` (B, 2, h, w): the box's (log width, log height) as fractions of the input side;
 - ``offset`` (B, 2, h, w): the centre's sub-cell position (x, y) in [0, 1) cells.
 
-The mask head (:class:`MaskHead`) decodes the box head's trunk features back up to stride 4 (FPN-style: upsample,
-add the body's stride-8 then stride-4 maps) and predicts
+The mask head (:class:`MaskHead`) has a trunk like the box head's (stride 32 upsampled onto stride 16, two 3 × 3
+convolutions), decodes it back up to stride 4 (FPN-style: upsample, add the body's stride-8 then stride-4 maps) and
+predicts
 
 - ``mask`` (B, 1, S/4, S/4): logit that the pixel belongs to an object of the library's kinds (class-agnostic
   foreground; stride 4 so that a chair's thin legs survive).
 
-Only the heads are trained. :class:`DetectorNet` = body + heads; it is what is exported to ONNX
-(:func:`export_detector_onnx`) and run at inference, so the body is never evaluated in torch eager mode there (slow:
-see :mod:`cadsearch.models`). A net without a mask head (checkpoints from before it existed) returns three maps.
+Only the heads are trained, together but independently (no shared weights), so that training can keep each head's
+best epoch (the box head overfits the cached composites earlier than the mask head). :class:`DetectorNet` = body +
+heads; it is what is exported to ONNX (:func:`export_detector_onnx`) and run at inference, so the body is never
+evaluated in torch eager mode there (slow: see :mod:`cadsearch.models`). A net without a mask head (checkpoints from
+before it existed) returns three maps.
 """
 
 from __future__ import annotations
@@ -120,17 +123,26 @@ def _conv_bn(cin: int, cout: int, k: int) -> nn.Sequential:
 
 
 class MaskHead(nn.Module):
-    """Trainable decoder: the box head's trunk (B, width, S/16, S/16) + the body's c8 and c4 → foreground logits
-    (B, 1, S/4, S/4).
+    """Trainable object-mask head: the body's (c4, c8, c16, c32) → foreground logits (B, 1, S/4, S/4).
 
-    FPN-style, two steps: trunk → 1 × 1 to ``width8`` channels, bilinear × 2, + the stride-8 map (1 × 1 lateral),
-    3 × 3 conv; then → 1 × 1 to ``width4``, × 2, + the stride-4 map, 3 × 3 conv; 1 × 1 → one logit. Narrow at the
-    fine grids (the 64 × 64 grid of a 256 input dominates the cost).
+    Its own trunk on the stride-16 grid (as :class:`CenterHead`'s: stride 32 upsampled + stride 16, 3 × 3 and dilated
+    3 × 3 convolutions, ``width`` channels), then FPN-style, two steps: → 1 × 1 to ``width8`` channels, bilinear
+    × 2, + the stride-8 map (1 × 1 lateral), 3 × 3 conv; then → 1 × 1 to ``width4``, × 2, + the stride-4 map,
+    3 × 3 conv; 1 × 1 → one logit. Narrow at the fine grids (the 64 × 64 grid of a 256 input dominates the cost).
     """
 
-    def __init__(self, channels: tuple[int, int] = (24, 40), width: int = 64, width8: int = 32, width4: int = 16):
+    def __init__(
+        self,
+        channels: tuple[int, int, int, int] = (24, 40, 112, 320),
+        width: int = 64,
+        width8: int = 32,
+        width4: int = 16,
+    ) -> None:
         super().__init__()
-        c4, c8 = channels
+        c4, c8, c16, c32 = channels
+        self.context = CenterHead((c16, c32), width)
+        # only the trunk of this CenterHead is used: its box outputs are dropped (no gradient, never exported)
+        del self.context.heat, self.context.size, self.context.offset
         self.reduce16 = _conv_bn(width, width8, 1)
         self.lateral8 = _conv_bn(c8, width8, 1)
         self.smooth8 = nn.Sequential(nn.ReLU(inplace=True), _conv_bn(width8, width8, 3), nn.ReLU(inplace=True))
@@ -140,7 +152,8 @@ class MaskHead(nn.Module):
         self.logit = nn.Conv2d(width4, 1, 1)
         nn.init.constant_(self.logit.bias, -1.5)  # most pixels are background: start at p ≈ 0.18
 
-    def forward(self, c4: torch.Tensor, c8: torch.Tensor, trunk: torch.Tensor) -> torch.Tensor:
+    def forward(self, c4: torch.Tensor, c8: torch.Tensor, c16: torch.Tensor, c32: torch.Tensor) -> torch.Tensor:
+        trunk = self.context.features(c16, c32)
         x = F.interpolate(self.reduce16(trunk), size=c8.shape[-2:], mode="bilinear", align_corners=False)
         x = self.smooth8(x + self.lateral8(c8.float()))
         x = F.interpolate(self.reduce8(x), size=c4.shape[-2:], mode="bilinear", align_corners=False)
@@ -156,17 +169,16 @@ class DetectorNet(nn.Module):
         super().__init__()
         self.body = MultiScaleBody(backbone, input_size)
         self.head = CenterHead(self.body.channels[2:], width)
-        self.mask_head = MaskHead(self.body.channels[:2], width) if mask else None
+        self.mask_head = MaskHead(self.body.channels, width) if mask else None
         self.input_size = input_size
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         with torch.no_grad():
             c4, c8, c16, c32 = self.body(x)
-        trunk = self.head.features(c16, c32)
-        out = self.head.predict(trunk)
+        out = self.head(c16, c32)
         if self.mask_head is None:
             return out
-        return (*out, self.mask_head(c4, c8, trunk))
+        return (*out, self.mask_head(c4, c8, c16, c32))
 
     def head_state_dict(self) -> dict[str, torch.Tensor]:
         """Only the trained weights (the body is rebuilt from its package)."""

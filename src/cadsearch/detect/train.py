@@ -20,10 +20,10 @@
 4. After every epoch: validation loss, recall at IoU ≥ 0.5 and false positives per photo at the default threshold,
    and mask IoU (the predicted foreground, upsampled to the input square and thresholded at 0.5, against the true
    union mask; mean over composites with objects; ``mask_iou`` on whole photos, ``mask_iou_object`` on object
-   squares); ``last.pt`` (resume) and, when the validation F1 + mask IoU
-   improves, ``best.pt``, both written atomically; at the end the best heads are exported with the body to
-   ``detector.onnx`` and pictures of their detections and masks on validation composites and held-out room photos
-   are written to ``reports/detector_*.png``.
+   squares); ``last.pt`` (resume) and, when the validation F1 or the mean mask IoU improves, ``best.pt`` (the box
+   head of the best-F1 epoch, the mask head of the best-mask epoch), both written atomically; at the end the best
+   heads are exported with the body to ``detector.onnx`` and pictures of their detections and masks on validation
+   composites and held-out room photos are written to ``reports/detector_*.png``.
 
 Resume: re-running with the same settings continues from ``last.pt`` (the cache is rebuilt, deterministically); a
 change of only ``epochs`` or ``max_minutes`` extends the run; any other change starts over.
@@ -108,7 +108,8 @@ class DetectorConfig:
 
 @dataclass
 class DetectorSummary:
-    """What a run did: epochs, best epoch, validation metrics of ``best.pt``, time and paths."""
+    """What a run did: epochs, best epoch (box head; ``best_mask_epoch``: mask head), validation metrics of
+    ``best.pt``, time and paths."""
 
     epochs_total: int
     best_epoch: int
@@ -118,6 +119,7 @@ class DetectorSummary:
     onnx: Path
     pictures: list[Path]
     notes: list[str]
+    best_mask_epoch: int = 0
 
 
 def default_backgrounds() -> Path | None:
@@ -339,8 +341,7 @@ def _batch(data: dict[str, Any], idx: np.ndarray) -> tuple[dict[str, torch.Tenso
 
 def run_heads(head: CenterHead, mask_head: MaskHead, feats: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
     """Both heads on cached features → ``(heat logits, size, offset, mask logits)``, as :class:`DetectorNet`."""
-    trunk = head.features(feats["c16"], feats["c32"])
-    return (*head.predict(trunk), mask_head(feats["c4"], feats["c8"], trunk))
+    return (*head(feats["c16"], feats["c32"]), mask_head(feats["c4"], feats["c8"], feats["c16"], feats["c32"]))
 
 
 def evaluate_head(head: CenterHead, mask_head: MaskHead, data: dict[str, Any], cfg: DetectorConfig,
@@ -405,8 +406,14 @@ def _save(path: Path, payload: dict[str, Any]) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _payload(head: CenterHead, mask_head: MaskHead, cfg: DetectorConfig, epoch: int, metrics: dict[str, float]
-             ) -> dict[str, Any]:  # fmt: skip
+def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _payload(head: dict[str, torch.Tensor], mask_head: dict[str, torch.Tensor], cfg: DetectorConfig, epoch: int,
+             metrics: dict[str, float], mask_epoch: int) -> dict[str, Any]:  # fmt: skip
+    """A checkpoint of the heads' weights (state dicts) and how they were made; ``epoch`` / ``mask_epoch``: the
+    epochs the box and the mask head's weights come from."""
     from cadsearch import __version__
 
     return {
@@ -417,10 +424,11 @@ def _payload(head: CenterHead, mask_head: MaskHead, cfg: DetectorConfig, epoch: 
         "stride": STRIDE,
         "backbone": cfg.backbone,
         "width": cfg.width,
-        "head": {k: v.clone() for k, v in head.state_dict().items()},
+        "head": head,
         # the mask head (absent from checkpoints made before it: those detect but have no masks)
-        "mask_head": {k: v.clone() for k, v in mask_head.state_dict().items()},
+        "mask_head": mask_head,
         "mask_stride": MASK_STRIDE,
+        "mask_epoch": mask_epoch,
         "threshold": DEFAULT_THRESHOLD,
         "epoch": epoch,
         "metrics": metrics,
@@ -485,24 +493,31 @@ def train_detector(
                  "per composite)")  # fmt: skip
 
     head = CenterHead(body.channels[2:], cfg.width)
-    mask_head = MaskHead(body.channels[:2], cfg.width)
+    mask_head = MaskHead(body.channels, cfg.width)
     params = list(head.parameters()) + list(mask_head.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    # best.pt: the best validation F1 (boxes) + mask IoU, both in [0, 1], equally weighted
-    start_epoch, best_score, best_epoch, best_metrics = 0, -1.0, 0, {}
+    # best.pt: the box head of the epoch with the best validation F1 and the mask head of the epoch with the best
+    # mean mask IoU (whole photos and object squares): the heads share no weights, and the box head overfits the
+    # cached composites several epochs before the mask head stops improving
+    start_epoch, best_f1, best_mask, best_epoch, best_mask_epoch = 0, -1.0, -1.0, 0, 0
+    best_head, best_mask_head = _state(head), _state(mask_head)
+    best_box_metrics: dict[str, float] = {}
+    best_mask_metrics: dict[str, float] = {}
     last = folder / "last.pt"
     if last.is_file():
         try:
             state = torch.load(last, map_location="cpu", weights_only=False)
         except Exception:  # noqa: BLE001 - an unreadable last.pt means starting over
             state = None
-        if (state and "mask_head" in state
+        if (state and "best_mask_head" in state
                 and _same_run(state["config"], asdict(cfg) | {"composite": asdict(CompositeConfig())})):  # fmt: skip
             head.load_state_dict(state["head"])
             mask_head.load_state_dict(state["mask_head"])
             opt.load_state_dict(state["optimizer"])
-            start_epoch, best_score = int(state["epoch"]), float(state["best_score"])
-            best_epoch, best_metrics = int(state["best_epoch"]), dict(state["best_metrics"])
+            start_epoch, best_f1, best_mask = int(state["epoch"]), float(state["best_f1"]), float(state["best_mask"])
+            best_epoch, best_mask_epoch = int(state["best_epoch"]), int(state["best_mask_epoch"])
+            best_head, best_mask_head = state["best_head"], state["best_mask_head"]
+            best_box_metrics, best_mask_metrics = dict(state["best_box_metrics"]), dict(state["best_mask_metrics"])
             notes.append(f"resumed from epoch {start_epoch}")
         elif state:
             notes.append("settings changed since the last run: training starts over")
@@ -549,13 +564,21 @@ def train_detector(
                        f"FP/photo {metrics['fp_per_image']:.2f}, F1 {metrics['f1']:.3f}, "
                        f"mask IoU {metrics['mask_iou']:.3f} (object squares "
                        f"{metrics['mask_iou_object']:.3f})")  # fmt: skip
-        score = metrics["f1"] + (0.0 if math.isnan(metrics["mask_iou"]) else metrics["mask_iou"])
-        if score > best_score:
-            best_score, best_epoch, best_metrics = score, epoch, metrics
-            _save(folder / "best.pt", _payload(head, mask_head, cfg, epoch, metrics))
-        state = _payload(head, mask_head, cfg, epoch, metrics) | {
-            "optimizer": opt.state_dict(), "best_score": best_score, "best_epoch": best_epoch,
-            "best_metrics": best_metrics,
+        mask_score = float(np.nan_to_num(np.nanmean([metrics["mask_iou"], metrics["mask_iou_object"]]), nan=0.0))
+        improved = False
+        if metrics["f1"] > best_f1:
+            best_f1, best_epoch, best_head, improved = metrics["f1"], epoch, _state(head), True
+            best_box_metrics = {k: v for k, v in metrics.items() if not k.startswith("mask_iou")}
+        if mask_score > best_mask:
+            best_mask, best_mask_epoch, best_mask_head, improved = mask_score, epoch, _state(mask_head), True
+            best_mask_metrics = {k: v for k, v in metrics.items() if k.startswith("mask_iou")}
+        if improved:
+            _save(folder / "best.pt", _payload(best_head, best_mask_head, cfg, best_epoch,
+                                               best_box_metrics | best_mask_metrics, best_mask_epoch))  # fmt: skip
+        state = _payload(_state(head), _state(mask_head), cfg, epoch, metrics, epoch) | {
+            "optimizer": opt.state_dict(), "best_f1": best_f1, "best_mask": best_mask, "best_epoch": best_epoch,
+            "best_mask_epoch": best_mask_epoch, "best_head": best_head, "best_mask_head": best_mask_head,
+            "best_box_metrics": best_box_metrics, "best_mask_metrics": best_mask_metrics,
         }  # fmt: skip
         _save(last, state)
         if ended_by_time:
@@ -571,8 +594,8 @@ def train_detector(
     shown = val["images"]
     pictures = write_detection_sheets(ws, folder, shown, val["truths"][: len(shown)], photos_held_out(cfg),
                                       truth_masks=val["image_masks"])  # fmt: skip
-    return DetectorSummary(epoch, best_epoch, best_metrics, time.perf_counter() - t_start, folder / "best.pt",
-                           onnx_path, pictures, notes)  # fmt: skip
+    return DetectorSummary(epoch, best_epoch, best_box_metrics | best_mask_metrics, time.perf_counter() - t_start,
+                           folder / "best.pt", onnx_path, pictures, notes, best_mask_epoch)  # fmt: skip
 
 
 def photos_held_out(cfg: DetectorConfig, n: int = 8) -> list[Path]:
