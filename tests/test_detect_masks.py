@@ -110,10 +110,12 @@ def test_the_mask_head_predicts_on_the_stride_4_grid() -> None:
 
     s = 64  # the body's maps for a 64 px input: strides 4, 8, 16, 32 (lite0's channels)
     c4, c8, c16, c32 = (torch.zeros(2, c, s // k, s // k) for c, k in ((24, 4), (40, 8), (112, 16), (320, 32)))
-    head, mask_head = CenterHead((112, 320), 16).eval(), MaskHead((24, 40), 16).eval()
+    head, mask_head = CenterHead((112, 320), 16).eval(), MaskHead((24, 40, 112, 320), 16).eval()
     with torch.no_grad():
-        trunk = head.features(c16, c32)
-        heat, size, offset = head.predict(trunk)
-        mask = mask_head(c4, c8, trunk)
+        heat, size, offset = head(c16, c32)
+        mask = mask_head(c4, c8, c16, c32)
     assert heat.shape == (2, 1, 4, 4) and size.shape == offset.shape == (2, 2, 4, 4)
     assert mask.shape == (2, 1, 16, 16) and torch.isfinite(mask).all()
+    # the heads share no weights (training keeps each one's best epoch) and the mask head has no box outputs
+    assert not {id(p) for p in head.parameters()} & {id(p) for p in mask_head.parameters()}
+    assert not any(k.startswith(("context.heat", "context.size", "context.offset")) for k in mask_head.state_dict())
