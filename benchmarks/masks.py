@@ -23,11 +23,15 @@ probability ≥ 0.5 against true coverage ≥ 0.5):
   detectors' box recall at IoU ≥ 0.5 and false positives per photo (default threshold) on the same composites,
   rolled as above and the same seeds with ``roll_p`` 0 (upright, as the composites were before roll existed).
 
-A contact sheet of object squares (prediction tinted cyan, true outline magenta) goes to ``--pictures``.
+A contact sheet of object squares (prediction tinted cyan, true outline magenta) goes to ``--pictures``; with
+``--real SHARED_PHOTOS`` (``shared/data/photos``) a second one, ``masks_real.png`` beside it, shows the masks on
+real photos (no true masks there, so pictures only): the squares of the COCO room chairs covering ≥ 5 % of their
+photo (true boxes) and 12 development photos (the first detection's square, else the whole photo).
 
 Usage:
     python benchmarks/masks.py WORKSPACE [--n 200] [--json benchmarks/results/masks.json]
         [--pictures WORKSPACE/reports/masks_objects.png] [--baseline OTHER_WORKSPACE/checkpoints/detector]
+        [--real ../shared/data/photos]
 """
 
 from __future__ import annotations
@@ -128,6 +132,34 @@ def detect_ms(folders: dict[str, Path], photo: np.ndarray, reps: int) -> dict[st
     return {name: float(np.median(t)) for name, t in times.items()}
 
 
+def real_photo_sheet(loc: Localiser, shared: Path, path: Path) -> Path:
+    """Masks on real photos, tinted (see the module doc); returns ``path``."""
+    import csv
+
+    from cadsearch.imageio import read_image
+
+    cells, captions = [], []
+    with (shared / "rooms" / "boxes.csv").open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["label"] == "chair"]
+    big = [r for r in rows if (float(r["x1"]) - float(r["x0"])) * (float(r["y1"]) - float(r["y0"]))
+           >= 0.05 * float(r["width"]) * float(r["height"])]  # fmt: skip
+    for r in big[:12]:
+        image = read_image(shared / "rooms" / "images" / r["image"])
+        f = frame_for(image.shape[0], image.shape[1], [float(r[k]) for k in ("x0", "y0", "x1", "y1")], MARGIN)
+        cells.append(tint(frame_image(image, loc.input_size, f), loc.segment(image, f)))
+        captions.append("room chair (true box's square)")
+    with (shared / "dev_viewpoints.csv").open(newline="") as f:
+        dev = list(csv.DictReader(f))
+    for i in np.random.default_rng(0).choice(len(dev), min(12, len(dev)), replace=False):
+        image = read_image(shared / dev[i]["photo"])
+        found = loc.detect(image)
+        f = frame_for(image.shape[0], image.shape[1], found[0].box, MARGIN) if found else None
+        cells.append(tint(frame_image(image, loc.input_size, f), loc.segment(image, f)))
+        captions.append(f"dev photo, detected square {found[0].score:.2f}" if found else "dev photo, whole")
+    contact_sheet(cells, captions, columns=6, cell=200).save(path)
+    return path
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("workspace", type=Path)
@@ -136,6 +168,7 @@ def main() -> None:
     ap.add_argument("--pictures", type=Path, default=None)
     ap.add_argument("--baseline", type=Path, default=None, help="a detector folder to time detect against")
     ap.add_argument("--reps", type=int, default=60)
+    ap.add_argument("--real", type=Path, default=None, help="shared/data/photos: a sheet of masks on real photos")
     args = ap.parse_args()
     ws = args.workspace
     loc = Localiser(detector_dir(ws))
@@ -236,6 +269,8 @@ def main() -> None:
     picture.parent.mkdir(parents=True, exist_ok=True)
     contact_sheet(shown, captions, columns=6, cell=200).save(picture)
     print(f"wrote {args.json} and {picture}")
+    if args.real:
+        print(f"wrote {real_photo_sheet(loc, args.real, picture.parent / 'masks_real.png')}")
 
 
 if __name__ == "__main__":
