@@ -85,6 +85,9 @@ class CompositeConfig:
     jpeg_p: float = 0.5
     roll_p: float = 0.5  # chance that an object is rolled (a tilted camera); 0 = never, and no random draw for it
     roll_range_deg: float = 25.0  # a rolled object's in-plane rotation, uniform in ± this, degrees
+    recolour_p: float = 0.5  # chance that an object is recoloured (random per-channel gains, dark to light) and,
+    # a third of those times, patterned (a room-photo crop multiplied in): real chairs are upholstered, dark,
+    # wooden; the renders are plain. 0 = never, and no random draw for it
 
 
 def split_backgrounds(files: Sequence[Path], held_out: int = 10) -> tuple[list[Path], list[Path]]:
@@ -222,6 +225,21 @@ def _occluder_mask(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
     return np.asarray(im.filter(ImageFilter.GaussianBlur(0.8)), np.float32) / 255.0
 
 
+def _recolour(rgb: np.ndarray, rng: np.random.Generator, backgrounds: BackgroundPhotos) -> np.ndarray:
+    """The object in another colour, keeping its shading: per-channel gains (one overall level 0.2–1.3 times a
+    colour in 0.5–1.5 per channel); a third of the time also a pattern (a crop of a room photo, normalised to mean 1,
+    blended in at 30–80 %). (h, w, 3) float32 in [0, 255]."""
+    h, w = rgb.shape[:2]
+    gains = (rng.uniform(0.2, 1.3) * rng.uniform(0.5, 1.5, 3)).astype(np.float32)
+    out = rgb * gains
+    if rng.random() < 1 / 3:
+        pattern = backgrounds.crop(rng, max(2, w), max(2, h)).astype(np.float32)
+        pattern /= max(1.0, float(pattern.mean()))
+        k = np.float32(rng.uniform(0.3, 0.8))
+        out = out * (1 - k + k * pattern)
+    return np.clip(out, 0, 255).astype(np.float32)
+
+
 def _photometric(image: np.ndarray, rng: np.random.Generator, cfg: CompositeConfig) -> np.ndarray:
     x = image.astype(np.float32)
     # colour: brightness × per-channel gain (white balance), contrast and saturation, as one affine map per pixel
@@ -308,6 +326,8 @@ def make_composite(
             rgb, alpha = roll_cutout(rgb, alpha, roll)
             ch, cw = alpha.shape
         rgb = np.clip(rgb.astype(np.float32) * rng.uniform(0.75, 1.25), 0, 255)  # the room's light, not the render's
+        if cfg.recolour_p > 0 and rng.random() < cfg.recolour_p:
+            rgb = _recolour(rgb, rng, backgrounds)
         mx, my = round(cfg.outside * cw), round(cfg.outside * ch)
         x = int(rng.integers(-mx, max(-mx, w - cw + mx) + 1))
         y = int(rng.integers(-my, max(-my, h - ch + my) + 1))
