@@ -79,7 +79,10 @@ def trained_fixture(tmp_path_factory) -> Path:
                 "batch_size": 8, "backgrounds": "procedural", "width": 16}  # fmt: skip
     summary = train_detector(ws, settings, progress=False)
     assert summary.epochs_total == 1 and summary.checkpoint.is_file() and summary.onnx.is_file()
-    assert {p.name for p in summary.pictures} == {"detector_composites.png"}
+    names = {p.name for p in summary.pictures}  # object masks only where something was found
+    assert "detector_composites.png" in names <= {"detector_composites.png", "detector_object_masks.png"}
+    assert 0.0 <= summary.metrics["mask_iou"] <= 1.0 and 0.0 <= summary.metrics["mask_iou_object"] <= 1.0
+    assert summary.best_epoch == 1 and summary.best_mask_epoch == 1
     assert Image.open(summary.pictures[0]).size[0] > 100
     # resume: the same settings with one more epoch continue from the first
     again = train_detector(ws, settings | {"epochs": 2}, progress=False)
@@ -108,6 +111,61 @@ def test_a_trained_localiser_answers_every_kind_of_photo_boundedly(trained: Path
     assert Localiser(detector_dir(trained), threshold=1.01).detect(photos["no object"]) == []
     with pytest.raises(InputError):
         loc.detect(np.zeros((4, 4, 4, 4), np.uint8))
+
+
+def test_a_trained_localiser_segments_any_square_of_the_photo(trained: Path) -> None:
+    import onnxruntime as ort
+
+    from cadsearch.framing import Frame, frame_image
+
+    folder = detector_dir(trained)
+    outputs = {o.name: o.shape for o in ort.InferenceSession(str(folder / "detector.onnx")).get_outputs()}
+    assert list(outputs) == ["heat", "size", "offset", "mask"] and outputs["mask"][1:] == [1, 16, 16]
+    loc = Localiser(folder)
+    assert loc.has_mask and loc.backend == "onnx"
+    photo = np.random.default_rng(1).integers(0, 255, (90, 150, 3), dtype=np.uint8)
+    whole = loc.segment(photo)
+    assert whole.shape == (64, 64) and whole.dtype == np.float32 and 0.0 <= whole.min() <= whole.max() <= 1.0
+    frame = Frame(40.0, -10.0, 70.0)  # an object's square, reaching past the top edge
+    square = loc.segment(photo, frame)
+    assert square.shape == (64, 64) and not np.allclose(square, whole)
+    # the square is cut exactly as frame_image cuts it: segmenting that cut-out whole gives the same mask
+    assert np.allclose(square, loc.segment(frame_image(photo, 64, frame)), atol=1e-5)
+    both = loc.segment_many([photo, photo], [None, frame])
+    assert both.shape == (2, 64, 64) and np.allclose(both[1], square, atol=1e-5)
+    # the torch fallback (no ONNX graph) computes the same masks
+    import shutil
+
+    torch_dir = trained / "torch_only"
+    torch_dir.mkdir(exist_ok=True)
+    shutil.copy(folder / "best.pt", torch_dir / "best.pt")
+    fallback = Localiser(torch_dir)
+    assert fallback.backend == "torch" and fallback.has_mask
+    assert np.allclose(fallback.segment(photo, frame), square, atol=1e-3)
+
+
+def test_a_detector_from_before_masks_still_detects_and_says_it_has_no_mask(trained: Path, tmp_path: Path) -> None:
+    import onnx
+    import torch
+
+    folder = detector_dir(trained)
+    ckpt = torch.load(folder / "best.pt", map_location="cpu", weights_only=False)
+    old = {k: v for k, v in ckpt.items() if not k.startswith("mask_")}
+    torch.save(old, tmp_path / "best.pt")
+    graph = onnx.load(str(folder / "detector.onnx"))  # the old export: heat, size, offset only
+    graph.graph.output.remove(next(o for o in graph.graph.output if o.name == "mask"))
+    onnx.save(graph, str(tmp_path / "detector.onnx"))
+    photo = np.full((80, 120, 3), 128, np.uint8)
+    new = Localiser(folder, threshold=0.0).detect(photo)
+    for backend in ("onnx", "torch"):
+        if backend == "torch":
+            (tmp_path / "detector.onnx").unlink()
+        loc = Localiser(tmp_path, threshold=0.0)
+        assert loc.backend == backend and not loc.has_mask
+        found = loc.detect(photo)
+        assert len(found) == len(new) and np.allclose([d.box for d in found], [d.box for d in new], atol=1e-2)
+        with pytest.raises(InputError, match="no mask head"):
+            loc.segment(photo)
 
 
 def test_a_missing_or_broken_detector_is_one_clear_error(tmp_path: Path) -> None:

@@ -315,9 +315,12 @@ def _train_detector(options: dict, epochs, batch_size, lr, seed, backgrounds, ma
     summary = train_detector(_workspace(), options)
     m = summary.metrics
     typer.echo(
-        f"trained detector: {summary.epochs_total} epoch(s) (best {summary.best_epoch}) in "
+        f"trained detector: {summary.epochs_total} epoch(s) (best {summary.best_epoch}, masks "
+        f"{summary.best_mask_epoch}) in "
         f"{summary.seconds / 60:.1f} min; validation composites: recall@IoU0.5 {100 * m.get('recall50', 0):.1f}%, "
         f"{m.get('fp_per_image', float('nan')):.2f} false positives per photo"
+        + (f", mask IoU {100 * m['mask_iou']:.1f}%" if "mask_iou" in m else "")
+        + (f" ({100 * m['mask_iou_object']:.1f}% on object squares)" if "mask_iou_object" in m else "")
     )
     for note in summary.notes:
         typer.echo(f"note: {note}")

@@ -168,7 +168,8 @@ def run_demo(
     _say(
         f"      detector: {d.epochs_total} epochs, validation composites recall@IoU0.5 "
         f"{100 * d.metrics.get('recall50', 0):.0f}%, {d.metrics.get('fp_per_image', float('nan')):.2f} false "
-        f"positives per photo; pictures: {', '.join(str(p) for p in d.pictures)}"
+        f"positives per photo, object-mask IoU {100 * d.metrics.get('mask_iou', float('nan')):.0f}%; pictures: "
+        f"{', '.join(str(p) for p in d.pictures)}"
     )
 
     _stage(5, "indexing every view")

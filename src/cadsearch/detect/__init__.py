@@ -3,11 +3,15 @@
 Between ``models`` (it reuses the transfer model's frozen EfficientNet-Lite body) and ``search`` (which frames and
 searches each found object):
 
-- :mod:`cadsearch.detect.composites`: training photos made of rendered objects pasted into room photos, exact boxes;
-- :mod:`cadsearch.detect.model`: the frozen body's stride-16/32 maps + a CenterNet-style head, ONNX export;
+- :mod:`cadsearch.detect.composites`: training photos made of rendered objects pasted into room photos (rolled
+  half the time), exact boxes and visible masks;
+- :mod:`cadsearch.detect.model`: the frozen body's stride-4/8/16/32 maps + a CenterNet-style box head and a
+  stride-4 object-mask head, ONNX export;
 - :mod:`cadsearch.detect.train`: ``cadsearch train detector`` (cached body features, resume, ``best.pt``);
 - :mod:`cadsearch.detect.localiser`: :class:`Localiser` (ONNX inference, peak decoding, NMS) → :class:`Detection`;
-- :mod:`cadsearch.detect.pictures`: numbered boxes over photos, the training's report pictures.
+  :meth:`Localiser.segment`: the objects' foreground probability over any square of the photo;
+- :mod:`cadsearch.detect.masks`: masks framed like the photo and mapped back, IoU, tinting;
+- :mod:`cadsearch.detect.pictures`: numbered boxes and tinted masks over photos, the training's report pictures.
 
 Boxes are ``(x0, y0, x1, y1)`` in photo pixels, x right, y down, exclusive ends.
 """

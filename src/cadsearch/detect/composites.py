@@ -9,14 +9,18 @@ draws one, deterministically from a random generator:
   so beds, desks and tables become negatives), flipped half the time; procedural backgrounds
   (:class:`~cadsearch.render.backgrounds.RandomBackgrounds`) when there are no photos;
 - 0–5 objects (:class:`Cutout`: a view cut out by its mask), each scaled so its box covers a log-uniform
-  2–90 % of the photo's area (its sides at most 1.1 × the photo's), flipped half the time, brightness-jittered, at a
-  random position that may run past the edges (up to 20 % of the box); later objects hide earlier ones;
+  2–90 % of the photo's area (its sides at most 1.1 × the photo's), flipped half the time, rolled (rotated in the
+  image plane, as a tilted camera sees it: :attr:`CompositeConfig.roll_p`, ±:attr:`CompositeConfig.roll_range_deg`,
+  :func:`roll_cutout`) and brightness-jittered, at a random position that may run past the edges (up to 20 % of the
+  box); later objects hide earlier ones;
 - occluders: random rectangles or ellipses cut from other backgrounds, pasted in front of everything;
 - photometric noise: colour jitter, blur, sensor noise, JPEG compression.
 
 Boxes are those of the *visible* pixels (coverage ≥ 0.5) in photo pixels ``(x0, y0, x1, y1)``, x right, y down,
 exclusive ends; an object with less than :attr:`CompositeConfig.min_visible` of its pixels left visible is no
-target (it is mostly hidden, so neither finding nor missing it should be rewarded).
+target (it is mostly hidden, so neither finding nor missing it should be rewarded). With ``return_masks`` the
+objects' *visible* coverage masks (N, H, W) come too, aligned with the boxes: their maximum is the photo's
+foreground (the localiser's mask head's target).
 
 The room photos are split by :func:`split_backgrounds` (a hash of the file name): one in ten is held out of
 training so that benchmarks can composite test photos over rooms the localiser never saw.
@@ -39,6 +43,7 @@ __all__ = [
     "BackgroundPhotos",
     "load_cutouts",
     "make_composite",
+    "roll_cutout",
     "split_backgrounds",
     "ASPECTS",
 ]
@@ -49,11 +54,18 @@ ASPECTS = ((4, 3), (3, 4), (16, 9), (9, 16), (1, 1))
 
 @dataclass
 class Cutout:
-    """One rendered view cut to its object: ``rgb`` (h, w, 3) uint8 and ``mask`` (h, w) float32 coverage [0, 1]."""
+    """One rendered view cut to its object: ``rgb`` (h, w, 3) uint8 and ``mask`` (h, w) float32 coverage [0, 1].
+
+    ``polar_deg``, ``azimuth_deg`` (the render's camera, degrees) and ``view_id`` come from the view table when
+    :func:`load_cutouts` made it (None / "" otherwise).
+    """
 
     rgb: np.ndarray
     mask: np.ndarray
     model_id: str = ""
+    polar_deg: float | None = None
+    azimuth_deg: float | None = None
+    view_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,11 @@ class CompositeConfig:
     blur_p: float = 0.3
     noise_p: float = 0.3
     jpeg_p: float = 0.5
+    roll_p: float = 0.5  # chance that an object is rolled (a tilted camera); 0 = never, and no random draw for it
+    roll_range_deg: float = 25.0  # a rolled object's in-plane rotation, uniform in ± this, degrees
+    recolour_p: float = 0.5  # chance that an object is recoloured (random per-channel gains, dark to light) and,
+    # a third of those times, patterned (a room-photo crop multiplied in): real chairs are upholstered, dark,
+    # wooden; the renders are plain. 0 = never, and no random draw for it
 
 
 def split_backgrounds(files: Sequence[Path], held_out: int = 10) -> tuple[list[Path], list[Path]]:
@@ -128,14 +145,17 @@ class BackgroundPhotos:
         return np.asarray(im.resize((w, h), Image.Resampling.BILINEAR))
 
 
-def load_cutouts(workspace: str | Path, count: int, seed: int = 0, progress: bool = False) -> list[Cutout]:
-    """Up to ``count`` rendered views of the workspace's view table (a seeded sample spread over all models), each
-    cut to its mask's box (coverage > 0.02, one pixel of margin)."""
+def load_cutouts(
+    workspace: str | Path, count: int, seed: int = 0, progress: bool = False, out_dir: str = "views"
+) -> list[Cutout]:
+    """Up to ``count`` rendered views of the workspace's view table (``<workspace>/<out_dir>``; a seeded sample spread
+    over all models), each cut to its mask's box (coverage > 0.02, one pixel of margin), with its camera angles and
+    view id."""
     from tqdm import tqdm
 
     from cadsearch.render.job import load_view, read_view_table
 
-    rows = read_view_table(workspace)
+    rows = read_view_table(workspace, out_dir)
     rng = np.random.default_rng(seed)
     pick = sorted(rng.choice(len(rows), min(count, len(rows)), replace=False))
     out = []
@@ -146,7 +166,9 @@ def load_cutouts(workspace: str | Path, count: int, seed: int = 0, progress: boo
             continue  # an (almost) empty render: nothing to paste
         y0, y1 = max(0, ys.min() - 1), min(mask.shape[0], ys.max() + 2)
         x0, x1 = max(0, xs.min() - 1), min(mask.shape[1], xs.max() + 2)
-        out.append(Cutout(rgb[y0:y1, x0:x1].copy(), mask[y0:y1, x0:x1].copy(), rows[i].model_id))
+        row = rows[i]
+        out.append(Cutout(rgb[y0:y1, x0:x1].copy(), mask[y0:y1, x0:x1].copy(), row.model_id,
+                          float(row.polar_deg), float(row.azimuth_deg), row.view_id))  # fmt: skip
     return out
 
 
@@ -154,6 +176,25 @@ def _resize(a: np.ndarray, w: int, h: int) -> np.ndarray:
     if a.ndim == 2:
         return np.asarray(Image.fromarray(a.astype(np.float32), mode="F").resize((w, h), Image.Resampling.BILINEAR))
     return np.asarray(Image.fromarray(a).resize((w, h), Image.Resampling.BILINEAR))
+
+
+def roll_cutout(rgb: np.ndarray, alpha: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
+    """A cutout rotated by ``degrees`` counter-clockwise (as seen in the image) about its centre, on a canvas
+    enlarged to hold all of it: ``(rgb (h', w', 3) float32, alpha (h', w') float32 in [0, 1])``.
+
+    Colour is rotated premultiplied by coverage and divided back, so the object's edges do not pick up the black
+    of the canvas's new corners (bilinear interpolation; the corners get coverage 0).
+    """
+    from scipy import ndimage
+
+    a = np.asarray(alpha, np.float32)
+    stack = np.concatenate([np.asarray(rgb, np.float32) * a[..., None], a[..., None]], axis=2)
+    # ndimage.rotate turns the (row, column) axes: axes=(1, 0) with +angle is counter-clockwise on screen;
+    # "grid-constant" interpolates against the zero canvas at the edges (plain "constant" cuts them hard)
+    out = ndimage.rotate(stack, float(degrees), axes=(1, 0), reshape=True, order=1, mode="grid-constant", cval=0.0)
+    a_out = np.clip(out[..., 3], 0.0, 1.0)
+    colour = out[..., :3] / np.maximum(a_out, 1e-3)[..., None]
+    return np.clip(colour, 0.0, 255.0).astype(np.float32), a_out.astype(np.float32)
 
 
 def _paste(canvas: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, x: int, y: int) -> np.ndarray:
@@ -184,6 +225,21 @@ def _occluder_mask(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
     return np.asarray(im.filter(ImageFilter.GaussianBlur(0.8)), np.float32) / 255.0
 
 
+def _recolour(rgb: np.ndarray, rng: np.random.Generator, backgrounds: BackgroundPhotos) -> np.ndarray:
+    """The object in another colour, keeping its shading: per-channel gains (one overall level 0.2–1.3 times a
+    colour in 0.5–1.5 per channel); a third of the time also a pattern (a crop of a room photo, normalised to mean 1,
+    blended in at 30–80 %). (h, w, 3) float32 in [0, 255]."""
+    h, w = rgb.shape[:2]
+    gains = (rng.uniform(0.2, 1.3) * rng.uniform(0.5, 1.5, 3)).astype(np.float32)
+    out = rgb * gains
+    if rng.random() < 1 / 3:
+        pattern = backgrounds.crop(rng, max(2, w), max(2, h)).astype(np.float32)
+        pattern /= max(1.0, float(pattern.mean()))
+        k = np.float32(rng.uniform(0.3, 0.8))
+        out = out * (1 - k + k * pattern)
+    return np.clip(out, 0, 255).astype(np.float32)
+
+
 def _photometric(image: np.ndarray, rng: np.random.Generator, cfg: CompositeConfig) -> np.ndarray:
     x = image.astype(np.float32)
     # colour: brightness × per-channel gain (white balance), contrast and saturation, as one affine map per pixel
@@ -212,8 +268,10 @@ def make_composite(
     backgrounds: BackgroundPhotos,
     cfg: CompositeConfig = CompositeConfig(),
     n_objects: int | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """One training photo and the boxes of its visible objects.
+    return_masks: bool = False,
+    placements: list[dict] | None = None,
+) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One training photo and the boxes (and, with ``return_masks``, the visible masks) of its objects.
 
     Args:
         rng: the only source of randomness (same state → same composite).
@@ -222,10 +280,17 @@ def make_composite(
         cfg: see :class:`CompositeConfig`.
         n_objects: force this many objects (default: none with ``cfg.empty_share``, else 1–``max_objects``, fewer
             more likely).
+        return_masks: also return the objects' visible coverage masks.
+        placements: if a list, one dict per returned object is appended to it (same order as the boxes):
+            ``cutout`` (index into ``cutouts``), ``flipped`` (mirrored left-right), ``roll_deg`` (counter-clockwise
+            in the image, 0 = unrolled), ``scale`` (cutout pixels → photo pixels), ``visible`` (share of its
+            pixels left visible).
 
     Returns:
-        ``image`` (H, W, 3) uint8 with max(H, W) = ``cfg.photo_side``, and ``boxes`` (N, 4) float32
-        ``(x0, y0, x1, y1)`` of the visible objects, photo pixels, exclusive ends.
+        ``image`` (H, W, 3) uint8 with max(H, W) = ``cfg.photo_side``, ``boxes`` (N, 4) float32
+        ``(x0, y0, x1, y1)`` of the visible objects, photo pixels, exclusive ends, and with ``return_masks``
+        ``masks`` (N, H, W) float32 coverage in [0, 1] of each object's visible part (later objects and occluders
+        removed), in the boxes' order.
     """
     aw, ah = ASPECTS[int(rng.integers(len(ASPECTS)))]
     side = cfg.photo_side
@@ -240,9 +305,11 @@ def make_composite(
     n_objects = min(n_objects, len(cutouts)) if len(cutouts) else 0
     masks: list[np.ndarray] = []  # visible coverage of each object on the canvas
     placed: list[float] = []  # pixels each object covered when pasted
+    info: list[dict] = []  # how each object was placed (for ``placements``)
     lo, hi = np.log(cfg.area_range[0]), np.log(cfg.area_range[1])
     for _ in range(n_objects):
-        cut = cutouts[int(rng.integers(len(cutouts)))]
+        which = int(rng.integers(len(cutouts)))
+        cut = cutouts[which]
         ch0, cw0 = cut.mask.shape
         area = np.exp(rng.uniform(lo, hi)) * w * h
         k = np.sqrt(area / (cw0 * ch0))
@@ -250,9 +317,17 @@ def make_composite(
         k = min(k, cfg.max_side * w / cw0, cfg.max_side * h / ch0)
         cw, ch = max(4, round(cw0 * k)), max(4, round(ch0 * k))
         rgb, alpha = _resize(cut.rgb, cw, ch), np.clip(_resize(cut.mask, cw, ch), 0.0, 1.0)
-        if rng.random() < 0.5:
+        flipped = bool(rng.random() < 0.5)
+        if flipped:
             rgb, alpha = rgb[:, ::-1], alpha[:, ::-1]
+        roll = 0.0
+        if cfg.roll_p > 0 and rng.random() < cfg.roll_p:  # no draw at roll_p 0: composites as before rolls existed
+            roll = float(rng.uniform(-cfg.roll_range_deg, cfg.roll_range_deg))
+            rgb, alpha = roll_cutout(rgb, alpha, roll)
+            ch, cw = alpha.shape
         rgb = np.clip(rgb.astype(np.float32) * rng.uniform(0.75, 1.25), 0, 255)  # the room's light, not the render's
+        if cfg.recolour_p > 0 and rng.random() < cfg.recolour_p:
+            rgb = _recolour(rgb, rng, backgrounds)
         mx, my = round(cfg.outside * cw), round(cfg.outside * ch)
         x = int(rng.integers(-mx, max(-mx, w - cw + mx) + 1))
         y = int(rng.integers(-my, max(-my, h - ch + my) + 1))
@@ -260,6 +335,7 @@ def make_composite(
         masks = [m * (1.0 - cover) for m in masks]
         masks.append(cover)
         placed.append(float((alpha >= 0.5).sum()))
+        info.append({"cutout": which, "flipped": flipped, "roll_deg": roll, "scale": float(k)})
     if rng.random() < cfg.occluder_p:
         for _ in range(int(rng.integers(1, 3))):
             ow = max(4, round(w * rng.uniform(0.08, 0.4)))
@@ -268,12 +344,18 @@ def make_composite(
             ox, oy = int(rng.integers(-ow // 4, w - ow // 2)), int(rng.integers(-oh // 4, h - oh // 2))
             cover = _paste(canvas, patch, _occluder_mask(rng, ow, oh), ox, oy)
             masks = [m * (1.0 - cover) for m in masks]
-    boxes = []
-    for m, full in zip(masks, placed, strict=True):
+    boxes, kept = [], []
+    for m, full, how in zip(masks, placed, info, strict=True):
         vis = m >= 0.5
         if full <= 0 or vis.sum() < cfg.min_visible * full:
             continue
         ys, xs = np.nonzero(vis)
         boxes.append((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))
+        kept.append(m)
+        if placements is not None:
+            placements.append(how | {"visible": float(vis.sum() / full)})
     image = _photometric(np.clip(canvas + 0.5, 0, 255).astype(np.uint8), rng, cfg)
-    return image, np.asarray(boxes, np.float32).reshape(-1, 4)
+    boxes_out = np.asarray(boxes, np.float32).reshape(-1, 4)
+    if not return_masks:
+        return image, boxes_out
+    return image, boxes_out, (np.stack(kept) if kept else np.zeros((0, h, w), np.float32)).astype(np.float32)

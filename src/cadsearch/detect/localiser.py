@@ -7,6 +7,10 @@ maps into boxes: local maxima of the centre heat map (3 × 3) above ``threshold`
 sub-cell offset, then non-maximum suppression (:func:`nms`) and at most ``max_objects`` boxes. Boxes are mapped back
 to the photo's pixels and clipped to it.
 
+Object masks (:meth:`Localiser.segment`): the same pass's stride-4 foreground logits, for any square of the photo
+(e.g. a found object's, :func:`cadsearch.framing.frame_for` of its box with a margin), upsampled bilinearly to the
+input square before the sigmoid. :func:`cadsearch.detect.masks.unframe_mask` maps it back onto the photo.
+
 Coordinates: photo pixels, x right, y down, boxes ``(x0, y0, x1, y1)`` with exclusive ends (as
 :mod:`cadsearch.framing`).
 """
@@ -118,6 +122,16 @@ def decode(
     return boxes[keep].astype(np.float32), scores[keep].astype(np.float32)
 
 
+def _upsample_probability(logits: np.ndarray, size: int) -> np.ndarray:
+    """(g, g) logits → (size, size) sigmoid of their bilinear upsampling (half-pixel centres, edges clamped, as
+    torch's ``interpolate(..., align_corners=False)``)."""
+    from PIL import Image
+
+    up = np.asarray(Image.fromarray(np.asarray(logits, np.float32), mode="F").resize(
+        (size, size), Image.Resampling.BILINEAR), np.float32)  # fmt: skip
+    return (1.0 / (1.0 + np.exp(-np.clip(up, -30.0, 30.0)))).astype(np.float32)
+
+
 class Localiser:
     """Finds objects of the library's kinds in a photo. Load once, :meth:`detect` many times (thread-safe).
 
@@ -127,6 +141,8 @@ class Localiser:
         threshold: lowest detection score returned (default: the checkpoint's, else :data:`DEFAULT_THRESHOLD`).
         max_objects: most detections returned per photo.
         backend: ``onnx`` (the exported body + head on onnxruntime) or ``torch`` (fallback).
+        has_mask: whether the detector has an object-mask head (:meth:`segment`); False for checkpoints trained
+            before it existed (they still detect).
     """
 
     def __init__(
@@ -155,6 +171,7 @@ class Localiser:
                 f"{path} is not a cadsearch detector checkpoint; train one with `cadsearch train detector`"
             )
         self.input_size = int(ckpt["input_size"])
+        with_mask = isinstance(ckpt.get("mask_head"), dict)
         self.stride = float(ckpt["stride"])
         self.threshold = float(threshold if threshold is not None else ckpt.get("threshold", DEFAULT_THRESHOLD))
         self.max_objects = int(max_objects)
@@ -173,29 +190,73 @@ class Localiser:
                 self._session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
             except Exception:  # noqa: BLE001 - torch always works
                 self._session = None
-        if self._session is None:
+        if self._session is not None:
+            self._outputs = [o.name for o in self._session.get_outputs()]
+            self.has_mask = "mask" in self._outputs
+        else:
             from cadsearch.detect.model import DetectorNet
 
-            self._net = DetectorNet(ckpt["backbone"], self.input_size, int(ckpt["width"]))
+            self._net = DetectorNet(ckpt["backbone"], self.input_size, int(ckpt["width"]), mask=with_mask)
             self._net.head.load_state_dict(ckpt["head"])
+            if with_mask:
+                self._net.mask_head.load_state_dict(ckpt["mask_head"])
             self._net.eval()
+            self._outputs = ["heat", "size", "offset"] + (["mask"] if with_mask else [])
+            self.has_mask = with_mask
         self.backend = "onnx" if self._session is not None else "torch"
 
-    def maps(self, squares: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(B, S, S, 3) uint8 input squares → ``heat`` (B, h, w) probabilities, ``size`` (B, 2, h, w),
-        ``offset`` (B, 2, h, w)."""
+    def _run(self, squares: np.ndarray) -> dict[str, np.ndarray]:
+        """(B, S, S, 3) uint8 input squares → the net's raw outputs by name (``heat``, ``size``, ``offset`` and,
+        with a mask head, ``mask`` logits (B, 1, S/4, S/4)), one pass."""
         from cadsearch.detect.model import MEAN, STD
 
         x = squares.astype(np.float32).transpose(0, 3, 1, 2) / 255.0
         x = (x - np.asarray(MEAN, np.float32)[:, None, None]) / np.asarray(STD, np.float32)[:, None, None]
         if self._session is not None:
-            heat, size, offset = self._session.run(None, {"image": np.ascontiguousarray(x)})
+            outs = self._session.run(None, {"image": np.ascontiguousarray(x)})
         else:
             import torch
 
             with torch.no_grad():
-                heat, size, offset = (t.numpy() for t in self._net(torch.from_numpy(x)))
-        return 1.0 / (1.0 + np.exp(-heat[:, 0])), size, offset
+                outs = [t.numpy() for t in self._net(torch.from_numpy(x))]
+        return dict(zip(self._outputs, outs, strict=True))
+
+    def maps(self, squares: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(B, S, S, 3) uint8 input squares → ``heat`` (B, h, w) probabilities, ``size`` (B, 2, h, w),
+        ``offset`` (B, 2, h, w)."""
+        out = self._run(squares)
+        return 1.0 / (1.0 + np.exp(-out["heat"][:, 0])), out["size"], out["offset"]
+
+    def segment(self, image: np.ndarray, frame: Frame | None = None) -> np.ndarray:
+        """Foreground probability (``input_size``, ``input_size``) float32 in [0, 1] over the square ``frame`` of
+        ``image`` (photo pixels, as :func:`cadsearch.framing.frame_image` cuts it; None = the whole photo
+        letterboxed, as :meth:`detect` sees it): one pass of the net, the stride-4 mask logits upsampled bilinearly
+        (half-pixel centres) before the sigmoid. Square pixel (u, v) is photo point ``frame.x0 + (u + 0.5) ·
+        frame.side / input_size`` (x; y likewise); :func:`cadsearch.detect.masks.unframe_mask` maps it onto the photo.
+
+        Raises:
+            InputError: ``image`` is not an image array, or the detector has no mask head (:attr:`has_mask`).
+        """
+        return self.segment_many([image], [frame])[0]
+
+    def segment_many(self, images: Sequence[np.ndarray], frames: Sequence[Frame | None] | None = None) -> np.ndarray:
+        """:meth:`segment` for several (photo, square) pairs in one batch → (B, S, S) float32."""
+        if not self.has_mask:
+            raise InputError(
+                f"the detector in {self.folder} has no mask head (trained before masks existed); train it again "
+                "with `cadsearch train detector`"
+            )
+        frames = list(frames) if frames is not None else [None] * len(images)
+        if len(frames) != len(images):
+            raise InputError(f"segment_many: {len(images)} images but {len(frames)} frames")
+        if not len(images):
+            return np.zeros((0, self.input_size, self.input_size), np.float32)
+        squares = []
+        for im, f in zip(images, frames, strict=True):
+            a = as_rgb_uint8(im)
+            squares.append(frame_image(a, self.input_size, f or frame_for(a.shape[0], a.shape[1])))
+        logits = self._run(np.stack(squares))["mask"][:, 0]
+        return np.stack([_upsample_probability(m, self.input_size) for m in logits])
 
     def detect(self, image: np.ndarray, threshold: float | None = None) -> list[Detection]:
         """Objects in ``image`` (RGB uint8 (H, W, 3), RGBA, grayscale or float [0, 1]; any size), most confident

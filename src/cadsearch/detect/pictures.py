@@ -1,4 +1,5 @@
-"""Pictures of detections: numbered boxes drawn over photos, and the contact sheets training writes to ``reports/``."""
+"""Pictures of detections: numbered boxes (and tinted object masks) drawn over photos, and the contact sheets training
+writes to ``reports/``."""
 
 from __future__ import annotations
 
@@ -55,16 +56,48 @@ def _save(image: Image.Image, path: Path) -> Path:
     return path
 
 
+def _photo_mask(loc, image: np.ndarray) -> np.ndarray:
+    """The localiser's foreground probability over the whole photo, in photo pixels (H, W)."""
+    from cadsearch.detect.masks import unframe_mask
+    from cadsearch.framing import frame_for
+
+    h, w = image.shape[:2]
+    return unframe_mask(loc.segment(image), frame_for(h, w), h, w)
+
+
+def object_mask_cells(loc, photos: Sequence[np.ndarray], limit: int = 16) -> tuple[list[np.ndarray], list[str]]:
+    """Each detected object's square (its box framed as the search frames it: :data:`cadsearch.framing.MARGIN`)
+    with :meth:`Localiser.segment` of that square tinted, as registration will use it; at most ``limit``."""
+    from cadsearch.detect.masks import tint
+    from cadsearch.framing import MARGIN, frame_for, frame_image
+
+    cells, captions = [], []
+    for image in photos:
+        h, w = image.shape[:2]
+        for d in loc.detect(image):
+            if len(cells) >= limit:
+                return cells, captions
+            f = frame_for(h, w, d.box, MARGIN)
+            cells.append(tint(frame_image(image, loc.input_size, f), loc.segment(image, f)))
+            captions.append(f"object square, score {d.score:.2f}")
+    return cells, captions
+
+
 def write_detection_sheets(
     workspace: str | Path,
     folder: Path,
     composites: Sequence[np.ndarray],
     truths: Sequence[np.ndarray],
     rooms: Sequence[Path],
+    truth_masks: Sequence[np.ndarray] | None = None,
 ) -> list[Path]:
-    """Run the trained localiser in ``folder`` on validation composites (true boxes in magenta) and on room photos
-    it never trained on; write ``reports/detector_composites.png`` and ``reports/detector_rooms.png``."""
+    """Run the trained localiser in ``folder`` on validation composites (true boxes and, given ``truth_masks`` (H, W)
+    per composite, true mask outlines in magenta) and on room photos it never trained on; write
+    ``reports/detector_composites.png`` and ``reports/detector_rooms.png``; with a mask head the predicted masks
+    are tinted cyan, and ``reports/detector_object_masks.png`` shows each found object's square with the mask
+    :meth:`Localiser.segment` gives for it (the registration's view)."""
     from cadsearch.detect.localiser import Localiser
+    from cadsearch.detect.masks import mask_iou, outline, tint
     from cadsearch.imageio import read_image
 
     loc = Localiser(folder)
@@ -72,9 +105,18 @@ def write_detection_sheets(
     wrote = []
     if composites:
         found = loc.detect_many(list(composites))
-        cells = [draw_boxes(im, [d.box for d in f], [d.score for d in f], t) for im, f, t in
-                 zip(composites, found, truths, strict=True)]  # fmt: skip
-        captions = [f"{len(f)} found / {len(t)} true" for f, t in zip(found, truths, strict=True)]
+        cells, captions = [], []
+        for i, (im, f, t) in enumerate(zip(composites, found, truths, strict=True)):
+            caption = f"{len(f)} found / {len(t)} true"
+            if loc.has_mask:
+                prob = _photo_mask(loc, im)
+                im = tint(im, prob)
+                if truth_masks is not None and i < len(truth_masks):
+                    im = outline(im, truth_masks[i], TRUTH_RGB)
+                    iou = mask_iou(prob, truth_masks[i])
+                    caption += f", mask IoU {iou:.2f}" if len(t) and not np.isnan(iou) else ""
+            cells.append(draw_boxes(im, [d.box for d in f], [d.score for d in f], t))
+            captions.append(caption)
         wrote.append(_save(contact_sheet(cells, captions, columns=4, cell=256), reports / "detector_composites.png"))
     photos = []
     for p in rooms:
@@ -86,7 +128,13 @@ def write_detection_sheets(
         cells, captions = [], []
         for im in photos:
             f = loc.detect(im)
-            cells.append(draw_boxes(im, [d.box for d in f], [d.score for d in f]))
+            shown = tint(im, _photo_mask(loc, im)) if loc.has_mask else im
+            cells.append(draw_boxes(shown, [d.box for d in f], [d.score for d in f]))
             captions.append(f"{len(f)} found (room photo held out of training)")
         wrote.append(_save(contact_sheet(cells, captions, columns=4, cell=256), reports / "detector_rooms.png"))
+    if loc.has_mask and (composites or photos):
+        cells, captions = object_mask_cells(loc, list(composites) + photos)
+        if cells:
+            sheet = contact_sheet(cells, captions, columns=4, cell=256)
+            wrote.append(_save(sheet, reports / "detector_object_masks.png"))
     return wrote

@@ -3,17 +3,27 @@
 1. Cut ``cutouts`` rendered views out by their masks (:func:`~cadsearch.detect.composites.load_cutouts`) and load the
    training share of the room photos (:func:`~cadsearch.detect.composites.split_backgrounds`; procedural backgrounds
    when there is no folder).
-2. Draw ``composites`` training and ``val_composites`` validation photos (seeded, :func:`make_composite`), letterbox
-   each to the input square (:func:`~cadsearch.detect.localiser.letterbox`, as at inference) and run the frozen body
-   once on each (onnxruntime, fp16 cache in RAM: about 100 kB per composite at 256 px). The body never changes, so
-   the head then trains for many cheap epochs on the cache.
-3. Train :class:`~cadsearch.detect.model.CenterHead` with AdamW, warm-up + cosine learning rate (stretched to
-   ``max_minutes`` when that ends the run first): CenterNet's focal loss on the centre heat map (Gaussian targets
-   whose spread follows the box's size), L1 on log box size and centre offset at the centre cells.
-4. After every epoch: validation loss, recall at IoU ≥ 0.5 and false positives per photo at the default threshold;
-   ``last.pt`` (resume) and, when the validation F1 improves, ``best.pt``, both written atomically; at the end the
-   best head is exported with the body to ``detector.onnx`` and pictures of its detections on validation composites
-   and held-out room photos are written to ``reports/detector_*.png``.
+2. Draw ``composites`` training and ``val_composites`` validation photos (seeded, :func:`make_composite`, with the
+   objects' visible masks), letterbox each to the input square (:func:`~cadsearch.detect.localiser.letterbox`, as at
+   inference; a ``square_share`` of the training ones are cut to one object's square instead, as registration asks
+   for a found object's mask; the validation composites are used both ways) and run the frozen body once on each
+   (onnxruntime). Its four maps are cached in RAM as fp16 with the targets: 393 kB per composite at 256 px
+   (stride 4: 24 × 64 × 64 = 192 kB, stride 8: 80 kB, stride 16 and 32: 96 kB, the stride-4 mask target 4 kB as
+   uint8), 1.4 GB for the default 3,000 + 2 × 300. The body never changes, so the heads then train for many cheap
+   epochs on the cache. (Recomputing the stride-4 stage on the fly instead would cost the body's first three
+   blocks at full resolution every step: caching is cheaper while it fits.)
+3. Train :class:`~cadsearch.detect.model.CenterHead` and :class:`~cadsearch.detect.model.MaskHead` together with
+   AdamW, warm-up + cosine learning rate (stretched to ``max_minutes`` when that ends the run first): CenterNet's
+   focal loss on the centre heat map (Gaussian targets whose spread follows the box's size), L1 on log box size
+   and centre offset at the centre cells; for the mask, binary cross-entropy + soft Dice of the stride-4 logits
+   against the union of the objects' visible masks area-averaged to the stride-4 grid (``mask_weight``).
+4. After every epoch: validation loss, recall at IoU ≥ 0.5 and false positives per photo at the default threshold,
+   and mask IoU (the predicted foreground, upsampled to the input square and thresholded at 0.5, against the true
+   union mask; mean over composites with objects; ``mask_iou`` on whole photos, ``mask_iou_object`` on object
+   squares); ``last.pt`` (resume) and, when the validation F1 or the mean mask IoU improves, ``best.pt`` (the box
+   head of the best-F1 epoch, the mask head of the best-mask epoch), both written atomically; at the end the best
+   heads are exported with the body to ``detector.onnx`` and pictures of their detections and masks on validation
+   composites and held-out room photos are written to ``reports/detector_*.png``.
 
 Resume: re-running with the same settings continues from ``last.pt`` (the cache is rebuilt, deterministically); a
 change of only ``epochs`` or ``max_minutes`` extends the run; any other change starts over.
@@ -43,8 +53,19 @@ from cadsearch.detect.composites import (
     split_backgrounds,
 )
 from cadsearch.detect.localiser import DEFAULT_THRESHOLD, box_iou, decode, detector_dir, letterbox
-from cadsearch.detect.model import MEAN, STD, STRIDE, CenterHead, MultiScaleBody, export_body_onnx
+from cadsearch.detect.masks import frame_mask
+from cadsearch.detect.model import (
+    MASK_STRIDE,
+    MEAN,
+    STD,
+    STRIDE,
+    CenterHead,
+    MaskHead,
+    MultiScaleBody,
+    export_body_onnx,
+)
 from cadsearch.errors import InputError
+from cadsearch.framing import MARGIN, Frame, frame_for, frame_image
 from cadsearch.workspace import atomic_write_bytes
 
 __all__ = ["DetectorConfig", "DetectorSummary", "train_detector", "default_backgrounds", "CHECKPOINT_FORMAT"]
@@ -74,6 +95,8 @@ class DetectorConfig:
     num_threads: int = 0  # torch threads (0 = all cores)
     size_weight: float = 1.0
     offset_weight: float = 1.0
+    mask_weight: float = 1.0  # weight of the mask head's loss (BCE + soft Dice)
+    square_share: float = 0.25  # training composites cut to one object's square (registration's view) instead of whole
 
     def validate(self) -> None:
         if self.input_size < 64 or self.input_size % 32:
@@ -85,7 +108,8 @@ class DetectorConfig:
 
 @dataclass
 class DetectorSummary:
-    """What a run did: epochs, best epoch, validation metrics of ``best.pt``, time and paths."""
+    """What a run did: epochs, best epoch (box head; ``best_mask_epoch``: mask head), validation metrics of
+    ``best.pt``, time and paths."""
 
     epochs_total: int
     best_epoch: int
@@ -95,6 +119,7 @@ class DetectorSummary:
     onnx: Path
     pictures: list[Path]
     notes: list[str]
+    best_mask_epoch: int = 0
 
 
 def default_backgrounds() -> Path | None:
@@ -161,57 +186,132 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return -(pos_loss + neg_loss) / pos.sum().clamp(min=1.0)
 
 
+def mask_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Foreground loss: mean binary cross-entropy + soft Dice (per image, +1 smoothing so an empty photo's target
+    asks for an empty mask), of logits (B, 1, g, g) against coverage targets (B, g, g) in [0, 1]."""
+    x = logits[:, 0]
+    bce = F.binary_cross_entropy_with_logits(x, target)
+    p = torch.sigmoid(x)
+    inter = (p * target).sum(dim=(1, 2))
+    dice = 1 - (2 * inter + 1) / (p.sum(dim=(1, 2)) + target.sum(dim=(1, 2)) + 1)
+    return bce + dice.mean()
+
+
 def detector_loss(out, tgt: dict[str, torch.Tensor], cfg: DetectorConfig) -> tuple[torch.Tensor, dict[str, float]]:
-    """Total loss of the head's ``(heat, size, offset)`` against :func:`targets_for`'s tensors (batched)."""
-    heat, size, offset = out
+    """Total loss of the heads' ``(heat, size, offset[, mask])`` against :func:`targets_for`'s tensors (batched;
+    ``fg`` (B, g4, g4) is the mask target)."""
+    heat, size, offset = out[:3]
     hm = focal_loss(heat[:, 0], tgt["heat"])
     m = tgt["mask"][:, None]
     n = tgt["mask"].sum().clamp(min=1.0)
     sz = (F.l1_loss(size, tgt["size"], reduction="none") * m).sum() / n
     off = (F.l1_loss(offset, tgt["offset"], reduction="none") * m).sum() / n
     total = hm + cfg.size_weight * sz + cfg.offset_weight * off
-    return total, {"heat": float(hm.detach()), "size": float(sz.detach()), "offset": float(off.detach())}
+    parts = {"heat": float(hm.detach()), "size": float(sz.detach()), "offset": float(off.detach())}
+    if len(out) > 3:
+        fg = mask_loss(out[3], tgt["fg"])
+        total = total + cfg.mask_weight * fg
+        parts["fg"] = float(fg.detach())
+    return total, parts
 
 
-def _make_set(n: int, seed: int, cutouts, photos, cfg: DetectorConfig, body_fn, progress: bool, desc: str):
-    """``n`` composites → cached body features, targets, and the true boxes (input-square pixels) of each."""
-    c16s, c32s, targets, truths, images = [], [], [], [], []
+def _block_mean(a: np.ndarray, k: int) -> np.ndarray:
+    """(S, S) → (S/k, S/k) means of k × k blocks (area averaging)."""
+    s = a.shape[0] // k
+    return a[: s * k, : s * k].reshape(s, k, s, k).mean(axis=(1, 3))
+
+
+def _area(boxes: np.ndarray) -> np.ndarray:
+    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+
+
+def object_frame(rng: np.random.Generator, height: int, width: int, box) -> Frame:
+    """The square a found object is segmented in (:func:`cadsearch.framing.frame_for` of its box with
+    :data:`~cadsearch.framing.MARGIN`), jittered as a detector's box would be: margin × 0.5–2, centre moved by up to
+    10 % of the side."""
+    f = frame_for(height, width, box, MARGIN * rng.uniform(0.5, 2.0))
+    dx, dy = rng.uniform(-0.1, 0.1, 2) * f.side
+    return Frame(f.x0 + dx, f.y0 + dy, f.side)
+
+
+def _make_set(
+    n: int,
+    seed: int,
+    cutouts,
+    photos,
+    cfg: DetectorConfig,
+    body_fn,
+    progress: bool,
+    desc: str,
+    full_masks: bool = False,
+    square_share: float = 0.0,
+):
+    """``n`` composites → cached body features (fp16), targets (``fg``: the union mask on the stride-4 grid, uint8
+    0–255), the true boxes (input-square pixels) of each, and with ``full_masks`` (validation) the union masks at
+    the input square (``fg_full``, uint8).
+
+    Each composite is letterboxed whole, as :meth:`Localiser.detect` frames a photo, except a ``square_share`` of
+    those with objects: they are cut to one object's square (:func:`object_frame`), as registration asks
+    :meth:`Localiser.segment` for a found object's mask; boxes are then those cut to the square (objects with under
+    30 % of their box inside it are dropped from the box targets, not from the mask)."""
+    feats: dict[str, list[np.ndarray]] = {"c4": [], "c8": [], "c16": [], "c32": []}
+    targets, truths, images, fgs, fulls, shown_masks = [], [], [], [], [], []
     bar = tqdm(total=n, desc=desc, unit="img", disable=not progress)
     mean, std = np.asarray(MEAN, np.float32), np.asarray(STD, np.float32)
     batch: list[np.ndarray] = []
 
     def flush() -> None:
         x = (np.stack(batch).astype(np.float32) / 255.0 - mean) / std
-        c16, c32 = body_fn(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
-        c16s.append(c16.astype(np.float16))
-        c32s.append(c32.astype(np.float16))
+        for key, value in zip(("c4", "c8", "c16", "c32"), body_fn(np.ascontiguousarray(x.transpose(0, 3, 1, 2))),
+                              strict=True):  # fmt: skip
+            feats[key].append(value.astype(np.float16))
         bar.update(len(batch))
         batch.clear()
 
     for i in range(n):
         rng = np.random.default_rng([seed, i])
-        image, boxes = make_composite(rng, cutouts, photos, CompositeConfig())
+        image, boxes, masks = make_composite(rng, cutouts, photos, CompositeConfig(), return_masks=True)
         square, frame = letterbox(image, cfg.input_size)
+        if square_share > 0 and len(boxes) and rng.random() < square_share:
+            frame = object_frame(rng, image.shape[0], image.shape[1], boxes[int(rng.integers(len(boxes)))])
+            square = frame_image(image, cfg.input_size, frame)
+        union = frame_mask(masks.max(axis=0) if len(masks) else np.zeros(image.shape[:2], np.float32),
+                           cfg.input_size, frame)  # fmt: skip
+        fgs.append(np.round(_block_mean(union, MASK_STRIDE) * 255).astype(np.uint8))
+        if full_masks:
+            fulls.append(np.round(union * 255).astype(np.uint8))
         k = cfg.input_size / frame.side
         sq_boxes = (boxes - np.array([frame.x0, frame.y0, frame.x0, frame.y0], np.float32)) * k
+        cut = np.clip(sq_boxes, 0, cfg.input_size)
+        inside = _area(cut) >= 0.3 * np.maximum(_area(sq_boxes), 1e-6)
+        sq_boxes = cut[inside]
         targets.append(targets_for(sq_boxes, cfg.input_size))
         truths.append(sq_boxes)
         if len(images) < 16:
             images.append(square)
+            shown_masks.append(union)
         batch.append(square)
         if len(batch) == 32:
             flush()
     if batch:
         flush()
     bar.close()
-    stacked = {key: np.stack([t[key] for t in targets]) for key in targets[0]}
-    return {"c16": np.concatenate(c16s), "c32": np.concatenate(c32s), "targets": stacked, "truths": truths,
-            "images": images}  # fmt: skip
+    stacked = {key: np.stack([t[key] for t in targets]) for key in targets[0]} | {"fg": np.stack(fgs)}
+    out = {key: np.concatenate(v) for key, v in feats.items()}
+    return out | {"targets": stacked, "truths": truths, "images": images, "image_masks": shown_masks,
+                  "fg_full": np.stack(fulls) if fulls else None}  # fmt: skip
+
+
+def cache_megabytes(data: dict[str, Any]) -> float:
+    """RAM held by a set's cached features and targets, MB (10⁶ bytes)."""
+    arrays = [data[k] for k in ("c4", "c8", "c16", "c32")] + list(data["targets"].values())
+    arrays += [data["fg_full"]] if data.get("fg_full") is not None else []
+    return sum(a.nbytes for a in arrays) / 1e6
 
 
 def _body_runner(body: MultiScaleBody, folder: Path):
     """(B, 3, S, S) float32 numpy → (c16, c32) numpy: onnxruntime when the export works, else torch eager."""
-    path = folder / f"body-{body.input_size}.onnx"
+    path = folder / f"body4-{body.input_size}.onnx"  # four taps (c4, c8, c16, c32); "body-*" had two
     try:
         import onnxruntime as ort
 
@@ -226,31 +326,47 @@ def _body_runner(body: MultiScaleBody, folder: Path):
 
         def run(x: np.ndarray):
             with torch.no_grad():
-                c16, c32 = body(torch.from_numpy(x))
-            return c16.numpy(), c32.numpy()
+                return tuple(t.numpy() for t in body(torch.from_numpy(x)))
 
         return run
 
 
-def _batch(data: dict[str, Any], idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-    c16 = torch.from_numpy(data["c16"][idx].astype(np.float32))
-    c32 = torch.from_numpy(data["c32"][idx].astype(np.float32))
-    tgt = {k: torch.from_numpy(v[idx]) for k, v in data["targets"].items()}
-    return c16, c32, tgt
+def _batch(data: dict[str, Any], idx: np.ndarray) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Cached features (float32 tensors ``c4``, ``c8``, ``c16``, ``c32``) and targets of composites ``idx``."""
+    feats = {k: torch.from_numpy(data[k][idx].astype(np.float32)) for k in ("c4", "c8", "c16", "c32")}
+    tgt = {k: torch.from_numpy(v[idx]) for k, v in data["targets"].items() if k != "fg"}
+    tgt["fg"] = torch.from_numpy(data["targets"]["fg"][idx].astype(np.float32) / 255.0)
+    return feats, tgt
 
 
-def evaluate_head(head: CenterHead, data: dict[str, Any], cfg: DetectorConfig, threshold: float = DEFAULT_THRESHOLD):
-    """Validation: mean loss, recall at IoU ≥ 0.5, false positives per photo and F1 at ``threshold``."""
+def run_heads(head: CenterHead, mask_head: MaskHead, feats: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """Both heads on cached features → ``(heat logits, size, offset, mask logits)``, as :class:`DetectorNet`."""
+    return (*head(feats["c16"], feats["c32"]), mask_head(feats["c4"], feats["c8"], feats["c16"], feats["c32"]))
+
+
+def evaluate_head(head: CenterHead, mask_head: MaskHead, data: dict[str, Any], cfg: DetectorConfig,
+                  threshold: float = DEFAULT_THRESHOLD, with_boxes: bool = True):  # fmt: skip
+    """Validation: mean loss, recall at IoU ≥ 0.5, false positives per photo and F1 at ``threshold`` (unless not
+    ``with_boxes``), and the mean mask IoU (``mask_iou``: foreground probability upsampled to the input square, ≥ 0.5,
+    against the union of the true masks, over the composites with objects; needs ``data["fg_full"]``)."""
     head.eval()
-    losses, hits, n_true, fps, n_det = [], 0, 0, 0, 0
+    mask_head.eval()
+    losses, hits, n_true, fps, n_det, ious = [], 0, 0, 0, 0, []
     with torch.no_grad():
         for i in range(0, len(data["c16"]), 128):
             idx = np.arange(i, min(len(data["c16"]), i + 128))
-            c16, c32, tgt = _batch(data, idx)
-            out = head(c16, c32)
+            feats, tgt = _batch(data, idx)
+            out = run_heads(head, mask_head, feats)
             losses.append(float(detector_loss(out, tgt, cfg)[0]) * len(idx))
+            if data.get("fg_full") is not None:
+                size = (cfg.input_size, cfg.input_size)
+                fg = F.interpolate(out[3], size=size, mode="bilinear", align_corners=False)[:, 0].numpy() >= 0
+                truth = data["fg_full"][idx] >= 128
+                for p, t in zip(fg, truth, strict=True):
+                    if t.any():
+                        ious.append(float((p & t).sum() / (p | t).sum()))
             heat = torch.sigmoid(out[0][:, 0]).numpy()
-            for j, k in enumerate(idx):
+            for j, k in enumerate(idx if with_boxes else []):
                 boxes, _ = decode(heat[j], out[1][j].numpy(), out[2][j].numpy(), STRIDE, cfg.input_size, threshold)
                 truth = data["truths"][k]
                 n_true += len(truth)
@@ -263,7 +379,7 @@ def evaluate_head(head: CenterHead, data: dict[str, Any], cfg: DetectorConfig, t
     precision = (n_det - fps) / max(1, n_det)
     f1 = 2 * precision * recall / max(1e-9, precision + recall)
     return {"loss": sum(losses) / max(1, n), "recall50": recall, "fp_per_image": fps / max(1, n),
-            "precision": precision, "f1": f1}  # fmt: skip
+            "precision": precision, "f1": f1, "mask_iou": float(np.mean(ious)) if ious else float("nan")}  # fmt: skip
 
 
 def _match(boxes: np.ndarray, truth: np.ndarray, iou: float = 0.5) -> int:
@@ -290,7 +406,14 @@ def _save(path: Path, payload: dict[str, Any]) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _payload(head: CenterHead, cfg: DetectorConfig, epoch: int, metrics: dict[str, float]) -> dict[str, Any]:
+def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _payload(head: dict[str, torch.Tensor], mask_head: dict[str, torch.Tensor], cfg: DetectorConfig, epoch: int,
+             metrics: dict[str, float], mask_epoch: int) -> dict[str, Any]:  # fmt: skip
+    """A checkpoint of the heads' weights (state dicts) and how they were made; ``epoch`` / ``mask_epoch``: the
+    epochs the box and the mask head's weights come from."""
     from cadsearch import __version__
 
     return {
@@ -301,7 +424,11 @@ def _payload(head: CenterHead, cfg: DetectorConfig, epoch: int, metrics: dict[st
         "stride": STRIDE,
         "backbone": cfg.backbone,
         "width": cfg.width,
-        "head": {k: v.clone() for k, v in head.state_dict().items()},
+        "head": head,
+        # the mask head (absent from checkpoints made before it: those detect but have no masks)
+        "mask_head": mask_head,
+        "mask_stride": MASK_STRIDE,
+        "mask_epoch": mask_epoch,
         "threshold": DEFAULT_THRESHOLD,
         "epoch": epoch,
         "metrics": metrics,
@@ -353,23 +480,44 @@ def train_detector(
     photos = BackgroundPhotos(files)
     body = MultiScaleBody(cfg.backbone, cfg.input_size)
     body_fn = _body_runner(body, folder)
-    train = _make_set(cfg.composites, cfg.seed * 1000 + 1, cutouts, photos, cfg, body_fn, progress, "composites")
-    val = _make_set(cfg.val_composites, cfg.seed * 1000 + 2, cutouts, photos, cfg, body_fn, progress, "validation")
+    train = _make_set(cfg.composites, cfg.seed * 1000 + 1, cutouts, photos, cfg, body_fn, progress, "composites",
+                      square_share=cfg.square_share)  # fmt: skip
+    val = _make_set(cfg.val_composites, cfg.seed * 1000 + 2, cutouts, photos, cfg, body_fn, progress, "validation",
+                    full_masks=True)  # fmt: skip
+    # the same validation composites, each cut to one object's square: the mask as registration will ask for it
+    val_sq = _make_set(cfg.val_composites, cfg.seed * 1000 + 2, cutouts, photos, cfg, body_fn, progress,
+                       "validation squares", full_masks=True, square_share=1.0)  # fmt: skip
+    cache_mb = cache_megabytes(train) + cache_megabytes(val) + cache_megabytes(val_sq)
+    n_cached = len(train["c16"]) + len(val["c16"]) + len(val_sq["c16"])
+    notes.append(f"feature cache {cache_mb:.0f} MB ({1000 * cache_mb / n_cached:.0f} kB "
+                 "per composite)")  # fmt: skip
 
-    head = CenterHead(body.channels, cfg.width)
-    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start_epoch, best_f1, best_epoch, best_metrics = 0, -1.0, 0, {}
+    head = CenterHead(body.channels[2:], cfg.width)
+    mask_head = MaskHead(body.channels, cfg.width)
+    params = list(head.parameters()) + list(mask_head.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # best.pt: the box head of the epoch with the best validation F1 and the mask head of the epoch with the best
+    # mean mask IoU (whole photos and object squares): the heads share no weights, and the box head overfits the
+    # cached composites several epochs before the mask head stops improving
+    start_epoch, best_f1, best_mask, best_epoch, best_mask_epoch = 0, -1.0, -1.0, 0, 0
+    best_head, best_mask_head = _state(head), _state(mask_head)
+    best_box_metrics: dict[str, float] = {}
+    best_mask_metrics: dict[str, float] = {}
     last = folder / "last.pt"
     if last.is_file():
         try:
             state = torch.load(last, map_location="cpu", weights_only=False)
         except Exception:  # noqa: BLE001 - an unreadable last.pt means starting over
             state = None
-        if state and _same_run(state["config"], asdict(cfg) | {"composite": asdict(CompositeConfig())}):
+        if (state and "best_mask_head" in state
+                and _same_run(state["config"], asdict(cfg) | {"composite": asdict(CompositeConfig())})):  # fmt: skip
             head.load_state_dict(state["head"])
+            mask_head.load_state_dict(state["mask_head"])
             opt.load_state_dict(state["optimizer"])
-            start_epoch, best_f1 = int(state["epoch"]), float(state["best_f1"])
-            best_epoch, best_metrics = int(state["best_epoch"]), dict(state["best_metrics"])
+            start_epoch, best_f1, best_mask = int(state["epoch"]), float(state["best_f1"]), float(state["best_mask"])
+            best_epoch, best_mask_epoch = int(state["best_epoch"]), int(state["best_mask_epoch"])
+            best_head, best_mask_head = state["best_head"], state["best_mask_head"]
+            best_box_metrics, best_mask_metrics = dict(state["best_box_metrics"]), dict(state["best_mask_metrics"])
             notes.append(f"resumed from epoch {start_epoch}")
         elif state:
             notes.append("settings changed since the last run: training starts over")
@@ -388,6 +536,7 @@ def train_detector(
     ended_by_time = False
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         head.train()
+        mask_head.train()
         order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train["c16"]))
         bar = tqdm(range(0, len(order), cfg.batch_size), desc=f"detector epoch {epoch}/{cfg.epochs}",
                    unit="batch", disable=not progress, leave=False)  # fmt: skip
@@ -398,8 +547,8 @@ def train_detector(
                 fraction = max(fraction, elapsed / cfg.max_minutes)
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, fraction)
-            c16, c32, tgt = _batch(train, np.sort(order[i : i + cfg.batch_size]))
-            loss, parts = detector_loss(head(c16, c32), tgt, cfg)
+            feats, tgt = _batch(train, np.sort(order[i : i + cfg.batch_size]))
+            loss, parts = detector_loss(run_heads(head, mask_head, feats), tgt, cfg)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -408,15 +557,28 @@ def train_detector(
             if cfg.max_minutes and elapsed >= cfg.max_minutes:
                 ended_by_time = True
                 break
-        metrics = evaluate_head(head, val, cfg)
+        metrics = evaluate_head(head, mask_head, val, cfg)
+        metrics["mask_iou_object"] = evaluate_head(head, mask_head, val_sq, cfg, with_boxes=False)["mask_iou"]
         if progress:
             tqdm.write(f"detector epoch {epoch}: val loss {metrics['loss']:.3f}, recall@0.5 {metrics['recall50']:.3f}, "
-                       f"FP/photo {metrics['fp_per_image']:.2f}, F1 {metrics['f1']:.3f}")  # fmt: skip
+                       f"FP/photo {metrics['fp_per_image']:.2f}, F1 {metrics['f1']:.3f}, "
+                       f"mask IoU {metrics['mask_iou']:.3f} (object squares "
+                       f"{metrics['mask_iou_object']:.3f})")  # fmt: skip
+        mask_score = float(np.nan_to_num(np.nanmean([metrics["mask_iou"], metrics["mask_iou_object"]]), nan=0.0))
+        improved = False
         if metrics["f1"] > best_f1:
-            best_f1, best_epoch, best_metrics = metrics["f1"], epoch, metrics
-            _save(folder / "best.pt", _payload(head, cfg, epoch, metrics))
-        state = _payload(head, cfg, epoch, metrics) | {
-            "optimizer": opt.state_dict(), "best_f1": best_f1, "best_epoch": best_epoch, "best_metrics": best_metrics,
+            best_f1, best_epoch, best_head, improved = metrics["f1"], epoch, _state(head), True
+            best_box_metrics = {k: v for k, v in metrics.items() if not k.startswith("mask_iou")}
+        if mask_score > best_mask:
+            best_mask, best_mask_epoch, best_mask_head, improved = mask_score, epoch, _state(mask_head), True
+            best_mask_metrics = {k: v for k, v in metrics.items() if k.startswith("mask_iou")}
+        if improved:
+            _save(folder / "best.pt", _payload(best_head, best_mask_head, cfg, best_epoch,
+                                               best_box_metrics | best_mask_metrics, best_mask_epoch))  # fmt: skip
+        state = _payload(_state(head), _state(mask_head), cfg, epoch, metrics, epoch) | {
+            "optimizer": opt.state_dict(), "best_f1": best_f1, "best_mask": best_mask, "best_epoch": best_epoch,
+            "best_mask_epoch": best_mask_epoch, "best_head": best_head, "best_mask_head": best_mask_head,
+            "best_box_metrics": best_box_metrics, "best_mask_metrics": best_mask_metrics,
         }  # fmt: skip
         _save(last, state)
         if ended_by_time:
@@ -427,11 +589,13 @@ def train_detector(
     net = DetectorNet(cfg.backbone, cfg.input_size, cfg.width)
     net.body = body
     net.head.load_state_dict(best["head"])
+    net.mask_head.load_state_dict(best["mask_head"])
     onnx_path = export_detector_onnx(net, folder / "detector.onnx")
     shown = val["images"]
-    pictures = write_detection_sheets(ws, folder, shown, val["truths"][: len(shown)], photos_held_out(cfg))
-    return DetectorSummary(epoch, best_epoch, best_metrics, time.perf_counter() - t_start, folder / "best.pt",
-                           onnx_path, pictures, notes)  # fmt: skip
+    pictures = write_detection_sheets(ws, folder, shown, val["truths"][: len(shown)], photos_held_out(cfg),
+                                      truth_masks=val["image_masks"])  # fmt: skip
+    return DetectorSummary(epoch, best_epoch, best_box_metrics | best_mask_metrics, time.perf_counter() - t_start,
+                           folder / "best.pt", onnx_path, pictures, notes, best_mask_epoch)  # fmt: skip
 
 
 def photos_held_out(cfg: DetectorConfig, n: int = 8) -> list[Path]:
