@@ -119,3 +119,17 @@ def test_the_mask_head_predicts_on_the_stride_4_grid() -> None:
     # the heads share no weights (training keeps each one's best epoch) and the mask head has no box outputs
     assert not {id(p) for p in head.parameters()} & {id(p) for p in mask_head.parameters()}
     assert not any(k.startswith(("context.heat", "context.size", "context.offset")) for k in mask_head.state_dict())
+
+
+def test_recoloured_objects_keep_their_masks_and_change_colour() -> None:
+    photos = BackgroundPhotos([])
+    plain = CompositeConfig(**{**PLAIN.__dict__, "roll_p": 0.0})
+    recoloured = CompositeConfig(**{**plain.__dict__, "recolour_p": 1.0})
+    colours = []
+    for cfg in (plain, recoloured):
+        image, boxes, masks = make_composite(np.random.default_rng(5), _discs(1), photos, cfg, n_objects=1,
+                                             return_masks=True)  # fmt: skip
+        again = make_composite(np.random.default_rng(5), _discs(1), photos, cfg, n_objects=1)[0]
+        assert np.array_equal(image, again) and _mask_box(masks[0]) == tuple(int(v) for v in boxes[0])
+        colours.append(image[masks[0] > 0.99].astype(float).mean(axis=0))
+    assert np.abs(colours[0] - colours[1]).max() > 5  # the same disc, another colour

@@ -85,9 +85,11 @@ class CompositeConfig:
     jpeg_p: float = 0.5
     roll_p: float = 0.5  # chance that an object is rolled (a tilted camera); 0 = never, and no random draw for it
     roll_range_deg: float = 25.0  # a rolled object's in-plane rotation, uniform in ± this, degrees
-    recolour_p: float = 0.5  # chance that an object is recoloured (random per-channel gains, dark to light) and,
-    # a third of those times, patterned (a room-photo crop multiplied in): real chairs are upholstered, dark,
-    # wooden; the renders are plain. 0 = never, and no random draw for it
+    # chance that an object is recoloured (random per-channel gains, dark to light) and, a third of those times,
+    # patterned (a room-photo crop multiplied in), as real chairs are upholstered, dark, wooden and the renders plain.
+    # 0 (the default) = never, and no random draw for it: tried at 0.5 (BENCHMARKS.md, object masks), it did not
+    # make the masks visibly better on real photos and cost a little detection
+    recolour_p: float = 0.0
 
 
 def split_backgrounds(files: Sequence[Path], held_out: int = 10) -> tuple[list[Path], list[Path]]:
