@@ -25,6 +25,7 @@ Prints a table and writes ``benchmarks/results/registration.json``.
 
 Usage:
     python benchmarks/registration.py WORKSPACE [--arch transfer] [--composites 60] [--seed 0] [--no-photos]
+        [--refine KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from cadsearch.evaluate.run import IndexAnswerer, answer_split, symmetry_orders
 from cadsearch.evaluate.splits import photo_split
 from cadsearch.framing import frame_for
 from cadsearch.metrics import rotation_errors_deg
-from cadsearch.register import Placement, Registrar, object_mask, warp_render
+from cadsearch.register import Placement, RefineConfig, Registrar, object_mask, warp_render
 from cadsearch.register.masks import mask_over_frame, restrict_to_box
 from cadsearch.render.cameras import Camera
 from cadsearch.render.raster import RasterRenderer
@@ -105,13 +106,15 @@ def stats(values: list[float]) -> dict[str, float | int | None]:
             "p90": float(np.percentile(v, 90))}  # fmt: skip
 
 
-def run_composites(ws: Path, searcher: Searcher, n: int, seed: int, sheet: Path) -> dict[str, Any]:
+def run_composites(
+    ws: Path, searcher: Searcher, n: int, seed: int, sheet: Path, config: RefineConfig = RefineConfig()
+) -> dict[str, Any]:
     library = searcher.library
     symmetry = symmetry_orders(ws)
     ids = sorted(set(searcher.model_ids))
     held = split_backgrounds(sorted((SHARED / "backgrounds").glob("*.*")))[1]
     photos = BackgroundPhotos(held, max_side=640)
-    registrar = Registrar(library)
+    registrar = Registrar(library, config)
     renderer = RasterRenderer(size=RENDER, samples=4)
     rng = np.random.default_rng(seed)
     rows: list[dict[str, Any]] = []
@@ -234,15 +237,17 @@ def _sheet(pictures: list[np.ndarray], path: Path, cols: int = 6, cell: int = 32
     sheet.save(path)
 
 
-def run_dev_photos(ws: Path, searcher: Searcher, csv: Path, sheet: Path) -> dict[str, Any]:
+def run_dev_photos(
+    ws: Path, searcher: Searcher, csv: Path, sheet: Path, config: RefineConfig = RefineConfig()
+) -> dict[str, Any]:
     library = searcher.library
     category_of = {m.model_id: m.category for m in library.list()}
     photos = high_confidence(photo_split(csv, mirror=True))
-    answerers = {"before": IndexAnswerer(searcher), "after": IndexAnswerer(_with_refine(searcher, 1))}
+    registered = _with_refine(searcher, 1, config)
+    answerers = {"before": IndexAnswerer(searcher), "after": IndexAnswerer(registered)}
     raw = answer_split(answerers, photos, symmetry_orders(ws), progress=True)
     out = {name: summarise(rows, "photos", category_of, "chair") for name, rows in raw.items()}
     # the sheet: 24 registered overlays of unmirrored photos, spread over the split
-    registered = _with_refine(searcher, 1)
     queries = [q for q in photos.queries if not q.query_id.endswith("mirrored")]
     pictures = []
     for q in queries[:: max(1, len(queries) // 24)][:24]:
@@ -255,16 +260,19 @@ def run_dev_photos(ws: Path, searcher: Searcher, csv: Path, sheet: Path) -> dict
         draw.text((4, 4), f"{m.category}{fit}", fill=(255, 255, 0))
         pictures.append(np.asarray(im))
     _sheet(pictures, sheet)
-    out["registered_share"] = None
     return out
 
 
-def _with_refine(searcher: Searcher, top: int) -> Searcher:
-    """The same searcher (network, index, detector, calibration) with another ``refine_top``."""
-    return Searcher(
+def _with_refine(searcher: Searcher, top: int, config: RefineConfig = RefineConfig()) -> Searcher:
+    """The same searcher (network, index, detector, calibration) with another ``refine_top`` and refinement
+    settings."""
+    other = Searcher(
         searcher.predictor, searcher.index, searcher.library, temperature=searcher.temperature,
         match_model=searcher.match_model, crop=searcher.crop, localiser=searcher.localiser, refine_top=top,
     )  # fmt: skip
+    if other.registrar is not None:
+        other.registrar.config = config
+    return other
 
 
 def print_table(results: dict[str, Any]) -> None:
@@ -307,6 +315,15 @@ def print_table(results: dict[str, Any]) -> None:
                   f"median {p['azimuth_median_deg']:.1f}°")  # fmt: skip
 
 
+def _literal(text: str) -> Any:
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("workspace", type=Path)
@@ -316,7 +333,9 @@ def main() -> None:
     ap.add_argument("--no-photos", action="store_true")
     ap.add_argument("--photos", type=Path, default=SHARED / "photos" / "dev_viewpoints.csv")
     ap.add_argument("--json", type=Path, default=RESULTS / "registration.json")
+    ap.add_argument("--refine", nargs="*", default=[], help="k=v RefineConfig overrides (e.g. global_step=0)")
     args = ap.parse_args()
+    config = RefineConfig(**{k: _literal(v) for k, v in (kv.split("=", 1) for kv in args.refine)})
     ws: Path = args.workspace
     searcher = Searcher.from_workspace(ws, args.arch, refine_top=0)
     out_dir = ws / "reports" / "registration"
@@ -326,9 +345,11 @@ def main() -> None:
         "setup": {k: str(v) for k, v in vars(args).items()}
         | {"crop": searcher.crop, "mask_head": bool(getattr(searcher.localiser, "has_mask", False))},  # fmt: skip
     }
-    results["composites"] = run_composites(ws, searcher, args.composites, args.seed, out_dir / "composites.png")
+    results["refine_config"] = {k: str(v) for k, v in vars(config).items()}
+    sheet = out_dir / "composites.png"
+    results["composites"] = run_composites(ws, searcher, args.composites, args.seed, sheet, config)
     if not args.no_photos:
-        results["dev_photos"] = run_dev_photos(ws, searcher, args.photos, out_dir / "dev_overlays.png")
+        results["dev_photos"] = run_dev_photos(ws, searcher, args.photos, out_dir / "dev_overlays.png", config)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2, default=float))
     print_table(results)
