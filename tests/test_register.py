@@ -74,8 +74,19 @@ def test_refine_recovers_roll_scale_position_and_pose(chair: trimesh.Trimesh) ->
     assert reg.iou > 0.85 and reg.iou > reg.iou_start
     assert abs(reg.placement.side - placement.side) < 0.05 * placement.side
     assert np.hypot(reg.placement.cx - placement.cx, reg.placement.cy - placement.cy) < 6.0
-    cfg = RefineConfig()  # the estimate, its alternatives, at most the ring, then the local search's budget
-    assert reg.renders <= 1 + len(cfg.starts) + 3 * round(360 / cfg.global_step - 1) + cfg.max_renders
+    assert reg.renders <= 1 + RefineConfig().max_renders  # the estimate, then the local search's budget
+
+
+def test_wide_refinement_recovers_from_a_mirrored_estimate(chair: trimesh.Trimesh) -> None:
+    truth = (70.0, 50.0, -12.0)
+    placement = Placement(160.0, 120.0, 220.0, truth[2])
+    _, alpha = _photo_of(chair, truth[0], truth[1], placement)
+    frame = frame_for(240, 320)
+    target = mask_over_frame(alpha, frame, 192)
+    local = refine_pose(chair, target, frame, truth[0], 360.0 - truth[1])  # the left-right confusion
+    wide = refine_pose(chair, target, frame, truth[0], 360.0 - truth[1], cfg=RefineConfig.wide())
+    assert rotation_error_deg(*truth, wide.polar_deg, wide.azimuth_deg, wide.roll_deg) < 5.0
+    assert rotation_error_deg(*truth, local.polar_deg, local.azimuth_deg, local.roll_deg) > 30.0  # stays local
 
 
 def test_refine_stays_put_when_the_estimate_is_right(chair: trimesh.Trimesh) -> None:

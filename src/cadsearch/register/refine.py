@@ -11,11 +11,13 @@ scale and image position:
    (:mod:`cadsearch.register.placement`: a camera roll about the optical axis is exactly an in-plane turn of the
    render). It starts from the mask moments (centroids and areas matched) at several rolls (±:attr:`roll_range`),
    then a pattern search (each parameter ± its step, steps halved when nothing improves) polishes the best.
-3. **Starts**: the estimate's coarse fit is compared with a few alternatives (:attr:`RefineConfig.starts`: the
-   mirrored azimuth, the back, ±45° azimuth, ±20° polar; when all of them fit poorly, also a ring of 33 poses
-   around the object); one wins only when it fits clearly better. On synthetic cases (166-model library, true
-   masks) whose estimates were 50° off on average (a third of them mirrored or far off) the alternatives took the
-   refined error from 41° to 6–7° mean; estimates about 15° off were refined to ~3° mean, 0.9° median.
+3. **Starts** (:meth:`RefineConfig.wide` only): the estimate's coarse fit is compared with a few alternatives
+   (:data:`WIDE_STARTS`: the mirrored azimuth, the back, ±45° azimuth, ±20° polar; when all of them fit poorly,
+   also a ring of 33 poses around the object); one wins only when it fits clearly better. On synthetic cases
+   (166-model library, true masks) whose estimates were 50° off on average (a third of them mirrored or far off)
+   they took the refined error from 41° to 6–7° mean. But with the masks the detector gives on real photos a
+   wrong pose often fits the wrong mask better: on the development photos they cost 16 points of azimuth
+   Acc@30, so the default refines locally only (which left that accuracy unchanged).
 4. **Pose search** (:func:`refine_pose`): only θ and φ need new renders (:class:`SilhouetteRenderer`, the fast
    rasteriser, no anti-aliasing, a few ms each). From the estimate, the four neighbours at ± ``step`` degrees are
    rendered and 2D-aligned from the current best placement; the best neighbour is taken if it agrees better, else
@@ -50,7 +52,12 @@ __all__ = [
     "silhouette_iou",
     "silhouette_mesh",
     "resample_mask",
+    "WIDE_STARTS",
 ]
+
+
+#: :meth:`RefineConfig.wide`'s alternative starts: the mirrored azimuth, the back, ±45° azimuth, ±20° polar.
+WIDE_STARTS: tuple = ("mirror", (0.0, 180.0), (0.0, 45.0), (0.0, -45.0), (-20.0, 0.0), (20.0, 0.0))
 
 
 @dataclass(frozen=True)
@@ -65,15 +72,23 @@ class RefineConfig:
     roll_range: float = 30.0  # coarse roll candidates span ± this
     roll_step: float = 7.5
     prior_weight: float = 0.02  # IoU given up per (10°)² away from the start
-    # Other starts tried before the local search, as (Δpolar, Δazimuth) from the estimate, and "mirror" (φ → −φ:
-    # the left-right confusion of mirror-symmetric objects); one replaces the estimate only when its coarse fit
-    # is better by switch_margin (soft IoU), since silhouettes alone cannot tell a front from a back.
-    starts: tuple = ("mirror", (0.0, 180.0), (0.0, 45.0), (0.0, -45.0), (-20.0, 0.0), (20.0, 0.0))
+    # Other starts tried before the local search (none by default; RefineConfig.wide() turns them on), as
+    # (Δpolar, Δazimuth) from the estimate, and "mirror" (φ → −φ: the left-right confusion of mirror-symmetric
+    # objects); one replaces the estimate only when its coarse fit is better by switch_margin (soft IoU), since
+    # silhouettes alone cannot tell a front from a back.
+    starts: tuple = ()
     switch_margin: float = 0.1
     # When even the best of those fits poorly (coarse soft IoU below global_below), the estimate is probably far
-    # off: a ring of poses around the object is tried too (every global_step° of azimuth at 3 heights).
+    # off: a ring of poses around the object is tried too (every global_step° of azimuth at 3 heights; 0 = never).
     global_below: float = 0.7
-    global_step: float = 30.0
+    global_step: float = 0.0
+
+    @classmethod
+    def wide(cls, **overrides: Any) -> RefineConfig:
+        """Far starts too (:data:`WIDE_STARTS` and the ring): much better when the estimate is far off *and* the
+        mask is right (composites of renders), worse with today's masks of real photos (BENCHMARKS.md), hence
+        not the default."""
+        return cls(**({"starts": WIDE_STARTS, "global_step": 30.0} | overrides))
     polar_limits: tuple[float, float] = (2.0, 178.0)
 
 
