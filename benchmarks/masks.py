@@ -250,7 +250,8 @@ def main() -> None:
     }
     for lo, hi in SIZE_BINS:
         table[f"true square vs own, box {lo:.0%}–{min(hi, 1):.0%} of photo"] = summary(
-            pick("true_own", lambda r, lo=lo, hi=hi: lo <= r["area"] < hi))
+            pick("true_own", lambda r, lo=lo, hi=hi: lo <= r["area"] < hi)
+        )
     table["true square vs own, rolled"] = summary(pick("true_own", lambda r: r["roll_deg"] != 0))
     table["true square vs own, upright"] = summary(pick("true_own", lambda r: r["roll_deg"] == 0))
     print(f"{'mask IoU':58s} {'n':>5s} {'mean':>6s} {'median':>6s} {'≥0.8':>6s}")

@@ -89,6 +89,7 @@ class RefineConfig:
         mask is right (composites of renders), worse with today's masks of real photos (BENCHMARKS.md), hence
         not the default."""
         return cls(**({"starts": WIDE_STARTS, "global_step": 30.0} | overrides))
+
     polar_limits: tuple[float, float] = (2.0, 178.0)
 
 
