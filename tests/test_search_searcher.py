@@ -204,3 +204,17 @@ def test_registered_results_carry_roll_placement_and_fit(search_ws: Path) -> Non
     assert set(out[0]["placement"]) == {"center", "side", "roll_deg"} and out[0]["roll_deg"] == round(top.roll_deg, 2)
     assert result.timing_ms["register"] > 0.0
     assert searcher.search(image, k=2, refine_top=0).results[0].placement is None
+
+
+def test_a_mask_nothing_fits_leaves_the_result_unregistered(search_ws: Path, monkeypatch) -> None:
+    import cadsearch.search.searcher as searcher_module
+
+    fake = fake_for(search_ws)
+    build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
+    searcher = Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws))
+    line = np.zeros((64, 64), np.float32)
+    line[30:33, 4:60] = 1.0  # a thin bar: no chair's outline fits it (REGISTER_MIN_FIT)
+    monkeypatch.setattr(searcher_module, "object_mask", lambda image, frame, localiser: (line, "detector"))
+    image = np.asarray(Image.open(search_ws / read_view_table(search_ws)[0].path).convert("RGB"))
+    top = searcher.search(image, k=1).results[0]
+    assert top.placement is None and top.silhouette_iou is None and top.roll_deg == 0.0

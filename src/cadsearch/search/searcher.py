@@ -43,6 +43,15 @@ __all__ = ["ModelMatch", "FoundObject", "SearchResult", "Searcher", "default_arc
 #: affected.
 DETECT_MIN_ZOOM = 1.4
 
+#: A registration is kept only when its outline fits the mask at least this well (silhouette IoU on the
+#: refinement's grid): below it the mask or the start was wrong, and the search's pose and framing are kept.
+REGISTER_MIN_FIT = 0.5
+#: ... and, for an object framed as the networks were trained (a crop or detection square, where the object fills
+#: RENDER_FILL of it as in the renders), only when the registered render square's side is within this range of the
+#: frame's side. Measured on development photos: the detector's masks of real chairs often cover only a seat or a
+#: back, and the model was then shrunk onto that part (BENCHMARKS.md, registration).
+REGISTER_SIDE_RANGE = (0.7, 1.4)
+
 #: What ``crop`` accepts: the framing methods plus ``detect`` (the trained localiser: every object, each searched).
 CROP_CHOICES = (*METHODS, "detect")
 
@@ -426,7 +435,8 @@ class Searcher:
 
     def _register(self, image: np.ndarray, objects: list[FoundObject], top: int) -> float:
         """Register the ``top`` best models of each object in place (:mod:`cadsearch.register`): refined polar,
-        azimuth, roll, placement and silhouette IoU. Objects without a mask keep their results. Returns ms."""
+        azimuth, roll, placement and silhouette IoU. Objects without a mask, and registrations that fit poorly or
+        implausibly (:data:`REGISTER_MIN_FIT`, :data:`REGISTER_SIDE_RANGE`), keep the search's result. Returns ms."""
         if top <= 0 or self.registrar is None:
             return 0.0
         t0 = time.perf_counter()
@@ -444,15 +454,19 @@ class Searcher:
             results = list(obj.results)
             for i, m in enumerate(results[:top]):
                 reg = self.registrar.refine(m.model_id, target, frame, m.polar_deg, m.azimuth_deg)
-                if reg is not None:
-                    results[i] = replace(
-                        m,
-                        polar_deg=reg.polar_deg,
-                        azimuth_deg=reg.azimuth_deg % 360.0,
-                        roll_deg=reg.roll_deg,
-                        placement=reg.placement,
-                        silhouette_iou=reg.iou,
-                    )
+                if reg is None or reg.iou < REGISTER_MIN_FIT:
+                    continue
+                side = reg.placement.side / frame.side
+                if obj.frame is not None and not REGISTER_SIDE_RANGE[0] <= side <= REGISTER_SIDE_RANGE[1]:
+                    continue
+                results[i] = replace(
+                    m,
+                    polar_deg=reg.polar_deg,
+                    azimuth_deg=reg.azimuth_deg % 360.0,
+                    roll_deg=reg.roll_deg,
+                    placement=reg.placement,
+                    silhouette_iou=reg.iou,
+                )
             obj.results = results
         return 1000 * (time.perf_counter() - t0)
 
