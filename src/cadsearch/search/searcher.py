@@ -46,10 +46,10 @@ DETECT_MIN_ZOOM = 1.4
 #: A registration is kept only when its outline fits the mask at least this well (silhouette IoU on the
 #: refinement's grid): below it the mask or the start was wrong, and the search's pose and framing are kept.
 REGISTER_MIN_FIT = 0.5
-#: ... and, for an object framed as the networks were trained (a crop or detection square, where the object fills
-#: RENDER_FILL of it as in the renders), only when the registered render square's side is within this range of the
-#: frame's side. Measured on development photos: the detector's masks of real chairs often cover only a seat or a
-#: back, and the model was then shrunk onto that part (BENCHMARKS.md, registration).
+#: ... and only when the registered render square's side is within this range of the square the object fills as
+#: in the renders (RENDER_FILL of it): its detection box's crop square, else the square searched. Measured on
+#: development photos: the detector's masks of real chairs often cover only a seat or a back, and the model was
+#: then shrunk onto that part (BENCHMARKS.md, registration).
 REGISTER_SIDE_RANGE = (0.7, 1.4)
 
 #: What ``crop`` accepts: the framing methods plus ``detect`` (the trained localiser: every object, each searched).
@@ -456,8 +456,9 @@ class Searcher:
                 reg = self.registrar.refine(m.model_id, target, frame, m.polar_deg, m.azimuth_deg)
                 if reg is None or reg.iou < REGISTER_MIN_FIT:
                     continue
-                side = reg.placement.side / frame.side
-                if obj.frame is not None and not REGISTER_SIDE_RANGE[0] <= side <= REGISTER_SIDE_RANGE[1]:
+                # the square the object would fill as in the renders: its detection box's crop square, else the frame
+                expected = frame_for(h, w, obj.box, MARGIN).side if obj.detection_score is not None else frame.side
+                if not REGISTER_SIDE_RANGE[0] <= reg.placement.side / expected <= REGISTER_SIDE_RANGE[1]:
                     continue
                 results[i] = replace(
                     m,
