@@ -195,13 +195,16 @@ def run_demo(
         queries.append(
             (f"render of {r.model_id} (θ {r.polar_deg:.0f}°, φ {r.azimuth_deg:.0f}°)", load_view(workspace, r)[0])
         )
-    if queries:  # the first render again, from a camera tilted 20° (the object turned counter-clockwise)
+    if queries:  # the first render again, on a plain backdrop, from a camera tilted 20° (object turned ccw)
         import numpy as np
 
-        label, image = queries[0]
-        backdrop = tuple(int(v) for v in np.median(image[0], axis=0))
-        tilted = Image.fromarray(image).rotate(20.0, Image.Resampling.BICUBIC, expand=True, fillcolor=backdrop)
-        queries.append((label.replace("render of", "the same render tilted 20° (camera roll)"), np.asarray(tilted)))
+        first = read_view_table(workspace, "eval/graphics")[0]
+        rgb, mask, _ = load_view(workspace, first)
+        alpha = mask[..., None]  # coverage in [0, 1]
+        plain = (rgb * alpha + (1.0 - alpha) * 225.0).astype(np.uint8)
+        tilted = Image.fromarray(plain).rotate(20.0, Image.Resampling.BICUBIC, expand=True, fillcolor=(225, 225, 225))
+        label = f"render of {first.model_id} on a plain backdrop, tilted 20° (camera roll)"
+        queries.append((label, np.asarray(tilted)))
     queries.append(("a made-up room photo with two chairs", _room_with_chairs(workspace, ids, shared)))
     photo = _demo_photo(shared) if shared else None
     if photo is not None:

@@ -2,9 +2,11 @@
 
 Two sources, best first:
 
-1. the localiser's mask head (:meth:`cadsearch.detect.Localiser.segment`), run on the object's own square, so the
-   object fills most of the detector's input and its outline is sharp;
-2. a plain or gradient backdrop (product shots, :func:`cadsearch.framing.backdrop_mask`): what differs from it.
+1. a plain or gradient backdrop (product shots, :func:`cadsearch.framing.backdrop_mask`): what differs from it —
+   exact where it applies, and it declines cluttered photos;
+2. the localiser's mask head (:meth:`cadsearch.detect.Localiser.segment`), run on the object's own square, so the
+   object fills most of the detector's input (trained on renders: on real photos it often covers only part of
+   the object, BENCHMARKS.md).
 
 Neither: no mask, and the model is not registered (its pose stays the search's, roll 0).
 """
@@ -62,10 +64,6 @@ def object_mask(
         localiser: a :class:`~cadsearch.detect.Localiser`; its mask head is used when it has one.
         size: side of the returned mask when it comes from the backdrop (the detector's is its input size).
     """
-    if localiser is not None and getattr(localiser, "has_mask", False):
-        prob = np.asarray(localiser.segment(image, frame), np.float32)
-        if (prob >= 0.5).mean() >= MIN_MASK_SHARE:
-            return prob, "detector"
     fg = backdrop_mask(image)
     if fg is not None:
         # as it is: filling holes would also fill the gaps between a chair's slats and legs, which the model's
@@ -73,4 +71,8 @@ def object_mask(
         prob = mask_over_frame(fg.astype(np.float32), frame, size)
         if (prob >= 0.5).mean() >= MIN_MASK_SHARE:
             return prob, "backdrop"
+    if localiser is not None and getattr(localiser, "has_mask", False):
+        prob = np.asarray(localiser.segment(image, frame), np.float32)
+        if (prob >= 0.5).mean() >= MIN_MASK_SHARE:
+            return prob, "detector"
     return None
