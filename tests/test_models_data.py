@@ -143,3 +143,25 @@ def test_view_bank_carries_each_models_symmetry(tiny_views):
     assert np.all(targets[first] == 0.0) and np.all(targets[second] < 90.0)
     assert np.allclose(targets[third], bank.azimuth_deg[third] % 360.0)
     assert ViewBank.load(tiny_views, rows[:2], models, size=32, progress=False).symmetry.tolist() == [1, 1]
+
+
+def test_roll_turns_the_object_within_its_range_and_keeps_the_labels():
+    n, s = 8, 48
+    rgb = np.zeros((n, s, s, 3), np.uint8)
+    rgb[:, 8:40, 22:26] = 255  # a vertical bar
+    mask = (rgb[..., 0] > 0).astype(np.uint8) * 255
+    az = np.linspace(0.0, 315.0, n)
+    cfg = AugmentConfig.none()
+    cfg.roll_deg, cfg.p_roll = 30.0, 1.0
+    x, az_out = Augmenter(s, cfg)(rgb, mask, az, seed=5)
+    np.testing.assert_array_equal(az_out, az)  # a roll moves no camera direction
+    angles = []
+    for img in x[:, 0].numpy():
+        ys, xs = np.nonzero(img > 0.5)
+        cov = np.cov(np.stack([xs, ys]).astype(np.float64))
+        vec = np.linalg.eigh(cov)[1][:, -1]  # the bar's long axis
+        angles.append(np.degrees(np.arctan2(abs(vec[0]), abs(vec[1]))))  # 0 = vertical
+    assert max(angles) <= 32.0 and max(angles) > 5.0 and len({round(a) for a in angles}) > 3
+    cfg.p_roll = 0.0
+    still, _ = Augmenter(s, cfg)(rgb, mask, az, seed=5)
+    assert torch.allclose(still, torch.from_numpy(rgb).permute(0, 3, 1, 2).float() / 255.0, atol=1e-5)

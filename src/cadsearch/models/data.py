@@ -200,6 +200,8 @@ class AugmentConfig:
     scale: tuple[float, float] = (0.8, 1.2)  # zoom of the object; > 1 enlarges (and may truncate it)
     translate: float = 0.12  # max shift, fraction of the image half-width
     p_flip: float = 0.5
+    roll_deg: float = 0.0  # max camera roll (in-plane turn of the object, either way), degrees; 0 = none
+    p_roll: float = 0.5  # share of the images turned, when roll_deg > 0
     p_background: float = 0.9  # else the render's own background stays
     p_object_color: float = 0.5  # per-channel gain on the object only (real chairs come in any colour)
     p_clutter: float = 0.4  # other library objects beside/behind the object (needs a background from the pool)
@@ -303,7 +305,20 @@ class Augmenter:
         theta[:, 0, 0] = torch.where(flip, -1.0, 1.0) / zoom
         theta[:, 1, 1] = 1.0 / zoom
         theta[:, :, 2] = -shift
-        identity = not flip.any() and bool((zoom == 1).all()) and bool((shift == 0).all()) and rgb.shape[1] == s
+        if cfg.roll_deg > 0:
+            # camera roll: the object turned in the image (labels unchanged: roll moves no camera direction);
+            # sampling at M(−ρ)·p turns the content counter-clockwise by ρ
+            rho = torch.deg2rad(uniform(-cfg.roll_deg, cfg.roll_deg)) * coin(cfg.p_roll).float()
+            c, sn = torch.cos(rho), torch.sin(rho)
+            turn = torch.stack([torch.stack([c, -sn], 1), torch.stack([sn, c], 1)], 1)  # (B, 2, 2)
+            theta[:, :, :2] = theta[:, :, :2] @ turn
+        identity = (
+            not flip.any()
+            and bool((zoom == 1).all())
+            and bool((shift == 0).all())
+            and rgb.shape[1] == s
+            and cfg.roll_deg <= 0
+        )
         if identity:
             obj, a = img * alpha, alpha
         else:

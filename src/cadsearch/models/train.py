@@ -93,6 +93,7 @@ class TrainConfig:
     background_pool: int = 512  # backgrounds drawn per epoch
     augment: bool = True
     clutter: bool = True  # other library objects beside, behind and in front of the object (with augment)
+    roll: float = 0.0  # max camera roll of the augmented views, degrees (half of them turned; with augment)
     # network and heads
     width: int = 32  # scratch: channels of the first stage
     feat_dim: int = 512
@@ -272,6 +273,8 @@ def train_model(
     aug_cfg = AugmentConfig() if cfg.augment else AugmentConfig.none()
     if not cfg.clutter:
         aug_cfg = dataclasses.replace(aug_cfg, p_clutter=0.0, p_clutter_front=0.0)
+    if cfg.augment and cfg.roll > 0:
+        aug_cfg = dataclasses.replace(aug_cfg, roll_deg=cfg.roll)
 
     # ---- model, optimiser, schedule, resume -------------------------------------------------------------------
     kwargs = model_kwargs(cfg)
@@ -335,7 +338,7 @@ def train_model(
         body_fn, backend, speeds = _transfer_body(model, cfg, onnx_path)
         say(f"frozen body: {backend} ({', '.join(f'{k} {v:.0f} img/s' for k, v in speeds.items())} at batch 32)")
         key = (str(ws.resolve()), cfg.size, cfg.backbone, cfg.feature_block, cfg.cache_copies, cfg.backgrounds,
-               cfg.background_pool, cfg.augment, cfg.clutter, cfg.seed, cfg.holdout_models, cfg.val_fraction,
+               cfg.background_pool, cfg.augment, cfg.clutter, cfg.roll, cfg.seed, cfg.holdout_models, cfg.val_fraction,
                tuple(r.view_id for r in splits.train[:50]), len(splits.train))  # fmt: skip
         cache = _FEATURE_CACHE.get(key)
         if cache is None:
