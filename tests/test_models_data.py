@@ -165,3 +165,14 @@ def test_roll_turns_the_object_within_its_range_and_keeps_the_labels():
     cfg.p_roll = 0.0
     still, _ = Augmenter(s, cfg)(rgb, mask, az, seed=5)
     assert torch.allclose(still, torch.from_numpy(rgb).permute(0, 3, 1, 2).float() / 255.0, atol=1e-5)
+
+
+def test_a_checkpoint_from_before_roll_was_a_default_is_another_run():
+    from dataclasses import asdict
+
+    from cadsearch.models.train import TrainConfig, _same_run
+
+    new = asdict(TrainConfig(arch="transfer"))
+    old = {k: v for k, v in new.items() if k != "roll"}  # written before the setting existed: trained without roll
+    assert not _same_run(old, new)
+    assert _same_run(old, new | {"roll": 0.0}) and _same_run(new, new)

@@ -93,7 +93,7 @@ class TrainConfig:
     background_pool: int = 512  # backgrounds drawn per epoch
     augment: bool = True
     clutter: bool = True  # other library objects beside, behind and in front of the object (with augment)
-    roll: float = 0.0  # max camera roll of the augmented views, degrees (half of them turned; with augment)
+    roll: float = 25.0  # max camera roll of the augmented views, degrees (half of them turned; with augment; 0 = none)
     # network and heads
     width: int = 32  # scratch: channels of the first stage
     feat_dim: int = 512
@@ -522,13 +522,16 @@ def train_model(
 
 #: Settings that may change between a run and its resumption: they extend or shorten it, not change it.
 BUDGET_FIELDS = ("epochs", "max_minutes", "patience")
+#: Settings whose default changed after checkpoints were written without them: what those runs did.
+LEGACY_DEFAULTS: dict[str, Any] = {"roll": 0.0}
 
 
 def _same_run(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Whether two configs describe the same run, up to its length (:data:`BUDGET_FIELDS`)."""
     strip = lambda c: {k: v for k, v in c.items() if k not in BUDGET_FIELDS}  # noqa: E731
-    # A setting added since a checkpoint was written takes its default, which is what that run did.
-    defaults = asdict(TrainConfig(arch=a.get("arch", "scratch")))
+    # A setting added since a checkpoint was written takes its default, which is what that run did (or, for
+    # LEGACY_DEFAULTS, the value those runs had before the default changed).
+    defaults = asdict(TrainConfig(arch=a.get("arch", "scratch"))) | LEGACY_DEFAULTS
     return strip(defaults | a) == strip(defaults | b)
 
 
