@@ -44,12 +44,13 @@ from PIL import Image, ImageDraw
 from real_photos import high_confidence, summarise
 
 from cadsearch.detect.composites import BackgroundPhotos, split_backgrounds
+from cadsearch.detect.masks import frame_mask
 from cadsearch.evaluate.run import IndexAnswerer, answer_split, symmetry_orders
 from cadsearch.evaluate.splits import photo_split
 from cadsearch.framing import frame_for
 from cadsearch.metrics import rotation_errors_deg
 from cadsearch.register import Placement, RefineConfig, Registrar, object_mask, warp_render
-from cadsearch.register.masks import mask_over_frame, restrict_to_box
+from cadsearch.register.masks import restrict_to_box
 from cadsearch.render.cameras import Camera
 from cadsearch.render.raster import RasterRenderer
 from cadsearch.search import Searcher
@@ -138,7 +139,7 @@ def run_composites(
         row["pose_before"] = float(rotation_errors_deg([pose], [[top.polar_deg, top.azimuth_deg, 0.0]], order)[0])
         frame = obj.frame if obj.frame is not None else frame_for(h, w)
         found = object_mask(photo, frame, searcher.localiser)
-        masks: dict[str, np.ndarray | None] = {"product": None, "true": mask_over_frame(truth, frame, 256)}
+        masks: dict[str, np.ndarray | None] = {"product": None, "true": frame_mask(truth, 256, frame)}
         if found is not None:
             target = found[0]
             masks["product"] = restrict_to_box(target, frame, obj.box) if obj.detection_score is not None else target

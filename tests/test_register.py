@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import trimesh
 
+from cadsearch.detect.masks import frame_mask
 from cadsearch.framing import Frame, frame_for
 from cadsearch.library.procedural import generate_chair
 from cadsearch.register import Placement, RefineConfig, object_mask, refine_pose, silhouette_iou, warp_render
-from cadsearch.register.masks import mask_over_frame, restrict_to_box
+from cadsearch.register.masks import restrict_to_box
 from cadsearch.register.refine import SilhouetteRenderer, silhouette_mesh
 from cadsearch.render.cameras import Camera, camera_rotation, pose_error_deg, rotation_error_deg
 from cadsearch.render.raster import RasterRenderer
@@ -67,7 +68,7 @@ def test_refine_recovers_roll_scale_position_and_pose(chair: trimesh.Trimesh) ->
     _, alpha = _photo_of(chair, truth[0], truth[1], placement)
     ys, xs = np.nonzero(alpha > 0.5)
     frame = frame_for(240, 320, (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), 0.2)
-    target = mask_over_frame(alpha, frame, 192)
+    target = frame_mask(alpha, 192, frame)
     reg = refine_pose(chair, target, frame, truth[0] + 9.0, truth[1] - 10.0)  # the search's estimate: ~13° off
     assert rotation_error_deg(*truth, reg.polar_deg, reg.azimuth_deg, reg.roll_deg) < 5.0
     assert abs(reg.roll_deg - truth[2]) < 3.0
@@ -82,7 +83,7 @@ def test_wide_refinement_recovers_from_a_mirrored_estimate(chair: trimesh.Trimes
     placement = Placement(160.0, 120.0, 220.0, truth[2])
     _, alpha = _photo_of(chair, truth[0], truth[1], placement)
     frame = frame_for(240, 320)
-    target = mask_over_frame(alpha, frame, 192)
+    target = frame_mask(alpha, 192, frame)
     local = refine_pose(chair, target, frame, truth[0], 360.0 - truth[1])  # the left-right confusion
     wide = refine_pose(chair, target, frame, truth[0], 360.0 - truth[1], cfg=RefineConfig.wide())
     assert rotation_error_deg(*truth, wide.polar_deg, wide.azimuth_deg, wide.roll_deg) < 5.0
@@ -93,7 +94,7 @@ def test_refine_stays_put_when_the_estimate_is_right(chair: trimesh.Trimesh) -> 
     placement = Placement(160.0, 120.0, 220.0, 0.0)
     _, alpha = _photo_of(chair, 80.0, 300.0, placement)
     frame = frame_for(240, 320)
-    reg = refine_pose(chair, mask_over_frame(alpha, frame, 192), frame, 80.0, 300.0)
+    reg = refine_pose(chair, frame_mask(alpha, 192, frame), frame, 80.0, 300.0)
     assert pose_error_deg(80.0, 300.0, reg.polar_deg, reg.azimuth_deg) < 3.0 and abs(reg.roll_deg) < 2.0
     # on the refinement's 80-cell grid over a 320 px frame the chair's 2–3 px legs are half-covered cells
     assert reg.iou > 0.8 and reg.iou >= reg.iou_start
@@ -119,7 +120,7 @@ def test_object_mask_from_a_plain_backdrop(chair: trimesh.Trimesh) -> None:
     frame = frame_for(240, 320)
     found = object_mask(photo, frame)
     assert found is not None and found[1] == "backdrop"
-    assert silhouette_iou(found[0], mask_over_frame(alpha, frame, found[0].shape[0])) > 0.85
+    assert silhouette_iou(found[0], frame_mask(alpha, found[0].shape[0], frame)) > 0.85
     noise = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
     assert object_mask(noise, frame_for(120, 160)) is None  # no backdrop, no detector: no mask
 

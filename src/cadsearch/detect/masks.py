@@ -9,12 +9,11 @@ point ``X`` (continuous, pixel edges at integers) ↔ square point ``(X - frame.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from PIL import Image
 
 from cadsearch.framing import Frame, frame_for
+from cadsearch.framing.frame import paste_frame
 
 __all__ = ["frame_mask", "unframe_mask", "mask_iou", "tint", "outline", "MASK_RGB"]
 
@@ -31,18 +30,7 @@ def frame_mask(mask: np.ndarray, size: int, frame: Frame | None = None) -> np.nd
     """``frame`` of an (H, W) mask at ``size`` × ``size`` float32, cut exactly where :func:`frame_image` cuts the
     photo (default: the whole photo, letterboxed); 0 outside the photo."""
     a = np.asarray(mask, np.float32)
-    h, w = a.shape
-    f = frame or frame_for(h, w)
-    out = np.zeros((size, size), np.float32)
-    scale = size / f.side
-    ix0, iy0 = max(0, math.ceil(f.x0)), max(0, math.ceil(f.y0))
-    ix1, iy1 = min(w, math.ceil(f.x0 + f.side)), min(h, math.ceil(f.y0 + f.side))
-    if ix1 > ix0 and iy1 > iy0:
-        dx0, dy0 = round((ix0 - f.x0) * scale), round((iy0 - f.y0) * scale)
-        dw = min(size - dx0, max(1, round((ix1 - ix0) * scale)))
-        dh = min(size - dy0, max(1, round((iy1 - iy0) * scale)))
-        if dw > 0 and dh > 0:
-            out[dy0 : dy0 + dh, dx0 : dx0 + dw] = _resize_f(a[iy0:iy1, ix0:ix1], dw, dh)
+    out = paste_frame(a, frame or frame_for(*a.shape), np.zeros((size, size), np.float32), _resize_f)
     return np.clip(out, 0.0, 1.0)
 
 

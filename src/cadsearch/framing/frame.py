@@ -104,19 +104,31 @@ def frame_image(image: np.ndarray, size: int, frame: Frame | None = None) -> np.
     f = frame or frame_for(h, w)
     if f.x0 == 0 and f.y0 == 0 and f.side == h == w:  # already square and whole: just resize
         return _resize(a, size, size) if h != size else a
-    # Resize only the part of the photo inside the square, then paste it: a 4000 px photo never needs a 4000² canvas.
-    scale = size / f.side
-    # First photo pixel at or after the square's edge, so the paste offset below is never negative.
-    ix0, iy0 = max(0, math.ceil(f.x0)), max(0, math.ceil(f.y0))
-    ix1, iy1 = min(w, math.ceil(f.x0 + f.side)), min(h, math.ceil(f.y0 + f.side))
     out = np.empty((size, size, 3), np.uint8)
     out[:] = border_colour(a)
+    return paste_frame(a, f, out, _resize)
+
+
+def paste_frame(a: np.ndarray, frame: Frame, out: np.ndarray, resize) -> np.ndarray:
+    """Paste the part of ``a`` (H, W, ...) inside the square ``frame`` into ``out`` (S, S, ...), pre-filled with what
+    lies outside the photo, resized with ``resize(part, width, height)``; returns ``out``.
+
+    The one place a square is cut out of a photo (:func:`frame_image` for colour, :func:`cadsearch.detect.masks.
+    frame_mask` for masks), so a mask lands exactly where the colour does. Only the part inside the square is
+    resized: a 4000 px photo never needs a 4000² canvas.
+    """
+    h, w = a.shape[:2]
+    size = out.shape[0]
+    scale = size / frame.side
+    # First photo pixel at or after the square's edge, so the paste offset below is never negative.
+    ix0, iy0 = max(0, math.ceil(frame.x0)), max(0, math.ceil(frame.y0))
+    ix1, iy1 = min(w, math.ceil(frame.x0 + frame.side)), min(h, math.ceil(frame.y0 + frame.side))
     if ix1 > ix0 and iy1 > iy0:
-        dx0, dy0 = round((ix0 - f.x0) * scale), round((iy0 - f.y0) * scale)
+        dx0, dy0 = round((ix0 - frame.x0) * scale), round((iy0 - frame.y0) * scale)
         dw = min(size - dx0, max(1, round((ix1 - ix0) * scale)))
         dh = min(size - dy0, max(1, round((iy1 - iy0) * scale)))
         if dw > 0 and dh > 0:
-            out[dy0 : dy0 + dh, dx0 : dx0 + dw] = _resize(a[iy0:iy1, ix0:ix1], dw, dh)
+            out[dy0 : dy0 + dh, dx0 : dx0 + dw] = resize(a[iy0:iy1, ix0:ix1], dw, dh)
     return out
 
 

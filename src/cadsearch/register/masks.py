@@ -16,24 +16,16 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
+from cadsearch.detect.masks import frame_mask
 from cadsearch.framing import Frame, backdrop_mask
 
-__all__ = ["object_mask", "mask_over_frame", "restrict_to_box", "MIN_MASK_SHARE", "BOX_MARGIN"]
+__all__ = ["object_mask", "restrict_to_box", "MIN_MASK_SHARE", "BOX_MARGIN"]
 
 #: A mask covering less than this share of its frame is no object (nothing to align to).
 MIN_MASK_SHARE = 0.01
 #: :func:`restrict_to_box` keeps the mask this share of the box's size past each of its edges.
 BOX_MARGIN = 0.08
-
-
-def mask_over_frame(mask: np.ndarray, frame: Frame, size: int) -> np.ndarray:
-    """(H, W) photo mask → (size, size) float32 over the square ``frame`` (photo pixels; 0 past the photo)."""
-    im = Image.fromarray(np.asarray(mask, np.float32), mode="F")
-    box = (frame.x0, frame.y0, frame.x0 + frame.side, frame.y0 + frame.side)
-    out = im.transform((size, size), Image.Transform.EXTENT, box, resample=Image.Resampling.BILINEAR, fillcolor=0.0)
-    return np.clip(np.asarray(out), 0.0, 1.0)
 
 
 def restrict_to_box(target: np.ndarray, frame: Frame, box: tuple[float, float, float, float]) -> np.ndarray:
@@ -68,7 +60,7 @@ def object_mask(
     if fg is not None:
         # as it is: filling holes would also fill the gaps between a chair's slats and legs, which the model's
         # silhouette has (measured on renders: IoU with the true silhouette fell from ~0.95 to ~0.7)
-        prob = mask_over_frame(fg.astype(np.float32), frame, size)
+        prob = frame_mask(fg.astype(np.float32), size, frame)
         if (prob >= 0.5).mean() >= MIN_MASK_SHARE:
             return prob, "backdrop"
     if localiser is not None and getattr(localiser, "has_mask", False):

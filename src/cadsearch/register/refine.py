@@ -13,11 +13,11 @@ scale and image position:
    then a pattern search (each parameter ± its step, steps halved when nothing improves) polishes the best.
 3. **Starts** (:meth:`RefineConfig.wide` only): the estimate's coarse fit is compared with a few alternatives
    (:data:`WIDE_STARTS`: the mirrored azimuth, the back, ±45° azimuth, ±20° polar; when all of them fit poorly,
-   also a ring of 33 poses around the object); one wins only when it fits clearly better. On synthetic cases
-   (166-model library, true masks) whose estimates were 50° off on average (a third of them mirrored or far off)
-   they took the refined error from 41° to 6–7° mean. But with the masks the detector gives on real photos a
-   wrong pose often fits the wrong mask better: on the development photos they cost 16 points of azimuth
-   Acc@30, so the default refines locally only (which left that accuracy unchanged).
+   also a ring of 33 poses around the object); one wins only when it fits clearly better. On rolled composites
+   (``benchmarks/registration.py``) they took the registered pose from 43.4° to 35.5° mean. But with the masks
+   the detector gives on real photos a wrong pose often fits the wrong mask better: on the development photos
+   they cost 16 points of azimuth Acc@30, so the default refines locally only (which left that accuracy
+   unchanged; BENCHMARKS.md).
 4. **Pose search** (:func:`refine_pose`): only θ and φ need new renders (:class:`SilhouetteRenderer`, the fast
    rasteriser, no anti-aliasing, a few ms each). From the estimate, the four neighbours at ± ``step`` degrees are
    rendered and 2D-aligned from the current best placement; the best neighbour is taken if it agrees better, else
@@ -42,7 +42,7 @@ from PIL import Image
 
 from cadsearch.framing import Frame
 from cadsearch.register.placement import Placement
-from cadsearch.render.cameras import Camera
+from cadsearch.render.cameras import Camera, pose_error_deg
 
 __all__ = [
     "RefineConfig",
@@ -125,9 +125,9 @@ def silhouette_mesh(mesh: Any, cell: float = 0.006) -> Any:
     units and merged (vertex clustering), collapsed and repeated faces dropped.
 
     At the silhouette renders' size (96 px over the fit distance's field of view, about 0.023 units per pixel) a
-    0.006 cell keeps the outline (IoU ≥ 0.97 with the full mesh's on the 166-model library's densest wheelchairs,
-    benches and rifles; a 0.02 cell dropped thin spokes and slats to 0.87), while dense CAD meshes (30k–70k faces)
-    shrink 3–5 fold: the software rasteriser's cost follows the face count.
+    0.006 cell keeps the outline (IoU 0.93–1.0, mostly ≥ 0.97, with the full mesh's, measured once on the
+    166-model library's densest wheelchairs, benches and rifles; a 0.02 cell dropped thin spokes and slats to
+    0.87), while dense CAD meshes (30k–70k faces) shrink 3–5 fold: the rasteriser's cost follows the face count.
     """
     import trimesh
 
@@ -396,8 +396,6 @@ def refine_pose(
             return np.asarray(renderer(mesh, polar, azimuth, key), np.float32)
 
         def prior(polar: float, azimuth: float) -> float:
-            from cadsearch.render.cameras import pose_error_deg
-
             return cfg.prior_weight * (float(pose_error_deg(polar, azimuth, polar_deg, azimuth_deg)) / 10.0) ** 2
 
         pose = (float(np.clip(polar_deg, *cfg.polar_limits)), float(azimuth_deg) % 360.0)
