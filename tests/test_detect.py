@@ -4,6 +4,7 @@ pictures), bad photos, and the searcher searching every detected object."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -270,3 +271,45 @@ def test_a_partial_box_loses_to_the_whole_photo_when_that_answer_is_surer(search
     assert plain.objects[0].frame is not None and plain.results[0].best_view_id != row.view_id
     assert checked.objects[0].frame is None and checked.results[0].best_view_id == row.view_id
     assert checked.objects[0].box == (0.0, 0.0, 20.0, 20.0) and checked.objects[0].detection_score == 0.7
+
+
+class ColourPredictor:
+    """Two 'models', red and blue: the classifier's probabilities are the mean red and blue of the square the
+    network is shown (the frame it is given), so the answer tells which part of the photo was framed."""
+
+    model_ids = ["red", "blue"]
+
+    def predict(self, images, batch_size: int = 64, frames=None):
+        from cadsearch.framing import frame_image
+
+        frames = frames or [None] * len(images)
+        seen = [frame_image(im, 32, f).astype(np.float64) for im, f in zip(images, frames, strict=True)]
+        probs = np.array([[s[..., 0].mean(), s[..., 2].mean()] for s in seen]) + 1e-6
+        probs /= probs.sum(axis=1, keepdims=True)
+        n = len(seen)
+        return SimpleNamespace(class_probs=probs, polar_deg=np.full(n, 90.0), azimuth_deg=np.zeros(n))
+
+
+def test_the_classifier_ablation_frames_the_detected_object_as_search_does() -> None:
+    from cadsearch.evaluate.run import ClassifierAnswerer
+
+    photo = np.zeros((120, 240, 3), np.uint8)
+    photo[10:100, 10:100, 0] = 255  # a large red object
+    photo[40:70, 180:210, 2] = 255  # a small blue one, the only detection
+    found = [Detection((180.0, 40.0, 210.0, 70.0), 0.8)]
+    assert ClassifierAnswerer(ColourPredictor(), "none").answer(photo).model_ids[0] == "red"
+    assert ClassifierAnswerer(ColourPredictor(), "detect", FakeLocaliser(found)).answer(photo).model_ids[0] == "blue"
+    # nothing detected: the whole photo, as search answers
+    assert ClassifierAnswerer(ColourPredictor(), "detect", FakeLocaliser([])).answer(photo).model_ids[0] == "red"
+    with pytest.raises(InputError, match="train detector"):
+        ClassifierAnswerer(ColourPredictor(), "detect")
+
+
+def test_evaluate_crops_as_search_by_default(tmp_path: Path) -> None:
+    """Without --crop, evaluate frames the queries as `cadsearch search` does: detect once a detector exists."""
+    from cadsearch.evaluate.run import default_crop
+
+    assert default_crop(tmp_path) == "auto"
+    detector_dir(tmp_path).mkdir(parents=True)
+    (detector_dir(tmp_path) / "best.pt").write_bytes(b"")
+    assert default_crop(tmp_path) == "detect"

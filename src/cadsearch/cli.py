@@ -606,7 +606,13 @@ def evaluate(
     views_per_model: Annotated[int, typer.Option(help="Graphics split: views per model.", min=1)] = 10,
     backgrounds: Annotated[str, typer.Option(help="Graphics split backgrounds: random or a folder.")] = "random",
     mirror: Annotated[bool, typer.Option(help="Photo split: also ask each photo mirrored (φ → 360° − φ).")] = True,
-    crop: Annotated[str, typer.Option(help="How each query is cropped, as `cadsearch search --crop`.")] = "auto",
+    crop: Annotated[
+        str | None,
+        typer.Option(
+            help="How each query is cropped, as `cadsearch search --crop` (default: the same as search: detect once "
+            "a detector is trained, else auto)."
+        ),
+    ] = None,
     workers: Annotated[int, typer.Option(help="Render worker processes for the graphics split.", min=1)] = 1,
     refine: Annotated[
         bool, typer.Option(help="Register the top answer before its pose is scored, as `cadsearch search --refine`.")
@@ -621,7 +627,8 @@ def evaluate(
     from cadsearch.framing import check_crop_method
 
     resolve_models(model)  # a clear error for an unknown model before anything runs
-    check_crop_method(crop)
+    if crop is not None and crop != "detect":  # detect is checked once the workspace's detector is looked for
+        check_crop_method(crop)
     rankings = list(dict.fromkeys(ranking or ["index"]))
     for r in rankings:
         if r not in RANKINGS:

@@ -147,6 +147,15 @@ def _ranking_sentence(ranking: str) -> str:
     )
 
 
+def _crop_sentence(crop: str | None) -> str:
+    if crop == "detect":
+        return (
+            "Framing: `--crop detect`: the trained localiser finds the objects and the most confident one's answer "
+            "is scored (the whole photo when none is found), as `cadsearch search` answers."
+        )
+    return f"Framing: `--crop {crop or 'auto'}`, as `cadsearch search --crop {crop or 'auto'}`."
+
+
 def render_markdown(
     result: dict[str, Any],
     split: Split,
@@ -177,6 +186,8 @@ def render_markdown(
         "the catalog as n-fold or continuous symmetry) E is the smallest error over the equivalent true poses.",
         "",
         _ranking_sentence(result.get("ranking", "index")),
+        "",
+        _crop_sentence(split.info.get("crop")),
         "",
         "## Summary",
         "",

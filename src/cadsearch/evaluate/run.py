@@ -99,6 +99,7 @@ class IndexAnswerer:
         self.searcher = searcher
         self.trained_ids = frozenset(searcher.predictor.model_ids)
         self.library_ids = list(searcher.model_ids)  # every model in the index, trained on or not
+        self.crop = searcher.crop
 
     def answer(self, image: np.ndarray) -> Answer:
         result = self.searcher.search(image, k=TOP_K)
@@ -113,21 +114,35 @@ class IndexAnswerer:
 
 
 class ClassifierAnswerer:
-    """The ablation: the same framing (:func:`cadsearch.framing.frame_query`) and network, models ranked by the
-    classifier's softmax over the training classes, pose from the pose head."""
+    """The ablation: the same framing and network, models ranked by the classifier's softmax over the training
+    classes, pose from the pose head. Framing as :class:`~cadsearch.search.Searcher` frames the (first) object:
+    :func:`cadsearch.framing.frame_query` for a framing method, or with ``crop="detect"`` the most confident
+    object of ``localiser`` (:func:`cadsearch.search.detection_frames`; the whole photo when none is found)."""
 
-    def __init__(self, predictor: Any, crop: str = "auto") -> None:
+    def __init__(self, predictor: Any, crop: str = "auto", localiser: Any = None) -> None:
         from cadsearch.framing import check_crop_method
 
+        if crop == "detect" and localiser is None:
+            raise InputError("--crop detect needs a trained detector: run `cadsearch train detector` first")
         self.predictor = predictor
-        self.crop = check_crop_method(crop)
+        self.crop = crop if crop == "detect" else check_crop_method(crop)
+        self.localiser = localiser
         self.trained_ids = frozenset(predictor.model_ids)
         self.library_ids = list(predictor.model_ids)
 
-    def answer(self, image: np.ndarray) -> Answer:
+    def _frame(self, image: np.ndarray) -> Any:
         from cadsearch.framing import frame_query
 
-        pred = self.predictor.predict([image], batch_size=1, frames=[frame_query(image, self.crop)])
+        if self.crop != "detect":
+            return frame_query(image, self.crop)
+        from cadsearch.search import detection_frames
+
+        found = self.localiser.detect(image)
+        frame = detection_frames(*image.shape[:2], found[:1])[0] if found else None
+        return frame if frame is not None else frame_query(image, "auto")
+
+    def answer(self, image: np.ndarray) -> Answer:
+        pred = self.predictor.predict([image], batch_size=1, frames=[self._frame(image)])
         probs = np.asarray(pred.class_probs, dtype=np.float64)[0]
         # Stable descending order: ties keep class order, so a constant predictor answers the first class.
         top = np.argsort(-probs, kind="stable")[:TOP_K]
@@ -158,22 +173,39 @@ def resolve_models(models: str | Sequence[str] | None) -> tuple[list[str], bool]
     return list(dict.fromkeys(names)), True
 
 
+def default_crop(workspace: str | Path) -> str:
+    """The crop ``cadsearch search`` uses when none is asked for: ``detect`` once a detector is trained in the
+    workspace, else ``auto`` (as :meth:`cadsearch.search.Searcher.from_workspace`)."""
+    from cadsearch.detect import detector_dir
+
+    return "detect" if (detector_dir(workspace) / "best.pt").is_file() else "auto"
+
+
 def load_answerers(
     workspace: str | Path,
     models: str | Sequence[str] | None,
     ranking: str,
     warn: Warn,
-    crop: str = "auto",
+    crop: str | None = None,
     refine_top: int = 1,
 ) -> dict[str, Answerer]:
     """Load the networks of ``models`` (``"both"``: whichever exist) for ``ranking``: a
     :class:`~cadsearch.search.Searcher` per network (checkpoint and index; ``refine_top`` of each answer
     registered, as ``cadsearch search --refine-top``) for ``index``, the checkpoint alone for ``classifier``.
+    ``crop`` as ``cadsearch search --crop``; None: the same default (:func:`default_crop`).
     Raises InputError if none can be used; with ``"both"`` a missing one is skipped with a note."""
     from cadsearch.models import checkpoint_path, load_predictor
 
     if ranking not in RANKINGS:
         raise InputError(f"unknown ranking {ranking!r}; choose {' or '.join(RANKINGS)}")
+    crop = default_crop(workspace) if crop is None else crop
+    localiser = None
+    if crop == "detect" and ranking == "classifier":
+        from cadsearch.detect import Localiser, detector_dir
+
+        if not (detector_dir(workspace) / "best.pt").is_file():
+            raise InputError("--crop detect needs a trained detector: run `cadsearch train detector` first")
+        localiser = Localiser(detector_dir(workspace))
     archs, explicit = resolve_models(models)
     loaded: dict[str, Answerer] = {}
     for arch in archs:
@@ -184,7 +216,7 @@ def load_answerers(
             warn(f"no {arch} checkpoint at {path}; evaluating without it")
             continue
         if ranking == "classifier":
-            loaded[arch] = ClassifierAnswerer(load_predictor(path), crop)
+            loaded[arch] = ClassifierAnswerer(load_predictor(path), crop, localiser)
             continue
         from cadsearch.search import Searcher
 
@@ -522,7 +554,7 @@ def run_evaluation(
     progress: bool = True,
     *,
     ranking: str = "index",
-    crop: str = "auto",
+    crop: str | None = None,
     refine_top: int = 1,
     backgrounds: str = "random",
     workers: int = 1,
@@ -543,7 +575,9 @@ def run_evaluation(
         views_per_model: graphics split size per model.
         ranking: ``"index"`` (default: :meth:`cadsearch.search.Searcher.search`, the product) or
             ``"classifier"`` (the ablation: the classifier's softmax ranks the training classes).
-        crop: the automatic-crop method, as ``cadsearch search --crop``.
+        crop: how each query is framed, as ``cadsearch search --crop`` (``detect``: the most confident object's
+            answer is scored); None: as ``cadsearch search`` defaults (:func:`default_crop`). With ``answerers``
+            given it only labels the result.
         refine_top: models registered per answer (0: none), as ``cadsearch search --refine-top``; the pose of the
             top answer is then the registered one.
         backgrounds: graphics split backgrounds: ``"random"`` or a folder of images.
@@ -570,6 +604,9 @@ def run_evaluation(
 
     if ranking not in RANKINGS:
         raise InputError(f"unknown ranking {ranking!r}; choose {' or '.join(RANKINGS)}")
+    if crop is None:  # what the answerers were built with, else what `cadsearch search` would use
+        given = next(iter(answerers.values()), None) if answerers else None
+        crop = getattr(given, "crop", None) or default_crop(workspace)
     if answerers is None:
         answerers = load_answerers(workspace, models, ranking, note, crop, refine_top)
     else:
@@ -589,6 +626,7 @@ def run_evaluation(
     if not the_split.queries:
         raise InputError(f"split {the_split.name!r} has no usable queries")
     the_split.info["ranking"] = ranking
+    the_split.info["crop"] = crop
     out = Path(report_dir) if report_dir is not None else default_report_dir(workspace, the_split.name)
 
     # Stage 1: raw answers, saved before anything is summarised.

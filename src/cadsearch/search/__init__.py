@@ -11,6 +11,6 @@
 
 from __future__ import annotations
 
-from cadsearch.search.searcher import ModelMatch, Searcher, SearchResult, default_arch
+from cadsearch.search.searcher import CROP_CHOICES, ModelMatch, Searcher, SearchResult, default_arch, detection_frames
 
-__all__ = ["ModelMatch", "SearchResult", "Searcher", "default_arch"]
+__all__ = ["CROP_CHOICES", "ModelMatch", "SearchResult", "Searcher", "default_arch", "detection_frames"]

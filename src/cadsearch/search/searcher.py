@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,16 @@ from cadsearch.search.matching import DEFAULT_MATCH_MODEL, EXACT_MATCH_THRESHOLD
 from cadsearch.search.pose import PoseConfig, combine_pose
 from cadsearch.search.scoring import DEFAULT_TEMPERATURE, category_first, rank_models
 
-__all__ = ["ModelMatch", "FoundObject", "SearchResult", "Searcher", "default_arch", "is_exact_match", "CROP_CHOICES"]
+__all__ = [
+    "CROP_CHOICES",
+    "FoundObject",
+    "ModelMatch",
+    "SearchResult",
+    "Searcher",
+    "default_arch",
+    "detection_frames",
+    "is_exact_match",
+]
 
 #: With ``crop="detect"``, a found object's square is used only when the photo's longer side is at least this many
 #: times its side; a larger box (an object filling most of the photo, as in a product shot) keeps the whole-photo
@@ -197,6 +207,18 @@ def default_arch(workspace: str | Path) -> str:
     if checkpoint_path(ws, "transfer").is_file() and (index_dir(ws, "transfer") / "meta.json").is_file():
         return "transfer"
     return "scratch"
+
+
+def detection_frames(h: int, w: int, found: Sequence[Any], min_zoom: float = DETECT_MIN_ZOOM) -> list[Frame | None]:
+    """The frame each detected object is searched in, for an (h, w) photo: its box framed as the automatic crop
+    frames one (the object fills RENDER_FILL of the square), or None (the default framing of the whole photo) when
+    that square would zoom in less than ``min_zoom`` (:data:`DETECT_MIN_ZOOM`). ``found``: objects with a ``box``
+    ``(x0, y0, x1, y1)`` in pixels, as :meth:`cadsearch.detect.Localiser.detect` returns them."""
+    frames: list[Frame | None] = []
+    for d in found:
+        f = frame_for(h, w, d.box, MARGIN)
+        frames.append(f if f.side * min_zoom <= max(h, w) else None)
+    return frames
 
 
 class Searcher:
@@ -402,12 +424,7 @@ class Searcher:
             result.timing_ms = {"detect": 1000 * (t1 - t0)} | result.timing_ms
             result.timing_ms["total"] = 1000 * (time.perf_counter() - t0)
             return result
-        # Each box framed as autocrop frames one (the object fills RENDER_FILL of the square); a box whose square
-        # would zoom in less than detect_min_zoom keeps the default framing (DETECT_MIN_ZOOM).
-        frames: list[Frame | None] = []
-        for d in found:
-            f = frame_for(h, w, d.box, MARGIN)
-            frames.append(f if f.side * self.detect_min_zoom <= max(h, w) else None)
+        frames = detection_frames(h, w, found, self.detect_min_zoom)
         # detect_verify: the most confident object is also searched as auto frames the whole photo (a chair filling
         # a product shot is often boxed only in part); the more confident answer is kept.
         verify = self.detect_verify and frames[0] is not None
