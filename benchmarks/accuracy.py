@@ -40,6 +40,7 @@ from cadsearch.library import Library
 from cadsearch.models import checkpoint_path, list_models, train_model
 from cadsearch.render.job import RenderConfig, render_views
 from cadsearch.search import Searcher
+from cadsearch.search.searcher import query_of
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -86,8 +87,7 @@ class AblationAnswerer(IndexAnswerer):
     def answer(self, image: np.ndarray) -> Answer:
         frame = centre_frame(*image.shape[:2]) if self.centre_crop else frame_query(image, self.searcher.crop)
         pred = self.searcher.predictor.predict([image], batch_size=1, frames=[frame], flip_pose=self.flip_pose)
-        head = (float(pred.polar_deg[0]), float(pred.azimuth_deg[0]))
-        result = self.searcher.search_embedding(np.asarray(pred.embedding, np.float32)[0], head, TOP_K)
+        result = self.searcher.search_embedding(**query_of(pred, 0), k=TOP_K)
         top = result.results[0]
         return Answer([m.model_id for m in result.results], [m.score for m in result.results], top.polar_deg,
                       top.azimuth_deg % 360.0)  # fmt: skip

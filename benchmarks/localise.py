@@ -56,6 +56,7 @@ from cadsearch.metrics import azimuth_errors_deg, pose_errors_deg, sector_balanc
 from cadsearch.render.backgrounds import IMAGE_SUFFIXES  # noqa: E402
 from cadsearch.render.job import RenderConfig, read_view_table, render_views  # noqa: E402
 from cadsearch.search import Searcher  # noqa: E402
+from cadsearch.search.searcher import query_of  # noqa: E402
 from cadsearch.viz import contact_sheet  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -128,8 +129,7 @@ def clutter(ws: Path, searcher: Searcher, loc: Localiser, files: list[Path], n: 
                 else:
                     frame = frame_query(im, method)
                 pred = searcher.predictor.predict([im], batch_size=1, frames=[frame])
-                head = (float(pred.polar_deg[0]), float(pred.azimuth_deg[0]))
-                res = searcher.search_embedding(np.asarray(pred.embedding[0], np.float32), head, 5)
+                res = searcher.search_embedding(**query_of(pred, 0), k=5)
                 b = method_box(im, method, tb)
                 dets = [] if b is None else [b]
             ms.append(1000 * (time.perf_counter() - t))

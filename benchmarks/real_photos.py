@@ -137,7 +137,9 @@ def print_table(results: dict) -> None:
     )
     for name, by_arch in results["variants"].items():
         for arch, res in by_arch.items():
-            for vote in ("on", "off"):
+            for vote in ("on", "plain", "off"):
+                if vote not in res["photos"]:  # a run from before the mirror vote
+                    continue
                 p, g = res["photos"][vote], res["graphics"][vote]
                 print(
                     f"{name:<9} {arch:<9} {vote:<4} | {p['n']:>9}  {pct(p['category_top1'])}      "
@@ -194,7 +196,15 @@ def main() -> None:
                 searcher.predictor, searcher.index, searcher.library, temperature=searcher.temperature,
                 category_vote=False,
             )  # fmt: skip
-            answerers = {"on": IndexAnswerer(searcher), "off": IndexAnswerer(no_vote)}
+            plain_vote = Searcher(
+                searcher.predictor, searcher.index, searcher.library, temperature=searcher.temperature,
+                mirror_vote=False,
+            )  # fmt: skip
+            answerers = {
+                "on": IndexAnswerer(searcher),
+                "plain": IndexAnswerer(plain_vote),
+                "off": IndexAnswerer(no_vote),
+            }
             entry: dict[str, Any] = {"train_minutes": minutes, "epochs": summary.epochs_total, "overrides": overrides}
             for split, kind, truth in ((photos, "photos", "chair"), (graphics, "graphics", None)):
                 raw = answer_split(answerers, split, symmetry, progress=True)

@@ -58,7 +58,7 @@ import numpy as np
 from cadsearch.evaluate.run import ClassifierAnswerer, IndexAnswerer, design_json, read_raw, run_evaluation
 from cadsearch.metrics import summarize_pose
 from cadsearch.search.scoring import expected_calibration_error
-from cadsearch.search.searcher import Searcher
+from cadsearch.search.searcher import Searcher, query_of
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -70,12 +70,12 @@ class RecordingSearcher(Searcher):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.recorded: list[tuple[np.ndarray, tuple[float, float]]] = []
+        self.recorded: list[dict] = []  # search_embedding's keyword arguments, one per query
 
-    def embed_query(self, image, crop=None):
-        embedding, head, frame = super().embed_query(image, crop)
-        self.recorded.append((embedding, head))
-        return embedding, head, frame
+    def predict_query(self, image, crop=None):
+        pred, frame = super().predict_query(image, crop)
+        self.recorded.append(query_of(pred, 0))
+        return pred, frame
 
 
 def pose_summary(errors) -> dict | None:
@@ -241,8 +241,8 @@ def evaluate(
         raise RuntimeError(f"{len(recorded)} embeddings recorded for {len(rows)} raw rows")
     conf, right = _score_and_truth(rows)
     t = time.perf_counter()
-    for emb, head in recorded:
-        searcher.search_embedding(emb, head, k=5)
+    for query in recorded:
+        searcher.search_embedding(**query, k=5)
     search_ms = 1000 * (time.perf_counter() - t) / max(len(recorded), 1)
 
     err_search = _pose_errors(rows)
@@ -250,7 +250,10 @@ def evaluate(
     err_head_right = _pose_errors([r for r in cls_rows if r["query_id"] in right_ids])
     labelled = [i for i, r in enumerate(rows) if r.get("true_model_id")]
     sensitivity = k_views_sensitivity(
-        searcher, np.stack([recorded[i][0] for i in labelled]), [rows[i]["true_model_id"] for i in labelled], bins
+        searcher,
+        np.stack([recorded[i]["embedding"] for i in labelled]),
+        [rows[i]["true_model_id"] for i in labelled],
+        bins,
     )
     at_k = next(s for s in sensitivity if s["k_views"] == searcher.k_views)
     low = conf < 0.9

@@ -108,6 +108,10 @@ def test_predict_shapes_norms_ranges_and_pictures(tiny_views, tmp_path):
     assert np.all((out.polar_deg >= 0) & (out.polar_deg <= 180))
     assert np.all((out.azimuth_deg >= 0) & (out.azimuth_deg < 360))
     assert len(p.predict(images[0])) == 1  # a single image works too
+    # The mirror image's embedding (for search's category vote) is that of the flipped photo, run alone.
+    flipped = p.predict([np.ascontiguousarray(images[0][:, ::-1])], flip_pose=False).embedding[0]
+    np.testing.assert_allclose(out.mirror_embedding[0], flipped, atol=1e-4)
+    assert p.predict(images, flip_pose=False).mirror_embedding is None
     assert len(p.predict(np.stack([images[0]] * 3))) == 3
 
     photo = tmp_path / "photo.png"

@@ -124,6 +124,22 @@ def test_category_vote_puts_the_category_with_most_evidence_first() -> None:
     assert category_first(ranked, np.full(5, -1))[1] == -1
 
 
+def test_category_vote_with_the_mirror_image_wants_a_category_found_in_both() -> None:
+    model_index = np.arange(4)
+    category_of = np.array([1, 2, 0, 0])  # a cup (1), a piano (2), two chairs (0)
+    # The photo: the cup is clearly nearest, the chairs a little behind.
+    photo = rank_models(np.array([0.95, 0.5, 0.7, 0.7]), np.arange(4), model_index, 4, 0.05)
+    assert category_first(photo, category_of)[1] == 1
+    # Its mirror image: the piano is nearest, the chairs again a little behind, the cup far away.
+    mirror = rank_models(np.array([0.3, 0.95, 0.7, 0.7]), np.arange(4), model_index, 4, 0.05)
+    voted, winner = category_first(photo, category_of, mirror)
+    assert winner == 0 and list(voted.model_idx[:2]) == [2, 3]
+    # A mirror that agrees changes nothing; one that found nothing falls back to the photo's own vote.
+    assert category_first(photo, category_of, photo)[1] == 1
+    nothing = rank_models(np.array([-1.0]), np.array([-1]), model_index, 4, 0.05)
+    assert category_first(photo, category_of, nothing)[1] == 1
+
+
 def test_temperature_fit_is_calibrated_on_synthetic_data() -> None:
     rng = np.random.default_rng(0)
     true_t = 0.05

@@ -34,12 +34,15 @@ class Prediction:
         class_probs: (N, C) float32, softmax over the predictor's ``model_ids``.
         polar_deg: (N,) float64, θ from +Y in [0, 180].
         azimuth_deg: (N,) float64, φ from +Z towards +X in [0, 360).
+        mirror_embedding: (N, D) float32, L2-normalised embedding of each image's mirror image (left-right), or
+            None when the mirror images were not run (``flip_pose`` off). Search uses it for the category vote.
     """
 
     embedding: np.ndarray
     class_probs: np.ndarray
     polar_deg: np.ndarray
     azimuth_deg: np.ndarray
+    mirror_embedding: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.embedding)
@@ -133,17 +136,20 @@ class Predictor:
         images = list(images)
         frames = list(frames) if frames is not None else [None] * len(images)
         flip = self.flip_pose if flip_pose is None else flip_pose
-        embs, probs, dirs = [], [], []
+        embs, mirror_embs, probs, dirs = [], [], [], []
         with torch.no_grad():
             for i in range(0, len(images), batch_size):
                 x = preprocess_images(
                     images[i : i + batch_size], self.input_size, self.mean, self.std, frames[i : i + batch_size]
                 )
                 n = len(x)
-                # The flipped copies ride in the same batch; only their pose output is used (the embedding of a
-                # mirrored view is another view's embedding, so retrieval uses the image as given).
+                # The flipped copies ride in the same batch; their pose output is averaged in, their embedding is
+                # kept apart (a mirrored view is another view, so retrieval ranks by the image as given; search
+                # uses the mirror's ranking only to check the category).
                 out = self._forward(torch.cat([x, x.flip(-1)]) if flip else x)
                 embs.append(out["embedding"][:n])
+                if flip:
+                    mirror_embs.append(out["embedding"][n:])
                 probs.append(self.model.heads.class_probs(out["embedding"][:n]))
                 mirrored = out["pose"][n:] if flip else None
                 dirs.append(self.model.heads.decode_pose(out["pose"][:n], mirrored))
@@ -156,6 +162,7 @@ class Predictor:
             class_probs=torch.cat(probs).numpy().astype(np.float32),
             polar_deg=polar,
             azimuth_deg=azimuth,
+            mirror_embedding=torch.cat(mirror_embs).numpy().astype(np.float32) if mirror_embs else None,
         )
 
     def __repr__(self) -> str:

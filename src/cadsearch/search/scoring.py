@@ -86,7 +86,19 @@ def rank_models(
     return RankedModels(uniq, np.clip(score, 0.0, 1.0), best, views)
 
 
-def category_first(ranked: RankedModels, category_of: np.ndarray) -> tuple[RankedModels, int]:
+def category_mass(ranked: RankedModels, category_of: np.ndarray) -> dict[int, float]:
+    """``{category index: Σ calibrated score of its found models}`` for one query (unknown categories, -1, left
+    out)."""
+    cats = np.asarray(category_of)[ranked.model_idx]
+    known = cats >= 0
+    labels, inverse = np.unique(cats[known], return_inverse=True)
+    mass = np.bincount(inverse, weights=ranked.score[known], minlength=len(labels))
+    return {int(c): float(m) for c, m in zip(labels, mass, strict=True)}
+
+
+def category_first(
+    ranked: RankedModels, category_of: np.ndarray, mirrored: RankedModels | None = None
+) -> tuple[RankedModels, int]:
     """Put the most probable category's models first (each group keeps its order by best view).
 
     The category vote sums the calibrated scores of the found models per category, ``P(c) = Σ_{m ∈ c} p_m``:
@@ -94,9 +106,15 @@ def category_first(ranked: RankedModels, category_of: np.ndarray) -> tuple[Ranke
     cup or piano whose one view happens to lie nearest; summed, the chairs win. On renders of library models
     the true model usually holds most of the mass, so the order rarely changes there.
 
+    With ``mirrored`` (the same query's mirror image, ranked the same way) a category must be found in both:
+    the vote is the geometric mean ``sqrt(P(c) · P'(c))``. A mirror image shows the same kind of object, but a
+    cup or piano that happens to lie near a photo's embedding rarely lies near its mirror's too (measured in
+    ``benchmarks/real_photos.py``, rows ``on`` vs ``plain``). When no category is found in both, the plain vote.
+
     Args:
         ranked: one query's models, best first (:func:`rank_models`).
         category_of: (n_models,) int category index of each model index (any ints; -1 = unknown, never voted).
+        mirrored: the mirror image's models (:func:`rank_models`), or None.
 
     Returns:
         the re-ordered models and the winning category index (-1 when nothing was found).
@@ -104,12 +122,15 @@ def category_first(ranked: RankedModels, category_of: np.ndarray) -> tuple[Ranke
     if not len(ranked.model_idx):
         return ranked, -1
     cats = np.asarray(category_of)[ranked.model_idx]
-    known = cats >= 0
-    if not known.any():
+    mass = category_mass(ranked, category_of)
+    if not mass:
         return ranked, -1
-    labels, inverse = np.unique(cats[known], return_inverse=True)
-    mass = np.bincount(inverse, weights=ranked.score[known], minlength=len(labels))
-    winner = int(labels[int(np.argmax(mass))])
+    if mirrored is not None and len(mirrored.model_idx):
+        other = category_mass(mirrored, category_of)
+        both = {c: float(np.sqrt(m * other[c])) for c, m in mass.items() if c in other}
+        if both and max(both.values()) > 0:
+            mass = both
+    winner = max(mass, key=lambda c: (mass[c], -c))  # ties: the lower index, as argmax over sorted labels
     order = np.concatenate([np.flatnonzero(cats == winner), np.flatnonzero(cats != winner)])
     reordered = RankedModels(
         ranked.model_idx[order], ranked.score[order], ranked.best_sim[order], [ranked.views[i] for i in order]

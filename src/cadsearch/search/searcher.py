@@ -43,6 +43,7 @@ __all__ = [
     "default_arch",
     "detection_frames",
     "is_exact_match",
+    "query_of",
 ]
 
 #: With ``crop="detect"``, a found object's square is used only when the photo's longer side is at least this many
@@ -209,6 +210,18 @@ def default_arch(workspace: str | Path) -> str:
     return "scratch"
 
 
+def query_of(pred: Any, i: int) -> dict[str, Any]:
+    """Row ``i`` of a prediction as :meth:`Searcher.search_embedding`'s keyword arguments: ``embedding`` (D,),
+    ``head_pose`` (polar, azimuth) in degrees, and ``mirror_embedding`` (D,) when the predictor ran the mirror
+    image (else None)."""
+    mirror = getattr(pred, "mirror_embedding", None)
+    return {
+        "embedding": np.asarray(pred.embedding[i], np.float32),
+        "head_pose": (float(pred.polar_deg[i]), float(pred.azimuth_deg[i])),
+        "mirror_embedding": None if mirror is None else np.asarray(mirror[i], np.float32),
+    }
+
+
 def detection_frames(h: int, w: int, found: Sequence[Any], min_zoom: float = DETECT_MIN_ZOOM) -> list[Frame | None]:
     """The frame each detected object is searched in, for an (h, w) photo: its box framed as the automatic crop
     frames one (the object fills RENDER_FILL of the square), or None (the default framing of the whole photo) when
@@ -244,6 +257,8 @@ class Searcher:
             index (the default); with a smaller ``k`` they are no longer calibrated (ECE 0.007 at 256, 0.31 at 64).
         category_vote: rank the models of the most probable category (summed scores) first, so that a chair
             photo answers chairs even when one view of a cup lies nearest (needs the library's categories).
+        mirror_vote: the category vote also asks the query's mirror image (already run by the network for the
+            pose) and wants a category found in both (:func:`~cadsearch.search.scoring.category_first`).
         refine_top: how many of each object's best models are registered (:mod:`cadsearch.register`: pose, roll,
             scale and position refined until the model's silhouette lies on the photo's object mask); 0 = none.
             Needs the library (meshes) and an object mask: the detector's mask head, or a plain backdrop.
@@ -264,6 +279,7 @@ class Searcher:
         threads: int | None = 1,
         crop: str = "auto",
         category_vote: bool = True,
+        mirror_vote: bool = True,
         localiser: Any = None,
         detect_min_zoom: float = DETECT_MIN_ZOOM,
         detect_verify: bool = False,
@@ -292,6 +308,7 @@ class Searcher:
         self.k_views = int(k_views or index.meta.get("k_views") or 256)
         self.pose = pose
         self.category_vote = category_vote
+        self.mirror_vote = mirror_vote
         if refine_top < 0:
             raise InputError(f"--refine-top must be 0 or more, got {refine_top}")
         self.refine_top = int(refine_top)
@@ -399,12 +416,12 @@ class Searcher:
         if method == "detect":
             return self._search_objects(image, k, top)
         t0 = time.perf_counter()
-        embedding, head, frame = self.embed_query(image, method)
+        pred, frame = self.predict_query(image, method)
         t1 = time.perf_counter()
-        result = self.search_embedding(embedding, head, k)
+        result = self.search_embedding(**query_of(pred, 0), k=k)
         result.frame = frame
         h, w = image.shape[:2]
-        result.objects = [FoundObject((0.0, 0.0, float(w), float(h)), None, result.results, frame, head)]
+        result.objects = [FoundObject((0.0, 0.0, float(w), float(h)), None, result.results, frame, result.head_pose)]
         result.timing_ms = {"embed": 1000 * (t1 - t0)} | result.timing_ms
         result.timing_ms["register"] = self._register(image, result.objects, top)
         result.results = result.objects[0].results
@@ -434,14 +451,14 @@ class Searcher:
         t2 = time.perf_counter()
         objects, timing = [], {"detect": 1000 * (t1 - t0), "embed": 1000 * (t2 - t1), "search": 0.0, "pose": 0.0}
         for i, (d, frame) in enumerate(zip(found, frames, strict=True)):
-            head = (float(pred.polar_deg[i]), float(pred.azimuth_deg[i]))
-            part = self.search_embedding(np.asarray(pred.embedding[i], np.float32), head, k)
+            part = self.search_embedding(**query_of(pred, i), k=k)
+            head = part.head_pose
             timing["search"] += part.timing_ms["search"]
             timing["pose"] += part.timing_ms["pose"]
             objects.append(FoundObject(d.box, d.score, part.results, frame, head))
         if verify:
-            head = (float(pred.polar_deg[-1]), float(pred.azimuth_deg[-1]))
-            part = self.search_embedding(np.asarray(pred.embedding[-1], np.float32), head, k)
+            part = self.search_embedding(**query_of(pred, len(batch) - 1), k=k)
+            head = part.head_pose
             crop_score = objects[0].results[0].score if objects[0].results else 0.0
             if part.results and part.results[0].score > crop_score:
                 objects[0] = FoundObject(objects[0].box, objects[0].detection_score, part.results, whole, head)
@@ -497,25 +514,41 @@ class Searcher:
             the (D,) float32 L2-normalised embedding, the pose head's (polar, azimuth) in degrees, and the frame
             the network looked at (None: the whole image padded to a square).
         """
+        pred, frame = self.predict_query(image, crop)
+        query = query_of(pred, 0)
+        return query["embedding"], query["head_pose"], frame
+
+    def predict_query(self, image: np.ndarray, crop: str | None = None) -> tuple[Any, Frame | None]:
+        """The network's :class:`~cadsearch.models.Prediction` for one photo framed by ``crop`` (default: the
+        searcher's; ``detect`` frames as ``auto`` here), and the frame (None: the whole photo padded)."""
         image = _check_image(image)
         method = self.crop if crop is None else crop
         frame = frame_query(image, "auto" if method == "detect" else method)
-        pred = self.predictor.predict([image], batch_size=1, frames=[frame])
-        head = (float(pred.polar_deg[0]), float(pred.azimuth_deg[0]))
-        return np.asarray(pred.embedding, np.float32)[0], head, frame
+        return self.predictor.predict([image], batch_size=1, frames=[frame]), frame
 
     def search_embedding(
-        self, embedding: np.ndarray, head_pose: tuple[float, float] | None, k: int = 5
+        self,
+        embedding: np.ndarray,
+        head_pose: tuple[float, float] | None,
+        k: int = 5,
+        mirror_embedding: np.ndarray | None = None,
     ) -> SearchResult:
-        """The part of :meth:`search` after the network: (D,) L2-normalised embedding → ranked models."""
+        """The part of :meth:`search` after the network: (D,) L2-normalised embedding → ranked models.
+        ``mirror_embedding``: the (D,) embedding of the query's mirror image, or None; the category vote then
+        asks for a category found in both (:func:`~cadsearch.search.scoring.category_first`)."""
         if k < 1:
             raise InputError(f"k (--top) must be at least 1, got {k}")
         t0 = time.perf_counter()
-        sims, ids = self.index.search(embedding[None], self.k_views)
+        vote_mirror = self.category_vote and self.mirror_vote and mirror_embedding is not None
+        queries = np.stack([embedding, mirror_embedding]) if vote_mirror else embedding[None]
+        sims, ids = self.index.search(np.asarray(queries, np.float32), self.k_views)
         t1 = time.perf_counter()
         ranked = rank_models(sims[0], ids[0], self._model_index, len(self.model_ids), self.temperature)
         if self.category_vote:
-            ranked, _ = category_first(ranked, self._category_of)
+            mirrored = None
+            if vote_mirror:
+                mirrored = rank_models(sims[1], ids[1], self._model_index, len(self.model_ids), self.temperature)
+            ranked, _ = category_first(ranked, self._category_of, mirrored)
         table = self.index.table
         order = np.argsort(-sims[0][ids[0] >= 0], kind="stable")
         hit_ids = ids[0][ids[0] >= 0][order]
