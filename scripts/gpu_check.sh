@@ -13,9 +13,9 @@
 #      without the tarball, rendered here;
 #   4. tests: tests/test_gpu.py (GPU training beats chance, GPU = CPU embeddings, a GPU checkpoint searches without a
 #      GPU) and the device tests of tests/test_device.py that render nothing;
-#   5. rendering probe (information only): can moderngl render through EGL here? (glvnd's loaders from .whl/gl/ are
-#      unpacked first when the machine has no libEGL);
-#   6. speed: benchmarks/gpu_speed.py on the workspace, CPU against GPU -> $OUT/gpu_speed.json.
+#   5. speed: benchmarks/gpu_speed.py on the workspace, CPU against GPU -> $OUT/gpu_speed.json;
+#   6. rendering probe (information only): can moderngl render through EGL here? (glvnd's loaders from .whl/gl/ are
+#      unpacked first when the machine has no libEGL).
 # Logs and the JSON land in $OUT (7 files); the last lines printed sum up every step's exit code.
 set -u
 PYTHON=${PYTHON:-python3}
@@ -96,6 +96,8 @@ fi
 step tests 150 env CADSEARCH_GPU_WS="$WS" "$PYTHON" -m pytest -p no:cacheprovider -o addopts="" -q -rA \
   tests/test_gpu.py tests/test_device.py -k "test_gpu or auto_is or unknown or state_to_cpu or cli_"
 
+step speed 280 "$PYTHON" benchmarks/gpu_speed.py "$WS" --out "$OUT/gpu_speed.json"
+
 say "EGL libraries"
 if ! ldconfig -p 2>/dev/null | grep -q 'libEGL.so.1' && ls .whl/gl/*.deb >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   # glvnd's loaders (no driver: the machine's NVIDIA driver provides that), as the device README prescribes
@@ -110,14 +112,17 @@ step egl_probe 25 "$PYTHON" -c "
 import shutil, tempfile, time
 from cadsearch.library import Library
 from cadsearch.render.job import RenderConfig, render_views
+try:
+    import moderngl
+    print('EGL renderer:', moderngl.create_standalone_context(backend='egl').info['GL_RENDERER'])
+except Exception as exc:
+    print('EGL context:', type(exc).__name__, exc)
 ws = tempfile.mkdtemp()
 Library.open(ws).generate_chairs(1, seed=0)
 t = time.perf_counter()
 render_views(ws, RenderConfig(views=8, size=64), progress=False)
 print(f'egl probe: rendered 8 views in {time.perf_counter() - t:.1f} s')
 shutil.rmtree(ws)"
-
-step speed 280 "$PYTHON" benchmarks/gpu_speed.py "$WS" --out "$OUT/gpu_speed.json"
 
 say "summary (exit codes; 124 = timed out)"
 cat "$SUMMARY"
