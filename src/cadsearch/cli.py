@@ -377,19 +377,30 @@ def index(
     ] = None,
     engine: Annotated[str, typer.Option(help=_ENGINE_HELP)] = "local",
     ray_address: Annotated[str | None, typer.Option(help=_RAY_ADDRESS_HELP, show_default=False)] = None,
+    device: Annotated[
+        str,
+        typer.Option(
+            help="Where the network embeds the views: auto (a CUDA GPU when there is one, else the CPU), cpu, "
+            "cuda or cuda:N. With --engine ray, auto/cuda give each actor a share of the cluster's GPUs."
+        ),
+    ] = "auto",
 ) -> None:
     """Embed every rendered view into the search index (only new views on a re-run; resumes if interrupted)."""
     from cadsearch.index import build_index, load_index
     from cadsearch.index.embed import file_fingerprint
     from cadsearch.models import checkpoint_path, list_models, load_predictor
+    from cadsearch.models.device import resolve_device
     from cadsearch.render.ray_engine import check_engine
     from cadsearch.search.calibration import load_or_fit_calibration
 
     if model not in list_models():
         raise InputError(f"--model must be {' or '.join(list_models())}, got {model!r}")
     check_engine(engine)
+    if engine == "local":
+        resolve_device(device)  # a GPU asked for that is not here: one line before anything is loaded
     ckpt = checkpoint_path(_workspace(), model)
-    predictor = load_predictor(ckpt)  # once: it embeds the views and then fits the score calibration
+    # once: it embeds the views and then fits the score calibration (on the driver: CPU unless it has a GPU)
+    predictor = load_predictor(ckpt, device=device if engine == "local" else "auto")
     summary = build_index(
         _workspace(),
         model,
@@ -399,7 +410,8 @@ def index(
         fingerprint=file_fingerprint(ckpt),
         engine=engine,
         ray_address=ray_address,
-        predictor_factory=functools.partial(load_predictor, ckpt),  # what each Ray actor loads
+        predictor_factory=functools.partial(load_predictor, ckpt, device=device),  # what each Ray actor loads
+        device=device,
     )
     if summary.unchanged:
         typer.echo(f"index up to date: {summary.views} view(s) of {summary.models} model(s) in {summary.folder}")

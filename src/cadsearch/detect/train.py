@@ -1,5 +1,9 @@
 """``cadsearch train detector``: train the localiser's head on composites of the library's renders.
 
+Runs on the CPU only, even where a GPU is present (unlike ``train scratch|transfer``): the frozen body runs once per
+composite on onnxruntime and the small heads train on the cached maps, a job of minutes that a GPU would not change
+much (the composites are drawn on the CPU either way).
+
 1. Cut ``cutouts`` rendered views out by their masks (:func:`~cadsearch.detect.composites.load_cutouts`) and load the
    training share of the room photos (:func:`~cadsearch.detect.composites.split_backgrounds`; procedural backgrounds
    when there is no folder).

@@ -87,6 +87,7 @@ def build_index(
     ray_address: str | None = None,
     workers: int | None = None,
     predictor_factory: Callable[[], Any] | None = None,
+    device: str = "auto",
 ) -> IndexSummary:
     """Embed the workspace's views with the ``model`` checkpoint and (re)build ``<workspace>/index/<model>/``.
 
@@ -105,6 +106,10 @@ def build_index(
         workers: Ray actors (None: one per CPU of the cluster); ignored by the local engine.
         predictor_factory: what each Ray actor calls to get its predictor (picklable; default: load the
             checkpoint). Needed with ``engine="ray"`` when ``predictor`` is given.
+        device: where the checkpoint's network embeds the views when this function loads it (``auto``: a CUDA GPU
+            when torch sees one, else the CPU; ``cpu``; ``cuda``; ``cuda:N``); a given ``predictor`` runs where it
+            was built. With ``engine="ray"``, ``auto`` and ``cuda`` give each actor a share of the cluster's GPUs
+            (when it has any) and the actors embed on them.
 
     Raises:
         InputError: unknown model, no views, no checkpoint, bad factory string.
@@ -129,9 +134,9 @@ def build_index(
         from cadsearch.models import checkpoint_path, load_predictor
 
         ckpt = checkpoint_path(ws, model)
-        predictor = load_predictor(ckpt)
+        predictor = load_predictor(ckpt, device=device)
         fingerprint = fingerprint or file_fingerprint(ckpt)
-        predictor_factory = predictor_factory or functools.partial(load_predictor, ckpt)
+        predictor_factory = predictor_factory or functools.partial(load_predictor, ckpt, device=device)
     fingerprint = fingerprint or str(getattr(predictor, "fingerprint", "custom"))
     folder = index_dir(ws, model)
 
@@ -163,8 +168,9 @@ def build_index(
 
         assert predictor_factory is not None
         vectors = embed_views_ray(
-            ws, predictor_factory, new_rows, parts, fingerprint, batch_size, progress, workers, ray_address
-        )
+            ws, predictor_factory, new_rows, parts, fingerprint, batch_size, progress, workers, ray_address,
+            device=device,
+        )  # fmt: skip
     else:
         vectors = embed_views(ws, predictor, new_rows, batch_size, progress, parts, fingerprint)
     new_table = ViewTable.from_rows(

@@ -2,10 +2,12 @@
 
 The views still to embed are cut into shards of :data:`SHARD_VIEWS`; each shard is one row of a Ray Dataset,
 mapped by :class:`_EmbedShards`, an actor that loads the network once (a factory it is given: the checkpoint's
-:func:`~cadsearch.models.load_predictor`, whose transfer body runs on onnxruntime) and writes each shard's vectors
-with their view keys as one ``.npz`` under the index folder's ``parts/``, in the very format of the local
+:func:`~cadsearch.models.load_predictor`, whose transfer body runs on onnxruntime on a CPU) and writes each shard's
+vectors with their view keys as one ``.npz`` under the index folder's ``parts/``, in the very format of the local
 engine's partial results (:mod:`cadsearch.index.embed`). Vectors never travel through Ray's object store; only
-shard names come back. A re-run (or a retried task) finds the finished shards and skips their views, so an
+shard names come back. GPUs: with ``device`` auto or cuda on a cluster that has GPUs, each actor reserves a share
+of one; Ray makes it the only GPU the actor sees, and the actor's predictor (made with the same ``device``) embeds
+on it. A re-run (or a retried task) finds the finished shards and skips their views, so an
 interrupted or faulted build resumes as the local one does, and the two engines can even share partial results.
 
 The driver then reads the shards one by one into a memory-mapped ``(N, D)`` float32 ``.npy`` (normalised as it
@@ -97,6 +99,7 @@ def embed_views_ray(
     progress: bool = True,
     workers: int | None = None,
     address: str | None = None,
+    device: str = "cpu",
 ) -> np.ndarray:
     """Embed the colour image of every view in ``rows`` on Ray; returns what
     :func:`~cadsearch.index.embed.embed_views` returns, read from the shards.
@@ -109,6 +112,9 @@ def embed_views_ray(
         parts_dir: where the shards go (``<index folder>/parts``); shards found there are reused.
         fingerprint: the network's fingerprint; shards of other networks are ignored.
         workers: actors (None: one per CPU of the cluster); address: as :func:`~cadsearch.render.ray_engine.connect`.
+        device: what ``make_predictor`` was told: ``cpu`` reserves no GPU; ``auto`` reserves an equal share of the
+            cluster's GPUs for each actor when it has any; ``cuda``/``cuda:N`` too, and is an :class:`InputError`
+            on a cluster without GPUs (rather than every actor failing to start).
 
     Returns:
         (len(rows), D) float32, L2-normalised rows in ``rows`` order: a memory map of
@@ -125,6 +131,14 @@ def embed_views_ray(
         ray = connect(address)
         shards = [todo[s : s + SHARD_VIEWS] for s in range(0, len(todo), SHARD_VIEWS)]
         actors = pool_size(ray, workers, len(shards))
+        remote_args: dict[str, Any] = {"num_cpus": 1}
+        cluster_gpus = float(ray.cluster_resources().get("GPU", 0.0)) if device != "cpu" else 0.0
+        if device.startswith("cuda") and cluster_gpus <= 0:
+            raise InputError(f"device {device!r} asked for, but the Ray cluster has no GPUs; use device cpu or auto")
+        if cluster_gpus > 0:
+            # As the render engine does: each actor a share, so every actor can start; Ray sets each actor's
+            # CUDA_VISIBLE_DEVICES to its GPU (and to none without a reservation, so `auto` is then the CPU).
+            remote_args["num_gpus"] = min(1.0, cluster_gpus / actors)
         items = [{"rows": json.dumps([r.__dict__ for r in shard])} for shard in shards]
         ds = ray.data.from_items(items, override_num_blocks=len(items))
         ds = ds.map_batches(
@@ -132,7 +146,7 @@ def embed_views_ray(
             batch_size=1,
             compute=ray.data.ActorPoolStrategy(size=actors),
             fn_constructor_args=(str(Path(workspace)), make_predictor, str(parts_dir), fingerprint, batch_size),
-            num_cpus=1,
+            **remote_args,
         )
         with tqdm(total=len(todo), unit="view", desc="embed", disable=not progress, smoothing=0.1) as bar:
             for out in iter_results(ds):

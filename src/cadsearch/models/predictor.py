@@ -4,6 +4,14 @@ SamPredictor-style: construction does the costly work (rebuild the network, load
 a transfer model), ``predict`` is numpy in, numpy out. Preprocessing comes from the checkpoint: the
 object-centred square (:mod:`cadsearch.framing`: the photo padded to a square, or a given square around
 the object), resized to the input size, and the mean/std.
+
+Device: a predictor runs on the CPU unless given another ``device`` (``auto`` | ``cuda`` | ``cuda:N``,
+:func:`~cadsearch.models.device.resolve_device`). Query-time search keeps the CPU on purpose: one photo is a batch of
+one or two images, too little work to pay for a GPU (its context costs seconds and hundreds of MB per process, the
+copies to and from it a large share of each call), and the search's latency was measured on the CPU. Batch jobs ask
+for ``auto``: ``cadsearch index`` embeds every view on the GPU when there is one. Preprocessing always runs on the
+CPU; on a GPU the network runs in fp32 (embeddings match the CPU's to a cosine above 0.999, so an index built on
+a GPU answers CPU queries as one built on the CPU), and the transfer body runs in torch there (ONNX is CPU-only).
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import torch
 from cadsearch.errors import InputError
 from cadsearch.framing import Frame
 from cadsearch.models.data import preprocess_images
+from cadsearch.models.device import resolve_device
 from cadsearch.models.heads import angles_from_directions
 from cadsearch.models.registry import create_model, list_models
 
@@ -74,14 +83,19 @@ class Predictor:
         arch: ``scratch`` or ``transfer``.
         model_ids: the training classes; index = class id of ``class_probs``.
         input_size: network input in pixels (images are framed as squares and resized to it).
-        backend: ``torch`` or ``onnx`` (the transfer body, when its ONNX file was exported and measured faster).
+        backend: ``torch`` or ``onnx`` (the transfer body, when its ONNX file was exported and measured faster; only
+            on the CPU).
+        device: the torch device the network runs on (``cpu`` unless asked otherwise; see the module docstring).
         flip_pose: average the pose of each image with that of its mirror image (test-time flip; twice the network
             work per image; measured on the benchmark's fresh renders: 5.8° → 4.9° mean pose error (transfer),
             dev photos' sector-balanced azimuth Acc@30 0.711 → 0.753; ``benchmarks/accuracy.py``).
         metrics: the validation metrics stored with the checkpoint.
     """
 
-    def __init__(self, ckpt: dict[str, Any], folder: Path | None = None, backend: str | None = None) -> None:
+    def __init__(
+        self, ckpt: dict[str, Any], folder: Path | None = None, backend: str | None = None, device: str = "cpu"
+    ) -> None:
+        self.device = resolve_device(device)
         self.arch: str = ckpt["arch"]
         self.model_ids: list[str] = list(ckpt["model_ids"])
         self.input_size: int = int(ckpt["input_size"])
@@ -94,22 +108,26 @@ class Predictor:
         missing = [k for k in missing if not k.startswith("body.")]  # a transfer body comes from its package
         if missing or unexpected:
             raise InputError(f"checkpoint does not fit the {self.arch} network ({len(missing)} missing weights)")
-        self.model.eval()
+        self.model.eval().to(self.device)
         self.flip_pose = True
         self.backend = "torch"
         self._body = None
         want = backend or ckpt.get("backend", "torch")
         onnx_name = ckpt.get("onnx")
-        if self.arch == "transfer" and want == "onnx" and onnx_name and folder and (folder / onnx_name).is_file():
+        onnx_file = folder / onnx_name if onnx_name and folder else None
+        # onnxruntime here is CPU-only: on a GPU the torch body runs there instead.
+        on_cpu = self.device.type == "cpu"
+        if on_cpu and self.arch == "transfer" and want == "onnx" and onnx_file is not None and onnx_file.is_file():
             try:
                 from cadsearch.models.onnx_runtime import OnnxBackbone
 
-                self._body = OnnxBackbone(folder / onnx_name)
+                self._body = OnnxBackbone(onnx_file)
                 self.backend = "onnx"
             except Exception:
                 self._body = None  # torch always works
 
     def _forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = x.to(self.device, non_blocking=True)  # a no-op on the CPU
         if self._body is not None:
             return self.model.forward_head(self._body(x))
         return self.model(x)
@@ -158,22 +176,28 @@ class Predictor:
             return Prediction(np.zeros((0, d), np.float32), np.zeros((0, c), np.float32), np.zeros(0), np.zeros(0))
         polar, azimuth = angles_from_directions(torch.cat(dirs))
         return Prediction(
-            embedding=torch.cat(embs).numpy().astype(np.float32),
-            class_probs=torch.cat(probs).numpy().astype(np.float32),
+            embedding=torch.cat(embs).cpu().numpy().astype(np.float32),
+            class_probs=torch.cat(probs).cpu().numpy().astype(np.float32),
             polar_deg=polar,
             azimuth_deg=azimuth,
-            mirror_embedding=torch.cat(mirror_embs).numpy().astype(np.float32) if mirror_embs else None,
+            mirror_embedding=torch.cat(mirror_embs).cpu().numpy().astype(np.float32) if mirror_embs else None,
         )
 
     def __repr__(self) -> str:
-        return f"Predictor(arch={self.arch!r}, classes={len(self.model_ids)}, input={self.input_size}, {self.backend})"
+        return (
+            f"Predictor(arch={self.arch!r}, classes={len(self.model_ids)}, input={self.input_size}, {self.backend}, "
+            f"{self.device})"
+        )
 
 
-def load_predictor(checkpoint: str | Path, backend: str | None = None) -> Predictor:
+def load_predictor(checkpoint: str | Path, backend: str | None = None, device: str = "cpu") -> Predictor:
     """Load ``checkpoint`` (e.g. :func:`~cadsearch.models.train.checkpoint_path`) into a :class:`Predictor`.
 
-    ``backend`` (``torch`` | ``onnx``) overrides the one the training run measured faster. Raises
-    :class:`InputError` if the file is missing or corrupt.
+    ``backend`` (``torch`` | ``onnx``) overrides the one the training run measured faster (CPU only); ``device``
+    (``cpu`` | ``auto`` | ``cuda`` | ``cuda:N``) is where the network runs. Raises :class:`InputError` if the file
+    is missing or corrupt, or the device is not there. Checkpoints load on the CPU first, whichever device wrote
+    them.
     """
     path = Path(checkpoint)
-    return Predictor(read_checkpoint(path), folder=path.parent, backend=backend)
+    device_ = resolve_device(device)  # before the costly load: a missing GPU is one line at once
+    return Predictor(read_checkpoint(path), folder=path.parent, backend=backend, device=str(device_))

@@ -20,6 +20,14 @@ checkpoints stay fp32.
 Transfer: the body is frozen, so its feature maps are computed once — ``cache_copies`` augmented copies of every
 training view (fp16, in RAM) plus the clean validation views — on torch or onnxruntime, whichever measures
 faster; the adapter and heads then train on the cache for many cheap epochs.
+
+GPU (``device``: auto | cpu | cuda | cuda:N; auto = cuda when torch sees one, :mod:`cadsearch.models.device`):
+the network, batches and losses live on the GPU; augmentation stays on the CPU (numpy/torch on the host, seeded
+per step, so the images are the same on either device) and each batch is copied over. Scratch's steps run in bf16
+autocast on GPUs with bf16 (``precision`` auto), heads and losses fp32 as on the CPU. The transfer body runs in
+torch on the GPU for the feature cache (fp32; the ONNX file is still exported, for CPU predictors), the adapter and
+heads train in fp32. Checkpoints are written with every tensor on the CPU and record the ``device`` used, so a
+GPU-trained network loads on a machine without one. On the CPU nothing differs from a run without this option.
 """
 
 from __future__ import annotations
@@ -57,6 +65,7 @@ from cadsearch.models.data import (
     make_splits,
     normalise,
 )
+from cadsearch.models.device import describe_device, resolve_device, state_to_cpu
 from cadsearch.models.heads import POSE_HEADS, angles_from_directions, directions_from_angles
 from cadsearch.models.registry import create_model, list_models
 from cadsearch.workspace import atomic_write_bytes
@@ -109,7 +118,10 @@ class TrainConfig:
     backbone: str = "lite0"  # lite0 | lite1 | lite2
     feature_block: str = "stride16"  # stride8 | stride16 | stride32 | final | a block index
     cache_copies: int = 2  # augmented copies of each training view in the feature cache
-    backend: str = "auto"  # auto | torch | onnx: runs the frozen body while caching
+    backend: str = "auto"  # auto | torch | onnx: runs the frozen body while caching (CPU; on a GPU: torch)
+    # where the steps run: auto (cuda when torch sees a GPU) | cpu | cuda | cuda:N; not part of what a run is, so a
+    # run resumes on another device
+    device: str = "auto"
 
     def validate(self) -> None:
         if self.arch not in list_models():
@@ -244,8 +256,12 @@ def train_model(
     if cfg.arch != arch:
         raise InputError(f"overrides set arch={cfg.arch!r} but the command trains {arch!r}")
     cfg.validate()
+    device = resolve_device(cfg.device)  # before any work: `device=cuda` without a GPU is one line, exit 2
+    on_gpu = device.type == "cuda"
     torch.set_num_threads(cfg.num_threads or os.cpu_count() or 1)
     torch.manual_seed(cfg.seed)
+    if on_gpu:
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: cuDNN picks its fastest convolutions once
     ws = Path(workspace)
     ckpt_dir = ws / "checkpoints" / arch
     best_path, last_path = ckpt_dir / "best.pt", ckpt_dir / "last.pt"
@@ -278,7 +294,7 @@ def train_model(
 
     # ---- model, optimiser, schedule, resume -------------------------------------------------------------------
     kwargs = model_kwargs(cfg)
-    model = create_model(arch, num_classes=len(model_ids), **kwargs)
+    model = create_model(arch, num_classes=len(model_ids), **kwargs).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim > 1]
     no_decay = [p for p in params if p.ndim <= 1]
@@ -323,23 +339,30 @@ def train_model(
             history, best_metrics = last["history"], last.get("best_metrics", {})
             train_seconds = last.get("train_seconds", 0.0)
             resumed = True
-            extended = last.get("config") != asdict(cfg)
+            extended = _strip_runtime(last.get("config", {})) != _strip_runtime(asdict(cfg))
             say(f"{'extending' if extended else 'resuming'} {arch} from {last_path} after epoch {start_epoch}")
         elif last is not None:
             say(f"{last_path} was made with a different config or model list: starting over")
 
     writer = _summary_writer(ws / "runs" / arch)
+    if on_gpu:
+        say(f"training on {describe_device(device)}")
+    if writer is not None:
+        writer.add_text("device", describe_device(device), start_epoch)
 
     # ---- the body's inputs: augmented images (scratch) or cached frozen features (transfer) -------------------
     mean, std = model.mean, model.std
     onnx_path = ckpt_dir / f"body-{cfg.backbone}-{cfg.feature_block}-{size}.onnx"
     backend = "torch"
     if arch == "transfer":
-        body_fn, backend, speeds = _transfer_body(model, cfg, onnx_path)
-        say(f"frozen body: {backend} ({', '.join(f'{k} {v:.0f} img/s' for k, v in speeds.items())} at batch 32)")
+        body_fn, backend, speeds = _transfer_body(model, cfg, onnx_path, device)
+        if on_gpu:
+            say(f"frozen body: torch on {device} (predictors on a CPU: {backend})")
+        else:
+            say(f"frozen body: {backend} ({', '.join(f'{k} {v:.0f} img/s' for k, v in speeds.items())} at batch 32)")
         key = (str(ws.resolve()), cfg.size, cfg.backbone, cfg.feature_block, cfg.cache_copies, cfg.backgrounds,
                cfg.background_pool, cfg.augment, cfg.clutter, cfg.roll, cfg.seed, cfg.holdout_models, cfg.val_fraction,
-               tuple(r.view_id for r in splits.train[:50]), len(splits.train))  # fmt: skip
+               tuple(r.view_id for r in splits.train[:50]), len(splits.train), device.type)  # fmt: skip
         cache = _FEATURE_CACHE.get(key)
         if cache is None:
             cache = _build_cache(model, body_fn, train_bank, val_bank, held_bank, pool, aug_cfg, cfg, progress)
@@ -349,9 +372,9 @@ def train_model(
         val_x, held_x = _clean_images(val_bank, mean, std), _clean_images(held_bank, mean, std)
         # NHWC is oneDNN's native layout: measured 1.2× (fp32) to 1.3× (bf16) faster steps at 64 px on 2 cores.
         model = model.to(memory_format=torch.channels_last)
-    use_bf16 = arch == "scratch" and _use_bf16(cfg.precision)
+    use_bf16 = arch == "scratch" and _use_bf16(cfg.precision, device)
     if use_bf16:
-        say("training steps in bfloat16 autocast (the CPU has native bf16)")
+        say(f"training steps in bfloat16 autocast (the {'GPU' if on_gpu else 'CPU'} has native bf16)")
 
     def encode(which: str) -> dict[str, np.ndarray]:
         """Clean validation views → embeddings, class probabilities, pose directions."""
@@ -360,12 +383,12 @@ def train_model(
         embs, probs, dirs = [], [], []
         with torch.no_grad():
             for i in range(0, len(x), 256):
-                xb = x[i : i + 256]
+                xb = x[i : i + 256].to(device, non_blocking=True)
                 out = model.forward_head(xb) if arch == "transfer" else model(xb)
                 embs.append(out["embedding"])
                 probs.append(model.heads.class_probs(out["embedding"]))
                 dirs.append(model.heads.decode_pose(out["pose"]))
-        cat = lambda t: torch.cat(t).numpy() if t else np.zeros((0, 1), np.float32)  # noqa: E731
+        cat = lambda t: torch.cat(t).cpu().numpy() if t else np.zeros((0, 1), np.float32)  # noqa: E731
         return {"embedding": cat(embs), "probs": cat(probs), "dirs": cat(dirs)}
 
     # ---- epochs ------------------------------------------------------------------------------------------------
@@ -387,24 +410,25 @@ def train_model(
             if budget_s and train_seconds + time.perf_counter() - t_steps >= budget_s:
                 break  # the time budget is spent: validate and save what we have
             idx = np.sort(order[b * cfg.batch_size : (b + 1) * cfg.batch_size])
-            labels = torch.from_numpy(train_bank.labels[idx])
+            labels = torch.from_numpy(train_bank.labels[idx]).to(device, non_blocking=True)
             if arch == "scratch":
                 x, az = augmenter(train_bank.rgb[idx], train_bank.mask[idx], train_bank.azimuth_deg[idx],
                                   _seed(cfg.seed, epoch, b, "augment"))  # fmt: skip
                 x = normalise(x, mean, std).contiguous(memory_format=torch.channels_last)
+                x = x.to(device, non_blocking=True)  # augmented on the CPU, stepped on the device
                 # The convolutions run in bf16 where the CPU supports it (2× the steps/s of fp32 here); the
                 # heads and losses stay fp32, so cosine logits and soft pose targets keep their precision.
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                     fmap = model.forward_features(x)
                 out = model.forward_head(fmap.float(), labels)
             else:
-                feats = torch.from_numpy(cache["train"][copy_of[idx], idx])
+                feats = torch.from_numpy(cache["train"][copy_of[idx], idx]).to(device, non_blocking=True)
                 az = cache["train_az"][copy_of[idx], idx]
                 out = model.forward_head(feats, labels)
             if cfg.symmetric_pose:
                 # After augmentation: a flipped view of a symmetric model is relabelled, then mapped to its class.
                 az = symmetric_target_azimuth(az, train_bank.symmetry[idx])
-            dirs = directions_from_angles(train_bank.polar_deg[idx], az)
+            dirs = directions_from_angles(train_bank.polar_deg[idx], az).to(device, non_blocking=True)
             loss, parts = model.heads.loss(out, labels, dirs, cfg.pose_weight)
             for g in optimizer.param_groups:
                 g["lr"] = lr_at(step)
@@ -476,7 +500,8 @@ def train_model(
             "pose_head": cfg.pose_head,
             "backend": backend,
             "onnx": onnx_path.name if backend == "onnx" else None,
-            "state_dict": model.trainable_state_dict(),
+            "state_dict": _host(model.trainable_state_dict()),
+            "device": describe_device(device),
             "epoch": epoch + 1,
             "metrics": record,
             "cadsearch_version": __version__,
@@ -488,7 +513,7 @@ def train_model(
             last_path,
             payload
             | {
-                "optimizer": optimizer.state_dict(),
+                "optimizer": _host(optimizer.state_dict()),
                 "step": step,
                 "best_score": best_score,
                 "bad_epochs": bad_epochs,
@@ -522,24 +547,49 @@ def train_model(
 
 #: Settings that may change between a run and its resumption: they extend or shorten it, not change it.
 BUDGET_FIELDS = ("epochs", "max_minutes", "patience")
+#: Settings of where a run executes, not of what it computes: a run started on a GPU resumes on the CPU.
+RUNTIME_FIELDS = ("device",)
 #: Settings whose default changed after checkpoints were written without them: what those runs did.
 LEGACY_DEFAULTS: dict[str, Any] = {"roll": 0.0}
 
 
 def _same_run(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Whether two configs describe the same run, up to its length (:data:`BUDGET_FIELDS`)."""
-    strip = lambda c: {k: v for k, v in c.items() if k not in BUDGET_FIELDS}  # noqa: E731
+    strip = lambda c: {k: v for k, v in _strip_runtime(c).items() if k not in BUDGET_FIELDS}  # noqa: E731
     # A setting added since a checkpoint was written takes its default, which is what that run did (or, for
     # LEGACY_DEFAULTS, the value those runs had before the default changed).
     defaults = asdict(TrainConfig(arch=a.get("arch", "scratch"))) | LEGACY_DEFAULTS
     return strip(defaults | a) == strip(defaults | b)
 
 
-def _use_bf16(precision: str) -> bool:
-    """Whether to train in bf16 autocast: ``bf16`` always, ``auto`` only where oneDNN has native bf16 kernels
-    (AVX512-BF16 or AMX; emulated bf16 is slower than fp32), never for ``fp32``."""
+def _strip_runtime(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` without :data:`RUNTIME_FIELDS`."""
+    return {k: v for k, v in config.items() if k not in RUNTIME_FIELDS}
+
+
+def _host(state: Any) -> Any:
+    """A state dict as checkpoints store it: on the CPU (a GPU run's tensors are copied; a CPU run's are as is)."""
+    return state_to_cpu(state) if _tensors_off_cpu(state) else state
+
+
+def _tensors_off_cpu(state: Any) -> bool:
+    if isinstance(state, torch.Tensor):
+        return state.device.type != "cpu"
+    if isinstance(state, dict):
+        return any(_tensors_off_cpu(v) for v in state.values())
+    if isinstance(state, (list, tuple)):
+        return any(_tensors_off_cpu(v) for v in state)
+    return False
+
+
+def _use_bf16(precision: str, device: torch.device | None = None) -> bool:
+    """Whether to train in bf16 autocast: ``bf16`` always, ``auto`` only where the device has native bf16 (a
+    CUDA GPU that reports it; on the CPU, oneDNN's AVX512-BF16 or AMX kernels: emulated bf16 is slower than fp32),
+    never for ``fp32``."""
     if precision != "auto":
         return precision == "bf16"
+    if device is not None and device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
     try:
         return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except Exception:  # a private op: if it moves, fall back to the safe choice
@@ -622,11 +672,32 @@ def _log_examples(writer, bank: ViewBank, enc: dict[str, np.ndarray], epoch: int
     plt.close(fig)
 
 
-def _transfer_body(model, cfg: TrainConfig, onnx_path: Path):
-    """The callable that runs the frozen body: torch or onnxruntime, measured at batch 32 when ``auto``."""
+def _transfer_body(model, cfg: TrainConfig, onnx_path: Path, device: torch.device | None = None):
+    """The callable that runs the frozen body, the backend a CPU predictor should use, and measured speeds.
+
+    CPU: torch or onnxruntime, measured at batch 32 when ``auto``. GPU: the torch body on the GPU (inputs copied
+    over, maps copied back to host RAM, where the cache lives); the ONNX body is still exported (once, from a CPU
+    copy) so that a CPU predictor of this checkpoint runs on onnxruntime as a CPU-trained one does.
+    """
     from cadsearch.models.onnx_runtime import OnnxBackbone, export_onnx, measure_backends
 
     body = model.body
+    if device is not None and device.type == "cuda":
+        backend = "torch"
+        if cfg.backend != "torch":
+            try:
+                if not onnx_path.exists():
+                    import copy
+
+                    export_onnx(copy.deepcopy(body).cpu(), cfg.size, onnx_path)
+                backend = "onnx"
+            except Exception as exc:  # the CPU predictor then runs torch: slower, never wrong
+                tqdm.write(f"onnx export failed ({exc}); CPU predictors will run the torch body")
+
+        def on_gpu(x: torch.Tensor) -> torch.Tensor:
+            return body(x.to(device, non_blocking=True)).float().cpu()
+
+        return on_gpu, backend, {}
     if cfg.backend == "torch":
         return body, "torch", {}
     try:
