@@ -182,10 +182,18 @@ def main(argv: list[str] | None = None) -> int:
     payload = {
         "command": "PYTHONPATH=src python benchmarks/gpu_speed.py " + " ".join(argv or sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "gpu": gpu,
-                    "torch": torch.__version__, "cuda": torch.version.cuda},  # fmt: skip
-        "workspace": {"views": len(rows_table), "models": len({r.model_id for r in rows_table}),
-                      "size_px": int(images[0].shape[0])},  # fmt: skip
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "gpu": gpu,
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda,
+        },
+        "workspace": {
+            "views": len(rows_table),
+            "models": len({r.model_id for r in rows_table}),
+            "size_px": int(images[0].shape[0]),
+        },
         "settings": {"scratch": SCRATCH | {"epochs": args.epochs}, "transfer": TRANSFER | {"epochs": 3}},
         "notes": notes,
         "results": results,

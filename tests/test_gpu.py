@@ -120,6 +120,8 @@ def test_gpu_embeddings_equal_cpu_embeddings(gpu_ws: Path, arch: str) -> None:
     pa, pb = cpu.predict(images[:8]), dev.predict(images[:8])
     # Same answers (one near-tie may flip on another device's rounding).
     assert (pa.class_probs.argmax(1) == pb.class_probs.argmax(1)).sum() >= 7
+    # The mirror images' embeddings (search's category vote) come back to the CPU and agree too.
+    assert pb.mirror_embedding is not None and (pa.mirror_embedding * pb.mirror_embedding).sum(1).min() > 0.999
 
 
 def test_a_gpu_trained_checkpoint_loads_and_searches_without_a_gpu(gpu_ws: Path, tmp_path: Path) -> None:
