@@ -5,14 +5,15 @@ on private copies of one rendered workspace:
 
 - ``train scratch``: ``train_model`` with the default network (64 px, width 32) and augmentation on (the default)
   and off; images/s = steps × batch / seconds spent in the steps (``last.pt``'s ``train_seconds``: augmentation on
-  the CPU and the copy to the device included, validation excluded, the first steps' warm-up included).
+  the CPU and the copy to the device included, validation excluded; after one untimed warm-up epoch on the device, whose first steps pay
+  one-time costs: CUDA context, cuDNN's kernel choice).
 - ``transfer body``: the frozen EfficientNet-Lite0 body (160 px, batch 32) alone, best of 3 after a warm-up; on the
   CPU the faster of torch and onnxruntime (as training picks), on the GPU torch fp32.
 - ``train transfer``: a whole short ``train_model`` run (feature cache + heads), seconds.
 - ``embed``: ``Predictor.embed`` of every view of the workspace (decoded once; batch 64; best of 3), for the
   scratch and transfer checkpoints trained on the CPU; and the smallest cosine between CPU and GPU embeddings.
 
-    PYTHONPATH=src python benchmarks/gpu_speed.py WORKSPACE [--devices cpu cuda] [--epochs 8] [--out FILE]
+    PYTHONPATH=src python benchmarks/gpu_speed.py WORKSPACE [--devices cpu cuda] [--epochs 24] [--out FILE]
 
 Prints a table and writes ``benchmarks/results/gpu_speed.json`` (or ``--out``). Timings on a shared machine are
 noisy: compare the devices as ratios of one run.
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("workspace", type=Path, help="a rendered workspace (views.csv); it is copied, never written")
     ap.add_argument("--devices", nargs="+", default=["cpu", "cuda"])
-    ap.add_argument("--epochs", type=int, default=8, help="scratch training epochs per run")
+    ap.add_argument("--epochs", type=int, default=24, help="scratch training epochs per run")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     master = args.workspace.resolve()
@@ -141,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         for device in devices:
             print(f"device {describe_device(device)}", flush=True)
             dev = str(device)
+            # One untimed epoch first: a device's first steps pay one-time costs (CUDA context, cuDNN's choice of
+            # kernels, autocast) that a short timed run would count as training speed.
+            _train_images_per_s(
+                _copy(master, tmp, f"warmup-{device.type}"), "scratch", SCRATCH | {"epochs": 1, "device": dev}
+            )
             for augment in (True, False):
                 ws = _copy(master, tmp, f"scratch-{device.type}-{augment}")
                 cfg = SCRATCH | {"epochs": args.epochs, "augment": augment, "device": dev}
