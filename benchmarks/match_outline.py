@@ -152,10 +152,13 @@ def bench_queries(ws: Path, searcher: Searcher, registrar: Registrar, path: Path
         })  # fmt: skip
 
 
-def fit_queries(ws: Path, searcher: Searcher, registrar: Registrar, path: Path, limit: int) -> None:
+def fit_queries(
+    ws: Path, searcher: Searcher, registrar: Registrar, path: Path, limit: int, masks: str = "true"
+) -> None:
     """The product's leave-models-out composites (:mod:`cadsearch.search.calibration`), registered against their
-    true mask: in the library (own view left out) the true model and the best rival, and not in the library (whole
-    model left out) the top-2."""
+    true mask (``masks="true"``) or the product's (``"product"``: :func:`object_mask`, none on most textured
+    backgrounds): in the library (own view left out) the true model and the best rival, and not in the library
+    (whole model left out) the top-2."""
     lws = ws / "library"
     index = searcher.index
     model_index = searcher._model_index
@@ -174,7 +177,8 @@ def fit_queries(ws: Path, searcher: Searcher, registrar: Registrar, path: Path, 
         image = np.clip(np.rint(a * rgb + (1.0 - a) * bg), 0, 255).astype(np.uint8)
         embedding, head, frame = searcher.embed_query(image)
         frame = frame if frame is not None else frame_for(*image.shape[:2])
-        true = frame_mask(mask, 256, frame)
+        found = object_mask(image, frame, None) if masks == "product" else (frame_mask(mask, 256, frame), "true")
+        true = found[0] if found else None
         own = model_index[qid]
         # the product's fit ranks without the category vote (fit_match_on_queries); so does this
         inside = ranked_candidates(searcher, embedding, head, np.array([qid]), False)
@@ -185,7 +189,7 @@ def fit_queries(ws: Path, searcher: Searcher, registrar: Registrar, path: Path, 
         pick = [inside[pos]] if pos is not None else []
         pick += [c for c in inside if c[0] != true_id][:1]
         _append(path, {
-            "query_id": row.view_id, "model_id": true_id,
+            "query_id": row.view_id, "model_id": true_id, "mask_source": found[1] if found else None,
             "inside": describe(inside), "inside_true_rank": None if pos is None else pos + 1,
             "inside_registered": [c[0] for c in pick], "iou_inside": register(registrar, pick, true, frame),
             "outside": describe(outside), "iou_outside": register(registrar, outside, true, frame),
@@ -243,24 +247,36 @@ def in_at_5pct_out(p: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(p[y == 1] > np.quantile(p[y == 0], 0.95)))
 
 
-def report(fit: list[dict[str, Any]], bench: list[dict[str, Any]]) -> dict[str, Any]:
+def report(
+    fit: list[dict[str, Any]], bench: list[dict[str, Any]], fit_product: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """AUCs per benchmark subset; the logistic variants fitted on ``fit`` (true masks), and for the last subset on
+    ``fit_product`` (the same composites registered against the product's mask, where it has one)."""
     x, y, w = training_set(fit)
     out: dict[str, Any] = {"n_fit_queries": len(fit), "n_fit_rows": len(y), "bench": {}}
     y_in_fit = {}
+    masked = [r for r in bench if r["mask_source"]]
     subsets = {
-        "all, true mask": ([r for r in bench], "iou_true"),
-        "chairs only, true mask": ([r for r in bench if r["category"] == "chair"], "iou_true"),
-        "product mask exists, true mask": ([r for r in bench if r["mask_source"]], "iou_true"),
-        "product mask exists, product mask": ([r for r in bench if r["mask_source"]], "iou_product"),
+        "all, true mask": (bench, "iou_true", "true"),
+        "chairs only, true mask": ([r for r in bench if r["category"] == "chair"], "iou_true", "true"),
+        "product mask exists, true mask": (masked, "iou_true", "true"),
+        "product mask exists, product mask": (masked, "iou_product", "true"),
     }  # fmt: skip
-    models = {name: fit_match_model(x[:, cols], y, w) for name, cols in VARIANTS.items()}
+    fitted = {"true": {name: fit_match_model(x[:, cols], y, w) for name, cols in VARIANTS.items()}}
+    product_fit = [r for r in fit_product or [] if r.get("mask_source")]
+    if product_fit:
+        xp, yp, wp = training_set(product_fit)
+        fitted["product"] = {name: fit_match_model(xp[:, cols], yp, wp) for name, cols in VARIANTS.items()}
+        subsets["product mask exists, product mask, fitted on product masks"] = (masked, "iou_product", "product")
+        out["n_fit_queries_product_mask"] = len(product_fit)
+    models = fitted["true"]
     for name, cols in VARIANTS.items():
         # in-sample separation on the fitting queries' top results (positives vs leave-model-out negatives)
         y_in_fit[name] = roc_auc(models[name].predict(x[:, cols]), y)
     out["fit_auc_in_sample"] = y_in_fit
     out["weights"] = {name: {"features": [(list(MATCH_FEATURES) + ["iou", "iou_margin"])[c] for c in cols],
                              "weights": list(models[name].weights)} for name, cols in VARIANTS.items()}  # fmt: skip
-    for sname, (rows, key) in subsets.items():
+    for sname, (rows, key, source) in subsets.items():
         if not rows:
             continue
         xb, yb = bench_matrix(rows, key)
@@ -269,7 +285,7 @@ def report(fit: list[dict[str, Any]], bench: list[dict[str, Any]]) -> dict[str, 
                "today's match": roc_auc(today, yb), "today's match: in at 5 % out": in_at_5pct_out(today, yb),
                "IoU alone": roc_auc(xb[:, 4], yb), "IoU margin alone": roc_auc(xb[:, 5], yb)}  # fmt: skip
         for name, cols in VARIANTS.items():
-            p = models[name].predict(xb[:, cols])
+            p = fitted[source][name].predict(xb[:, cols])
             res[name] = roc_auc(p, yb)
             res[name + ": in at 5 % out"] = in_at_5pct_out(p, yb)
             res[name + ": exact in / out at 0.5"] = [
@@ -304,25 +320,28 @@ def main() -> None:
     ap.add_argument("--arch", default="transfer")
     ap.add_argument("--fit-queries", type=int, default=MATCH_QUERIES)
     ap.add_argument("--cache", type=Path, default=None, help="raw records folder (default WS/match_outline)")
-    ap.add_argument("--only", choices=("fit", "bench", "report"), default=None)
+    ap.add_argument("--only", choices=("fit", "fit-product", "bench", "report"), default=None)
     ap.add_argument("--json", type=Path, default=RESULTS / "match_outline.json")
     args = ap.parse_args()
     ws: Path = args.workspace
     cache = args.cache or ws / "match_outline"
     cache.mkdir(parents=True, exist_ok=True)
     fit_path, bench_path = cache / f"fit_{args.arch}.jsonl", cache / f"bench_{args.arch}.jsonl"
+    fit_product_path = cache / f"fit_product_{args.arch}.jsonl"
     t0 = time.time()
     if args.only != "report":
         searcher = Searcher.from_workspace(ws / "library", args.arch, refine_top=0)
         registrar = Registrar(searcher.library)
         if args.only in (None, "fit"):
             fit_queries(ws, searcher, registrar, fit_path, args.fit_queries)
+        if args.only in (None, "fit-product"):
+            fit_queries(ws, searcher, registrar, fit_product_path, args.fit_queries, masks="product")
         if args.only in (None, "bench"):
             bench_queries(ws, searcher, registrar, bench_path)
         registrar.close()
         if args.only is not None:
             return
-    out = report(_read(fit_path), _read(bench_path))
+    out = report(_read(fit_path), _read(bench_path), _read(fit_product_path))
     print_report(out)
     results = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
                "workspace": str(ws), "arch": args.arch, "seconds": time.time() - t0} | out  # fmt: skip

@@ -19,7 +19,9 @@ model with the true one left out) registered from its search pose (:class:`~cads
 the composite's **true render mask**, not a mask the product would find (a backdrop's or the detector's): the fit
 learns what a good and a poor outline fit look like with an exact mask; the product's masks are less exact (on the
 open-library renders the backdrop mask lowers the true model's median IoU from 0.93 to 0.87), so there the outline
-model separates less well than on its fitting queries (BENCHMARKS.md).
+model separates less well than on its fitting queries. Fitting it on the product's own masks instead was measured
+and did no better (ROC AUC 0.795 vs 0.790 on those renders, fewer in-library queries kept at 5 % false exact
+matches: BENCHMARKS.md, ``benchmarks/match_outline.py``).
 """
 
 from __future__ import annotations

@@ -22,11 +22,12 @@ needed, and the features are computed by the very function the searcher uses (:f
 refined onto the photo's object mask), a second logistic model, over :data:`OUTLINE_FEATURES` (the four above plus
 ``outline_iou``, the registered silhouette's IoU with the object mask), gives that result's ``match``: a look-alike
 chair of the same family is as close in the embedding as the true one, but its outline fits the object worse.
-Measured on the open-library benchmark (``benchmarks/match_outline.py``, BENCHMARKS.md): ROC AUC in vs outside the
-library 0.751 → 0.860 with the renders' true masks, 0.771 → 0.790 with the product's backdrop masks; the share of
-in-library queries still called exact where 5 % of outside ones are rises 25 → 62 % (true mask), 30 → 54 % (backdrop
-mask). It is fitted beside the first (:mod:`cadsearch.search.calibration`) with the held-out views' true render
-masks; unregistered results keep the first model.
+Measured on the open-library renders (BENCHMARKS.md, transfer network), ROC AUC of in- vs not-in-library queries:
+0.751 → 0.860 when every query is registered against its exact mask (``benchmarks/match_outline.py``), but only
+0.751 → 0.769 as the product runs (``benchmarks/open_library.py``: a backdrop mask on plain and gradient backgrounds,
+less exact, and none on textured ones, whose results keep the first model). It is fitted beside the first
+(:mod:`cadsearch.search.calibration`) on the held-out views registered against their true render masks;
+unregistered results keep the first model.
 
 ``exact_match`` of a query is ``match`` of its top result ≥ :data:`EXACT_MATCH_THRESHOLD`.
 """
