@@ -24,10 +24,10 @@ refined onto the photo's object mask), a second logistic model, over :data:`OUTL
 chair of the same family is as close in the embedding as the true one, but its outline fits the object worse.
 Measured on the open-library renders (BENCHMARKS.md, transfer network), ROC AUC of in- vs not-in-library queries:
 0.751 → 0.860 when every query is registered against its exact mask (``benchmarks/match_outline.py``), but only
-0.751 → 0.769 as the product runs (``benchmarks/open_library.py``: a backdrop mask on plain and gradient backgrounds,
-less exact, and none on textured ones, whose results keep the first model). It is fitted beside the first
-(:mod:`cadsearch.search.calibration`) on the held-out views registered against their true render masks;
-unregistered results keep the first model.
+0.751 → 0.784 as the product runs (``benchmarks/open_library.py``; 0.769 with another fit): a backdrop mask on plain
+and gradient backgrounds, less exact, and none on textured ones, whose results keep the first model. It is fitted
+beside the first (:mod:`cadsearch.search.calibration`) on the held-out views registered against their true render
+masks; unregistered results keep the first model.
 
 ``exact_match`` of a query is ``match`` of its top result ≥ :data:`EXACT_MATCH_THRESHOLD`.
 """
