@@ -31,7 +31,7 @@ can run as two processes: ``--only fit`` / ``--only bench``). Prints a table, wr
 
 Usage:
     OMP_NUM_THREADS=1 python benchmarks/match_outline.py WS [--arch transfer] [--fit-queries 600] [--cache DIR]
-        [--only fit|bench|report]
+        [--only fit|fit-product|bench|report]
 """
 
 from __future__ import annotations
