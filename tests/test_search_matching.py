@@ -11,10 +11,16 @@ import pytest
 
 from cadsearch.index import ViewIndex, ViewTable, build_index, index_dir, load_index
 from cadsearch.search import ModelMatch, Searcher, SearchResult
-from cadsearch.search.calibration import CALIBRATION_FILE, CALIBRATION_VERSION, fit_match_on_queries
+from cadsearch.search.calibration import (
+    CALIBRATION_FILE,
+    CALIBRATION_VERSION,
+    fit_match_on_queries,
+    fit_outline_on_queries,
+)
 from cadsearch.search.matching import (
     DEFAULT_MATCH_MODEL,
     EXACT_MATCH_THRESHOLD,
+    OUTLINE_FEATURES,
     MatchModel,
     fit_match_model,
     match_features,
@@ -163,3 +169,68 @@ def test_match_features_do_not_depend_on_the_order_of_the_models() -> None:
     plain = dict(zip(ranked.model_idx.tolist(), match_features(ranked, sims).tolist(), strict=True))
     reordered = dict(zip(voted.model_idx.tolist(), match_features(voted, sims).tolist(), strict=True))
     assert plain == reordered
+
+
+def test_outline_model_keeps_its_feature_list() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, len(OUTLINE_FEATURES)))
+    y = (x[:, -1] > 0).astype(float)
+    model = fit_match_model(x, y, features=OUTLINE_FEATURES)
+    assert model.features == OUTLINE_FEATURES and model.to_dict()["features"] == list(OUTLINE_FEATURES)
+    assert MatchModel.from_dict(model.to_dict(), OUTLINE_FEATURES) == model
+    with pytest.raises(ValueError):
+        MatchModel.from_dict(model.to_dict())  # an outline model is not a view-features model ...
+    with pytest.raises(ValueError):
+        MatchModel.from_dict(DEFAULT_MATCH_MODEL.to_dict(), OUTLINE_FEATURES)  # ... nor the other way round
+
+
+def test_outline_fit_learns_that_the_true_model_fits_the_object_better() -> None:
+    """Look-alikes the views cannot tell apart: the registered outline (here a stand-in that fits the true model
+    well and any other model less well) is what the outline model learns to trust."""
+    index, inside, _, gen = synthetic_library()
+    ids = np.arange(0, len(index), 3)
+    true_of = [str(index.table.model_id[i]) for i in ids]
+    queries = np.stack(
+        [gen.views(inside[int(index.table.model_id[i][1:])][1], np.radians([index.table.azimuth_deg[i]]), 0.9)[0]
+         for i in ids]
+    )  # fmt: skip
+    rng = np.random.default_rng(3)
+    asked: list[tuple[int, str]] = []
+
+    def register(q: int, model_id: str, polar: float, azimuth: float) -> float:
+        asked.append((q, model_id))
+        assert 0.0 <= polar <= 180.0 and 0.0 <= azimuth < 360.0  # a search pose to start from
+        return float(np.clip(rng.normal(0.9 if model_id == true_of[q] else 0.7, 0.05), 0, 1))
+
+    heads = np.tile([90.0, 0.0], (len(ids), 1))
+    outline = fit_outline_on_queries(index, queries, ids, 0.05, heads, register)
+    views_only = fit_match_on_queries(index, queries, ids, 0.05)
+    assert outline is not None and views_only is not None
+    assert outline["features"] == list(OUTLINE_FEATURES) and outline["n_queries"] == len(ids)
+    assert 2 * len(ids) <= len(asked) <= 3 * len(ids)  # true model, best rival, top model with the true one out
+    model = MatchModel.from_dict(outline, OUTLINE_FEATURES)
+    assert model.weights[-1] > 0  # a better fit, a higher match
+    assert outline["auc"] > views_only["auc"] + 0.05 and outline["auc"] > 0.9
+    # a register that cannot register anything: no outline model
+    assert fit_outline_on_queries(index, queries, ids, 0.05, heads, lambda *a: None) is None
+
+
+def test_old_calibration_files_without_the_outline_model_are_refitted(search_ws: Path) -> None:
+    from cadsearch.search.calibration import load_or_fit_calibration
+
+    fake = fake_for(search_ws)
+    build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
+    index = load_index(search_ws, "scratch")
+    fit = load_or_fit_calibration(search_ws, "scratch", index, fake)
+    # the tiny workspace's meshes are registered against the composites' true masks
+    outline = fit["match"]["outline"]
+    assert outline["features"] == list(OUTLINE_FEATURES) and outline["mask"] == "true render mask"
+    assert MatchModel.from_dict(outline, OUTLINE_FEATURES).predict(np.zeros((1, 5))).shape == (1,)
+    path = index_dir(search_ws, "scratch") / CALIBRATION_FILE
+    stored = json.loads(path.read_text())
+    # A version-2 file (match model, no outline model) of the very same index is refitted, not used.
+    old = stored["calibration"] | {"match": {k: v for k, v in fit["match"].items() if k != "outline"}}
+    path.write_text(json.dumps({"version": 2, "index": stored["index"], "calibration": old | {"temperature": 9.0}}))
+    again = load_or_fit_calibration(search_ws, "scratch", index, fake)
+    assert again["temperature"] != 9.0 and "outline" in again["match"]
+    assert json.loads(path.read_text())["version"] == CALIBRATION_VERSION == 3

@@ -234,3 +234,48 @@ def test_a_mask_nothing_fits_leaves_the_result_unregistered(search_ws: Path, mon
     image = np.asarray(Image.open(search_ws / read_view_table(search_ws)[0].path).convert("RGB"))
     top = searcher.search(image, k=1).results[0]
     assert top.placement is None and top.silhouette_iou is None and top.roll_deg == 0.0
+
+
+class FixedFitRegistrar:
+    """Stands in for :class:`~cadsearch.register.Registrar`: every model 'registered' with a given outline IoU and
+    a render square of a given size relative to the searched image (1.0: plausible)."""
+
+    def __init__(self, iou: float, side: float = 1.0) -> None:
+        self.iou, self.side = iou, side
+
+    def refine(self, model_id, target, frame, polar_deg, azimuth_deg):
+        from cadsearch.register import Placement, Registration
+
+        s = frame.side
+        return Registration(polar_deg, azimuth_deg, 0.0, Placement(frame.x0 + s / 2, frame.y0 + s / 2, self.side * s),
+                            self.iou, self.iou, 1, 1.0)  # fmt: skip
+
+
+def test_a_registered_result_gets_its_match_from_the_outline_fit(search_ws: Path) -> None:
+    from cadsearch.search.matching import DEFAULT_MATCH_MODEL, OUTLINE_FEATURES, MatchModel
+
+    fake = fake_for(search_ws)
+    build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
+    # an outline model that listens to the outline only: match = σ(10 (iou − 0.6))
+    outline = MatchModel((0.0, 0.0, 0.0, 0.0, 10.0), -6.0, (0.0,) * 5, (1.0,) * 5, OUTLINE_FEATURES)
+    searcher = Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws), outline_model=outline)
+    image = np.asarray(Image.open(search_ws / read_view_table(search_ws)[0].path).convert("RGB"))  # plain backdrop
+    plain = searcher.search(image, k=2, refine_top=0).results
+    assert plain[0].match == pytest.approx(DEFAULT_MATCH_MODEL.predict(np.array(plain[0].match_features))[0])
+
+    def top_two(iou: float, side: float = 1.0) -> list[ModelMatch]:
+        searcher.registrar = FixedFitRegistrar(iou, side)
+        return searcher.search(image, k=2).results
+
+    good, poor, implausible = top_two(0.95), top_two(0.3), top_two(0.95, side=0.3)
+    assert good[0].match == pytest.approx(1 / (1 + np.exp(-(10 * 0.95 - 6.0))))
+    assert good[0].placement is not None and good[0].silhouette_iou == 0.95
+    # a poor fit is evidence against this model even though the registration itself is not kept
+    assert poor[0].match == pytest.approx(1 / (1 + np.exp(-(10 * 0.3 - 6.0)))) and poor[0].placement is None
+    # an implausible placement (shrunk onto a part) is no evidence: the view features' match, unregistered
+    assert implausible[0].match == pytest.approx(plain[0].match) and implausible[0].placement is None
+    # only the registered top result changes; the second keeps the view features' match
+    assert good[1].match == poor[1].match == pytest.approx(plain[1].match)
+    # without an outline model (an index calibrated before it existed), registration leaves match alone
+    searcher.outline_model = None
+    assert top_two(0.3)[0].match == pytest.approx(plain[0].match)

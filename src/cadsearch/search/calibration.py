@@ -12,12 +12,24 @@ The match model is fitted on up to :data:`MATCH_QUERIES` of the same held-out vi
 as possible, each composited over a random background (as photos and evaluation renders have one, while the
 indexed views are on a plain backdrop), framed like a search query and embedded by the network: positives with
 their model in the index (leave-one-out), negatives with all of their model's views removed (leave-model-out).
+
+The outline model (``"match_outline"``, :data:`~cadsearch.search.matching.OUTLINE_FEATURES`) is fitted on the first
+:data:`OUTLINE_QUERIES` of those composites the same way, each candidate (the true model, its best rival, and the top
+model with the true one left out) registered from its search pose (:class:`~cadsearch.register.Registrar`) against
+the composite's **true render mask**, not a mask the product would find (a backdrop's or the detector's): the fit
+learns what a good and a poor outline fit look like with an exact mask; the product's masks are less exact (on the
+open-library renders the backdrop mask lowers the true model's median IoU from 0.93 to 0.87), so there the outline
+model separates less well than on its fitting queries. Fitting it on the product's own masks instead was measured
+and did no better (ROC AUC 0.795 vs 0.790 on those renders, fewer in-library queries kept at 5 % false exact
+matches: BENCHMARKS.md, ``benchmarks/match_outline.py``).
 """
 
 from __future__ import annotations
 
 import inspect
 import json
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +39,13 @@ from cadsearch.errors import InputError
 from cadsearch.index import DEFAULT_K_VIEWS, ViewIndex, index_dir
 from cadsearch.search.matching import (
     EXACT_MATCH_THRESHOLD,
+    OUTLINE_FEATURES,
     fit_match_model,
     match_features,
     roc_auc,
 )
-from cadsearch.search.scoring import CalibrationRecord, fit_temperature, rank_models
+from cadsearch.search.pose import PoseConfig, combine_pose
+from cadsearch.search.scoring import CalibrationRecord, RankedModels, fit_temperature, rank_models
 from cadsearch.workspace import atomic_write_json
 
 __all__ = [
@@ -39,9 +53,11 @@ __all__ = [
     "CALIBRATION_FILE",
     "CALIBRATION_VERSION",
     "MATCH_QUERIES",
+    "OUTLINE_QUERIES",
     "calibrate",
     "fit_match",
     "fit_match_on_queries",
+    "fit_outline_on_queries",
     "load_or_fit_calibration",
 ]
 
@@ -49,8 +65,14 @@ __all__ = [
 CALIBRATION_QUERIES = 2000
 #: At most this many of them are embedded again (on random backgrounds) to fit the match model.
 MATCH_QUERIES = 600
-#: Version of the stored fit; a file of another version is refitted (2: the match model was added).
-CALIBRATION_VERSION = 2
+#: At most this many of them (the first) are also registered to fit the outline model: 3 registrations each, ~0.1 s
+#: apiece. Fitted on 150, 300 or 600 of the open-library benchmark's composites (benchmarks/match_outline.py's cache,
+#: true masks; 150 and 300: mean of 5 random draws) the model separated its test queries alike: ROC AUC 0.859,
+#: 0.862, 0.860.
+OUTLINE_QUERIES = 150
+#: Version of the stored fit; a file of another version is refitted (2: the match model was added; 3: the outline
+#: model).
+CALIBRATION_VERSION = 3
 #: Weight of a "second-best model while the right one is in the library" negative, relative to a positive and a
 #: leave-model-out negative (weight 1 each): they teach low match for lower ranks without swamping the top-1 case.
 SECONDARY_WEIGHT = 0.25
@@ -123,15 +145,18 @@ def _spread_over_models(ids: np.ndarray, model_index: np.ndarray, limit: int, se
     return np.sort(ids[np.argsort(turn, kind="stable")][:limit])
 
 
-def _query_images(index: ViewIndex, workspace: Path, ids: np.ndarray, seed: int = 2) -> list[np.ndarray] | None:
-    """The rendered views ``ids`` composited over random backgrounds (None: the view files cannot be read)."""
+def _query_images(
+    index: ViewIndex, workspace: Path, ids: np.ndarray, seed: int = 2
+) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
+    """The rendered views ``ids`` composited over random backgrounds, and their (H, W) float32 coverage masks
+    (None: the view files cannot be read)."""
     from cadsearch.render.backgrounds import RandomBackgrounds
     from cadsearch.render.job import load_view, read_view_table
 
     try:
         rows = {r.view_id: r for r in read_view_table(workspace)}
         source, rng = RandomBackgrounds(), np.random.default_rng(seed)
-        images = []
+        images, masks = [], []
         for vid in index.table.view_id[ids]:
             rgb, mask, _ = load_view(workspace, rows[str(vid)])
             a = mask[..., None]
@@ -139,33 +164,101 @@ def _query_images(index: ViewIndex, workspace: Path, ids: np.ndarray, seed: int 
             if bg.shape != rgb.shape:
                 return None
             images.append(np.clip(np.rint(a * rgb + (1.0 - a) * bg), 0, 255).astype(np.uint8))
-        return images
+            masks.append(mask)
+        return images, masks
     except (OSError, KeyError, ValueError, InputError):
         return None
 
 
 def fit_match(
     index: ViewIndex, predictor: Any, workspace: Path, ids: np.ndarray, temperature: float,
-    limit: int = MATCH_QUERIES, crop: str = "auto",
+    limit: int = MATCH_QUERIES, crop: str = "auto", outline_limit: int = OUTLINE_QUERIES,
 ) -> dict[str, Any] | None:  # fmt: skip
     """Fit the exact-match model (:mod:`cadsearch.search.matching`) by leave-models-out on held-out views ``ids``:
     at most ``limit`` of them, spread over the models, composited over random backgrounds, framed with ``crop``
-    and embedded by ``predictor``, then :func:`fit_match_on_queries`. None when there are fewer than two models
-    or the views cannot be read."""
+    and embedded by ``predictor``, then :func:`fit_match_on_queries`; and on the first ``outline_limit`` of them
+    the outline model (:func:`fit_outline_on_queries`, registered against their true render masks; stored under
+    ``"outline"``, absent when the library's meshes cannot be registered). None when there are fewer than two
+    models or the views cannot be read."""
     from cadsearch.framing import frame_query
 
     model_names, model_index = np.unique(index.table.model_id.astype(str), return_inverse=True)
     if len(model_names) < 2 or not len(ids):
         return None
     ids = _spread_over_models(ids, model_index, limit)
-    images = _query_images(index, workspace, ids)
-    if images is None:
+    composites = _query_images(index, workspace, ids)
+    if composites is None:
         return None
+    images, masks = composites
     frames = [frame_query(im, crop) for im in images]
     options = {"flip_pose": False} if "flip_pose" in inspect.signature(predictor.predict).parameters else {}
     # (the mirrored copy only refines the pose head's answer; the embedding does not use it)
-    queries = np.asarray(predictor.predict(images, batch_size=64, frames=frames, **options).embedding, np.float32)
-    return fit_match_on_queries(index, queries, ids, temperature)
+    pred = predictor.predict(images, batch_size=64, frames=frames, **options)
+    queries = np.asarray(pred.embedding, np.float32)
+    fit = fit_match_on_queries(index, queries, ids, temperature)
+    if fit is None or outline_limit <= 0:
+        return fit
+    n = min(outline_limit, len(ids))
+    heads = np.stack([np.asarray(pred.polar_deg, np.float64), np.asarray(pred.azimuth_deg, np.float64)], 1)[:n]
+    t0 = time.perf_counter()
+    with _TrueMaskRegistrar(workspace, images[:n], masks[:n], frames[:n]) as register:
+        outline = fit_outline_on_queries(index, queries[:n], ids[:n], temperature, heads, register)
+    if outline is not None:
+        fit["outline"] = outline | {"seconds": time.perf_counter() - t0, "mask": "true render mask"}
+    return fit
+
+
+class _TrueMaskRegistrar:
+    """``register(q, model_id, polar, azimuth) -> IoU | None``: registers a library model against the true mask of
+    composite ``q`` over the square the network saw (as the searcher registers against the object mask)."""
+
+    def __init__(self, workspace: Path, images: list[np.ndarray], masks: list[np.ndarray], frames: list) -> None:
+        from cadsearch.library import Library
+        from cadsearch.register import Registrar
+
+        self.images, self.masks, self.frames = images, masks, frames
+        self.registrar = Registrar(Library.open(workspace))
+        self._targets: dict[int, tuple[np.ndarray, Any]] = {}
+
+    def __enter__(self) -> _TrueMaskRegistrar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.registrar.close()
+
+    def __call__(self, q: int, model_id: str, polar: float, azimuth: float) -> float | None:
+        from cadsearch.detect.masks import frame_mask
+        from cadsearch.framing import frame_for
+
+        if q not in self._targets:
+            frame = self.frames[q] if self.frames[q] is not None else frame_for(*self.images[q].shape[:2])
+            self._targets = {q: (frame_mask(self.masks[q], 256, frame), frame)}  # one query at a time
+        target, frame = self._targets[q]
+        reg = self.registrar.refine(model_id, target, frame, polar, azimuth)
+        return None if reg is None else float(reg.iou)
+
+
+def _leave_models_out(
+    index: ViewIndex, queries: np.ndarray, ids: np.ndarray, temperature: float
+) -> Iterator[tuple[int, int, bool, RankedModels, np.ndarray, np.ndarray, np.ndarray]]:
+    """Each query searched with its own view left out (``leave_model_out`` False) and with every view of its model
+    left out (True), through :func:`~cadsearch.search.scoring.rank_models`: yields ``(query position, true model
+    index, leave_model_out, ranked, features (m, 4), neighbour sims, neighbour ids)`` (neighbours best first)."""
+    model_names, model_index = np.unique(index.table.model_id.astype(str), return_inverse=True)
+    k_views = int(index.meta.get("k_views") or DEFAULT_K_VIEWS)
+    per_model = np.bincount(model_index, minlength=len(model_names))
+    sims, hits = index.search(queries, min(len(index), k_views + int(per_model.max()) + 1))
+    for q, (qid, s, h) in enumerate(zip(ids, sims, hits, strict=True)):
+        true = int(model_index[qid])
+        for leave_model_out in (False, True):
+            keep = (h >= 0) & ((model_index[np.maximum(h, 0)] != true) if leave_model_out else (h != qid))
+            ss, hh = s[keep][:k_views], h[keep][:k_views]
+            if not len(hh):
+                continue
+            order = np.argsort(-ss, kind="stable")
+            ss, hh = ss[order].astype(np.float64), hh[order]
+            ranked = rank_models(ss, hh, model_index, len(model_names), temperature)
+            yield q, true, leave_model_out, ranked, match_features(ranked, ss), ss, hh
 
 
 def fit_match_on_queries(
@@ -189,31 +282,20 @@ def fit_match_on_queries(
         out of the index, and the share called exact in each case (``exact_in``, ``exact_out``); None when one
         of the two kinds is missing.
     """
-    model_names, model_index = np.unique(index.table.model_id.astype(str), return_inverse=True)
-    k_views = int(index.meta.get("k_views") or DEFAULT_K_VIEWS)
-    per_model = np.bincount(model_index, minlength=len(model_names))
-    sims, hits = index.search(queries, min(len(index), k_views + int(per_model.max()) + 1))
+    model_index = np.unique(index.table.model_id.astype(str), return_inverse=True)[1]
     x, y, w, top_in, top_out = [], [], [], [], []
-    for qid, s, h in zip(ids, sims, hits, strict=True):
-        true = model_index[qid]
-        for leave_model_out in (False, True):
-            keep = (h >= 0) & ((model_index[np.maximum(h, 0)] != true) if leave_model_out else (h != qid))
-            ss, hh = s[keep][:k_views], h[keep][:k_views]
-            if not len(hh):
-                continue
-            ranked = rank_models(ss, hh, model_index, len(model_names), temperature)
-            feats = match_features(ranked, np.sort(ss.astype(np.float64))[::-1])
-            if leave_model_out:
-                x.append(feats[0]), y.append(0.0), w.append(1.0)
-                top_out.append(len(x) - 1)
-                continue
-            pos = np.flatnonzero(ranked.model_idx == true)
-            if len(pos):
-                x.append(feats[pos[0]]), y.append(1.0), w.append(1.0)
-            rivals = np.flatnonzero(ranked.model_idx != true)
-            if len(rivals):
-                x.append(feats[rivals[0]]), y.append(0.0), w.append(SECONDARY_WEIGHT)
-            top_in.append(feats[0])
+    for _, true, leave_model_out, ranked, feats, _, _ in _leave_models_out(index, queries, ids, temperature):
+        if leave_model_out:
+            x.append(feats[0]), y.append(0.0), w.append(1.0)
+            top_out.append(len(x) - 1)
+            continue
+        pos = np.flatnonzero(ranked.model_idx == true)
+        if len(pos):
+            x.append(feats[pos[0]]), y.append(1.0), w.append(1.0)
+        rivals = np.flatnonzero(ranked.model_idx != true)
+        if len(rivals):
+            x.append(feats[rivals[0]]), y.append(0.0), w.append(SECONDARY_WEIGHT)
+        top_in.append(feats[0])
     if not any(y) or all(y) or not top_in or not top_out:
         return None
     model = fit_match_model(np.array(x), np.array(y), np.array(w))
@@ -228,6 +310,78 @@ def fit_match_on_queries(
     }
 
 
+def fit_outline_on_queries(
+    index: ViewIndex, queries: np.ndarray, ids: np.ndarray, temperature: float, heads: np.ndarray,
+    register: Callable[[int, str, float, float], float | None], pose: PoseConfig = PoseConfig(),
+) -> dict[str, Any] | None:  # fmt: skip
+    """Fit the outline model (:data:`~cadsearch.search.matching.OUTLINE_FEATURES`) by leave-models-out, as
+    :func:`fit_match_on_queries`, with each candidate registered.
+
+    Args:
+        index, queries, ids, temperature: as :func:`fit_match_on_queries`.
+        heads: (n, 2) the pose head's (polar, azimuth) per query, degrees: with the candidate's retrieved views
+            they give its search pose (:func:`~cadsearch.search.pose.combine_pose`, as the searcher), the
+            registration's start.
+        register: ``(query position, model_id, polar, azimuth) -> silhouette IoU`` (None: not registered; the
+            candidate is left out of the fit).
+        pose: the searcher's pose settings.
+
+    Rows: the true model with its own view left out (a positive), the best other model (a
+    :data:`SECONDARY_WEIGHT` negative), and the top model with the true one left out (a negative): three
+    registrations per query.
+
+    Returns:
+        :meth:`~cadsearch.search.matching.MatchModel.to_dict` of the outline model plus ``n_queries``, ``auc``,
+        ``exact_in``, ``exact_out`` of the top result in vs out of the index (in-sample, as
+        :func:`fit_match_on_queries`); None when one kind is missing.
+    """
+    model_names = np.unique(index.table.model_id.astype(str))
+    table = index.table
+    x, y, w, top_in, top_out = [], [], [], [], []
+
+    def outline(q: int, ranked: RankedModels, j: int, feats: np.ndarray, ss: np.ndarray, hh: np.ndarray):
+        views = ranked.views[j]
+        vid = hh[views]
+        polar, azimuth = combine_pose(
+            table.polar_deg[vid], table.azimuth_deg[vid], ss[views], (float(heads[q, 0]), float(heads[q, 1])), pose
+        )
+        iou = register(q, str(model_names[int(ranked.model_idx[j])]), polar, azimuth)
+        return None if iou is None else np.r_[feats[j], iou]
+
+    from tqdm import tqdm
+
+    # ~3 registrations per query, ~0.1 s each: minutes on a big library (a bar on a terminal only)
+    searches = _leave_models_out(index, queries, ids, temperature)
+    for q, true, leave_model_out, ranked, feats, ss, hh in tqdm(
+        searches, total=2 * len(ids), desc="fitting the outline match", unit="search", disable=None, leave=False
+    ):
+        if leave_model_out:
+            row = outline(q, ranked, 0, feats, ss, hh)
+            if row is not None:
+                x.append(row), y.append(0.0), w.append(1.0)
+                top_out.append(row)
+            continue
+        pos = np.flatnonzero(ranked.model_idx == true)
+        rivals = np.flatnonzero(ranked.model_idx != true)
+        for j, label, weight in ((pos[:1], 1.0, 1.0), (rivals[:1], 0.0, SECONDARY_WEIGHT)):
+            row = outline(q, ranked, int(j[0]), feats, ss, hh) if len(j) else None
+            if row is None:
+                continue
+            x.append(row), y.append(label), w.append(weight)
+            if j[0] == 0:
+                top_in.append(row)
+    if not any(y) or all(y) or not top_in or not top_out:
+        return None
+    model = fit_match_model(np.array(x), np.array(y), np.array(w), features=OUTLINE_FEATURES)
+    m_in, m_out = model.predict(np.array(top_in)), model.predict(np.array(top_out))
+    return model.to_dict() | {
+        "n_queries": len(ids),
+        "auc": roc_auc(np.concatenate([m_in, m_out]), np.r_[np.ones(len(m_in)), np.zeros(len(m_out))]),
+        "exact_in": float(np.mean(m_in >= EXACT_MATCH_THRESHOLD)),
+        "exact_out": float(np.mean(m_out >= EXACT_MATCH_THRESHOLD)),
+    }
+
+
 def _identity(index: ViewIndex) -> dict[str, Any]:
     """What makes a calibration stale: another network, another build, other vectors."""
     return {"fingerprint": index.meta.get("fingerprint"), "built_at": index.meta.get("built_at"), "views": len(index)}
@@ -235,8 +389,9 @@ def _identity(index: ViewIndex) -> dict[str, Any]:
 
 def load_or_fit_calibration(workspace: str | Path, arch: str, index: ViewIndex, predictor: Any) -> dict[str, Any]:
     """The index's calibration (``{"temperature", "n", "nll", "top1", "ece", "mean_confidence", "k_views"}`` and
-    ``"match"``, see :func:`fit_match`, when it could be fitted): read from ``calibration.json`` when it was
-    fitted for this very index by this version, else fitted now and written atomically.
+    ``"match"``, with its ``"outline"`` model, see :func:`fit_match`, when they could be fitted): read from
+    ``calibration.json`` when it was fitted for this very index by this version, else fitted now and written
+    atomically.
     """
     path = index_dir(workspace, arch) / CALIBRATION_FILE
     identity = _identity(index)

@@ -30,7 +30,13 @@ from cadsearch.framing import MARGIN, METHODS, Frame, check_crop_method, frame_f
 from cadsearch.index.faiss_index import ViewIndex, index_dir
 from cadsearch.register import Placement, Registrar, object_mask
 from cadsearch.register.masks import restrict_to_box
-from cadsearch.search.matching import DEFAULT_MATCH_MODEL, EXACT_MATCH_THRESHOLD, MatchModel, match_features
+from cadsearch.search.matching import (
+    DEFAULT_MATCH_MODEL,
+    EXACT_MATCH_THRESHOLD,
+    OUTLINE_FEATURES,
+    MatchModel,
+    match_features,
+)
 from cadsearch.search.pose import PoseConfig, combine_pose
 from cadsearch.search.scoring import DEFAULT_TEMPERATURE, category_first, rank_models
 
@@ -84,11 +90,14 @@ class ModelMatch:
         azimuth_deg: estimated camera azimuth φ in [0, 360), degrees from +Z towards +X.
         best_view_id: the model's best-matching rendered view (e.g. ``"chair-003/0017"``).
         match: exact-match probability in [0, 1]: that the object in the photo *is* this model, whether or not
-            it is in the library (:mod:`cadsearch.search.matching`); 0 when nothing computed it.
+            it is in the library (:mod:`cadsearch.search.matching`; from the registered outline's fit too when
+            the model was registered and the index has an outline model); 0 when nothing computed it.
         roll_deg: the object's in-plane rotation in the image, counter-clockwise, degrees (0 unless registered).
         placement: where this model's render square lies in the searched image after registration
             (:class:`~cadsearch.register.Placement`, pixels); None when the result was not registered.
         silhouette_iou: IoU of the registered silhouette with the photo's object mask; None when not registered.
+        match_features: the view features ``match`` was computed from (:data:`~cadsearch.search.matching.
+            MATCH_FEATURES`), kept so that registration can recompute it with the outline; None when unknown.
     """
 
     rank: int
@@ -103,6 +112,7 @@ class ModelMatch:
     roll_deg: float = 0.0
     placement: Placement | None = None
     silhouette_iou: float | None = None
+    match_features: tuple[float, ...] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -253,6 +263,11 @@ class Searcher:
             synthetic clutter top-1 from 0.715 to 0.630 (a confidently wrong whole-photo answer wins).
         match_model: the exact-match model (fitted beside the temperature; default
             :data:`~cadsearch.search.matching.DEFAULT_MATCH_MODEL` until an index has its own).
+        outline_model: the exact-match model of registered results (:data:`~cadsearch.search.matching.
+            OUTLINE_FEATURES`: the view features and the registered outline's IoU), fitted beside it; None: registered
+            results keep ``match_model``'s answer. Used for a registered result whose placement is plausible
+            (:data:`REGISTER_SIDE_RANGE`), even when its outline fits too poorly to keep its pose (a poor fit is
+            evidence that the object is another model).
         k_views: nearest views retrieved per query. Scores are calibrated for the ``k_views`` stored with the
             index (the default); with a smaller ``k`` they are no longer calibrated (ECE 0.007 at 256, 0.31 at 64).
         category_vote: rank the models of the most probable category (summed scores) first, so that a chair
@@ -274,6 +289,7 @@ class Searcher:
         *,
         temperature: float | None = None,
         match_model: MatchModel | None = None,
+        outline_model: MatchModel | None = None,
         k_views: int | None = None,
         pose: PoseConfig = PoseConfig(),
         threads: int | None = 1,
@@ -305,6 +321,7 @@ class Searcher:
         calibration = index.meta.get("calibration", {})
         self.temperature = float(temperature or calibration.get("temperature") or DEFAULT_TEMPERATURE)
         self.match_model = match_model or DEFAULT_MATCH_MODEL
+        self.outline_model = outline_model
         self.k_views = int(k_views or index.meta.get("k_views") or 256)
         self.pose = pose
         self.category_vote = category_vote
@@ -372,6 +389,11 @@ class Searcher:
                 # unusable: the default model until the index is calibrated again
                 with contextlib.suppress(ValueError, KeyError, TypeError):
                     kwargs["match_model"] = MatchModel.from_dict(calibration["match"])
+                if kwargs.get("outline_model") is None and calibration["match"].get("outline"):
+                    with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
+                        kwargs["outline_model"] = MatchModel.from_dict(
+                            calibration["match"]["outline"], OUTLINE_FEATURES
+                        )
         return cls(predictor, index, Library.open(ws), **kwargs)
 
     # --- catalog ------------------------------------------------------------------------------------------
@@ -488,11 +510,16 @@ class Searcher:
             results = list(obj.results)
             for i, m in enumerate(results[:top]):
                 reg = self.registrar.refine(m.model_id, target, frame, m.polar_deg, m.azimuth_deg)
-                if reg is None or reg.iou < REGISTER_MIN_FIT:
+                if reg is None:
                     continue
                 # the square the object would fill as in the renders: its detection box's crop square, else the frame
                 expected = frame_for(h, w, obj.box, MARGIN).side if obj.detection_score is not None else frame.side
                 if not REGISTER_SIDE_RANGE[0] <= reg.placement.side / expected <= REGISTER_SIDE_RANGE[1]:
+                    continue  # implausible (shrunk onto part of the object): neither its pose nor its fit is evidence
+                if self.outline_model is not None and m.match_features is not None:
+                    x = np.asarray([*m.match_features, reg.iou], np.float64)
+                    results[i] = m = replace(m, match=float(self.outline_model.predict(x)[0]))
+                if reg.iou < REGISTER_MIN_FIT:
                     continue
                 results[i] = replace(
                     m,
@@ -553,10 +580,11 @@ class Searcher:
         order = np.argsort(-sims[0][ids[0] >= 0], kind="stable")
         hit_ids = ids[0][ids[0] >= 0][order]
         hit_sims = sims[0][ids[0] >= 0][order]
-        match = self.match_model.predict(match_features(ranked, hit_sims.astype(np.float64), k))
+        features = match_features(ranked, hit_sims.astype(np.float64), k)
+        match = self.match_model.predict(features)
         matches = []
-        for rank, (m, score, views, p) in enumerate(
-            zip(ranked.model_idx[:k], ranked.score[:k], ranked.views[:k], match, strict=False), 1
+        for rank, (m, score, views, p, f) in enumerate(
+            zip(ranked.model_idx[:k], ranked.score[:k], ranked.views[:k], match, features, strict=False), 1
         ):
             vid = hit_ids[views]
             polar, azimuth = combine_pose(
@@ -566,7 +594,16 @@ class Searcher:
             name, category = self._describe(model_id)
             matches.append(
                 ModelMatch(
-                    rank, model_id, name, category, float(score), polar, azimuth, str(table.view_id[vid[0]]), float(p)
+                    rank,
+                    model_id,
+                    name,
+                    category,
+                    float(score),
+                    polar,
+                    azimuth,
+                    str(table.view_id[vid[0]]),
+                    float(p),
+                    match_features=tuple(float(v) for v in f),
                 )
             )
         t2 = time.perf_counter()
