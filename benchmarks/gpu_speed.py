@@ -5,8 +5,8 @@ on private copies of one rendered workspace:
 
 - ``train scratch``: ``train_model`` with the default network (64 px, width 32) and augmentation on (the default)
   and off; images/s = steps × batch / seconds spent in the steps (``last.pt``'s ``train_seconds``: augmentation on
-  the CPU and the copy to the device included, validation excluded; after one untimed warm-up epoch on the device, whose first steps pay
-  one-time costs: CUDA context, cuDNN's kernel choice).
+  the CPU and the copy to the device included, validation excluded), after one untimed warm-up epoch on the device
+  (its first steps pay one-time costs: CUDA context, cuDNN's kernel choice).
 - ``transfer body``: the frozen EfficientNet-Lite0 body (160 px, batch 32) alone, best of 3 after a warm-up; on the
   CPU the faster of torch and onnxruntime (as training picks), on the GPU torch fp32.
 - ``train transfer``: a whole short ``train_model`` run (feature cache + heads), seconds.
