@@ -64,7 +64,9 @@ def test_resume_continues_from_last(tiny_views):
     assert s.resumed and s.epochs_run == 1 and s.epochs_total == 2
     assert torch.load(last_path, weights_only=False)["epoch"] == 2
     # Finished: nothing left to do. A different config starts over, and says so.
-    assert train_model(tiny_views, "scratch", cfg, progress=False).epochs_run == 0
+    done = train_model(tiny_views, "scratch", cfg, progress=False)
+    assert done.epochs_run == 0 and done.epochs_total == 2 and any("already trained" in n for n in done.notes)
+    assert done.best_epoch >= 1 and "top1" in done.val_views  # the best checkpoint's metrics are returned
     # A longer run of the same config extends it.
     s = train_model(tiny_views, "scratch", cfg | {"epochs": 3}, progress=False)
     assert s.resumed and s.epochs_run == 1 and s.epochs_total == 3

@@ -343,6 +343,21 @@ def train_model(
             say(f"{'extending' if extended else 'resuming'} {arch} from {last_path} after epoch {start_epoch}")
         elif last is not None:
             say(f"{last_path} was made with a different config or model list: starting over")
+    finished = start_epoch >= cfg.epochs or bad_epochs >= cfg.patience or (budget_s and train_seconds >= budget_s)
+    if resumed and finished and best_path.exists():
+        # Nothing left to train: return before the feature cache (minutes on a large library) is built for nothing.
+        say(f"{arch} is already trained ({start_epoch} epochs): {best_path}")
+        return TrainSummary(
+            checkpoint=best_path,
+            epochs_run=0,
+            epochs_total=history[-1]["epoch"] if history else start_epoch,
+            best_epoch=best_metrics.get("epoch", 0),
+            val_views=best_metrics.get("val_views", {}),
+            val_models=best_metrics.get("val_models", {}),
+            seconds=time.perf_counter() - t_start,
+            resumed=True,
+            notes=notes,
+        )
 
     writer = _summary_writer(ws / "runs" / arch)
     if on_gpu:
