@@ -168,6 +168,19 @@ def test_a_detector_from_before_masks_still_detects_and_says_it_has_no_mask(trai
             loc.segment(photo)
 
 
+def test_flip_test_answers_a_mirrored_photo_with_mirrored_maps(trained: Path) -> None:
+    loc = Localiser(detector_dir(trained), flip_test=True)
+    square = np.random.default_rng(2).integers(0, 255, (1, loc.input_size, loc.input_size, 3), dtype=np.uint8)
+    heat, size, offset = loc.maps(square)
+    heat_m, size_m, offset_m = loc.maps(np.ascontiguousarray(square[:, :, ::-1]))
+    assert np.allclose(heat, heat_m[..., ::-1], atol=1e-5) and np.allclose(size, size_m[..., ::-1], atol=1e-5)
+    assert np.allclose(offset[:, 1], offset_m[:, 1, :, ::-1], atol=1e-5)
+    # x counts the other way in the mirror
+    assert np.allclose(offset[:, 0], np.clip(1 - offset_m[:, 0, :, ::-1], 0, 0.999), atol=1e-3)
+    plain = Localiser(detector_dir(trained))
+    assert not plain.flip_test and not np.allclose(plain.maps(square)[0], heat)  # it does change the answer
+
+
 def test_a_missing_or_broken_detector_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="cadsearch train detector"):
         Localiser(tmp_path)
@@ -270,3 +283,12 @@ def test_a_partial_box_loses_to_the_whole_photo_when_that_answer_is_surer(search
     assert plain.objects[0].frame is not None and plain.results[0].best_view_id != row.view_id
     assert checked.objects[0].frame is None and checked.results[0].best_view_id == row.view_id
     assert checked.objects[0].box == (0.0, 0.0, 20.0, 20.0) and checked.objects[0].detection_score == 0.7
+
+
+def test_composite_settings_are_checked_before_any_work(tmp_path: Path) -> None:
+    from cadsearch.detect.train import train_detector
+
+    with pytest.raises(InputError, match="unknown composite setting 'composite.nope'"):
+        train_detector(tmp_path, {"composite.nope": 1}, progress=False)
+    with pytest.raises(InputError, match="composite setting table_p must be a float"):
+        train_detector(tmp_path, {"composite.table_p": "many"}, progress=False)
