@@ -190,3 +190,21 @@ def test_backgrounds_showing_a_chair_are_left_out() -> None:
 
     files = [Path("00000052_001.jpg"), Path("00000053_001.jpg"), Path("x/00000729_002.jpg")]
     assert usable_backgrounds(files) == [Path("00000053_001.jpg")]
+
+
+def test_frame_filling_objects_and_studio_backdrops() -> None:
+    photos = BackgroundPhotos([])
+    fill = CompositeConfig(**{**PLAIN.__dict__, "fill_p": 1.0, "roll_p": 0.0, "empty_share": 0.0})
+    for seed in range(6):
+        image, boxes = make_composite(np.random.default_rng(seed), _discs(), photos, fill)
+        h, w = image.shape[:2]
+        area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) / (h * w)
+        assert len(boxes) == 1 and area[0] > 0.25  # one object, at least a quarter of the photo
+    rooms = BackgroundPhotos([])
+    rooms.photos.append(np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8))  # a "busy room"
+    steps = {}
+    for share in (0.0, 1.0):
+        cfg = CompositeConfig(**{**PLAIN.__dict__, "studio_p": share})
+        image, _ = make_composite(np.random.default_rng(0), _discs(), rooms, cfg, n_objects=0)
+        steps[share] = int(np.abs(np.diff(image.astype(np.int16), axis=1)).max())
+    assert steps[0.0] > 50 and steps[1.0] <= 3  # a plain or gradient backdrop instead of the room photo

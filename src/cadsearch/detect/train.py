@@ -86,7 +86,10 @@ class DetectorConfig:
     val_composites: int = 300
     cutouts: int = 1500  # rendered views to paste
     backgrounds: str = "auto"  # a folder of room photos; auto: shared/data/backgrounds if present; procedural: none
-    epochs: int = 30
+    # the learning rate decays to 0 over these epochs (or max_minutes, whichever ends first): with 30 the box head
+    # peaked at epoch 5-6 and then overfitted the cached composites at a high rate; with 12 it kept improving to
+    # epoch 6-12 (BENCHMARKS.md, the localiser's second round)
+    epochs: int = 12
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 1e-4
