@@ -6,13 +6,16 @@ draws one, deterministically from a random generator:
 
 - a background: a random crop, at a random aspect (4:3, 3:4, 16:9, 9:16, 1:1; longer side
   :attr:`CompositeConfig.photo_side`), of a room photo (``shared/data/backgrounds``: indoor photos without chairs,
-  so beds, desks and tables become negatives), flipped half the time; procedural backgrounds
-  (:class:`~cadsearch.render.backgrounds.RandomBackgrounds`) when there are no photos;
+  so beds, desks and tables become negatives; the few that do show one are left out, :func:`usable_backgrounds`),
+  flipped half the time; procedural backgrounds (:class:`~cadsearch.render.backgrounds.RandomBackgrounds`) when there
+  are no photos; a plain or gradient studio backdrop :attr:`CompositeConfig.studio_p` of the time;
 - 0–5 objects (:class:`Cutout`: a view cut out by its mask), each scaled so its box covers a log-uniform
   2–90 % of the photo's area (its sides at most 1.1 × the photo's), flipped half the time, rolled (rotated in the
   image plane, as a tilted camera sees it: :attr:`CompositeConfig.roll_p`, ±:attr:`CompositeConfig.roll_range_deg`,
   :func:`roll_cutout`) and brightness-jittered, at a random position that may run past the edges (up to 20 % of the
-  box); later objects hide earlier ones;
+  box); later objects hide earlier ones; :attr:`CompositeConfig.fill_p` of the composites instead hold one object
+  filling the frame (a product shot); optional realism (contact shadows, colour harmonised with the room, feathered
+  edges, table-like bands hiding an object's lower part, groups of one model side by side: off by default);
 - occluders: random rectangles or ellipses cut from other backgrounds, pasted in front of everything;
 - photometric noise: colour jitter, blur, sensor noise, JPEG compression.
 
