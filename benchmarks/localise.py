@@ -25,7 +25,7 @@ only) and ``detect`` (the trained localiser; the most confident object's results
 
 Usage:
     python benchmarks/localise.py WORKSPACE [--n 200] [--json benchmarks/results/localise.json]
-        [--pictures WORKSPACE/reports]
+        [--pictures WORKSPACE/reports] [--baseline OLD_DETECTOR_FOLDER]
 """
 
 from __future__ import annotations
@@ -94,7 +94,9 @@ def method_box(image: np.ndarray, method: str, true_box=None):
     return find_object_box(image, method)
 
 
-def clutter(ws: Path, searcher: Searcher, loc: Localiser, files: list[Path], n: int, pictures: Path | None) -> dict:
+def clutter(ws: Path, searcher: Searcher, loc: Localiser, files: list[Path], n: int, pictures: Path | None,
+            methods: tuple[str, ...] = ("none", "auto", "grabcut", "oracle", "detect", "detect_verify"),
+            label: str = "") -> dict:  # fmt: skip
     if not (ws / "eval_views" / "views.csv").is_file():
         render_views(ws, RenderConfig(views=10, size=training_render_config(ws).size, seed=20240611), workers=2,
                      out_dir="eval_views")  # fmt: skip
@@ -108,7 +110,7 @@ def clutter(ws: Path, searcher: Searcher, loc: Localiser, files: list[Path], n: 
     truth_ids = [r.model_id for r in rows]
     out = {}
     shown = []
-    for method in ("none", "auto", "grabcut", "oracle", "detect", "detect_verify"):
+    for method in methods:
         if method == "grabcut" and not ac.grabcut_available():
             continue
         top1, ppol, paz, hits, fps, ms = [], [], [], [], [], []
@@ -151,12 +153,12 @@ def clutter(ws: Path, searcher: Searcher, loc: Localiser, files: list[Path], n: 
             "ms_per_photo": float(np.median(ms)),
         }
         r = out[method]
-        print(f"clutter  {method:<8} top1 {r['top1']:.3f}  pose mean {r['pose_mean_deg']:5.1f}° median "
+        print(f"clutter  {method + label:<8} top1 {r['top1']:.3f}  pose mean {r['pose_mean_deg']:5.1f}° median "
               f"{r['pose_median_deg']:5.1f}°  box recall {r['box_recall50']:.3f}  FP/photo {r['fp_per_photo']:.2f}  "
               f"{r['ms_per_photo']:.0f} ms", flush=True)  # fmt: skip
     if pictures and shown:
         _save(contact_sheet(shown, [f"query {i}" for i in range(len(shown))], columns=4, cell=320),
-              pictures / "localise_clutter.png")  # fmt: skip
+              pictures / f"localise_clutter{label}.png")  # fmt: skip
     return {"n": len(rows), "backgrounds_held_out": len(files), "methods": out}
 
 
@@ -170,14 +172,14 @@ def read_rooms(folder: Path) -> tuple[list[Path], dict[str, list[tuple]]]:
     return files, boxes
 
 
-def rooms(loc: Localiser, folder: Path, pictures: Path | None) -> dict:
+def rooms(loc: Localiser, folder: Path, pictures: Path | None, label: str = "", others: bool = True) -> dict:
     files, chairs = read_rooms(folder)
     photos = [read_image(p) for p in files]
     truths = [np.asarray(chairs.get(p.name, []), np.float64).reshape(-1, 4) for p in files]
     large = [((t[:, 2] - t[:, 0]) * (t[:, 3] - t[:, 1]) >= 0.05 * im.shape[0] * im.shape[1]) for t, im in
              zip(truths, photos, strict=True)]  # fmt: skip
     n_large, n_all = int(sum(m.sum() for m in large)), int(sum(len(t) for t in truths))
-    low = Localiser(loc.folder, threshold=min(THRESHOLDS), max_objects=loc.max_objects)
+    low = Localiser(loc.folder, threshold=min(THRESHOLDS), max_objects=loc.max_objects, flip_test=loc.flip_test)
     t0 = time.perf_counter()
     found = [low.detect(im) for im in photos]
     detect_ms = 1000 * (time.perf_counter() - t0) / len(photos)
@@ -197,9 +199,9 @@ def rooms(loc: Localiser, folder: Path, pictures: Path | None) -> dict:
     for thr in THRESHOLDS:
         r = score([[d.box for d in f if d.score >= thr] for f in found])
         results["detect"][f"{thr:g}"] = r
-        print(f"rooms    detect@{thr:<4g} recall ≥5 % {r['recall_large']:.3f}  all {r['recall_all']:.3f}  "
+        print(f"rooms    detect{label}@{thr:<4g} recall ≥5 % {r['recall_large']:.3f}  all {r['recall_all']:.3f}  "
               f"FP/photo {r['fp_per_photo']:.2f}", flush=True)  # fmt: skip
-    for method in ("backdrop", "grabcut"):
+    for method in ("backdrop", "grabcut") if others else ():
         if method == "grabcut" and not ac.grabcut_available():
             continue
         dets = []
@@ -220,18 +222,21 @@ def rooms(loc: Localiser, folder: Path, pictures: Path | None) -> dict:
             cells.append(draw_boxes(photos[i], [d.box for d in dets], [d.score for d in dets], truths[i]))
             hit, fp = matched([d.box for d in dets], truths[i])
             captions.append(f"{files[i].name[-10:]}: {int(hit.sum())}/{len(truths[i])} chairs, {fp} FP")
-        _save(contact_sheet(cells, captions, columns=4, cell=320), pictures / "localise_rooms.png")
+        _save(contact_sheet(cells, captions, columns=4, cell=320), pictures / f"localise_rooms{label}.png")
     return results
 
 
-def dev_photos(searcher: Searcher, csv_path: Path) -> dict:
+def dev_photos(searcher: Searcher, csv_path: Path,
+               methods: tuple[str, ...] = ("auto", "detect", "detect_verify", "detect_no_gate"),
+               label: str = "", pictures: Path | None = None) -> dict:  # fmt: skip
     split = photo_split(csv_path, mirror=True)
     labelled = [q for q in split.queries if q.polar_deg is not None and q.azimuth_deg is not None]
     az_true = np.array([q.azimuth_deg for q in labelled], np.float64)
     out = {}
     gate = searcher.detect_min_zoom
-    for method in ("auto", "detect", "detect_verify", "detect_no_gate"):
+    for method in methods:
         search_az, head_az, detected = [], [], 0
+        cells, captions = [], []
         searcher.detect_min_zoom = 1.0 if method == "detect_no_gate" else gate
         searcher.detect_verify = method == "detect_verify"
         for q in labelled:
@@ -239,13 +244,23 @@ def dev_photos(searcher: Searcher, csv_path: Path) -> dict:
             search_az.append(res.results[0].azimuth_deg)
             head_az.append(res.head_pose[1])
             detected += res.objects[0].detection_score is not None
+            if pictures and method == "detect" and len(cells) < 32 and res.objects[0].detection_score is not None:
+                image = q.image()
+                boxes = [o.box for o in res.objects]
+                cells.append(draw_boxes(image, boxes, [o.detection_score for o in res.objects], []))
+                err = azimuth_errors_deg(np.array([q.azimuth_deg]), np.array([res.results[0].azimuth_deg]))[0]
+                used = "cropped" if res.objects[0].frame is not None else "whole photo"
+                captions.append(f"{used}, azimuth error {err:.0f}°")
         r = {"n": len(labelled), "detected": detected / len(labelled)}
         for name, est in (("search", search_az), ("head", head_az)):
             err = azimuth_errors_deg(az_true, np.array(est))
             r[f"azimuth_acc30_balanced_{name}"] = float(sector_balanced_accuracy(err, az_true, 30.0, 8).balanced)
             r[f"azimuth_median_deg_{name}"] = float(np.median(err))
         out[method] = r
-        print(f"photos   {method:<14} az Acc@30 balanced: search {r['azimuth_acc30_balanced_search']:.3f}, head "
+        if cells:
+            _save(contact_sheet(cells, captions, columns=8, cell=200), pictures / f"localise_photos{label}.png")
+        print(f"photos   {method + label:<14} az Acc@30 balanced: search "
+              f"{r['azimuth_acc30_balanced_search']:.3f}, head "
               f"{r['azimuth_acc30_balanced_head']:.3f}; median {r['azimuth_median_deg_search']:.1f}°; detected "
               f"{r['detected']:.2f}", flush=True)  # fmt: skip
     searcher.detect_min_zoom, searcher.detect_verify = gate, False
@@ -298,6 +313,9 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "localise.json")
     ap.add_argument("--pictures", type=Path, default=None, help="folder for pictures (default WORKSPACE/reports)")
     ap.add_argument("--skip", default="", help="comma-separated sections to skip: clutter,rooms,photos,speed")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="another detector's folder (checkpoints/detector of an older run): its detect rows too, "
+                         "in the same run, as `detect (baseline)`")  # fmt: skip
     args = ap.parse_args()
     torch.set_num_threads(1)
     ws = args.workspace
@@ -314,7 +332,20 @@ def main() -> None:
     if "rooms" not in skip and (args.rooms / "boxes.csv").is_file():
         results["rooms"] = rooms(loc, args.rooms, pictures)
     if "photos" not in skip and args.photos.is_file():
-        results["photos"] = dev_photos(searcher, args.photos)
+        results["photos"] = dev_photos(searcher, args.photos, pictures=pictures)
+    if args.baseline:
+        base = Localiser(args.baseline, flip_test=loc.flip_test)
+        searcher.localiser = base
+        results["baseline"] = {"folder": str(args.baseline), "detector_metrics": base.metrics}
+        if "clutter" not in skip:
+            results["baseline"]["clutter"] = clutter(ws, searcher, base, held, args.n, pictures,
+                                                     ("detect", "detect_verify"), " (baseline)")  # fmt: skip
+        if "rooms" not in skip and (args.rooms / "boxes.csv").is_file():
+            results["baseline"]["rooms"] = rooms(base, args.rooms, pictures, " (baseline)", others=False)
+        if "photos" not in skip and args.photos.is_file():
+            results["baseline"]["photos"] = dev_photos(searcher, args.photos, ("detect", "detect_verify",
+                                                       "detect_no_gate"), " (baseline)", pictures)  # fmt: skip
+        searcher.localiser = loc
     if "speed" not in skip:
         rows = read_view_table(ws, "eval_views")[:40]
         images = ac.make_queries(ws, rows, held, seed=5)["clutter"][0]

@@ -169,6 +169,19 @@ def test_a_detector_from_before_masks_still_detects_and_says_it_has_no_mask(trai
             loc.segment(photo)
 
 
+def test_flip_test_answers_a_mirrored_photo_with_mirrored_maps(trained: Path) -> None:
+    loc = Localiser(detector_dir(trained), flip_test=True)
+    square = np.random.default_rng(2).integers(0, 255, (1, loc.input_size, loc.input_size, 3), dtype=np.uint8)
+    heat, size, offset = loc.maps(square)
+    heat_m, size_m, offset_m = loc.maps(np.ascontiguousarray(square[:, :, ::-1]))
+    assert np.allclose(heat, heat_m[..., ::-1], atol=1e-5) and np.allclose(size, size_m[..., ::-1], atol=1e-5)
+    assert np.allclose(offset[:, 1], offset_m[:, 1, :, ::-1], atol=1e-5)
+    # x counts the other way in the mirror
+    assert np.allclose(offset[:, 0], np.clip(1 - offset_m[:, 0, :, ::-1], 0, 0.999), atol=1e-3)
+    plain = Localiser(detector_dir(trained))
+    assert not plain.flip_test and not np.allclose(plain.maps(square)[0], heat)  # it does change the answer
+
+
 def test_a_missing_or_broken_detector_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="cadsearch train detector"):
         Localiser(tmp_path)
@@ -313,3 +326,12 @@ def test_evaluate_crops_as_search_by_default(tmp_path: Path) -> None:
     detector_dir(tmp_path).mkdir(parents=True)
     (detector_dir(tmp_path) / "best.pt").write_bytes(b"")
     assert default_crop(tmp_path) == "detect"
+
+
+def test_composite_settings_are_checked_before_any_work(tmp_path: Path) -> None:
+    from cadsearch.detect.train import train_detector
+
+    with pytest.raises(InputError, match="unknown composite setting 'composite.nope'"):
+        train_detector(tmp_path, {"composite.nope": 1}, progress=False)
+    with pytest.raises(InputError, match="composite setting table_p must be a float"):
+        train_detector(tmp_path, {"composite.table_p": "many"}, progress=False)

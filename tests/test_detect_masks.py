@@ -6,11 +6,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cadsearch.detect.composites import BackgroundPhotos, CompositeConfig, Cutout, make_composite, roll_cutout
+from cadsearch.detect.composites import (
+    BackgroundPhotos,
+    CompositeConfig,
+    Cutout,
+    _contact_shadow,
+    _harmonise,
+    make_composite,
+    roll_cutout,
+    usable_backgrounds,
+)
 from cadsearch.detect.masks import frame_mask, mask_iou, unframe_mask
 from cadsearch.framing import Frame, frame_image
 
-PLAIN = CompositeConfig(photo_side=160, occluder_p=0.0, blur_p=0.0, noise_p=0.0, jpeg_p=0.0)
+#: the realistic-pasting options off (each: no random draw), for tests that need exact object shapes and colours
+NO_REALISM = {"recolour_p": 0.0, "shadow_p": 0.0, "harmonise_p": 0.0, "feather_p": 0.0, "table_p": 0.0,
+              "group_p": 0.0}  # fmt: skip
+PLAIN = CompositeConfig(photo_side=160, occluder_p=0.0, blur_p=0.0, noise_p=0.0, jpeg_p=0.0, **NO_REALISM)
 
 
 def _discs(n: int = 3) -> list[Cutout]:
@@ -70,7 +82,7 @@ def test_roll_turns_the_cutout_counter_clockwise_with_clean_edges() -> None:
 def test_rolled_composites_rotate_the_box_of_a_thin_bar() -> None:
     photos = BackgroundPhotos([])
     base = CompositeConfig(photo_side=160, occluder_p=0.0, blur_p=0.0, noise_p=0.0, jpeg_p=0.0, outside=0.0,
-                           area_range=(0.02, 0.02), roll_p=0.0)  # fmt: skip
+                           area_range=(0.02, 0.02), roll_p=0.0, **NO_REALISM)  # fmt: skip
     rolled = CompositeConfig(**{**base.__dict__, "roll_p": 1.0, "roll_range_deg": 60.0})
     upright = make_composite(np.random.default_rng(1), [_bar()], photos, base, n_objects=1)[1][0]
     assert (upright[3] - upright[1]) > 5 * (upright[2] - upright[0])
@@ -133,3 +145,66 @@ def test_recoloured_objects_keep_their_masks_and_change_colour() -> None:
         assert np.array_equal(image, again) and _mask_box(masks[0]) == tuple(int(v) for v in boxes[0])
         colours.append(image[masks[0] > 0.99].astype(float).mean(axis=0))
     assert np.abs(colours[0] - colours[1]).max() > 5  # the same disc, another colour
+
+
+def test_a_table_band_hides_the_lower_part_of_the_same_placement() -> None:
+    photos = BackgroundPhotos([])
+    free = CompositeConfig(**{**PLAIN.__dict__, "roll_p": 0.0, "outside": 0.0, "area_range": (0.1, 0.1)})
+    behind = CompositeConfig(**{**free.__dict__, "table_p": 1.0})
+    for seed in range(4):  # the table is drawn after every object is placed: the same placement both ways
+        _, whole = make_composite(np.random.default_rng(seed), _discs(1), photos, free, n_objects=1)
+        _, hidden, masks = make_composite(np.random.default_rng(seed), _discs(1), photos, behind, n_objects=1,
+                                          return_masks=True)  # fmt: skip
+        assert len(hidden) <= 1
+        if len(hidden):  # mostly hidden objects are no target at all (min_visible)
+            assert hidden[0, 1] == whole[0, 1] and hidden[0, 3] < whole[0, 3]  # same top, bottom cut off
+            assert _mask_box(masks[0]) == tuple(int(v) for v in hidden[0])
+
+
+def test_a_group_is_one_model_at_one_size_side_by_side() -> None:
+    photos = BackgroundPhotos([])
+    cfg = CompositeConfig(**{**PLAIN.__dict__, "group_p": 1.0, "occluder_p": 0.0, "min_visible": 0.0})
+    placements: list[dict] = []
+    make_composite(np.random.default_rng(1), _discs(3), photos, cfg, n_objects=3, placements=placements)
+    assert len({p["cutout"] for p in placements}) == 1 and len({round(p["scale"], 6) for p in placements}) == 1
+
+
+def test_a_contact_shadow_darkens_under_the_base_only() -> None:
+    canvas = np.full((100, 100, 3), 200.0, np.float32)
+    alpha = np.zeros((40, 30), np.float32)
+    alpha[:, 5:25] = 1.0
+    _contact_shadow(canvas, alpha, 35, 20, np.random.default_rng(0))  # the object's base row is y = 59
+    assert canvas[59, 50].max() < 180 and np.all(canvas[:40] == 200.0)  # dark at the base, nothing above it
+
+
+def test_harmonising_pulls_the_object_towards_the_background_colour() -> None:
+    canvas = np.zeros((50, 50, 3), np.float32)
+    canvas[..., 0] = 200.0
+    rgb, alpha = np.full((10, 10, 3), 100.0, np.float32), np.ones((10, 10), np.float32)
+    out = _harmonise(rgb, alpha, canvas, 5, 5, 0.5)
+    assert out[0, 0, 0] == pytest.approx(150.0) and out[0, 0, 1] < 100.0  # red up, green and blue down
+
+
+def test_backgrounds_showing_a_chair_are_left_out() -> None:
+    from pathlib import Path
+
+    files = [Path("00000052_001.jpg"), Path("00000053_001.jpg"), Path("x/00000729_002.jpg")]
+    assert usable_backgrounds(files) == [Path("00000053_001.jpg")]
+
+
+def test_frame_filling_objects_and_studio_backdrops() -> None:
+    photos = BackgroundPhotos([])
+    fill = CompositeConfig(**{**PLAIN.__dict__, "fill_p": 1.0, "roll_p": 0.0, "empty_share": 0.0})
+    for seed in range(6):
+        image, boxes = make_composite(np.random.default_rng(seed), _discs(), photos, fill)
+        h, w = image.shape[:2]
+        area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) / (h * w)
+        assert len(boxes) == 1 and area[0] > 0.25  # one object, at least a quarter of the photo
+    rooms = BackgroundPhotos([])
+    rooms.photos.append(np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8))  # a "busy room"
+    steps = {}
+    for share in (0.0, 1.0):
+        cfg = CompositeConfig(**{**PLAIN.__dict__, "studio_p": share})
+        image, _ = make_composite(np.random.default_rng(0), _discs(), rooms, cfg, n_objects=0)
+        steps[share] = int(np.abs(np.diff(image.astype(np.int16), axis=1)).max())
+    assert steps[0.0] > 50 and steps[1.0] <= 3  # a plain or gradient backdrop instead of the room photo

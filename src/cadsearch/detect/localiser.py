@@ -37,6 +37,8 @@ DEFAULT_THRESHOLD = 0.3
 DEFAULT_MAX_OBJECTS = 5
 #: Boxes overlapping a more confident one by more than this IoU are dropped.
 NMS_IOU = 0.5
+#: Whether :meth:`Localiser.maps` also runs the mirrored photo and averages (test-time flip; doubles the cost).
+DEFAULT_FLIP_TEST = False
 #: Boxes smaller than this (pixels of the photo, either side) are dropped: nothing to search in them.
 MIN_BOX_SIDE = 4.0
 
@@ -151,6 +153,7 @@ class Localiser:
         threshold: float | None = None,
         max_objects: int = DEFAULT_MAX_OBJECTS,
         threads: int = 1,
+        flip_test: bool | None = None,
     ) -> None:
         import torch
 
@@ -175,6 +178,7 @@ class Localiser:
         self.stride = float(ckpt["stride"])
         self.threshold = float(threshold if threshold is not None else ckpt.get("threshold", DEFAULT_THRESHOLD))
         self.max_objects = int(max_objects)
+        self.flip_test = bool(DEFAULT_FLIP_TEST if flip_test is None else flip_test)
         self.metrics: dict[str, Any] = ckpt.get("metrics", {})
         self._session = None
         self._net = None
@@ -223,9 +227,26 @@ class Localiser:
 
     def maps(self, squares: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(B, S, S, 3) uint8 input squares → ``heat`` (B, h, w) probabilities, ``size`` (B, 2, h, w),
-        ``offset`` (B, 2, h, w)."""
-        out = self._run(squares)
-        return 1.0 / (1.0 + np.exp(-out["heat"][:, 0])), out["size"], out["offset"]
+        ``offset`` (B, 2, h, w).
+
+        With :attr:`flip_test`, the squares are also run mirrored left-right (one batch of 2B) and the maps are
+        averaged with the mirrored ones flipped back: heat, size and the y offset cell by cell, the x offset as
+        ``1 - x`` of the mirrored cell (a centre at ``j + x`` cells is at ``g - j - x`` = cell ``g - 1 - j`` plus
+        ``1 - x`` in the mirror)."""
+        b = len(squares)
+        if self.flip_test:
+            squares = np.concatenate([squares, squares[:, :, ::-1]])
+        out = self._run(np.ascontiguousarray(squares))
+        heat = 1.0 / (1.0 + np.exp(-out["heat"][:, 0]))
+        size, offset = out["size"], out["offset"]
+        if not self.flip_test:
+            return heat, size, offset
+        mirrored_offset = offset[b:, :, :, ::-1].copy()
+        mirrored_offset[:, 0] = 1.0 - mirrored_offset[:, 0]
+        heat = (heat[:b] + heat[b:, :, ::-1]) / 2
+        size = (size[:b] + size[b:, :, :, ::-1]) / 2
+        offset = np.clip((offset[:b] + mirrored_offset) / 2, 0.0, 0.999)
+        return heat, size, offset
 
     def segment(self, image: np.ndarray, frame: Frame | None = None) -> np.ndarray:
         """Foreground probability (``input_size``, ``input_size``) float32 in [0, 1] over the square ``frame`` of

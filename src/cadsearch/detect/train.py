@@ -55,6 +55,7 @@ from cadsearch.detect.composites import (
     load_cutouts,
     make_composite,
     split_backgrounds,
+    usable_backgrounds,
 )
 from cadsearch.detect.localiser import DEFAULT_THRESHOLD, box_iou, decode, detector_dir, letterbox
 from cadsearch.detect.masks import frame_mask
@@ -89,7 +90,10 @@ class DetectorConfig:
     val_composites: int = 300
     cutouts: int = 1500  # rendered views to paste
     backgrounds: str = "auto"  # a folder of room photos; auto: shared/data/backgrounds if present; procedural: none
-    epochs: int = 30
+    # the learning rate decays to 0 over these epochs (or max_minutes, whichever ends first): with 30 the box head
+    # peaked at epoch 5-6 and then overfitted the cached composites at a high rate; with 12 it kept improving to
+    # epoch 6-12 (BENCHMARKS.md, the localiser's second round)
+    epochs: int = 12
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 1e-4
@@ -137,7 +141,8 @@ def default_backgrounds() -> Path | None:
 
 
 def background_files(spec: str) -> list[Path]:
-    """The training room photos for a ``backgrounds`` setting (held-out ones removed); [] = procedural."""
+    """The training room photos for a ``backgrounds`` setting (held-out ones and those showing a chair removed); [] =
+    procedural."""
     from cadsearch.render.backgrounds import IMAGE_SUFFIXES
 
     if spec in ("procedural", "none", ""):
@@ -148,7 +153,7 @@ def background_files(spec: str) -> list[Path]:
     if not folder.is_dir():
         raise InputError(f"background folder {str(folder)!r} does not exist or is not a folder")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    return split_backgrounds(files)[0]
+    return usable_backgrounds(split_backgrounds(files)[0])
 
 
 def targets_for(boxes: np.ndarray, input_size: int, stride: int = STRIDE) -> dict[str, np.ndarray]:
@@ -249,6 +254,7 @@ def _make_set(
     desc: str,
     full_masks: bool = False,
     square_share: float = 0.0,
+    comp: CompositeConfig | None = None,
 ):
     """``n`` composites → cached body features (fp16), targets (``fg``: the union mask on the stride-4 grid, uint8
     0–255), the true boxes (input-square pixels) of each, and with ``full_masks`` (validation) the union masks at
@@ -274,7 +280,7 @@ def _make_set(
 
     for i in range(n):
         rng = np.random.default_rng([seed, i])
-        image, boxes, masks = make_composite(rng, cutouts, photos, CompositeConfig(), return_masks=True)
+        image, boxes, masks = make_composite(rng, cutouts, photos, comp or CompositeConfig(), return_masks=True)
         square, frame = letterbox(image, cfg.input_size)
         if square_share > 0 and len(boxes) and rng.random() < square_share:
             frame = object_frame(rng, image.shape[0], image.shape[1], boxes[int(rng.integers(len(boxes)))])
@@ -415,7 +421,7 @@ def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _payload(head: dict[str, torch.Tensor], mask_head: dict[str, torch.Tensor], cfg: DetectorConfig, epoch: int,
-             metrics: dict[str, float], mask_epoch: int) -> dict[str, Any]:  # fmt: skip
+             metrics: dict[str, float], mask_epoch: int, comp: CompositeConfig) -> dict[str, Any]:  # fmt: skip
     """A checkpoint of the heads' weights (state dicts) and how they were made; ``epoch`` / ``mask_epoch``: the
     epochs the box and the mask head's weights come from."""
     from cadsearch import __version__
@@ -423,7 +429,7 @@ def _payload(head: dict[str, torch.Tensor], mask_head: dict[str, torch.Tensor], 
     return {
         "format": CHECKPOINT_FORMAT,
         "version": __version__,
-        "config": asdict(cfg) | {"composite": asdict(CompositeConfig())},
+        "config": asdict(cfg) | {"composite": asdict(comp)},
         "input_size": cfg.input_size,
         "stride": STRIDE,
         "backbone": cfg.backbone,
@@ -456,7 +462,20 @@ def train_detector(
     from cadsearch.detect.pictures import write_detection_sheets
 
     cfg = DetectorConfig()
+    comp_fields = {f.name: f for f in dataclasses.fields(CompositeConfig)}
+    comp_overrides: dict[str, Any] = {}
     for key, value in (overrides or {}).items():
+        if key.startswith("composite."):  # a CompositeConfig field, e.g. composite.table_p=0
+            name = key.removeprefix("composite.")
+            if name not in comp_fields or name in ("area_range", "fill_area"):
+                known = ", ".join(f"composite.{n}" for n in comp_fields if n not in ("area_range", "fill_area"))
+                raise InputError(f"unknown composite setting {key!r}; known: {known}")
+            kind = type(getattr(CompositeConfig(), name))
+            try:
+                comp_overrides[name] = kind(value)
+            except (TypeError, ValueError):
+                raise InputError(f"composite setting {name} must be a {kind.__name__}, got {value!r}") from None
+            continue
         if key not in {f.name for f in dataclasses.fields(cfg)}:
             known = ", ".join(f.name for f in dataclasses.fields(cfg))
             raise InputError(f"unknown detector setting {key!r}; known: {known}")
@@ -466,6 +485,7 @@ def train_detector(
         except (TypeError, ValueError):
             raise InputError(f"detector setting {key} must be a {type(current).__name__}, got {value!r}") from None
     cfg.validate()
+    comp = dataclasses.replace(CompositeConfig(), **comp_overrides)
     t_start = time.perf_counter()
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
@@ -485,12 +505,12 @@ def train_detector(
     body = MultiScaleBody(cfg.backbone, cfg.input_size)
     body_fn = _body_runner(body, folder)
     train = _make_set(cfg.composites, cfg.seed * 1000 + 1, cutouts, photos, cfg, body_fn, progress, "composites",
-                      square_share=cfg.square_share)  # fmt: skip
+                      square_share=cfg.square_share, comp=comp)  # fmt: skip
     val = _make_set(cfg.val_composites, cfg.seed * 1000 + 2, cutouts, photos, cfg, body_fn, progress, "validation",
-                    full_masks=True)  # fmt: skip
+                    full_masks=True, comp=comp)  # fmt: skip
     # the same validation composites, each cut to one object's square: the mask as registration will ask for it
     val_sq = _make_set(cfg.val_composites, cfg.seed * 1000 + 2, cutouts, photos, cfg, body_fn, progress,
-                       "validation squares", full_masks=True, square_share=1.0)  # fmt: skip
+                       "validation squares", full_masks=True, square_share=1.0, comp=comp)  # fmt: skip
     cache_mb = cache_megabytes(train) + cache_megabytes(val) + cache_megabytes(val_sq)
     n_cached = len(train["c16"]) + len(val["c16"]) + len(val_sq["c16"])
     notes.append(f"feature cache {cache_mb:.0f} MB ({1000 * cache_mb / n_cached:.0f} kB "
@@ -514,7 +534,7 @@ def train_detector(
         except Exception:  # noqa: BLE001 - an unreadable last.pt means starting over
             state = None
         if (state and "best_mask_head" in state
-                and _same_run(state["config"], asdict(cfg) | {"composite": asdict(CompositeConfig())})):  # fmt: skip
+                and _same_run(state["config"], asdict(cfg) | {"composite": asdict(comp)})):  # fmt: skip
             head.load_state_dict(state["head"])
             mask_head.load_state_dict(state["mask_head"])
             opt.load_state_dict(state["optimizer"])
@@ -577,9 +597,9 @@ def train_detector(
             best_mask, best_mask_epoch, best_mask_head, improved = mask_score, epoch, _state(mask_head), True
             best_mask_metrics = {k: v for k, v in metrics.items() if k.startswith("mask_iou")}
         if improved:
-            _save(folder / "best.pt", _payload(best_head, best_mask_head, cfg, best_epoch,
-                                               best_box_metrics | best_mask_metrics, best_mask_epoch))  # fmt: skip
-        state = _payload(_state(head), _state(mask_head), cfg, epoch, metrics, epoch) | {
+            _save(folder / "best.pt", _payload(best_head, best_mask_head, cfg, best_epoch, best_box_metrics
+                                               | best_mask_metrics, best_mask_epoch, comp))  # fmt: skip
+        state = _payload(_state(head), _state(mask_head), cfg, epoch, metrics, epoch, comp) | {
             "optimizer": opt.state_dict(), "best_f1": best_f1, "best_mask": best_mask, "best_epoch": best_epoch,
             "best_mask_epoch": best_mask_epoch, "best_head": best_head, "best_mask_head": best_mask_head,
             "best_box_metrics": best_box_metrics, "best_mask_metrics": best_mask_metrics,
