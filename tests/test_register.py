@@ -141,3 +141,24 @@ def test_rotation_errors_are_symmetry_aware() -> None:
     assert rotation_errors_deg(truth, [[70.0, 123.4, 5.0]], 0)[0] < 1.0  # continuous: any azimuth
     # roll still counts (level camera: turning the object about its up axis cannot stand for a roll)
     assert rotation_errors_deg([[90.0, 10.0, 5.0]], [[90.0, 10.0, 15.0]], 0)[0] == pytest.approx(10.0, abs=0.1)
+
+
+def test_without_opengl_registration_is_off_and_says_so_once(chair: trimesh.Trimesh, monkeypatch, capsys) -> None:
+    """A machine without an OpenGL context still searches: the registrar declines (None), once on stderr."""
+    import cadsearch.render.raster as raster
+    from cadsearch.errors import CadsearchError
+    from cadsearch.register import Registrar
+
+    def no_gl():
+        raise CadsearchError("cannot create a headless OpenGL context (EGL): libGL.so not loaded")
+
+    monkeypatch.setattr(raster, "gl_context", no_gl)
+    library = type("Lib", (), {"mesh": staticmethod(lambda model_id: chair)})()
+    registrar = Registrar(library)
+    target = np.zeros((64, 64), np.float32)
+    target[16:48, 20:44] = 1.0
+    frame = frame_for(64, 64)
+    assert registrar.refine("c", target, frame, 80.0, 30.0) is None
+    assert registrar.refine("c", target, frame, 80.0, 30.0) is None
+    assert "libGL.so not loaded" in registrar.unavailable
+    assert capsys.readouterr().err.count("registration is off") == 1

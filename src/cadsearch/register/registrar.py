@@ -8,12 +8,14 @@ one per process anyway.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 
+from cadsearch.errors import CadsearchError
 from cadsearch.framing import Frame
 from cadsearch.register.refine import RefineConfig, Registration, SilhouetteRenderer, refine_pose
 
@@ -36,6 +38,9 @@ class Registrar:
         self._meshes: OrderedDict[str, Any] = OrderedDict()
         self._renderer: SilhouetteRenderer | None = None
         self._lock = threading.Lock()
+        #: Why registration cannot run in this process (no OpenGL context), or None. Searches then keep their
+        #: poses rather than fail: registration refines an answer, it is not needed to give one.
+        self.unavailable: str | None = None
 
     def _mesh(self, model_id: str) -> Any:
         if model_id in self._meshes:
@@ -51,13 +56,24 @@ class Registrar:
         self, model_id: str, target: np.ndarray, frame: Frame, polar_deg: float, azimuth_deg: float
     ) -> Registration | None:
         """Refine ``model_id``'s pose and placement against ``target`` (the object mask over ``frame``), starting
-        from (``polar_deg``, ``azimuth_deg``). None when the model's mesh cannot be loaded (it stays unregistered)."""
+        from (``polar_deg``, ``azimuth_deg``). None when the model's mesh cannot be loaded (it stays unregistered),
+        or when this process has no OpenGL context (:attr:`unavailable`; said once on stderr)."""
         with self._lock:
+            if self.unavailable is not None:
+                return None
             try:
                 mesh = self._mesh(model_id)
             except Exception:  # noqa: BLE001 - a missing or broken mesh: the result keeps the search's pose
                 return None
             if self._renderer is None:
+                from cadsearch.render.raster import gl_context
+
+                try:
+                    gl_context()  # created here, once, so that a machine without OpenGL is told, not crashed
+                except CadsearchError as err:
+                    self.unavailable = str(err)
+                    print(f"warning: registration is off ({err})", file=sys.stderr)
+                    return None
                 self._renderer = SilhouetteRenderer(self.config.render_size, cache_size=self.cache_size)
             return refine_pose(mesh, target, frame, polar_deg, azimuth_deg, self._renderer, self.config, model_id)
 
