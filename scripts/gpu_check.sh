@@ -11,11 +11,12 @@
 #   3. the workspace: .whl/gpuws.tar.gz (6 procedural chairs × 40 views at 64 px, rendered on the development
 #      machine: the GPU machine may have no working EGL) unpacked at /tmp/gpuws, the path its catalog names;
 #      without the tarball, rendered here;
-#   4. tests: tests/test_gpu.py (GPU training beats chance, GPU = CPU embeddings, a GPU checkpoint searches without a
+#   4. EGL: glvnd's loaders from .whl/gl/ unpacked when the machine has no libEGL (indexing registers models,
+#      which renders silhouettes);
+#   5. tests: tests/test_gpu.py (GPU training beats chance, GPU = CPU embeddings, a GPU checkpoint searches without a
 #      GPU) and the device tests of tests/test_device.py that render nothing;
-#   5. speed: benchmarks/gpu_speed.py on the workspace, CPU against GPU -> $OUT/gpu_speed.json;
-#   6. rendering probe (information only): can moderngl render through EGL here? (glvnd's loaders from .whl/gl/ are
-#      unpacked first when the machine has no libEGL).
+#   6. speed: benchmarks/gpu_speed.py on the workspace, CPU against GPU -> $OUT/gpu_speed.json;
+#   7. rendering probe (information only): can moderngl render through EGL here?
 # Logs and the JSON land in $OUT (7 files); the last lines printed sum up every step's exit code.
 set -u
 PYTHON=${PYTHON:-python3}
@@ -93,11 +94,6 @@ Library.open('$WS').generate_chairs(6, seed=0)
 render_views('$WS', RenderConfig(views=40, size=64), progress=False)"
 fi
 
-step tests 150 env CADSEARCH_GPU_WS="$WS" "$PYTHON" -m pytest -p no:cacheprovider -o addopts="" -q -rA \
-  tests/test_gpu.py tests/test_device.py -k "test_gpu or auto_is or unknown or state_to_cpu or cli_"
-
-step speed 280 "$PYTHON" benchmarks/gpu_speed.py "$WS" --out "$OUT/gpu_speed.json"
-
 say "EGL libraries"
 if ! ldconfig -p 2>/dev/null | grep -q 'libEGL.so.1' && ls .whl/gl/*.deb >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   # glvnd's loaders (no driver: the machine's NVIDIA driver provides that), as the device README prescribes
@@ -107,6 +103,11 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libEGL.so.1' && ls .whl/gl/*.deb >/dev/n
 fi
 nvidia_egl=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
 [ -f "$nvidia_egl" ] && export __EGL_VENDOR_LIBRARY_FILENAMES=$nvidia_egl
+
+step tests 150 env CADSEARCH_GPU_WS="$WS" "$PYTHON" -m pytest -p no:cacheprovider -o addopts="" -q -rA \
+  tests/test_gpu.py tests/test_device.py -k "test_gpu or auto_is or unknown or state_to_cpu or cli_"
+
+step speed 280 "$PYTHON" benchmarks/gpu_speed.py "$WS" --out "$OUT/gpu_speed.json"
 
 step egl_probe 25 "$PYTHON" -c "
 import shutil, tempfile, time
