@@ -108,8 +108,10 @@ def category_first(
 
     With ``mirrored`` (the same query's mirror image, ranked the same way) a category must be found in both:
     the vote is the geometric mean ``sqrt(P(c) · P'(c))``. A mirror image shows the same kind of object, but a
-    cup or piano that happens to lie near a photo's embedding rarely lies near its mirror's too (measured in
-    ``benchmarks/real_photos.py``, rows ``on`` vs ``plain``). When no category is found in both, the plain vote.
+    cup or piano that happens to lie near a photo's embedding rarely lies near its mirror's too. Measured on the
+    development photos of chairs (166-model library; ``benchmarks/category_vote.py``, ``real_photos.py``): chair
+    first 79.9 → 89.2 % and 78.9 → 80.9 % for two transfer networks, 73.5 → 78.9 % for scratch; renders within a
+    few queries. When no category is found in both, the plain vote.
 
     Args:
         ranked: one query's models, best first (:func:`rank_models`).
