@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from accuracy import SHARED, parse_kv, setup_workspace
 
 from cadsearch.evaluate.run import IndexAnswerer, answer_split, model_metrics, symmetry_orders, write_raw
@@ -205,7 +206,14 @@ def main() -> None:
                 "plain": IndexAnswerer(plain_vote),
                 "off": IndexAnswerer(no_vote),
             }
-            entry: dict[str, Any] = {"train_minutes": minutes, "epochs": summary.epochs_total, "overrides": overrides}
+            last = torch.load(checkpoint_path(ws, arch).with_name("last.pt"), map_location="cpu", weights_only=False)
+            entry: dict[str, Any] = {
+                "train_minutes": minutes,  # this call's wall time: the whole run, or only what a resumed call did
+                "train_step_minutes": last.get("train_seconds", 0.0) / 60,  # steps of every call, resumes included
+                "resumed": summary.resumed,
+                "epochs": summary.epochs_total,
+                "overrides": overrides,
+            }
             for split, kind, truth in ((photos, "photos", "chair"), (graphics, "graphics", None)):
                 raw = answer_split(answerers, split, symmetry, progress=True)
                 for vote, rows in raw.items():
