@@ -133,6 +133,21 @@ def make(tmp_path: Path) -> MeshFactory:
     return MeshFactory(tmp_path / "meshes")
 
 
+#: A scratch network small enough for the test suite (1 epoch, 32 px, width 8); tests add what they vary.
+TINY_TRAIN = {
+    "epochs": 1,
+    "input_size": 32,
+    "width": 8,
+    "feat_dim": 32,
+    "embed_dim": 16,
+    "n_pose_bins": 64,
+    "batch_size": 8,
+    "background_pool": 8,
+    "holdout_models": 1,
+    "val_fraction": 0.25,
+}
+
+
 def render_tiny_workspace(ws: Path, chairs: int, views: int, size: int) -> Path:
     """Fill ``ws`` with ``chairs`` procedural chairs × ``views`` low-quality views at ``size`` px; returns ``ws``.
 

@@ -15,20 +15,9 @@ from cadsearch.cli import main
 from cadsearch.errors import InputError
 from cadsearch.models import load_predictor, train_model
 from cadsearch.models.device import describe_device, resolve_device, state_to_cpu
+from conftest import TINY_TRAIN
 
-TINY = {
-    "epochs": 1,
-    "input_size": 32,
-    "width": 8,
-    "feat_dim": 32,
-    "embed_dim": 16,
-    "n_pose_bins": 64,
-    "batch_size": 8,
-    "background_pool": 8,
-    "holdout_models": 1,
-    "val_fraction": 0.25,
-    "num_threads": 1,
-}
+TINY = TINY_TRAIN | {"num_threads": 1}
 
 
 @pytest.fixture(name="no_gpu")

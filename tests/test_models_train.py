@@ -17,20 +17,9 @@ from cadsearch.models import (
     write_filters,
 )
 from cadsearch.models.train import TrainConfig, apply_overrides, save_checkpoint
+from conftest import TINY_TRAIN
 
-TINY = {
-    "epochs": 1,
-    "input_size": 32,
-    "width": 8,
-    "feat_dim": 32,
-    "embed_dim": 16,
-    "n_pose_bins": 64,
-    "batch_size": 8,
-    "background_pool": 8,
-    "holdout_models": 1,
-    "val_fraction": 0.25,
-    "num_threads": 2,
-}
+TINY = TINY_TRAIN | {"num_threads": 2}
 
 
 def test_registry_lists_both_models():
