@@ -343,21 +343,26 @@ def train_model(
             say(f"{'extending' if extended else 'resuming'} {arch} from {last_path} after epoch {start_epoch}")
         elif last is not None:
             say(f"{last_path} was made with a different config or model list: starting over")
-    finished = start_epoch >= cfg.epochs or bad_epochs >= cfg.patience or (budget_s and train_seconds >= budget_s)
-    if resumed and finished and best_path.exists():
-        # Nothing left to train: return before the feature cache (minutes on a large library) is built for nothing.
-        say(f"{arch} is already trained ({start_epoch} epochs): {best_path}")
+
+    def summary(epochs_run: int) -> TrainSummary:
+        """What this call did, with the best checkpoint's metrics (the run's state as it stands)."""
         return TrainSummary(
             checkpoint=best_path,
-            epochs_run=0,
+            epochs_run=epochs_run,
             epochs_total=history[-1]["epoch"] if history else start_epoch,
             best_epoch=best_metrics.get("epoch", 0),
             val_views=best_metrics.get("val_views", {}),
             val_models=best_metrics.get("val_models", {}),
             seconds=time.perf_counter() - t_start,
-            resumed=True,
+            resumed=resumed,
             notes=notes,
         )
+
+    finished = start_epoch >= cfg.epochs or bad_epochs >= cfg.patience or (budget_s and train_seconds >= budget_s)
+    if resumed and finished and best_path.exists():
+        # Nothing left to train: return before the feature cache (minutes on a large library) is built for nothing.
+        say(f"{arch} is already trained ({start_epoch} epochs): {best_path}")
+        return summary(epochs_run=0)
 
     writer = _summary_writer(ws / "runs" / arch)
     if on_gpu:
@@ -546,18 +551,7 @@ def train_model(
 
     if writer is not None:
         writer.close()
-    done = history[-1]["epoch"] if history else start_epoch
-    return TrainSummary(
-        checkpoint=best_path,
-        epochs_run=epochs_run,
-        epochs_total=done,
-        best_epoch=best_metrics.get("epoch", 0),
-        val_views=best_metrics.get("val_views", {}),
-        val_models=best_metrics.get("val_models", {}),
-        seconds=time.perf_counter() - t_start,
-        resumed=resumed,
-        notes=notes,
-    )
+    return summary(epochs_run)
 
 
 #: Settings that may change between a run and its resumption: they extend or shorten it, not change it.
