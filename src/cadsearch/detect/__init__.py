@@ -16,9 +16,18 @@ searches each found object):
 Boxes are ``(x0, y0, x1, y1)`` in photo pixels, x right, y down, exclusive ends.
 """
 
-from cadsearch.detect.localiser import DEFAULT_THRESHOLD, Detection, Localiser, box_iou, detector_dir, nms
+from cadsearch.detect.localiser import DEFAULT_THRESHOLD, Detection, Localiser, box_iou, detector_dir, has_detector, nms
 
-__all__ = ["Detection", "Localiser", "detector_dir", "box_iou", "nms", "DEFAULT_THRESHOLD", "train_detector"]
+__all__ = [
+    "Detection",
+    "Localiser",
+    "detector_dir",
+    "has_detector",
+    "box_iou",
+    "nms",
+    "DEFAULT_THRESHOLD",
+    "train_detector",
+]
 
 
 def train_detector(*args, **kwargs):

@@ -56,6 +56,12 @@ def detector_dir(workspace: str | Path) -> Path:
     return Path(workspace) / "checkpoints" / "detector"
 
 
+def has_detector(workspace: str | Path) -> bool:
+    """Whether a detector is trained in ``workspace`` (its ``best.pt``): ``search`` and ``evaluate`` then crop with
+    ``detect`` by default."""
+    return (detector_dir(workspace) / "best.pt").is_file()
+
+
 def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, Frame]:
     """The whole photo padded to a square and resized to ``size``: ``(square (size, size, 3) uint8, frame)``;
     ``frame`` is the square in photo pixels (photo pixel = frame.x0 + square pixel · frame.side / size)."""

@@ -176,9 +176,9 @@ def resolve_models(models: str | Sequence[str] | None) -> tuple[list[str], bool]
 def default_crop(workspace: str | Path) -> str:
     """The crop ``cadsearch search`` uses when none is asked for: ``detect`` once a detector is trained in the
     workspace, else ``auto`` (as :meth:`cadsearch.search.Searcher.from_workspace`)."""
-    from cadsearch.detect import detector_dir
+    from cadsearch.detect import has_detector
 
-    return "detect" if (detector_dir(workspace) / "best.pt").is_file() else "auto"
+    return "detect" if has_detector(workspace) else "auto"
 
 
 def load_answerers(
@@ -203,9 +203,7 @@ def load_answerers(
     if crop == "detect" and ranking == "classifier":
         from cadsearch.detect import Localiser, detector_dir
 
-        if not (detector_dir(workspace) / "best.pt").is_file():
-            raise InputError("--crop detect needs a trained detector: run `cadsearch train detector` first")
-        localiser = Localiser(detector_dir(workspace))
+        localiser = Localiser(detector_dir(workspace))  # no detector: its own one-line InputError
     archs, explicit = resolve_models(models)
     loaded: dict[str, Answerer] = {}
     for arch in archs:

@@ -356,7 +356,7 @@ class Searcher:
             InputError: no checkpoint (train first), no index (``cadsearch index`` first), or an index built
                 with another checkpoint (index again).
         """
-        from cadsearch.detect import Localiser, detector_dir
+        from cadsearch.detect import Localiser, detector_dir, has_detector
         from cadsearch.index import load_index
         from cadsearch.index.embed import file_fingerprint
         from cadsearch.library import Library
@@ -375,7 +375,7 @@ class Searcher:
                 f"the {arch} index was built with another checkpoint; run `cadsearch index --model {arch}` again"
             )
         predictor = load_predictor(ckpt)
-        if kwargs.get("localiser") is None and (detector_dir(ws) / "best.pt").is_file():
+        if kwargs.get("localiser") is None and has_detector(ws):
             kwargs["localiser"] = Localiser(detector_dir(ws))
         if kwargs.get("crop") is None:
             kwargs["crop"] = "detect" if kwargs.get("localiser") is not None else "auto"
