@@ -160,5 +160,30 @@ def test_without_opengl_registration_is_off_and_says_so_once(chair: trimesh.Trim
     frame = frame_for(64, 64)
     assert registrar.refine("c", target, frame, 80.0, 30.0) is None
     assert registrar.refine("c", target, frame, 80.0, 30.0) is None
+    assert registrar.check_look_alikes("c", np.zeros((64, 64, 3), np.uint8), frame, 80.0, 30.0) is None
     assert "libGL.so not loaded" in registrar.unavailable
     assert capsys.readouterr().err.count("registration is off") == 1
+
+
+def test_look_alike_poses_are_the_back_and_the_mirror_sides() -> None:
+    from cadsearch.register.appearance import look_alike_poses
+
+    assert look_alike_poses(60.0, 30.0) == [(60.0, 30.0), (60.0, 210.0), (60.0, 330.0), (60.0, 150.0)]
+    assert look_alike_poses(80.0, 200.0) == [(80.0, 200.0), (80.0, 20.0), (80.0, 160.0), (80.0, 340.0)]
+
+
+@pytest.mark.parametrize("truth", [(70.0, 35.0), (55.0, 240.0)])
+def test_the_look_alike_check_tells_the_front_from_the_back(chair: trimesh.Trimesh, truth) -> None:
+    """Silhouettes cannot tell these poses apart (the registration above stays local); the model's appearance can."""
+    from cadsearch.register import Registrar
+
+    library = type("Lib", (), {"mesh": staticmethod(lambda model_id: chair)})()
+    registrar = Registrar(library)
+    photo, _ = _photo_of(chair, *truth, Placement(160.0, 120.0, 230.0, 0.0))
+    frame = frame_for(240, 320)
+    back = registrar.check_look_alikes("c", photo, frame, truth[0], truth[1] + 180.0)
+    assert back.chosen != 0 and pose_error_deg(*truth, back.polar_deg, back.azimuth_deg) < 1e-6
+    assert max(back.agreement) > back.agreement[0] + registrar.judge.config.margin
+    right = registrar.check_look_alikes("c", photo, frame, *truth)
+    assert right.chosen == 0 and (right.polar_deg, right.azimuth_deg) == truth
+    registrar.close()

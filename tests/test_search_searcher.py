@@ -250,6 +250,9 @@ class FixedFitRegistrar:
         return Registration(polar_deg, azimuth_deg, 0.0, Placement(frame.x0 + s / 2, frame.y0 + s / 2, self.side * s),
                             self.iou, self.iou, 1, 1.0)  # fmt: skip
 
+    def check_look_alikes(self, model_id, image, frame, polar_deg, azimuth_deg):
+        return None  # no look-alike wins: the search's pose stands
+
 
 def test_a_registered_result_gets_its_match_from_the_outline_fit(search_ws: Path) -> None:
     from cadsearch.search.matching import DEFAULT_MATCH_MODEL, OUTLINE_FEATURES, MatchModel
@@ -279,3 +282,48 @@ def test_a_registered_result_gets_its_match_from_the_outline_fit(search_ws: Path
     # without an outline model (an index calibrated before it existed), registration leaves match alone
     searcher.outline_model = None
     assert top_two(0.3)[0].match == pytest.approx(plain[0].match)
+
+
+class BackViewRegistrar(FixedFitRegistrar):
+    """A registrar whose look-alike check always finds the back view (φ + 180°) more alike; it records the models
+    checked and the poses registration started from."""
+
+    def __init__(self) -> None:
+        super().__init__(0.95)
+        self.checked: list[str] = []
+        self.started: list[tuple[float, float]] = []
+
+    def check_look_alikes(self, model_id, image, frame, polar_deg, azimuth_deg):
+        from cadsearch.register.appearance import LookAlikeChoice, look_alike_poses
+
+        self.checked.append(model_id)
+        poses = look_alike_poses(polar_deg, azimuth_deg)
+        return LookAlikeChoice(*poses[1], tuple(poses), (0.5, 0.6, 0.4, 0.4), 1)
+
+    def refine(self, model_id, target, frame, polar_deg, azimuth_deg):
+        self.started.append((polar_deg, azimuth_deg))
+        return super().refine(model_id, target, frame, polar_deg, azimuth_deg)
+
+
+@pytest.mark.parametrize("bias", [6.0, -6.0])
+def test_only_exact_matches_take_a_look_alike_pose_and_registration_starts_there(search_ws: Path, bias) -> None:
+    from cadsearch.search.matching import MATCH_FEATURES, MatchModel
+
+    fake = fake_for(search_ws)
+    build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
+    n = len(MATCH_FEATURES)
+    sure = MatchModel((0.0,) * n, bias, (0.0,) * n, (1.0,) * n)  # match = σ(bias): an exact match or not
+    searcher = Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws), match_model=sure)
+    image = np.asarray(Image.open(search_ws / read_view_table(search_ws)[0].path).convert("RGB"))  # plain backdrop
+    plain = searcher.search(image, k=2, refine_top=0).results[0]
+    searcher.registrar = stub = BackViewRegistrar()
+    top = searcher.search(image, k=2).results[0]
+    if bias > 0:  # an exact match: its back view is taken, and registration refines from there
+        assert stub.checked == [top.model_id] and stub.started == [(plain.polar_deg, (plain.azimuth_deg + 180) % 360)]
+        assert (top.polar_deg, top.azimuth_deg) == stub.started[0]
+    else:  # another object than the model: its renders say nothing about the pose
+        assert stub.checked == [] and stub.started == [(plain.polar_deg, plain.azimuth_deg)]
+    off = Searcher(fake, searcher.index, searcher.library, match_model=sure, look_alikes=False)
+    off.registrar = stub = BackViewRegistrar()
+    off.search(image, k=2)
+    assert stub.checked == []

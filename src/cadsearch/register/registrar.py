@@ -1,9 +1,10 @@
-"""``Registrar``: registers library models in photos, for a long-lived searcher (meshes and renderer kept warm).
+"""``Registrar``: registers library models in photos, for a long-lived searcher (meshes and renderers kept warm).
 
 :func:`~cadsearch.register.refine.refine_pose` needs the model's mesh and a silhouette renderer; loading a mesh from
-the workspace and uploading it costs more than a refinement, so the registrar keeps the last few meshes (LRU) and
-one :class:`~cadsearch.register.refine.SilhouetteRenderer`. One lock serialises refinements: the OpenGL context is
-one per process anyway.
+the workspace and uploading it costs more than a refinement, so the registrar keeps the last few meshes (LRU), one
+:class:`~cadsearch.register.refine.SilhouetteRenderer` and, for the look-alike check
+(:mod:`cadsearch.register.appearance`), one colour renderer. One lock serialises them: the OpenGL context is one
+per process anyway.
 """
 
 from __future__ import annotations
@@ -16,8 +17,13 @@ from typing import Any
 import numpy as np
 
 from cadsearch.errors import CadsearchError
-from cadsearch.framing import Frame
+from cadsearch.framing import MARGIN, Frame, frame_for, frame_image
+from cadsearch.register.appearance import AppearanceJudge, LookAlikeChoice, LookAlikeConfig, look_alike_poses
 from cadsearch.register.refine import RefineConfig, Registration, SilhouetteRenderer, refine_pose
+from cadsearch.render.cameras import Camera
+
+#: Backdrop of the look-alike renders (mid grey: the body's input normalisation centres it at zero).
+_BACKDROP = 128.0
 
 __all__ = ["Registrar"]
 
@@ -29,14 +35,23 @@ class Registrar:
         library: the :class:`~cadsearch.library.Library` the models come from (``mesh(model_id)``).
         config: :class:`~cadsearch.register.refine.RefineConfig`.
         cache_size: meshes kept loaded.
+        look_alikes: :class:`~cadsearch.register.appearance.LookAlikeConfig` of :meth:`check_look_alikes`.
     """
 
-    def __init__(self, library: Any, config: RefineConfig = RefineConfig(), cache_size: int = 16) -> None:
+    def __init__(
+        self,
+        library: Any,
+        config: RefineConfig = RefineConfig(),
+        cache_size: int = 16,
+        look_alikes: LookAlikeConfig = LookAlikeConfig(),
+    ) -> None:
         self.library = library
         self.config = config
         self.cache_size = int(cache_size)
         self._meshes: OrderedDict[str, Any] = OrderedDict()
         self._renderer: SilhouetteRenderer | None = None
+        self._colour: Any = None  # RasterRenderer of the look-alike check, made on first use
+        self.judge = AppearanceJudge(look_alikes)
         self._lock = threading.Lock()
         #: Why registration cannot run in this process (no OpenGL context), or None. Searches then keep their
         #: poses rather than fail: registration refines an answer, it is not needed to give one.
@@ -52,6 +67,21 @@ class Registrar:
             self._meshes.popitem(last=False)
         return mesh
 
+    def _has_gl(self) -> bool:
+        """Whether this process can render; on the first failure, says why once on stderr (:attr:`unavailable`).
+        Call with the lock held."""
+        if self.unavailable is not None:
+            return False
+        from cadsearch.render.raster import gl_context
+
+        try:
+            gl_context()  # created here, once, so that a machine without OpenGL is told, not crashed
+        except CadsearchError as err:
+            self.unavailable = str(err)
+            print(f"warning: registration is off ({err})", file=sys.stderr)
+            return False
+        return True
+
     def refine(
         self, model_id: str, target: np.ndarray, frame: Frame, polar_deg: float, azimuth_deg: float
     ) -> Registration | None:
@@ -59,23 +89,49 @@ class Registrar:
         from (``polar_deg``, ``azimuth_deg``). None when the model's mesh cannot be loaded (it stays unregistered),
         or when this process has no OpenGL context (:attr:`unavailable`; said once on stderr)."""
         with self._lock:
-            if self.unavailable is not None:
-                return None
             try:
                 mesh = self._mesh(model_id)
             except Exception:  # noqa: BLE001 - a missing or broken mesh: the result keeps the search's pose
                 return None
             if self._renderer is None:
-                from cadsearch.render.raster import gl_context
-
-                try:
-                    gl_context()  # created here, once, so that a machine without OpenGL is told, not crashed
-                except CadsearchError as err:
-                    self.unavailable = str(err)
-                    print(f"warning: registration is off ({err})", file=sys.stderr)
+                if not self._has_gl():
                     return None
                 self._renderer = SilhouetteRenderer(self.config.render_size, cache_size=self.cache_size)
             return refine_pose(mesh, target, frame, polar_deg, azimuth_deg, self._renderer, self.config, model_id)
+
+    def check_look_alikes(
+        self, model_id: str, image: np.ndarray, frame: Frame | None, polar_deg: float, azimuth_deg: float
+    ) -> LookAlikeChoice | None:
+        """Which of the estimate's look-alike poses (:func:`~cadsearch.register.appearance.look_alike_poses`)
+        ``model_id``'s rendered appearance supports in ``image``'s ``frame`` (the square the network saw; None: the
+        whole image padded to a square). None when the mesh cannot be loaded or there is no OpenGL context."""
+        cfg = self.judge.config
+        with self._lock:
+            try:
+                mesh = self._mesh(model_id)
+            except Exception:  # noqa: BLE001 - a missing or broken mesh: the result keeps the search's pose
+                return None
+            if self._colour is None:
+                if not self._has_gl():
+                    return None
+                from cadsearch.render.raster import RasterRenderer
+
+                self._colour = RasterRenderer(cfg.render_size, cache_size=self.cache_size)
+            candidates = look_alike_poses(polar_deg, azimuth_deg)
+            renders, cover = [], []
+            for polar, azimuth in candidates:
+                out = self._colour.render(mesh, Camera(polar, azimuth), key=model_id)
+                alpha = out.alpha[..., None]
+                rgb = (out.rgb * alpha + _BACKDROP * (1.0 - alpha)).astype(np.uint8)
+                ys, xs = np.nonzero(out.alpha > 0.5)
+                # framed as a query of this render would be: its object box plus the framing margin
+                box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) if len(xs) else None
+                square = frame_for(cfg.render_size, cfg.render_size, box, MARGIN)
+                renders.append(frame_image(rgb, cfg.input_size, square))
+                grey = (np.clip(out.alpha, 0.0, 1.0) * 255).astype(np.uint8)
+                cover.append(frame_image(grey, cfg.input_size, square)[..., 0] / 255.0)
+        query = frame_image(image, cfg.input_size, frame)
+        return self.judge.choose(query, np.stack(renders), np.stack(cover), candidates)
 
     def close(self) -> None:
         """Release the renderer and the cached meshes."""
@@ -83,4 +139,7 @@ class Registrar:
             if self._renderer is not None:
                 self._renderer.close()
                 self._renderer = None
+            if self._colour is not None:
+                self._colour.close()
+                self._colour = None
             self._meshes.clear()

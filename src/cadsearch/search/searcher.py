@@ -277,6 +277,9 @@ class Searcher:
         refine_top: how many of each object's best models are registered (:mod:`cadsearch.register`: pose, roll,
             scale and position refined until the model's silhouette lies on the photo's object mask); 0 = none.
             Needs the library (meshes) and an object mask: the detector's mask head, or a plain backdrop.
+        look_alikes: before registration, check each of those ``refine_top`` models that is an exact match
+            (``match`` ≥ 0.5) for a look-alike pose (the back, the mirror side) that its rendered appearance supports
+            better (:mod:`cadsearch.register.appearance`; needs the library, not a mask).
 
     ``threads`` sets torch's intra-op threads (process-wide; default 1, None leaves it unchanged).
     """
@@ -300,6 +303,7 @@ class Searcher:
         detect_min_zoom: float = DETECT_MIN_ZOOM,
         detect_verify: bool = False,
         refine_top: int = 1,
+        look_alikes: bool = True,
     ) -> None:
         if threads:
             # One photo through a small CNN gains little from intra-op threads, and on a shared 2-core machine
@@ -329,6 +333,7 @@ class Searcher:
         if refine_top < 0:
             raise InputError(f"--refine-top must be 0 or more, got {refine_top}")
         self.refine_top = int(refine_top)
+        self.look_alikes = bool(look_alikes)
         self.registrar = Registrar(library) if library is not None else None
         names, inverse = np.unique(index.table.model_id.astype(str), return_inverse=True)
         self.model_ids: list[str] = names.tolist()
@@ -500,6 +505,8 @@ class Searcher:
         for obj in objects:
             if not obj.results:
                 continue
+            if self.look_alikes:
+                obj.results = self._check_look_alikes(image, obj, top)
             frame = obj.frame if obj.frame is not None else frame_for(h, w)
             found = object_mask(image, frame, self.localiser)
             if found is None:
@@ -531,6 +538,19 @@ class Searcher:
                 )
             obj.results = results
         return 1000 * (time.perf_counter() - t0)
+
+    def _check_look_alikes(self, image: np.ndarray, obj: FoundObject, top: int) -> list[ModelMatch]:
+        """``obj``'s results with the pose of each of its ``top`` best exact matches replaced by the look-alike
+        pose (back, mirror side) its rendered appearance supports, where one does (:mod:`cadsearch.register.
+        appearance`; before registration, which cannot tell a pose from its look-alikes)."""
+        results = list(obj.results)
+        for i, m in enumerate(results[:top]):
+            if m.match < EXACT_MATCH_THRESHOLD:
+                continue  # another object than this model: its renders are no evidence of the pose
+            choice = self.registrar.check_look_alikes(m.model_id, image, obj.frame, m.polar_deg, m.azimuth_deg)
+            if choice is not None and choice.chosen:
+                results[i] = replace(m, polar_deg=choice.polar_deg, azimuth_deg=choice.azimuth_deg)
+        return results
 
     def embed_query(
         self, image: np.ndarray, crop: str | None = None
