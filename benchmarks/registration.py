@@ -117,6 +117,7 @@ def run_composites(
     photos = BackgroundPhotos(held, max_side=640)
     registrar = Registrar(library, config)
     product = _with_refine(searcher, 1, config)
+    no_check = _with_refine(searcher, 1, config, look_alikes=False)  # the product without the look-alike check
     renderer = RasterRenderer(size=RENDER, samples=4)
     rng = np.random.default_rng(seed)
     rows: list[dict[str, Any]] = []
@@ -156,6 +157,12 @@ def run_composites(
                                         (answer.polar_deg, answer.azimuth_deg), placed, truth)  # fmt: skip
         est = [[answer.polar_deg, answer.azimuth_deg, answer.roll_deg]]
         row["pose_product"] = float(rotation_errors_deg([pose], est, order)[0])
+        plain = no_check.search(photo, k=1).objects[0].results[0]
+        placed = plain.placement if plain.placement is not None else before
+        row["iou_product_no_check"] = placed_iou(renderer, library.mesh(plain.model_id),
+                                                 (plain.polar_deg, plain.azimuth_deg), placed, truth)  # fmt: skip
+        est = [[plain.polar_deg, plain.azimuth_deg, plain.roll_deg]]
+        row["pose_product_no_check"] = float(rotation_errors_deg([pose], est, order)[0])
         for name, target in masks.items():
             if target is None:
                 continue
@@ -203,10 +210,10 @@ def summarise_composites(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"n": len(rows), "top1": len(found) / max(len(rows), 1),
                            "with_product_mask": sum("iou_after_product" in r for r in rows)}  # fmt: skip
     out["registered_share"] = sum(r.get("registered", False) for r in rows) / max(len(rows), 1)
-    for key in ("iou_before", "iou_product", "iou_after_product", "iou_after_true", "mask_iou",
+    for key in ("iou_before", "iou_product", "iou_product_no_check", "iou_after_product", "iou_after_true", "mask_iou",
                 "true_model_iou_product", "true_model_iou_true"):  # fmt: skip
         out[key] = stats([r.get(key) for r in rows])
-    for key in ("pose_before", "pose_product", "pose_after_product", "pose_after_true"):
+    for key in ("pose_before", "pose_product", "pose_product_no_check", "pose_after_product", "pose_after_true"):
         out[key] = stats([r.get(key) for r in rows])
         out[key + "_found"] = stats([r.get(key) for r in found])  # library objects recognised: their own pose
     for key in ("true_model_pose_product", "true_model_pose_true"):
@@ -275,12 +282,15 @@ def run_dev_photos(
     return out
 
 
-def _with_refine(searcher: Searcher, top: int, config: RefineConfig = RefineConfig()) -> Searcher:
-    """The same searcher (network, index, detector, calibration) with another ``refine_top`` and refinement
-    settings."""
+def _with_refine(
+    searcher: Searcher, top: int, config: RefineConfig = RefineConfig(), look_alikes: bool = True
+) -> Searcher:
+    """The same searcher (network, index, detector, calibration) with another ``refine_top``, refinement settings
+    and look-alike check (:mod:`cadsearch.register.appearance`)."""
     other = Searcher(
         searcher.predictor, searcher.index, searcher.library, temperature=searcher.temperature,
-        match_model=searcher.match_model, crop=searcher.crop, localiser=searcher.localiser, refine_top=top,
+        match_model=searcher.match_model, outline_model=searcher.outline_model, crop=searcher.crop,
+        localiser=searcher.localiser, refine_top=top, look_alikes=look_alikes,
     )  # fmt: skip
     if other.registrar is not None:
         other.registrar.config = config
@@ -299,6 +309,9 @@ def print_table(results: dict[str, Any]) -> None:
           f"{f(s['iou_before'])} → {f(s['iou_product'])}, pose with roll {f(s['pose_before'], fmt='{:.1f}°')} → "
           f"{f(s['pose_product'], fmt='{:.1f}°')} (top-1 = true model: {f(s['pose_before_found'], fmt='{:.1f}°')}"
           f" → {f(s['pose_product_found'], fmt='{:.1f}°')})")  # fmt: skip
+    print(f"  without the look-alike check: IoU {f(s['iou_product_no_check'])}, pose with roll "
+          f"{f(s['pose_product_no_check'], fmt='{:.1f}°')} (top-1 = true model: "
+          f"{f(s['pose_product_no_check_found'], fmt='{:.1f}°')})")  # fmt: skip
     print("every registration, kept or not:")
     print("                         | before  | after (product mask) | after (true mask)")
     print(f"silhouette IoU mean      | {f(s['iou_before'])}   | {f(s['iou_after_product'])}                | "
