@@ -274,6 +274,9 @@ class Searcher:
             photo answers chairs even when one view of a cup lies nearest (needs the library's categories).
         mirror_vote: the category vote also asks the query's mirror image (already run by the network for the
             pose) and wants a category found in both (:func:`~cadsearch.search.scoring.category_first`).
+        vote_temperature: the category vote's softmax temperature (fitted beside the score temperature:
+            :func:`~cadsearch.search.calibration.fit_category`, about twice as soft); None: the score temperature
+            (an index calibrated before the category fit, or a library of one category).
         refine_top: how many of each object's best models are registered (:mod:`cadsearch.register`: pose, roll,
             scale and position refined until the model's silhouette lies on the photo's object mask); 0 = none.
             Needs the library (meshes) and an object mask: the detector's mask head, or a plain backdrop.
@@ -296,6 +299,7 @@ class Searcher:
         crop: str = "auto",
         category_vote: bool = True,
         mirror_vote: bool = True,
+        vote_temperature: float | None = None,
         localiser: Any = None,
         detect_min_zoom: float = DETECT_MIN_ZOOM,
         detect_verify: bool = False,
@@ -326,6 +330,8 @@ class Searcher:
         self.pose = pose
         self.category_vote = category_vote
         self.mirror_vote = mirror_vote
+        fitted = (calibration.get("category") or {}).get("temperature")
+        self.vote_temperature = float(vote_temperature or fitted or self.temperature)
         if refine_top < 0:
             raise InputError(f"--refine-top must be 0 or more, got {refine_top}")
         self.refine_top = int(refine_top)
@@ -379,12 +385,14 @@ class Searcher:
             kwargs["localiser"] = Localiser(detector_dir(ws))
         if kwargs.get("crop") is None:
             kwargs["crop"] = "detect" if kwargs.get("localiser") is not None else "auto"
-        if kwargs.get("temperature") is None or kwargs.get("match_model") is None:
+        if any(kwargs.get(key) is None for key in ("temperature", "match_model", "vote_temperature")):
             from cadsearch.search.calibration import load_or_fit_calibration
 
             calibration = load_or_fit_calibration(ws, arch, index, predictor)
             if kwargs.get("temperature") is None:
                 kwargs["temperature"] = calibration.get("temperature")
+            if kwargs.get("vote_temperature") is None:
+                kwargs["vote_temperature"] = (calibration.get("category") or {}).get("temperature")
             if kwargs.get("match_model") is None and calibration.get("match"):
                 # unusable: the default model until the index is calibrated again
                 with contextlib.suppress(ValueError, KeyError, TypeError):
@@ -575,7 +583,7 @@ class Searcher:
             mirrored = None
             if vote_mirror:
                 mirrored = rank_models(sims[1], ids[1], self._model_index, len(self.model_ids), self.temperature)
-            ranked, _ = category_first(ranked, self._category_of, mirrored)
+            ranked, _ = category_first(ranked, self._category_of, mirrored, self.vote_temperature)
         table = self.index.table
         order = np.argsort(-sims[0][ids[0] >= 0], kind="stable")
         hit_ids = ids[0][ids[0] >= 0][order]
