@@ -179,6 +179,36 @@ def test_category_temperature_fit_recovers_the_temperature_that_drew_the_categor
     assert fit_category_temperature([]) is None
 
 
+def test_the_vote_asks_every_view_of_the_query_it_is_given(searcher: Searcher, search_ws: Path, monkeypatch) -> None:
+    import cadsearch.search.searcher as searcher_module
+
+    # Three views: the photo sees a cup, its mirror and a shifted crop see chairs more than the cup.
+    category_of = np.array([1, 0, 0])
+    photo = rank_models(np.array([0.95, 0.7, 0.7]), np.arange(3), np.arange(3), 3, 0.05)
+    chairs = rank_models(np.array([0.7, 0.8, 0.8]), np.arange(3), np.arange(3), 3, 0.05)
+    assert category_first(photo, category_of, [chairs])[1] == 1  # one chair-minded view: the cup still wins
+    assert category_first(photo, category_of, [chairs, chairs])[1] == 0
+    # The searcher runs the network on vote_crops shifted squares and asks the vote about each (the fake predictor
+    # has no mirror images, so the photo's views are its crops only).
+    views = []
+    real = searcher_module.category_first
+    monkeypatch.setattr(
+        searcher_module, "category_first", lambda r, c, others, t: views.append(len(others)) or real(r, c, others, t)
+    )  # noqa: E501
+    image = np.asarray(Image.open(search_ws / read_view_table(search_ws)[0].path).convert("RGB"))
+    for crops, extra_images in ((0, 0), (2, 2), (4, 4)):
+        s = Searcher(searcher.predictor, searcher.index, searcher.library, refine_top=0, vote_crops=crops)
+        before = s.predictor.images
+        s.search(image)
+        assert views[-1] == crops and s.predictor.images - before == 1 + extra_images
+    off = Searcher(searcher.predictor, searcher.index, searcher.library, category_vote=False, vote_crops=4)
+    before = off.predictor.images
+    off.search(image)
+    assert off.predictor.images - before == 1  # no vote, no crops
+    with pytest.raises(InputError, match="vote_crops"):
+        Searcher(searcher.predictor, searcher.index, vote_crops=3)
+
+
 def test_temperature_fit_is_calibrated_on_synthetic_data() -> None:
     rng = np.random.default_rng(0)
     true_t = 0.05

@@ -15,6 +15,7 @@ calibration error, top-1 accuracy) are stored in the index's ``meta.json``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,7 +110,7 @@ def category_mass(ranked: RankedModels, category_of: np.ndarray, temperature: fl
 def category_first(
     ranked: RankedModels,
     category_of: np.ndarray,
-    mirrored: RankedModels | None = None,
+    mirrored: RankedModels | Sequence[RankedModels] | None = None,
     temperature: float | None = None,
 ) -> tuple[RankedModels, int]:
     """Put the most probable category's models first (each group keeps its order by best view).
@@ -135,7 +136,9 @@ def category_first(
     Args:
         ranked: one query's models, best first (:func:`rank_models`).
         category_of: (n_models,) int category index of each model index (any ints; -1 = unknown, never voted).
-        mirrored: the mirror image's models (:func:`rank_models`), or None.
+        mirrored: the mirror image's models (:func:`rank_models`), or None; or several other views of the same
+            query (its mirror image, shifted crops and theirs), each ranked the same way: the vote is then the
+            geometric mean over the query and all of them, over the categories found in every one.
         temperature: the vote's temperature, or None to vote with the models' calibrated scores.
 
     Returns:
@@ -147,11 +150,13 @@ def category_first(
     mass = category_mass(ranked, category_of, temperature)
     if not mass:
         return ranked, -1
-    if mirrored is not None and len(mirrored.model_idx):
-        other = category_mass(mirrored, category_of, temperature)
-        both = {c: float(np.sqrt(m * other[c])) for c, m in mass.items() if c in other}
-        if both and max(both.values()) > 0:
-            mass = both
+    others = [mirrored] if isinstance(mirrored, RankedModels) else list(mirrored or [])
+    masses = [mass] + [category_mass(r, category_of, temperature) for r in others if len(r.model_idx)]
+    if len(masses) > 1:
+        common = set(mass).intersection(*masses[1:])
+        every = {c: float(np.exp(np.mean([np.log(max(m[c], 1e-300)) for m in masses]))) for c in common}
+        if every and max(every.values()) > 0:
+            mass = every
     winner = max(mass, key=lambda c: (mass[c], -c))  # ties: the lower index, as argmax over sorted labels
     order = np.concatenate([np.flatnonzero(cats == winner), np.flatnonzero(cats != winner)])
     reordered = RankedModels(
