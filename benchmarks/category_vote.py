@@ -3,12 +3,13 @@
 Searches over the same network and index, the same queries as ``real_photos.py`` (the high-confidence
 development photos + mirrors; 4 fresh renders per model): ``on`` (today's default: the vote asks the query and
 its mirror image, :func:`cadsearch.search.scoring.category_first`, at the index's fitted category temperature),
-``score_t`` (the same vote at the score temperature, the default before the category temperature), ``plain`` (the
+``crops`` (the default vote also asking 4 shifted crops of the query, ``Searcher(vote_crops=4)``), ``score_t`` (the
+mirror vote at the score temperature, the default before the category temperature), ``plain`` (the
 vote on the query alone, score temperature) and ``off`` (no vote); ``--votes`` picks some of them. Prints one line
 per search and split, writes ``benchmarks/results/category_vote_<arch>.json``.
 
 Usage:
-    python benchmarks/category_vote.py BASE_WORKSPACE VARIANT ARCH [--votes on,score_t,plain,off] [--json PATH]
+    python benchmarks/category_vote.py BASE_WORKSPACE VARIANT ARCH [--votes on,crops,score_t,plain,off] [--json PATH]
         [--workspace WS]
 
 ``--workspace`` reads the network and index from WS instead of ``BASE/variants/VARIANT`` (e.g. a hard-linked copy,
@@ -58,6 +59,7 @@ def main() -> None:
     score_t = {"vote_temperature": s.temperature}
     answerers = {
         "on": lambda: IndexAnswerer(s),
+        "crops": lambda: IndexAnswerer(variant(vote_temperature=s.vote_temperature, vote_crops=4)),
         "score_t": lambda: IndexAnswerer(variant(**score_t)),
         "plain": lambda: IndexAnswerer(variant(mirror_vote=False, **score_t)),
         "off": lambda: IndexAnswerer(variant(category_vote=False)),
