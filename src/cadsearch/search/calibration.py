@@ -434,9 +434,10 @@ def _identity(index: ViewIndex) -> dict[str, Any]:
 
 
 def load_or_fit_calibration(workspace: str | Path, arch: str, index: ViewIndex, predictor: Any) -> dict[str, Any]:
-    """The index's calibration (``{"temperature", "n", "nll", "top1", "ece", "mean_confidence", "k_views"}`` and
-    ``"match"``, with its ``"outline"`` model, see :func:`fit_match`, when they could be fitted): read from
-    ``calibration.json`` when it was fitted for this very index by this version, else fitted now and written
+    """The index's calibration (``{"temperature", "n", "nll", "top1", "ece", "mean_confidence", "k_views"}``,
+    ``"category"`` (the vote's temperature, :func:`fit_category`, or None) and ``"match"``, with its ``"outline"``
+    model, see :func:`fit_match`, when they could be fitted): read from ``calibration.json`` when it was fitted for
+    this very index by this version (a file without ``"category"`` gets it added), else fitted now and written
     atomically.
     """
     path = index_dir(workspace, arch) / CALIBRATION_FILE
