@@ -1,12 +1,19 @@
 """The category vote, re-measured on a variant already trained by ``benchmarks/real_photos.py`` (no training).
 
-Three searches over the same network and index, the same queries as ``real_photos.py`` (the high-confidence
+Searches over the same network and index, the same queries as ``real_photos.py`` (the high-confidence
 development photos + mirrors; 4 fresh renders per model): ``on`` (today's default: the vote asks the query and
-its mirror image, :func:`cadsearch.search.scoring.category_first`), ``plain`` (the vote on the query alone) and
-``off`` (no vote). Prints one line per search and split, writes ``benchmarks/results/category_vote_<arch>.json``.
+its mirror image, :func:`cadsearch.search.scoring.category_first`, at the index's fitted category temperature),
+``crops`` (the default vote also asking 4 shifted crops of the query, ``Searcher(vote_crops=4)``), ``score_t`` (the
+mirror vote at the score temperature, the default before the category temperature), ``plain`` (the
+vote on the query alone, score temperature) and ``off`` (no vote); ``--votes`` picks some of them. Prints one line
+per search and split, writes ``benchmarks/results/category_vote_<arch>.json``.
 
 Usage:
-    python benchmarks/category_vote.py BASE_WORKSPACE VARIANT ARCH [--json PATH]
+    python benchmarks/category_vote.py BASE_WORKSPACE VARIANT ARCH [--votes on,crops,score_t,plain,off] [--json PATH]
+        [--workspace WS]
+
+``--workspace`` reads the network and index from WS instead of ``BASE/variants/VARIANT`` (e.g. a hard-linked copy,
+so that the category fit added to an older calibration is written there).
 """
 
 from __future__ import annotations
@@ -30,11 +37,13 @@ def main() -> None:
     ap.add_argument("workspace", type=Path, help="the base workspace of real_photos.py")
     ap.add_argument("variant")
     ap.add_argument("arch")
+    ap.add_argument("--votes", default="on,score_t,plain,off")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--workspace", dest="variant_ws", type=Path, default=None)
     args = ap.parse_args()
     base, arch = args.workspace, args.arch
     out = args.json or RESULTS / f"category_vote_{arch}.json"
-    ws = base / "variants" / args.variant
+    ws = args.variant_ws or base / "variants" / args.variant
     library = Library.open(base)
     category_of = {m.model_id: m.category for m in library.list()}
     graphics = graphics_split(base, sorted(category_of), 4, workers=1)
@@ -47,13 +56,22 @@ def main() -> None:
             s.predictor, s.index, s.library, temperature=s.temperature, match_model=s.match_model, **options
         )
 
+    score_t = {"vote_temperature": s.temperature}
     answerers = {
-        "on": IndexAnswerer(s),
-        "plain": IndexAnswerer(variant(mirror_vote=False)),
-        "off": IndexAnswerer(variant(category_vote=False)),
+        "on": lambda: IndexAnswerer(s),
+        "crops": lambda: IndexAnswerer(variant(vote_temperature=s.vote_temperature, vote_crops=4)),
+        "score_t": lambda: IndexAnswerer(variant(**score_t)),
+        "plain": lambda: IndexAnswerer(variant(mirror_vote=False, **score_t)),
+        "off": lambda: IndexAnswerer(variant(category_vote=False)),
     }
+    answerers = {v: answerers[v]() for v in args.votes.split(",")}
     shown = ("n", "category_top1", "azimuth_acc30_sector_balanced", "azimuth_median_deg", "top1", "pose_mean_deg")
-    res: dict = {"workspace": str(ws), "arch": arch}
+    res: dict = {
+        "workspace": str(ws),
+        "arch": arch,
+        "temperature": s.temperature,
+        "vote_temperature": s.vote_temperature,
+    }
     for split, kind, truth in ((photos, "photos", "chair"), (graphics, "graphics", None)):
         raw = answer_split(answerers, split, symmetry_orders(base), progress=False)
         res[kind] = {v: summarise(rows, kind, category_of, truth) for v, rows in raw.items()}

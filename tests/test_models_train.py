@@ -112,3 +112,38 @@ def test_predict_shapes_norms_ranges_and_pictures(tiny_views, tmp_path):
     assert Image.open(f).size[0] > 0 and Image.open(m).size[1] > 0
     with pytest.raises(InputError, match="conv1"):
         write_feature_maps(checkpoint_path(tiny_views, "scratch"), photo, tmp_path / "x.png", ["nope"])
+
+
+def test_category_loss_trains_a_category_head_only_when_asked_and_with_two_categories(tiny_views):
+    import sqlite3
+
+    from cadsearch.index import build_index
+    from cadsearch.library import Library
+    from cadsearch.search import Searcher
+    from cadsearch.search.calibration import load_or_fit_calibration
+
+    # One category: nothing to classify, so no head even when asked.
+    train_model(tiny_views, "scratch", TINY | {"category_weight": 1.0}, progress=False)
+    ckpt = torch.load(checkpoint_path(tiny_views, "scratch"), weights_only=False)
+    assert ckpt["categories"] == [] and not any(k.startswith("heads.category") for k in ckpt["state_dict"])
+    # Three models of three categories: whichever two are trained on, they differ.
+    ids = [m.model_id for m in Library.open(tiny_views).list()]
+    with sqlite3.connect(tiny_views / "catalog.sqlite") as db:
+        for model_id, category in zip(ids, ("cup", "table"), strict=False):
+            db.execute("UPDATE models SET category = ? WHERE model_id = ?", (category, model_id))
+    s = train_model(tiny_views, "scratch", TINY | {"category_weight": 1.0, "seed": 1}, progress=False)
+    ckpt = torch.load(checkpoint_path(tiny_views, "scratch"), weights_only=False)
+    assert len(ckpt["categories"]) == 2 and ckpt["model_kwargs"]["num_categories"] == 2
+    assert ckpt["state_dict"]["heads.category.weight"].shape == (2, 16)
+    last = torch.load(tiny_views / "checkpoints" / "scratch" / "last.pt", weights_only=False)
+    assert last["history"][-1]["train"]["category"] > 0 and s.epochs_run == 1
+    p = load_predictor(checkpoint_path(tiny_views, "scratch"))  # the predictor rebuilds the head from the kwargs
+    assert p.model.heads.category is not None
+    with pytest.raises(InputError, match="category_weight"):
+        train_model(tiny_views, "scratch", TINY | {"category_weight": -1.0}, progress=False)
+
+    # The searcher of this library votes at the category temperature fitted beside the score temperature.
+    build_index(tiny_views, "scratch", progress=False)
+    searcher = Searcher.from_workspace(tiny_views, "scratch", refine_top=0)
+    fit = load_or_fit_calibration(tiny_views, "scratch", searcher.index, searcher.predictor)["category"]
+    assert fit is not None and searcher.vote_temperature == pytest.approx(fit["temperature"])

@@ -16,7 +16,14 @@ from cadsearch.render.cameras import pose_error_deg
 from cadsearch.render.job import read_view_table
 from cadsearch.search import ModelMatch, Searcher, SearchResult
 from cadsearch.search.pose import PoseConfig, combine_pose
-from cadsearch.search.scoring import CalibrationRecord, category_first, fit_temperature, rank_models
+from cadsearch.search.scoring import (
+    CalibrationRecord,
+    CategoryRecord,
+    category_first,
+    fit_category_temperature,
+    fit_temperature,
+    rank_models,
+)
 from fakes import fake_for
 
 DESIGN_RESULT_KEYS = ["rank", "model_id", "name", "category", "score", "match", "polar_deg", "azimuth_deg", "roll_deg"]
@@ -138,6 +145,68 @@ def test_category_vote_with_the_mirror_image_wants_a_category_found_in_both() ->
     assert category_first(photo, category_of, photo)[1] == 1
     nothing = rank_models(np.array([-1.0]), np.array([-1]), model_index, 4, 0.05)
     assert category_first(photo, category_of, nothing)[1] == 1
+
+
+def test_a_softer_category_temperature_lets_many_near_models_outvote_one_nearest() -> None:
+    # A cup 0.03 nearer than four chairs: at the sharp score temperature the cup's one model holds most of the mass,
+    # at a vote temperature three times as soft the four chairs together win; the scores stay each model's own.
+    model_index = np.arange(5)
+    category_of = np.array([1, 0, 0, 0, 0])
+    ranked = rank_models(np.array([0.80, 0.77, 0.77, 0.77, 0.77]), np.arange(5), model_index, 5, 0.01)
+    assert category_first(ranked, category_of)[1] == 1
+    assert category_first(ranked, category_of, temperature=0.01)[1] == 1  # the same vote, by best_sim
+    voted, winner = category_first(ranked, category_of, temperature=0.03)
+    assert winner == 0 and voted.model_idx[0] == 1 and np.allclose(sorted(voted.score), sorted(ranked.score))
+    # with the mirror image too, both votes at the same temperature
+    mirror = rank_models(np.array([0.79, 0.77, 0.77, 0.76, 0.76]), np.arange(5), model_index, 5, 0.01)
+    assert category_first(ranked, category_of, mirror, temperature=0.01)[1] == 1
+    assert category_first(ranked, category_of, mirror, temperature=0.03)[1] == 0
+
+
+def test_category_temperature_fit_recovers_the_temperature_that_drew_the_categories() -> None:
+    rng = np.random.default_rng(1)
+    true_t = 0.04
+    records = []
+    for _ in range(1500):
+        best = rng.uniform(0.5, 0.8, 12)
+        category = rng.integers(0, 3, 12)
+        w = np.exp((best - best.max()) / true_t)
+        p = np.bincount(category, weights=w, minlength=3)
+        records.append(CategoryRecord(best, category, int(rng.choice(3, p=p / p.sum()))))
+    fit = fit_category_temperature(records)
+    assert fit["temperature"] == pytest.approx(true_t, rel=0.25) and fit["n"] == 1500
+    assert 0.0 <= fit["top1"] <= 1.0
+    assert fit_category_temperature([]) is None
+
+
+def test_the_vote_asks_every_view_of_the_query_it_is_given(searcher: Searcher, search_ws: Path, monkeypatch) -> None:
+    import cadsearch.search.searcher as searcher_module
+
+    # Three views: the photo sees a cup, its mirror and a shifted crop see chairs more than the cup.
+    category_of = np.array([1, 0, 0])
+    photo = rank_models(np.array([0.95, 0.7, 0.7]), np.arange(3), np.arange(3), 3, 0.05)
+    chairs = rank_models(np.array([0.7, 0.8, 0.8]), np.arange(3), np.arange(3), 3, 0.05)
+    assert category_first(photo, category_of, [chairs])[1] == 1  # one chair-minded view: the cup still wins
+    assert category_first(photo, category_of, [chairs, chairs])[1] == 0
+    # The searcher runs the network on vote_crops shifted squares and asks the vote about each (the fake predictor
+    # has no mirror images, so the photo's views are its crops only).
+    views = []
+    real = searcher_module.category_first
+    monkeypatch.setattr(
+        searcher_module, "category_first", lambda r, c, others, t: views.append(len(others)) or real(r, c, others, t)
+    )  # noqa: E501
+    image = np.asarray(Image.open(search_ws / read_view_table(search_ws)[0].path).convert("RGB"))
+    for crops, extra_images in ((0, 0), (2, 2), (4, 4)):
+        s = Searcher(searcher.predictor, searcher.index, searcher.library, refine_top=0, vote_crops=crops)
+        before = s.predictor.images
+        s.search(image)
+        assert views[-1] == crops and s.predictor.images - before == 1 + extra_images
+    off = Searcher(searcher.predictor, searcher.index, searcher.library, category_vote=False, vote_crops=4)
+    before = off.predictor.images
+    off.search(image)
+    assert off.predictor.images - before == 1  # no vote, no crops
+    with pytest.raises(InputError, match="vote_crops"):
+        Searcher(searcher.predictor, searcher.index, vote_crops=3)
 
 
 def test_temperature_fit_is_calibrated_on_synthetic_data() -> None:

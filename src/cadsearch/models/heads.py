@@ -156,6 +156,11 @@ class ViewHeads(nn.Module):
 
     ``forward`` returns a dict with ``embedding``, ``logits`` (with the margin when ``labels`` is given, for
     training) and ``pose`` (the pose head's raw output; :meth:`decode_pose` turns it into unit vectors).
+
+    With ``num_categories`` > 0 a second cosine classifier, :attr:`category`, predicts each view's library
+    category from the same embedding (an auxiliary loss, :meth:`loss`'s ``category_weight``): the models of one
+    category then share a region of the embedding, so an object unlike every model still lands among its own
+    kind (a chair photo among chairs rather than next to one cup). Only training uses it.
     """
 
     def __init__(
@@ -168,10 +173,12 @@ class ViewHeads(nn.Module):
         cos_margin: float = 0.2,
         n_pose_bins: int = 320,
         pose_sigma_deg: float = 8.0,
+        num_categories: int = 0,
     ) -> None:
         super().__init__()
         self.embed_fc = nn.Linear(in_dim, embed_dim)
         self.classifier = CosineClassifier(embed_dim, num_classes, cos_scale, cos_margin)
+        self.category = CosineClassifier(embed_dim, num_categories, cos_scale, cos_margin) if num_categories else None
         self.pose = make_pose_head(pose_head, in_dim, n_pose_bins, pose_sigma_deg)
         self.pose_kind = pose_head
 
@@ -183,12 +190,25 @@ class ViewHeads(nn.Module):
         return {"embedding": emb, "logits": self.classifier(emb, labels), "pose": self.pose(feat)}
 
     def loss(
-        self, out: dict[str, torch.Tensor], labels: torch.Tensor, dirs: torch.Tensor, pose_weight: float = 1.0
+        self,
+        out: dict[str, torch.Tensor],
+        labels: torch.Tensor,
+        dirs: torch.Tensor,
+        pose_weight: float = 1.0,
+        categories: torch.Tensor | None = None,
+        category_weight: float = 0.0,
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Total loss and its parts: CosFace cross-entropy + ``pose_weight`` × pose loss."""
+        """Total loss and its parts: CosFace cross-entropy + ``pose_weight`` × pose loss (+ ``category_weight`` ×
+        the category head's CosFace cross-entropy, when the heads have one and ``categories`` (B,) are given)."""
         cls = F.cross_entropy(out["logits"], labels)
         pose = self.pose.loss(out["pose"], dirs)
-        return cls + pose_weight * pose, {"cls": float(cls.detach()), "pose": float(pose.detach())}
+        total = cls + pose_weight * pose
+        parts = {"cls": float(cls.detach()), "pose": float(pose.detach())}
+        if self.category is not None and categories is not None and category_weight > 0:
+            cat = F.cross_entropy(self.category(out["embedding"], categories), categories)
+            total = total + category_weight * cat
+            parts["category"] = float(cat.detach())
+        return total, parts
 
     def decode_pose(self, pose_out: torch.Tensor, pose_out_mirrored: torch.Tensor | None = None) -> torch.Tensor:
         """Pose output (B, …) → unit camera directions (B, 3); optionally averaged with that of the flipped images

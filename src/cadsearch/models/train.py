@@ -114,6 +114,9 @@ class TrainConfig:
     symmetric_pose: bool = True  # symmetric models (catalog): one pose target per class of identical views
     cos_scale: float = 16.0
     cos_margin: float = 0.2
+    # weight of the auxiliary category loss: a cosine classifier over the library's categories (catalog) on the
+    # embedding (ViewHeads.category); 0 = none, and none when the training models are of one category
+    category_weight: float = 0.0
     # transfer
     backbone: str = "lite0"  # lite0 | lite1 | lite2
     feature_block: str = "stride16"  # stride8 | stride16 | stride32 | final | a block index
@@ -137,6 +140,8 @@ class TrainConfig:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise InputError(f"lr must be positive, got {self.lr}")
+        if self.category_weight < 0:
+            raise InputError(f"category_weight must be 0 or more, got {self.category_weight}")
         if self.input_size and (self.input_size < 32 or self.input_size % 16):
             raise InputError(f"input_size must be a multiple of 16, at least 32, got {self.input_size}")
         if not 0.0 <= self.val_fraction < 1.0:
@@ -280,7 +285,11 @@ def train_model(
     bank_size = min(native, math.ceil(size * 1.25 / 8) * 8) if size < native else native
     # Rotational symmetry of each model (catalog): symmetric models' pose targets and errors use one
     # representative of each class of identical views.
-    symmetry = {m.model_id: m.symmetry_order for m in Library.open(ws).list()}
+    catalog = Library.open(ws).list()
+    symmetry = {m.model_id: m.symmetry_order for m in catalog}
+    # The category of each training class, for the auxiliary category loss (only when there are two or more).
+    category_names, category_of_class = _class_categories(model_ids, {m.model_id: m.category for m in catalog})
+    use_categories = cfg.category_weight > 0 and len(category_names) > 1
     train_bank = ViewBank.load(ws, splits.train, model_ids, size=bank_size, progress=progress, symmetry=symmetry)
     # Validation images are preprocessed exactly like a predictor's input: square, resized to the input size.
     val_bank = ViewBank.load(ws, splits.val_views, model_ids, size=size, progress=False, symmetry=symmetry)
@@ -294,6 +303,9 @@ def train_model(
 
     # ---- model, optimiser, schedule, resume -------------------------------------------------------------------
     kwargs = model_kwargs(cfg)
+    if use_categories:
+        kwargs["num_categories"] = len(category_names)
+    class_category = torch.from_numpy(category_of_class).to(device) if use_categories else None
     model = create_model(arch, num_classes=len(model_ids), **kwargs).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim > 1]
@@ -424,7 +436,7 @@ def train_model(
         else:
             copy_of = rng.integers(0, cache["train"].shape[0], len(train_bank))
         bar = tqdm(range(steps_per_epoch), desc=f"{arch} epoch {epoch + 1}/{cfg.epochs}", disable=not progress)
-        sums = {"loss": 0.0, "cls": 0.0, "pose": 0.0}
+        sums = {"loss": 0.0, "cls": 0.0, "pose": 0.0, "category": 0.0}
         t_steps = time.perf_counter()
         for b in bar:
             if budget_s and train_seconds + time.perf_counter() - t_steps >= budget_s:
@@ -449,7 +461,8 @@ def train_model(
                 # After augmentation: a flipped view of a symmetric model is relabelled, then mapped to its class.
                 az = symmetric_target_azimuth(az, train_bank.symmetry[idx])
             dirs = directions_from_angles(train_bank.polar_deg[idx], az).to(device, non_blocking=True)
-            loss, parts = model.heads.loss(out, labels, dirs, cfg.pose_weight)
+            categories = class_category[labels] if class_category is not None else None
+            loss, parts = model.heads.loss(out, labels, dirs, cfg.pose_weight, categories, cfg.category_weight)
             for g in optimizer.param_groups:
                 g["lr"] = lr_at(step)
             optimizer.zero_grad(set_to_none=True)
@@ -460,12 +473,15 @@ def train_model(
             sums["loss"] += float(loss.detach())
             sums["cls"] += parts["cls"]
             sums["pose"] += parts["pose"]
+            sums["category"] += parts.get("category", 0.0)
             if b % 10 == 0:
                 bar.set_postfix(loss=f"{float(loss.detach()):.3f}", lr=f"{lr_at(step):.1e}")
             if writer is not None and step % 20 == 0:
                 writer.add_scalar("train/loss", float(loss.detach()), step)
                 writer.add_scalar("train/loss_cls", parts["cls"], step)
                 writer.add_scalar("train/loss_pose", parts["pose"], step)
+                if "category" in parts:
+                    writer.add_scalar("train/loss_category", parts["category"], step)
                 writer.add_scalar("train/lr", lr_at(step), step)
         bar.close()
         train_seconds += time.perf_counter() - t_steps
@@ -513,6 +529,7 @@ def train_model(
             "config": asdict(cfg),
             "model_kwargs": kwargs,
             "model_ids": model_ids,
+            "categories": category_names if use_categories else [],
             "holdout_model_ids": splits.holdout_model_ids,
             "input_size": size,
             "mean": list(mean),
@@ -603,6 +620,14 @@ def _use_bf16(precision: str, device: torch.device | None = None) -> bool:
         return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except Exception:  # a private op: if it moves, fall back to the safe choice
         return False
+
+
+def _class_categories(model_ids: list[str], category: dict[str, str]) -> tuple[list[str], np.ndarray]:
+    """The sorted category names of the training classes and each class's index into them, (C,) int64 (a model
+    missing from the catalog counts as category ``unknown``)."""
+    of_class = [category.get(m, "unknown") for m in model_ids]
+    names = sorted(set(of_class))
+    return names, np.array([names.index(c) for c in of_class], np.int64)
 
 
 def _image_size(ws: Path, row) -> int:

@@ -45,7 +45,14 @@ from cadsearch.search.matching import (
     roc_auc,
 )
 from cadsearch.search.pose import PoseConfig, combine_pose
-from cadsearch.search.scoring import CalibrationRecord, RankedModels, fit_temperature, rank_models
+from cadsearch.search.scoring import (
+    CalibrationRecord,
+    CategoryRecord,
+    RankedModels,
+    fit_category_temperature,
+    fit_temperature,
+    rank_models,
+)
 from cadsearch.workspace import atomic_write_json
 
 __all__ = [
@@ -55,6 +62,7 @@ __all__ = [
     "MATCH_QUERIES",
     "OUTLINE_QUERIES",
     "calibrate",
+    "fit_category",
     "fit_match",
     "fit_match_on_queries",
     "fit_outline_on_queries",
@@ -126,10 +134,48 @@ def calibrate(index: ViewIndex, predictor: Any, workspace: Path, limit: int = CA
             CalibrationRecord(best, int(pos[0]) if len(pos) else -1, float(s.min()), len(model_names) - len(found))
         )
     fit = fit_temperature(records) | {"k_views": DEFAULT_K_VIEWS}
+    fit["category"] = fit_category(index, workspace, ids)
     match = fit_match(index, predictor, workspace, ids, fit["temperature"])
     if match is not None:
         fit["match"] = match
     return fit
+
+
+def fit_category(index: ViewIndex, workspace: Path, ids: np.ndarray) -> dict[str, float] | None:
+    """The category vote's temperature (:func:`~cadsearch.search.scoring.fit_category_temperature`), fitted on the
+    held-out views ``ids`` with all of their model's views left out of their neighbours; index vectors only (no
+    network), about a second for 2000 views. None when the library has fewer than two categories (or none known).
+
+    Measured on the 166-model library of ``benchmarks/real_photos.py`` (11 categories): 2.1–2.6 × the score
+    temperature for the transfer networks, 2.9 × for the scratch one (BENCHMARKS.md, "A softer category vote").
+    """
+    from cadsearch.library import Library
+
+    try:
+        category = {m.model_id: m.category for m in Library.open(workspace).list()}
+    except Exception:  # no readable catalog: nothing to vote with
+        return None
+    model_names, model_index = np.unique(index.table.model_id.astype(str), return_inverse=True)
+    names = sorted({category[m] for m in model_names if m in category})
+    if len(names) < 2 or not len(ids):
+        return None
+    category_of = np.array([names.index(category[m]) if m in category else -1 for m in model_names], np.int64)
+    k_views = int(index.meta.get("k_views") or DEFAULT_K_VIEWS)
+    per_model = np.bincount(model_index, minlength=len(model_names))
+    sims, hits = index.search(index.vectors[ids], min(len(index), k_views + int(per_model.max()) + 1))
+    records = []
+    for qid, s, h in zip(ids, sims, hits, strict=True):
+        true = int(model_index[qid])
+        if category_of[true] < 0:
+            continue
+        keep = (h >= 0) & (model_index[np.maximum(h, 0)] != true)  # leave the whole model out
+        s, h = s[keep][:k_views], h[keep][:k_views]
+        found, first = np.unique(model_index[h], return_index=True)
+        known = category_of[found] >= 0
+        if known.any():
+            records.append(CategoryRecord(s[first][known].astype(np.float64), category_of[found][known],
+                                          int(category_of[true])))  # fmt: skip
+    return fit_category_temperature(records)
 
 
 def _spread_over_models(ids: np.ndarray, model_index: np.ndarray, limit: int, seed: int = 1) -> np.ndarray:
@@ -388,9 +434,10 @@ def _identity(index: ViewIndex) -> dict[str, Any]:
 
 
 def load_or_fit_calibration(workspace: str | Path, arch: str, index: ViewIndex, predictor: Any) -> dict[str, Any]:
-    """The index's calibration (``{"temperature", "n", "nll", "top1", "ece", "mean_confidence", "k_views"}`` and
-    ``"match"``, with its ``"outline"`` model, see :func:`fit_match`, when they could be fitted): read from
-    ``calibration.json`` when it was fitted for this very index by this version, else fitted now and written
+    """The index's calibration (``{"temperature", "n", "nll", "top1", "ece", "mean_confidence", "k_views"}``,
+    ``"category"`` (the vote's temperature, :func:`fit_category`, or None) and ``"match"``, with its ``"outline"``
+    model, see :func:`fit_match`, when they could be fitted): read from ``calibration.json`` when it was fitted for
+    this very index by this version (a file without ``"category"`` gets it added), else fitted now and written
     atomically.
     """
     path = index_dir(workspace, arch) / CALIBRATION_FILE
@@ -398,7 +445,13 @@ def load_or_fit_calibration(workspace: str | Path, arch: str, index: ViewIndex, 
     try:
         stored = json.loads(path.read_text())
         if stored.get("index") == identity and stored.get("version") == CALIBRATION_VERSION:
-            return dict(stored["calibration"])
+            calibration = dict(stored["calibration"])
+            if "category" not in calibration:  # fitted before the category temperature: add it (index only, cheap)
+                ids = _calibration_ids(index, predictor, Path(workspace), CALIBRATION_QUERIES)
+                calibration["category"] = fit_category(index, Path(workspace), ids)
+                stored["calibration"] = calibration
+                atomic_write_json(path, stored)
+            return calibration
     except (OSError, ValueError, KeyError, TypeError):
         pass  # none yet, or unreadable: fit again
     calibration = calibrate(index, predictor, Path(workspace))

@@ -69,6 +69,11 @@ REGISTER_MIN_FIT = 0.5
 #: then shrunk onto that part (BENCHMARKS.md, registration).
 REGISTER_SIDE_RANGE = (0.7, 1.4)
 
+#: ``vote_crops``: the category vote's extra views of a query, shifts of its square by this share of the side (right,
+#: left, down, up); 4 of them measured best among shifts and zooms of 0.9–1.35 (BENCHMARKS.md, "A softer category
+#: vote").
+VOTE_SHIFT = 0.06
+
 #: What ``crop`` accepts: the framing methods plus ``detect`` (the trained localiser: every object, each searched).
 CROP_CHOICES = (*METHODS, "detect")
 
@@ -279,6 +284,13 @@ class Searcher:
             photo answers chairs even when one view of a cup lies nearest (needs the library's categories).
         mirror_vote: the category vote also asks the query's mirror image (already run by the network for the
             pose) and wants a category found in both (:func:`~cadsearch.search.scoring.category_first`).
+        vote_crops: 0 (default), 2 or 4 shifted copies of the query's square (:data:`VOTE_SHIFT`) that the category
+            vote asks too, each with its mirror image (geometric mean over all of them): +5.9 points of chair first
+            on the development photos for the default transfer network, but each query runs the network on 5× the
+            images (p50 38 → 108 ms under load), so off by default; not with ``crop="detect"``.
+        vote_temperature: the category vote's softmax temperature (fitted beside the score temperature:
+            :func:`~cadsearch.search.calibration.fit_category`, about twice as soft); None: the score temperature
+            (an index calibrated before the category fit, or a library of one category).
         refine_top: how many of each object's best models are registered (:mod:`cadsearch.register`: pose, roll,
             scale and position refined until the model's silhouette lies on the photo's object mask); 0 = none.
             Needs the library (meshes) and an object mask: the detector's mask head, or a plain backdrop.
@@ -304,6 +316,8 @@ class Searcher:
         crop: str = "auto",
         category_vote: bool = True,
         mirror_vote: bool = True,
+        vote_temperature: float | None = None,
+        vote_crops: int = 0,
         localiser: Any = None,
         detect_min_zoom: float = DETECT_MIN_ZOOM,
         detect_verify: bool = False,
@@ -335,6 +349,11 @@ class Searcher:
         self.pose = pose
         self.category_vote = category_vote
         self.mirror_vote = mirror_vote
+        if vote_crops not in (0, 2, 4):
+            raise InputError(f"vote_crops must be 0, 2 or 4, got {vote_crops}")
+        self.vote_crops = int(vote_crops)
+        fitted = (calibration.get("category") or {}).get("temperature")
+        self.vote_temperature = float(vote_temperature or fitted or self.temperature)
         if refine_top < 0:
             raise InputError(f"--refine-top must be 0 or more, got {refine_top}")
         self.refine_top = int(refine_top)
@@ -389,12 +408,14 @@ class Searcher:
             kwargs["localiser"] = Localiser(detector_dir(ws))
         if kwargs.get("crop") is None:
             kwargs["crop"] = "detect" if kwargs.get("localiser") is not None else "auto"
-        if kwargs.get("temperature") is None or kwargs.get("match_model") is None:
+        if any(kwargs.get(key) is None for key in ("temperature", "match_model", "vote_temperature")):
             from cadsearch.search.calibration import load_or_fit_calibration
 
             calibration = load_or_fit_calibration(ws, arch, index, predictor)
             if kwargs.get("temperature") is None:
                 kwargs["temperature"] = calibration.get("temperature")
+            if kwargs.get("vote_temperature") is None:
+                kwargs["vote_temperature"] = (calibration.get("category") or {}).get("temperature")
             if kwargs.get("match_model") is None and calibration.get("match"):
                 # unusable: the default model until the index is calibrated again
                 with contextlib.suppress(ValueError, KeyError, TypeError):
@@ -449,8 +470,9 @@ class Searcher:
             return self._search_objects(image, k, top)
         t0 = time.perf_counter()
         pred, frame = self.predict_query(image, method)
+        extra = self._vote_embeddings(image, frame)
         t1 = time.perf_counter()
-        result = self.search_embedding(**query_of(pred, 0), k=k)
+        result = self.search_embedding(**query_of(pred, 0), k=k, vote_embeddings=extra)
         result.frame = frame
         h, w = image.shape[:2]
         result.objects = [FoundObject((0.0, 0.0, float(w), float(h)), None, result.results, frame, result.head_pose)]
@@ -565,6 +587,20 @@ class Searcher:
             return m
         return replace(m, polar_deg=choice.polar_deg, azimuth_deg=choice.azimuth_deg % 360.0)
 
+    def _vote_embeddings(self, image: np.ndarray, frame: Frame | None) -> list[np.ndarray]:
+        """The (D,) embeddings of :attr:`vote_crops` shifted copies of the query's square and of their mirror images
+        (none when the vote is off or asks no crops)."""
+        if not (self.category_vote and self.vote_crops):
+            return []
+        square = frame if frame is not None else frame_for(*image.shape[:2])
+        step = VOTE_SHIFT * square.side
+        shifts = [(step, 0.0), (-step, 0.0), (0.0, step), (0.0, -step)][: self.vote_crops]
+        frames = [Frame(square.x0 + dx, square.y0 + dy, square.side) for dx, dy in shifts]
+        pred = self.predictor.predict([image] * len(frames), batch_size=len(frames), frames=frames)
+        mirror = getattr(pred, "mirror_embedding", None)
+        out = [np.asarray(e, np.float32) for e in pred.embedding]
+        return out + ([np.asarray(e, np.float32) for e in mirror] if mirror is not None else [])
+
     def embed_query(
         self, image: np.ndarray, crop: str | None = None
     ) -> tuple[np.ndarray, tuple[float, float], Frame | None]:
@@ -592,23 +628,26 @@ class Searcher:
         head_pose: tuple[float, float] | None,
         k: int = 5,
         mirror_embedding: np.ndarray | None = None,
+        vote_embeddings: Sequence[np.ndarray] = (),
     ) -> SearchResult:
         """The part of :meth:`search` after the network: (D,) L2-normalised embedding → ranked models.
         ``mirror_embedding``: the (D,) embedding of the query's mirror image, or None; the category vote then
-        asks for a category found in both (:func:`~cadsearch.search.scoring.category_first`)."""
+        asks for a category found in both (:func:`~cadsearch.search.scoring.category_first`). ``vote_embeddings``:
+        more (D,) views of the query (shifted crops, :attr:`vote_crops`) that the vote asks too."""
         if k < 1:
             raise InputError(f"k (--top) must be at least 1, got {k}")
         t0 = time.perf_counter()
         vote_mirror = self.category_vote and self.mirror_vote and mirror_embedding is not None
-        queries = np.stack([embedding, mirror_embedding]) if vote_mirror else embedding[None]
+        voters = ([mirror_embedding] if vote_mirror else []) + (list(vote_embeddings) if self.category_vote else [])
+        queries = np.stack([embedding, *voters])
         sims, ids = self.index.search(np.asarray(queries, np.float32), self.k_views)
         t1 = time.perf_counter()
-        ranked = rank_models(sims[0], ids[0], self._model_index, len(self.model_ids), self.temperature)
+        n_models = len(self.model_ids)
+        ranked = rank_models(sims[0], ids[0], self._model_index, n_models, self.temperature)
         if self.category_vote:
-            mirrored = None
-            if vote_mirror:
-                mirrored = rank_models(sims[1], ids[1], self._model_index, len(self.model_ids), self.temperature)
-            ranked, _ = category_first(ranked, self._category_of, mirrored)
+            others = [rank_models(sims[j], ids[j], self._model_index, n_models, self.temperature)
+                      for j in range(1, len(queries))]  # fmt: skip
+            ranked, _ = category_first(ranked, self._category_of, others, self.vote_temperature)
         table = self.index.table
         order = np.argsort(-sims[0][ids[0] >= 0], kind="stable")
         hit_ids = ids[0][ids[0] >= 0][order]
