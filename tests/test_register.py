@@ -186,26 +186,4 @@ def test_the_look_alike_check_tells_the_front_from_the_back(chair: trimesh.Trime
     assert max(back.agreement) > back.agreement[0] + registrar.judge.config.margin
     right = registrar.check_look_alikes("c", photo, frame, *truth)
     assert right.chosen == 0 and (right.polar_deg, right.azimuth_deg) == truth
-    # in a registered placement (here a tilted camera: roll 15°), the photo is compared upright
-    tilted = Placement(160.0, 120.0, 230.0, 15.0)
-    photo, _ = _photo_of(chair, *truth, tilted)
-    placed = registrar.check_look_alikes("c", photo, None, truth[0], truth[1] + 180.0, tilted)
-    assert placed.chosen != 0 and pose_error_deg(*truth, placed.polar_deg, placed.azimuth_deg) < 1e-6
-    assert registrar.check_look_alikes("c", photo, None, *truth, tilted).chosen == 0
     registrar.close()
-
-
-def test_cut_square_undoes_a_placement(chair: trimesh.Trimesh) -> None:
-    """The photo under a placement, cut out upright, is the render that was placed there."""
-    from cadsearch.register.placement import cut_square
-
-    with RasterRenderer(size=128, samples=4) as r:
-        out = r.render(chair, Camera(70.0, 30.0))
-    placement = Placement(170.0, 110.0, 180.0, 20.0)
-    rgb, alpha = warp_render(placement, out.rgb, out.alpha, 240, 320)
-    photo = np.clip(rgb + (1.0 - alpha[..., None]) * 200.0 + 0.5, 0, 255).astype(np.uint8)
-    back = cut_square(photo, placement, 128)
-    expected = out.rgb + (1.0 - out.alpha[..., None]) * 200.0
-    inside = out.alpha > 0.99
-    assert np.abs(back[inside].astype(float) - expected[inside]).mean() < 12.0
-    assert np.abs(back[~inside & (out.alpha == 0)].astype(float) - 200.0).mean() < 12.0

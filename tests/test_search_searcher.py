@@ -319,7 +319,7 @@ class FixedFitRegistrar:
         return Registration(polar_deg, azimuth_deg, 0.0, Placement(frame.x0 + s / 2, frame.y0 + s / 2, self.side * s),
                             self.iou, self.iou, 1, 1.0)  # fmt: skip
 
-    def check_look_alikes(self, model_id, image, frame, polar_deg, azimuth_deg, placement=None):
+    def check_look_alikes(self, model_id, image, frame, polar_deg, azimuth_deg):
         return None  # no look-alike wins: the search's pose stands
 
 
@@ -354,18 +354,18 @@ def test_a_registered_result_gets_its_match_from_the_outline_fit(search_ws: Path
 
 
 class BackViewRegistrar(FixedFitRegistrar):
-    """A registrar whose look-alike check always finds the back view (φ + 180°) more alike; it records the checks
-    (model, whether in a registered placement) and the poses registration started from."""
+    """A registrar whose look-alike check always finds the back view (φ + 180°) more alike; it records the models
+    checked and the poses registration started from."""
 
     def __init__(self) -> None:
         super().__init__(0.95)
-        self.checked: list[tuple[str, bool]] = []
+        self.checked: list[str] = []
         self.started: list[tuple[float, float]] = []
 
-    def check_look_alikes(self, model_id, image, frame, polar_deg, azimuth_deg, placement=None):
+    def check_look_alikes(self, model_id, image, frame, polar_deg, azimuth_deg):
         from cadsearch.register.appearance import LookAlikeChoice, look_alike_poses
 
-        self.checked.append((model_id, placement is not None))
+        self.checked.append(model_id)
         poses = look_alike_poses(polar_deg, azimuth_deg)
         return LookAlikeChoice(*poses[1], tuple(poses), (0.5, 0.6, 0.4, 0.4), 1)
 
@@ -375,8 +375,7 @@ class BackViewRegistrar(FixedFitRegistrar):
 
 
 @pytest.mark.parametrize("bias", [6.0, -6.0])
-def test_only_exact_matches_take_a_look_alike_pose_registered_again(search_ws: Path, bias, monkeypatch) -> None:
-    import cadsearch.search.searcher as searcher_module
+def test_only_exact_matches_take_a_look_alike_pose_and_registration_starts_there(search_ws: Path, bias) -> None:
     from cadsearch.search.matching import MATCH_FEATURES, MatchModel
 
     fake = fake_for(search_ws)
@@ -386,24 +385,13 @@ def test_only_exact_matches_take_a_look_alike_pose_registered_again(search_ws: P
     searcher = Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws), match_model=sure)
     image = np.asarray(Image.open(search_ws / read_view_table(search_ws)[0].path).convert("RGB"))  # plain backdrop
     plain = searcher.search(image, k=2, refine_top=0).results[0]
-    back = (plain.polar_deg, (plain.azimuth_deg + 180) % 360)
     searcher.registrar = stub = BackViewRegistrar()
     top = searcher.search(image, k=2).results[0]
-    if bias > 0:  # an exact match: registered, checked in its placement, registered again from its back view
-        assert stub.checked == [(top.model_id, True)]
-        assert stub.started == [(plain.polar_deg, plain.azimuth_deg), back]
-        assert (top.polar_deg, top.azimuth_deg) == back and top.placement is not None
+    if bias > 0:  # an exact match: its back view is taken, and registration refines from there
+        assert stub.checked == [top.model_id] and stub.started == [(plain.polar_deg, (plain.azimuth_deg + 180) % 360)]
+        assert (top.polar_deg, top.azimuth_deg) == stub.started[0]
     else:  # another object than the model: its renders say nothing about the pose
         assert stub.checked == [] and stub.started == [(plain.polar_deg, plain.azimuth_deg)]
-    # no mask to register against: an exact match is checked in the network's square
-    monkeypatch.setattr(searcher_module, "object_mask", lambda image, frame, localiser: None)
-    searcher.registrar = stub = BackViewRegistrar()
-    top = searcher.search(image, k=2).results[0]
-    assert stub.started == [] and top.placement is None
-    if bias > 0:
-        assert stub.checked == [(top.model_id, False)] and (top.polar_deg, top.azimuth_deg) == back
-    else:
-        assert stub.checked == [] and (top.polar_deg, top.azimuth_deg) == (plain.polar_deg, plain.azimuth_deg)
     off = Searcher(fake, searcher.index, searcher.library, match_model=sure, look_alikes=False)
     off.registrar = stub = BackViewRegistrar()
     off.search(image, k=2)

@@ -24,7 +24,7 @@ from PIL import Image
 
 from cadsearch.framing import Frame
 
-__all__ = ["Placement", "warp_render", "cut_square"]
+__all__ = ["Placement", "warp_render"]
 
 
 @dataclass(frozen=True)
@@ -102,21 +102,3 @@ def warp_render(
         for c in range(3)
     ]
     return np.stack(channels, axis=-1), np.clip(np.asarray(out_alpha), 0.0, 1.0)
-
-
-def cut_square(image: np.ndarray, placement: Placement, size: int) -> np.ndarray:
-    """The part of ``image`` under ``placement``'s render square, turned back upright: (size, size, 3) uint8.
-
-    The inverse of :func:`warp_render`: pixel (x, y) of the result is the photo at ``placement.to_photo((x, y),
-    size)``, so the object lies as in a render of side ``size`` (roll undone, scaled); parts past the photo's edges
-    get its border's median colour.
-    """
-    from cadsearch.framing.frame import as_rgb_uint8, border_colour
-
-    a = as_rgb_uint8(image)
-    fill = tuple(int(v) for v in border_colour(a))
-    data = tuple(float(v) for v in placement.matrix(size).ravel())  # PIL wants output → input: render → photo
-    out = Image.fromarray(a).transform(
-        (size, size), Image.Transform.AFFINE, data, resample=Image.Resampling.BILINEAR, fillcolor=fill
-    )
-    return np.asarray(out)

@@ -19,7 +19,6 @@ import numpy as np
 from cadsearch.errors import CadsearchError
 from cadsearch.framing import MARGIN, Frame, frame_for, frame_image
 from cadsearch.register.appearance import AppearanceJudge, LookAlikeChoice, LookAlikeConfig, look_alike_poses
-from cadsearch.register.placement import Placement, cut_square
 from cadsearch.register.refine import RefineConfig, Registration, SilhouetteRenderer, refine_pose
 from cadsearch.render.cameras import Camera
 
@@ -101,22 +100,11 @@ class Registrar:
             return refine_pose(mesh, target, frame, polar_deg, azimuth_deg, self._renderer, self.config, model_id)
 
     def check_look_alikes(
-        self,
-        model_id: str,
-        image: np.ndarray,
-        frame: Frame | None,
-        polar_deg: float,
-        azimuth_deg: float,
-        placement: Placement | None = None,
+        self, model_id: str, image: np.ndarray, frame: Frame | None, polar_deg: float, azimuth_deg: float
     ) -> LookAlikeChoice | None:
         """Which of the estimate's look-alike poses (:func:`~cadsearch.register.appearance.look_alike_poses`)
-        ``model_id``'s rendered appearance supports in ``image``.
-
-        With ``placement`` (a registration's: roll, scale and position), the photo under the render square, turned
-        upright, is compared with the renders as they are; without, ``frame`` (the square the network saw; None:
-        the whole image padded to a square) with the renders framed as a query would be. None when the mesh cannot
-        be loaded or there is no OpenGL context.
-        """
+        ``model_id``'s rendered appearance supports in ``image``'s ``frame`` (the square the network saw; None: the
+        whole image padded to a square). None when the mesh cannot be loaded or there is no OpenGL context."""
         cfg = self.judge.config
         with self._lock:
             try:
@@ -133,19 +121,16 @@ class Registrar:
             renders, cover = [], []
             for polar, azimuth in candidates:
                 out = self._colour.render(mesh, Camera(polar, azimuth), key=model_id)
-                rgb = (out.rgb + _BACKDROP * (1.0 - out.alpha[..., None])).astype(np.uint8)  # rgb is premultiplied
-                grey = (np.clip(out.alpha, 0.0, 1.0) * 255).astype(np.uint8)
-                square = None  # the whole render: the square a placement refers to
-                if placement is None:  # framed as a query of this render would be: its object box plus the margin
-                    ys, xs = np.nonzero(out.alpha > 0.5)
-                    box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) if len(xs) else None
-                    square = frame_for(cfg.render_size, cfg.render_size, box, MARGIN)
+                alpha = out.alpha[..., None]
+                rgb = (out.rgb * alpha + _BACKDROP * (1.0 - alpha)).astype(np.uint8)
+                ys, xs = np.nonzero(out.alpha > 0.5)
+                # framed as a query of this render would be: its object box plus the framing margin
+                box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) if len(xs) else None
+                square = frame_for(cfg.render_size, cfg.render_size, box, MARGIN)
                 renders.append(frame_image(rgb, cfg.input_size, square))
+                grey = (np.clip(out.alpha, 0.0, 1.0) * 255).astype(np.uint8)
                 cover.append(frame_image(grey, cfg.input_size, square)[..., 0] / 255.0)
-        if placement is not None:
-            query = cut_square(image, placement, cfg.input_size)
-        else:
-            query = frame_image(image, cfg.input_size, frame)
+        query = frame_image(image, cfg.input_size, frame)
         return self.judge.choose(query, np.stack(renders), np.stack(cover), candidates)
 
     def close(self) -> None:

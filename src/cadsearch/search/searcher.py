@@ -139,11 +139,6 @@ class FoundObject:
     head_pose: tuple[float, float] | None = None
 
 
-def _plausible(reg: Any, expected_side: float) -> bool:
-    """A registration's render square is within :data:`REGISTER_SIDE_RANGE` of the side the object should fill."""
-    return REGISTER_SIDE_RANGE[0] <= reg.placement.side / expected_side <= REGISTER_SIDE_RANGE[1]
-
-
 def is_exact_match(matches: list[ModelMatch]) -> bool:
     """The top result is the object itself: its ``match`` ≥ :data:`~cadsearch.search.matching.EXACT_MATCH_THRESHOLD`."""
     return bool(matches) and matches[0].match >= EXACT_MATCH_THRESHOLD
@@ -524,9 +519,7 @@ class Searcher:
     def _register(self, image: np.ndarray, objects: list[FoundObject], top: int) -> float:
         """Register the ``top`` best models of each object in place (:mod:`cadsearch.register`): refined polar,
         azimuth, roll, placement and silhouette IoU. Objects without a mask, and registrations that fit poorly or
-        implausibly (:data:`REGISTER_MIN_FIT`, :data:`REGISTER_SIDE_RANGE`), keep the search's result. With
-        :attr:`look_alikes`, exact matches are also checked for a look-alike pose (:meth:`_look_alike`): in the
-        registered placement when there is one, else in the object's frame. Returns ms."""
+        implausibly (:data:`REGISTER_MIN_FIT`, :data:`REGISTER_SIDE_RANGE`), keep the search's result. Returns ms."""
         if top <= 0 or self.registrar is None:
             return 0.0
         t0 = time.perf_counter()
@@ -534,37 +527,29 @@ class Searcher:
         for obj in objects:
             if not obj.results:
                 continue
+            if self.look_alikes:
+                obj.results = self._check_look_alikes(image, obj, top)
             frame = obj.frame if obj.frame is not None else frame_for(h, w)
             found = object_mask(image, frame, self.localiser)
-            results = list(obj.results)
-            if found is None:  # nothing to register against: only the look-alike check, in the network's square
-                obj.results = [self._look_alike(image, obj.frame, m) for m in results[:top]] + results[top:]
+            if found is None:
                 continue
             target = found[0]
             if obj.detection_score is not None:  # the mask may hold other objects too: keep this one's box
                 target = restrict_to_box(target, frame, obj.box)
-            # the square the object would fill as in the renders: its detection box's crop square, else the frame
-            expected = frame_for(h, w, obj.box, MARGIN).side if obj.detection_score is not None else frame.side
-
+            results = list(obj.results)
             for i, m in enumerate(results[:top]):
                 reg = self.registrar.refine(m.model_id, target, frame, m.polar_deg, m.azimuth_deg)
-                if reg is None or not _plausible(reg, expected):
+                if reg is None:
+                    continue
+                # the square the object would fill as in the renders: its detection box's crop square, else the frame
+                expected = frame_for(h, w, obj.box, MARGIN).side if obj.detection_score is not None else frame.side
+                if not REGISTER_SIDE_RANGE[0] <= reg.placement.side / expected <= REGISTER_SIDE_RANGE[1]:
                     continue  # implausible (shrunk onto part of the object): neither its pose nor its fit is evidence
                 if self.outline_model is not None and m.match_features is not None:
                     x = np.asarray([*m.match_features, reg.iou], np.float64)
                     results[i] = m = replace(m, match=float(self.outline_model.predict(x)[0]))
                 if reg.iou < REGISTER_MIN_FIT:
                     continue
-                alike = self._look_alike(image, frame, replace(m, polar_deg=reg.polar_deg, azimuth_deg=reg.azimuth_deg),
-                                         reg.placement)  # fmt: skip
-                if (alike.polar_deg, alike.azimuth_deg) != (reg.polar_deg, reg.azimuth_deg):
-                    # a look-alike pose looks more like the object: registered again from there (its outline is
-                    # alike, not the same); if that does not fit, its pose stands unregistered
-                    again = self.registrar.refine(m.model_id, target, frame, alike.polar_deg, alike.azimuth_deg)
-                    if again is None or again.iou < REGISTER_MIN_FIT or not _plausible(again, expected):
-                        results[i] = alike
-                        continue
-                    reg = again
                 results[i] = replace(
                     m,
                     polar_deg=reg.polar_deg,
@@ -576,16 +561,18 @@ class Searcher:
             obj.results = results
         return 1000 * (time.perf_counter() - t0)
 
-    def _look_alike(self, image: np.ndarray, frame: Frame | None, m: ModelMatch, placement: Any = None) -> ModelMatch:
-        """``m`` with its pose replaced by the look-alike pose (back, mirror side) that its rendered appearance
-        supports better, if ``m`` is an exact match and one does (:mod:`cadsearch.register.appearance`), compared
-        in ``placement`` (a registration's) or else in ``frame``; otherwise ``m`` itself."""
-        if not self.look_alikes or m.match < EXACT_MATCH_THRESHOLD:
-            return m  # another object than this model: its renders are no evidence of the pose
-        choice = self.registrar.check_look_alikes(m.model_id, image, frame, m.polar_deg, m.azimuth_deg, placement)
-        if choice is None or not choice.chosen:
-            return m
-        return replace(m, polar_deg=choice.polar_deg, azimuth_deg=choice.azimuth_deg % 360.0)
+    def _check_look_alikes(self, image: np.ndarray, obj: FoundObject, top: int) -> list[ModelMatch]:
+        """``obj``'s results with the pose of each of its ``top`` best exact matches replaced by the look-alike
+        pose (back, mirror side) its rendered appearance supports, where one does (:mod:`cadsearch.register.
+        appearance`; before registration, which cannot tell a pose from its look-alikes)."""
+        results = list(obj.results)
+        for i, m in enumerate(results[:top]):
+            if m.match < EXACT_MATCH_THRESHOLD:
+                continue  # another object than this model: its renders are no evidence of the pose
+            choice = self.registrar.check_look_alikes(m.model_id, image, obj.frame, m.polar_deg, m.azimuth_deg)
+            if choice is not None and choice.chosen:
+                results[i] = replace(m, polar_deg=choice.polar_deg, azimuth_deg=choice.azimuth_deg)
+        return results
 
     def _vote_embeddings(self, image: np.ndarray, frame: Frame | None) -> list[np.ndarray]:
         """The (D,) embeddings of :attr:`vote_crops` shifted copies of the query's square and of their mirror images
