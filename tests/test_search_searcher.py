@@ -396,3 +396,25 @@ def test_only_exact_matches_take_a_look_alike_pose_and_registration_starts_there
     off.registrar = stub = BackViewRegistrar()
     off.search(image, k=2)
     assert stub.checked == []
+
+
+def test_a_detected_object_is_not_checked_for_look_alikes(search_ws: Path) -> None:
+    """A detection's square in a room photo holds other things: only whole-photo objects are checked."""
+    from cadsearch.search.matching import MATCH_FEATURES, MatchModel
+    from cadsearch.search.searcher import FoundObject
+
+    fake = fake_for(search_ws)
+    build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
+    n = len(MATCH_FEATURES)
+    sure = MatchModel((0.0,) * n, 6.0, (0.0,) * n, (1.0,) * n)  # every result an exact match
+    searcher = Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws), match_model=sure)
+    image = np.asarray(Image.open(search_ws / read_view_table(search_ws)[0].path).convert("RGB"))
+    results = searcher.search(image, k=2, refine_top=0).results
+    h, w = image.shape[:2]
+    searcher.registrar = stub = BackViewRegistrar()
+    detected = FoundObject((0.0, 0.0, float(w), float(h)), 0.9, results, None, None)
+    searcher._register(image, [detected], 1)
+    assert stub.checked == [] and detected.results[0].azimuth_deg == pytest.approx(stub.started[0][1])
+    whole = FoundObject((0.0, 0.0, float(w), float(h)), None, results, None, None)
+    searcher._register(image, [whole], 1)
+    assert stub.checked == [results[0].model_id]

@@ -291,7 +291,8 @@ class Searcher:
             Needs the library (meshes) and an object mask: the detector's mask head, or a plain backdrop.
         look_alikes: before registration, check each of those ``refine_top`` models that is an exact match
             (``match`` ≥ 0.5) for a look-alike pose (the back, the mirror side) that its rendered appearance supports
-            better (:mod:`cadsearch.register.appearance`; needs the library, not a mask).
+            better (:mod:`cadsearch.register.appearance`; needs the library, not a mask). Objects searched as the
+            whole photo only, not detections in a room photo.
 
     ``threads`` sets torch's intra-op threads (process-wide; default 1, None leaves it unchanged).
     """
@@ -527,7 +528,10 @@ class Searcher:
         for obj in objects:
             if not obj.results:
                 continue
-            if self.look_alikes:
+            if self.look_alikes and obj.detection_score is None:
+                # only a square that holds the object alone (a product shot, a render) is compared with the renders:
+                # a detection's square in a room photo holds other things, often with a tilted camera, and there the
+                # check was measured to flip right answers (4 of 40 rolled room composites; BENCHMARKS.md)
                 obj.results = self._check_look_alikes(image, obj, top)
             frame = obj.frame if obj.frame is not None else frame_for(h, w)
             found = object_mask(image, frame, self.localiser)
