@@ -11,11 +11,12 @@ much (the composites are drawn on the CPU either way).
    objects' visible masks), letterbox each to the input square (:func:`~cadsearch.detect.localiser.letterbox`, as at
    inference; a ``square_share`` of the training ones are cut to one object's square instead, as registration asks
    for a found object's mask; the validation composites are used both ways) and run the frozen body once on each
-   (onnxruntime). Its four maps are cached in RAM as fp16 with the targets: 393 kB per composite at 256 px
-   (stride 4: 24 × 64 × 64 = 192 kB, stride 8: 80 kB, stride 16 and 32: 96 kB, the stride-4 mask target 4 kB as
-   uint8), 1.4 GB for the default 3,000 + 2 × 300. The body never changes, so the heads then train for many cheap
-   epochs on the cache. (Recomputing the stride-4 stage on the fly instead would cost the body's first three
-   blocks at full resolution every step: caching is cheaper while it fits.)
+   (onnxruntime). Its four maps are cached in RAM as fp16 with the targets: 895 kB per composite at the default
+   384 px (stride 4: 24 × 96 × 96 = 442 kB, stride 8: 184 kB, stride 16 and 32: 221 kB, the stride-4 mask target
+   9 kB as uint8; 393 kB at 256 px), 3.2 GB for the default 3,000 + 2 × 300 (peak RSS of the run 7.6–7.9 GB).
+   The body never changes, so the heads then train for many cheap epochs on the cache. (Recomputing the stride-4
+   stage on the fly instead would cost the body's first three blocks at full resolution every step: caching is
+   cheaper while it fits.)
 3. Train :class:`~cadsearch.detect.model.CenterHead` and :class:`~cadsearch.detect.model.MaskHead` together with
    AdamW, warm-up + cosine learning rate (stretched to ``max_minutes`` when that ends the run first): CenterNet's
    focal loss on the centre heat map (Gaussian targets whose spread follows the box's size), L1 on log box size
@@ -83,7 +84,11 @@ _RUN_LENGTH = ("epochs", "max_minutes")
 class DetectorConfig:
     """Every setting of a detector training run (stored in the checkpoint)."""
 
-    input_size: int = 256  # the detector's input square, pixels (a multiple of 32)
+    # the detector's input square, pixels (a multiple of 32). 384: two trainings found 10 of the 36 room chairs
+    # >= 5 % at <= 1 false positive per photo where six at 256 found 6-9, with synthetic clutter and development
+    # photos slightly up; it costs 2.3x the cached features (peak RSS 7.6-7.9 GB) and 2x the localiser's time
+    # (BENCHMARKS.md, the localiser's third round)
+    input_size: int = 384
     backbone: str = "lite0"
     width: int = 64  # channels of the head (96 measured 2.2x the step time)
     composites: int = 3000  # training composites (each seen once per epoch, cached features)
