@@ -93,17 +93,7 @@ def main() -> None:
     photos = photo_split(SHARED / "photos" / "dev_viewpoints.csv", mirror=True)
     if args.limit:
         graphics.queries, photos.queries = graphics.queries[: args.limit], photos.queries[: args.limit]
-    off = Searcher(
-        s.predictor,
-        s.index,
-        s.library,
-        temperature=s.temperature,
-        match_model=s.match_model,
-        outline_model=s.outline_model,
-        crop=s.crop,
-        localiser=s.localiser,
-        look_alikes=False,
-    )
+    off = s.with_options(look_alikes=False)
     answerers = {"off": TimedAnswerer(off), "on": TimedAnswerer(s)}
     res: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "workspace": str(ws), "arch": arch, "crop": s.crop}
     sym = symmetry_orders(ws)

@@ -287,11 +287,7 @@ def _with_refine(
 ) -> Searcher:
     """The same searcher (network, index, detector, calibration) with another ``refine_top``, refinement settings
     and look-alike check (:mod:`cadsearch.register.appearance`)."""
-    other = Searcher(
-        searcher.predictor, searcher.index, searcher.library, temperature=searcher.temperature,
-        match_model=searcher.match_model, outline_model=searcher.outline_model, crop=searcher.crop,
-        localiser=searcher.localiser, refine_top=top, look_alikes=look_alikes,
-    )  # fmt: skip
+    other = searcher.with_options(refine_top=top, look_alikes=look_alikes)
     if other.registrar is not None:
         other.registrar.config = config
     return other

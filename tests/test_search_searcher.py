@@ -418,3 +418,18 @@ def test_a_detected_object_is_not_checked_for_look_alikes(search_ws: Path) -> No
     whole = FoundObject((0.0, 0.0, float(w), float(h)), None, results, None, None)
     searcher._register(image, [whole], 1)
     assert stub.checked == [results[0].model_id]
+
+
+def test_with_options_keeps_every_other_option(searcher: Searcher) -> None:
+    """An ablation's searcher differs from the original in the options named only; a new constructor option that
+    ``with_options`` forgets fails here."""
+    import inspect
+
+    fixed = ("self", "predictor", "index", "library", "threads")
+    names = [p for p in inspect.signature(Searcher.__init__).parameters if p not in fixed]
+    other = searcher.with_options(look_alikes=False)
+    assert other.look_alikes is False and searcher.look_alikes is True
+    assert other.predictor is searcher.predictor and other.index is searcher.index
+    for name in names:
+        if name != "look_alikes":
+            assert getattr(other, name) == getattr(searcher, name), name

@@ -363,6 +363,30 @@ class Searcher:
         self._info_lock = threading.Lock()
         self._refresh_info()
 
+    def with_options(self, **options: Any) -> Searcher:
+        """The same network, index, library, detector and calibration with other search options (the keyword
+        arguments of :class:`Searcher`), e.g. ``with_options(look_alikes=False)``: ablations compare searches that
+        differ in one option only. Torch's thread setting is left as it is."""
+        current = {
+            "temperature": self.temperature,
+            "match_model": self.match_model,
+            "outline_model": self.outline_model,
+            "k_views": self.k_views,
+            "pose": self.pose,
+            "threads": None,
+            "crop": self.crop,
+            "category_vote": self.category_vote,
+            "mirror_vote": self.mirror_vote,
+            "vote_temperature": self.vote_temperature,
+            "vote_crops": self.vote_crops,
+            "localiser": self.localiser,
+            "detect_min_zoom": self.detect_min_zoom,
+            "detect_verify": self.detect_verify,
+            "refine_top": self.refine_top,
+            "look_alikes": self.look_alikes,
+        }
+        return Searcher(self.predictor, self.index, self.library, **(current | options))
+
     def _check_crop(self, crop: str) -> str:
         if crop == "detect":
             if self.localiser is None:
