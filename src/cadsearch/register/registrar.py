@@ -82,6 +82,15 @@ class Registrar:
             return False
         return True
 
+    def _drawable(self, model_id: str) -> Any:
+        """``model_id``'s mesh, or None when it cannot be loaded (the result keeps the search's pose) or this
+        process cannot render (:meth:`_has_gl`). Call with the lock held."""
+        try:
+            mesh = self._mesh(model_id)
+        except Exception:  # noqa: BLE001 - a missing or broken mesh: the result keeps the search's pose
+            return None
+        return mesh if self._has_gl() else None
+
     def refine(
         self, model_id: str, target: np.ndarray, frame: Frame, polar_deg: float, azimuth_deg: float
     ) -> Registration | None:
@@ -89,13 +98,10 @@ class Registrar:
         from (``polar_deg``, ``azimuth_deg``). None when the model's mesh cannot be loaded (it stays unregistered),
         or when this process has no OpenGL context (:attr:`unavailable`; said once on stderr)."""
         with self._lock:
-            try:
-                mesh = self._mesh(model_id)
-            except Exception:  # noqa: BLE001 - a missing or broken mesh: the result keeps the search's pose
+            mesh = self._drawable(model_id)
+            if mesh is None:
                 return None
             if self._renderer is None:
-                if not self._has_gl():
-                    return None
                 self._renderer = SilhouetteRenderer(self.config.render_size, cache_size=self.cache_size)
             return refine_pose(mesh, target, frame, polar_deg, azimuth_deg, self._renderer, self.config, model_id)
 
@@ -107,13 +113,10 @@ class Registrar:
         whole image padded to a square). None when the mesh cannot be loaded or there is no OpenGL context."""
         cfg = self.judge.config
         with self._lock:
-            try:
-                mesh = self._mesh(model_id)
-            except Exception:  # noqa: BLE001 - a missing or broken mesh: the result keeps the search's pose
+            mesh = self._drawable(model_id)
+            if mesh is None:
                 return None
             if self._colour is None:
-                if not self._has_gl():
-                    return None
                 from cadsearch.render.raster import RasterRenderer
 
                 self._colour = RasterRenderer(cfg.render_size, cache_size=self.cache_size)
@@ -121,8 +124,7 @@ class Registrar:
             renders, cover = [], []
             for polar, azimuth in candidates:
                 out = self._colour.render(mesh, Camera(polar, azimuth), key=model_id)
-                alpha = out.alpha[..., None]
-                rgb = (out.rgb * alpha + _BACKDROP * (1.0 - alpha)).astype(np.uint8)
+                rgb = (out.rgb + _BACKDROP * (1.0 - out.alpha[..., None])).astype(np.uint8)  # rgb is premultiplied
                 ys, xs = np.nonzero(out.alpha > 0.5)
                 # framed as a query of this render would be: its object box plus the framing margin
                 box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) if len(xs) else None
