@@ -555,7 +555,7 @@ class Searcher:
             if self.look_alikes and obj.detection_score is None:
                 # only a square that holds the object alone (a product shot, a render) is compared with the renders:
                 # a detection's square in a room photo holds other things, often with a tilted camera, and there the
-                # check was measured to flip right answers (4 of 40 rolled room composites; BENCHMARKS.md)
+                # check changed 5 of 40 rolled room composites' answers, 4 for the worse (BENCHMARKS.md)
                 obj.results = self._check_look_alikes(image, obj, top)
             frame = obj.frame if obj.frame is not None else frame_for(h, w)
             found = object_mask(image, frame, self.localiser)
