@@ -8,7 +8,10 @@ and the photos' sector-balanced azimuth Acc@30; with the search's p50 time per q
 ``benchmarks/results/look_alikes_<arch>.json``.
 
 Usage:
-    python benchmarks/look_alikes.py WORKSPACE ARCH [--views 10] [--limit N] [--json PATH]
+    python benchmarks/look_alikes.py WORKSPACE ARCH [--views 10] [--limit N] [--searches off,on] [--json PATH]
+
+``--searches on`` skips the check-off search (e.g. to re-measure a change of the check against an earlier run's
+``off``: the queries and the search are deterministic).
 """
 
 from __future__ import annotations
@@ -83,6 +86,7 @@ def main() -> None:
     ap.add_argument("arch")
     ap.add_argument("--views", type=int, default=10, help="fresh renders per model (graphics split)")
     ap.add_argument("--limit", type=int, default=0, help="only the first N queries of each split (a quick look)")
+    ap.add_argument("--searches", default="off,on", help="which of the searches to run: off (no check), on")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     ws, arch = args.workspace, args.arch
@@ -94,7 +98,8 @@ def main() -> None:
     if args.limit:
         graphics.queries, photos.queries = graphics.queries[: args.limit], photos.queries[: args.limit]
     off = s.with_options(look_alikes=False)
-    answerers = {"off": TimedAnswerer(off), "on": TimedAnswerer(s)}
+    searches = {"off": off, "on": s}
+    answerers = {name: TimedAnswerer(searches[name]) for name in args.searches.split(",")}
     res: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "workspace": str(ws), "arch": arch, "crop": s.crop}
     sym = symmetry_orders(ws)
     for split, kind in ((graphics, "graphics"), (photos, "photos")):
@@ -121,13 +126,13 @@ def main() -> None:
             f"Acc@30 {p['azimuth_acc30']:.3f}, sector-balanced {p['azimuth_acc30_sector_balanced']:.3f}, "
             f"p50 {p['ms_p50']:.1f} ms"
         )
-    print("per category (graphics), pose mean off -> on (share > 90°):")
-    for c, g in res["graphics"]["off"]["per_category"].items():
-        h = res["graphics"]["on"]["per_category"][c]
-        print(
-            f"  {c:12s} {g['n']:4d}  {g['pose_mean_deg']:6.2f} -> {h['pose_mean_deg']:6.2f}  "
-            f"({g['over90']:.3f} -> {h['over90']:.3f})"
-        )
+    names = list(answerers)
+    print(f"per category (graphics), pose mean {' -> '.join(names)} (share > 90°):")
+    for c in res["graphics"][names[0]]["per_category"]:
+        cells = [res["graphics"][name]["per_category"][c] for name in names]
+        means = " -> ".join(f"{g['pose_mean_deg']:6.2f}" for g in cells)
+        over = " -> ".join(f"{g['over90']:.3f}" for g in cells)
+        print(f"  {c:12s} {cells[0]['n']:4d}  {means}  ({over})")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1))
     print("wrote", out)
