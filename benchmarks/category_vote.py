@@ -50,19 +50,14 @@ def main() -> None:
     photos = high_confidence(photo_split(SHARED / "photos" / "dev_viewpoints.csv", mirror=True))
     s = Searcher.from_workspace(ws, arch)
 
-    def variant(**options) -> Searcher:
-        """The same network, index and calibration, one search option changed."""
-        return Searcher(
-            s.predictor, s.index, s.library, temperature=s.temperature, match_model=s.match_model, **options
-        )
-
     score_t = {"vote_temperature": s.temperature}
     answerers = {
         "on": lambda: IndexAnswerer(s),
-        "crops": lambda: IndexAnswerer(variant(vote_temperature=s.vote_temperature, vote_crops=4)),
-        "score_t": lambda: IndexAnswerer(variant(**score_t)),
-        "plain": lambda: IndexAnswerer(variant(mirror_vote=False, **score_t)),
-        "off": lambda: IndexAnswerer(variant(category_vote=False)),
+        # the same network, index and calibration, one search option changed
+        "crops": lambda: IndexAnswerer(s.with_options(vote_crops=4)),
+        "score_t": lambda: IndexAnswerer(s.with_options(**score_t)),
+        "plain": lambda: IndexAnswerer(s.with_options(mirror_vote=False, **score_t)),
+        "off": lambda: IndexAnswerer(s.with_options(category_vote=False)),
     }
     answerers = {v: answerers[v]() for v in args.votes.split(",")}
     shown = ("n", "category_top1", "azimuth_acc30_sector_balanced", "azimuth_median_deg", "top1", "pose_mean_deg")
