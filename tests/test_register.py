@@ -186,23 +186,4 @@ def test_the_look_alike_check_tells_the_front_from_the_back(chair: trimesh.Trime
     assert max(back.agreement) > back.agreement[0] + registrar.judge.config.margin
     right = registrar.check_look_alikes("c", photo, frame, *truth)
     assert right.chosen == 0 and (right.polar_deg, right.azimuth_deg) == truth
-    # not known to be the model: the renders still look like the photo, so they are trusted
-    assert registrar.check_look_alikes("c", photo, frame, truth[0], truth[1] + 180.0, exact=False).chosen != 0
     registrar.close()
-
-
-def test_renders_unlike_the_query_are_no_evidence_unless_it_is_an_exact_match() -> None:
-    """A photo of another object agrees little with every render: its small differences decide nothing."""
-    from cadsearch.register.appearance import AppearanceJudge, LookAlikeConfig
-
-    class Fixed(AppearanceJudge):
-        def agreement(self, query, renders, coverage):
-            return np.array([0.20, 0.30, 0.10, 0.10])
-
-    judge = Fixed(LookAlikeConfig(margin=0.01, min_agreement=0.35))
-    poses = [(60.0, 30.0), (60.0, 210.0), (60.0, 330.0), (60.0, 150.0)]
-    none = np.zeros((4, 8, 8, 3), np.uint8), np.zeros((4, 8, 8))
-    assert judge.choose(np.zeros((8, 8, 3), np.uint8), *none, poses, exact=False).chosen == 0
-    assert judge.choose(np.zeros((8, 8, 3), np.uint8), *none, poses, exact=True).chosen == 1
-    looks_alike = Fixed(LookAlikeConfig(margin=0.01, min_agreement=0.25))
-    assert looks_alike.choose(np.zeros((8, 8, 3), np.uint8), *none, poses, exact=False).chosen == 1

@@ -354,22 +354,20 @@ def test_a_registered_result_gets_its_match_from_the_outline_fit(search_ws: Path
 
 
 class BackViewRegistrar(FixedFitRegistrar):
-    """A registrar whose look-alike check finds the back view (φ + 180°) more alike when told the object is the
-    model (``exact``), and trusts no render otherwise (as when the renders look unlike the query); it records the
-    models checked and the poses registration started from."""
+    """A registrar whose look-alike check always finds the back view (φ + 180°) more alike; it records the models
+    checked and the poses registration started from."""
 
     def __init__(self) -> None:
         super().__init__(0.95)
-        self.checked: list[tuple[str, bool]] = []
+        self.checked: list[str] = []
         self.started: list[tuple[float, float]] = []
 
-    def check_look_alikes(self, model_id, image, frame, polar_deg, azimuth_deg, exact=True):
+    def check_look_alikes(self, model_id, image, frame, polar_deg, azimuth_deg):
         from cadsearch.register.appearance import LookAlikeChoice, look_alike_poses
 
-        self.checked.append((model_id, exact))
+        self.checked.append(model_id)
         poses = look_alike_poses(polar_deg, azimuth_deg)
-        chosen = 1 if exact else 0
-        return LookAlikeChoice(*poses[chosen], tuple(poses), (0.2, 0.3, 0.1, 0.1), chosen)
+        return LookAlikeChoice(*poses[1], tuple(poses), (0.5, 0.6, 0.4, 0.4), 1)
 
     def refine(self, model_id, target, frame, polar_deg, azimuth_deg):
         self.started.append((polar_deg, azimuth_deg))
@@ -377,9 +375,7 @@ class BackViewRegistrar(FixedFitRegistrar):
 
 
 @pytest.mark.parametrize("bias", [6.0, -6.0])
-def test_the_searcher_says_whether_a_model_is_an_exact_match_and_registration_starts_from_the_chosen_pose(
-    search_ws: Path, bias
-) -> None:
+def test_only_exact_matches_take_a_look_alike_pose_and_registration_starts_there(search_ws: Path, bias) -> None:
     from cadsearch.search.matching import MATCH_FEATURES, MatchModel
 
     fake = fake_for(search_ws)
@@ -391,12 +387,11 @@ def test_the_searcher_says_whether_a_model_is_an_exact_match_and_registration_st
     plain = searcher.search(image, k=2, refine_top=0).results[0]
     searcher.registrar = stub = BackViewRegistrar()
     top = searcher.search(image, k=2).results[0]
-    assert stub.checked == [(top.model_id, bias > 0)]
     if bias > 0:  # an exact match: its back view is taken, and registration refines from there
-        assert stub.started == [(plain.polar_deg, (plain.azimuth_deg + 180) % 360)]
+        assert stub.checked == [top.model_id] and stub.started == [(plain.polar_deg, (plain.azimuth_deg + 180) % 360)]
         assert (top.polar_deg, top.azimuth_deg) == stub.started[0]
-    else:  # maybe another object than the model: the check keeps the estimate unless its renders look alike
-        assert stub.started == [(plain.polar_deg, plain.azimuth_deg)]
+    else:  # another object than the model: its renders say nothing about the pose
+        assert stub.checked == [] and stub.started == [(plain.polar_deg, plain.azimuth_deg)]
     off = Searcher(fake, searcher.index, searcher.library, match_model=sure, look_alikes=False)
     off.registrar = stub = BackViewRegistrar()
     off.search(image, k=2)
@@ -422,7 +417,7 @@ def test_a_detected_object_is_not_checked_for_look_alikes(search_ws: Path) -> No
     assert stub.checked == [] and detected.results[0].azimuth_deg == pytest.approx(stub.started[0][1])
     whole = FoundObject((0.0, 0.0, float(w), float(h)), None, results, None, None)
     searcher._register(image, [whole], 1)
-    assert stub.checked == [(results[0].model_id, True)]
+    assert stub.checked == [results[0].model_id]
 
 
 def test_with_options_keeps_every_other_option(searcher: Searcher) -> None:

@@ -38,16 +38,11 @@ class LookAlikeConfig:
         input_size: side of the squares shown to the body, pixels (stride 16: a 10 × 10 feature grid at 160).
         render_size: side of the candidate renders, pixels (resized to ``input_size``).
         margin: a look-alike replaces the estimate only when its agreement is higher by this much (cosine units).
-        min_agreement: for a model that is not an exact match, the renders are evidence only when the best of them
-            agrees with the query at least this much (cosine units): then the query looks like the model's renders
-            (a render, a product shot of a near twin); a photo of another object agrees less (the development
-            photos: median 0.21, 95th percentile 0.40; renders of the model found: median 0.60).
     """
 
     input_size: int = 160
     render_size: int = 192
     margin: float = 0.01
-    min_agreement: float = 0.35
 
 
 @dataclass(frozen=True)
@@ -121,19 +116,12 @@ class AppearanceJudge:
         return ((cos * weight).sum((1, 2)) / weight.sum().clamp_min(1e-6)).double().numpy()
 
     def choose(
-        self,
-        query: np.ndarray,
-        renders: np.ndarray,
-        coverage: np.ndarray,
-        candidates: list[tuple[float, float]],
-        exact: bool = True,
+        self, query: np.ndarray, renders: np.ndarray, coverage: np.ndarray, candidates: list[tuple[float, float]]
     ) -> LookAlikeChoice:
         """The candidate that agrees best, if it beats the first (the estimate) by ``margin``; see :meth:`agreement`
-        for the arrays (one render per candidate, in the same order). ``exact``: the query is known to be the
-        model (an exact match); otherwise the best agreement must also reach ``min_agreement``."""
+        for the arrays (one render per candidate, in the same order)."""
         agree = self.agreement(query, renders, coverage)
         best = int(np.argmax(agree))
-        trusted = exact or agree[best] >= self.config.min_agreement
-        chosen = best if trusted and agree[best] > agree[0] + self.config.margin else 0
+        chosen = best if agree[best] > agree[0] + self.config.margin else 0
         polar, azimuth = candidates[chosen]
         return LookAlikeChoice(polar, azimuth, tuple(candidates), tuple(float(a) for a in agree), chosen)

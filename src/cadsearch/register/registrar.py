@@ -106,19 +106,11 @@ class Registrar:
             return refine_pose(mesh, target, frame, polar_deg, azimuth_deg, self._renderer, self.config, model_id)
 
     def check_look_alikes(
-        self,
-        model_id: str,
-        image: np.ndarray,
-        frame: Frame | None,
-        polar_deg: float,
-        azimuth_deg: float,
-        exact: bool = True,
+        self, model_id: str, image: np.ndarray, frame: Frame | None, polar_deg: float, azimuth_deg: float
     ) -> LookAlikeChoice | None:
         """Which of the estimate's look-alike poses (:func:`~cadsearch.register.appearance.look_alike_poses`)
         ``model_id``'s rendered appearance supports in ``image``'s ``frame`` (the square the network saw; None: the
-        whole image padded to a square); ``exact``: the object is known to be the model (see
-        :meth:`~cadsearch.register.appearance.AppearanceJudge.choose`). None when the mesh cannot be loaded or there
-        is no OpenGL context."""
+        whole image padded to a square). None when the mesh cannot be loaded or there is no OpenGL context."""
         cfg = self.judge.config
         with self._lock:
             mesh = self._drawable(model_id)
@@ -141,7 +133,7 @@ class Registrar:
                 grey = (np.clip(out.alpha, 0.0, 1.0) * 255).astype(np.uint8)
                 cover.append(frame_image(grey, cfg.input_size, square)[..., 0] / 255.0)
         query = frame_image(image, cfg.input_size, frame)
-        return self.judge.choose(query, np.stack(renders), np.stack(cover), candidates, exact)
+        return self.judge.choose(query, np.stack(renders), np.stack(cover), candidates)
 
     def close(self) -> None:
         """Release the renderer and the cached meshes."""

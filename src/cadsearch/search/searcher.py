@@ -289,11 +289,10 @@ class Searcher:
         refine_top: how many of each object's best models are registered (:mod:`cadsearch.register`: pose, roll,
             scale and position refined until the model's silhouette lies on the photo's object mask); 0 = none.
             Needs the library (meshes) and an object mask: the detector's mask head, or a plain backdrop.
-        look_alikes: before registration, check each of those ``refine_top`` models for a look-alike pose (the
-            back, the mirror side) that its rendered appearance supports better (:mod:`cadsearch.register.
-            appearance`; needs the library, not a mask): an exact match (``match`` ≥ 0.5) always, another model only
-            when its renders look like the query. Objects searched as the whole photo only, not detections in a
-            room photo.
+        look_alikes: before registration, check each of those ``refine_top`` models that is an exact match
+            (``match`` ≥ 0.5) for a look-alike pose (the back, the mirror side) that its rendered appearance supports
+            better (:mod:`cadsearch.register.appearance`; needs the library, not a mask). Objects searched as the
+            whole photo only, not detections in a room photo.
 
     ``threads`` sets torch's intra-op threads (process-wide; default 1, None leaves it unchanged).
     """
@@ -591,15 +590,14 @@ class Searcher:
         return 1000 * (time.perf_counter() - t0)
 
     def _check_look_alikes(self, image: np.ndarray, obj: FoundObject, top: int) -> list[ModelMatch]:
-        """``obj``'s results with the pose of each of its ``top`` best models replaced by the look-alike pose
-        (back, mirror side) its rendered appearance supports, where one does (:mod:`cadsearch.register.
+        """``obj``'s results with the pose of each of its ``top`` best exact matches replaced by the look-alike
+        pose (back, mirror side) its rendered appearance supports, where one does (:mod:`cadsearch.register.
         appearance`; before registration, which cannot tell a pose from its look-alikes)."""
         results = list(obj.results)
         for i, m in enumerate(results[:top]):
-            # a model that is not an exact match may be another object, whose renders are no evidence of the pose:
-            # the check then needs the renders to look like the query (LookAlikeConfig.min_agreement)
-            exact = m.match >= EXACT_MATCH_THRESHOLD
-            choice = self.registrar.check_look_alikes(m.model_id, image, obj.frame, m.polar_deg, m.azimuth_deg, exact)
+            if m.match < EXACT_MATCH_THRESHOLD:
+                continue  # another object than this model: its renders are no evidence of the pose
+            choice = self.registrar.check_look_alikes(m.model_id, image, obj.frame, m.polar_deg, m.azimuth_deg)
             if choice is not None and choice.chosen:
                 results[i] = replace(m, polar_deg=choice.polar_deg, azimuth_deg=choice.azimuth_deg)
         return results
