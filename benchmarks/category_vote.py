@@ -2,15 +2,17 @@
 
 Searches over the same network and index, the same queries as ``real_photos.py`` (the high-confidence
 development photos + mirrors; 4 fresh renders per model): ``on`` (today's default: the vote asks the query and
-its mirror image, :func:`cadsearch.search.scoring.category_first`, at the index's fitted category temperature),
-``crops`` (the default vote also asking 4 shifted crops of the query, ``Searcher(vote_crops=4)``), ``score_t`` (the
-mirror vote at the score temperature, the default before the category temperature), ``plain`` (the
-vote on the query alone, score temperature) and ``off`` (no vote); ``--votes`` picks some of them. Prints one line
-per search and split, writes ``benchmarks/results/category_vote_<arch>.json``.
+its mirror image, :func:`cadsearch.search.scoring.category_first`, at the index's fitted category temperature, and
+4 shifted crops of the query too when that vote is unsure, ``Searcher(vote_crops_below=...)``), ``mirror`` (the
+query and its mirror only, ``vote_crops=0``: the default before), ``crops`` (the crops always,
+``vote_crops_below=1``), ``score_t`` (the mirror vote at the score temperature), ``plain`` (the vote on the query
+alone, score temperature) and ``off`` (no vote); ``--votes`` picks some of them. Prints one line per search and
+split, with the share of queries whose vote asked the crops and the p50 time per query, and writes
+``benchmarks/results/category_vote_<arch>.json``.
 
 Usage:
-    python benchmarks/category_vote.py BASE_WORKSPACE VARIANT ARCH [--votes on,crops,score_t,plain,off] [--json PATH]
-        [--workspace WS]
+    python benchmarks/category_vote.py BASE_WORKSPACE VARIANT ARCH [--votes on,mirror,crops,score_t,plain,off]
+        [--json PATH] [--workspace WS]
 
 ``--workspace`` reads the network and index from WS instead of ``BASE/variants/VARIANT`` (e.g. a hard-linked copy,
 so that the category fit added to an older calibration is written there).
@@ -19,9 +21,12 @@ so that the category fit added to an older calibration is written there).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import time
 from pathlib import Path
 
+import numpy as np
 from real_photos import SHARED, high_confidence, summarise
 
 from cadsearch.evaluate.run import IndexAnswerer, answer_split, symmetry_orders
@@ -30,6 +35,26 @@ from cadsearch.library import Library
 from cadsearch.search import Searcher
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+class RecordingAnswerer(IndexAnswerer):
+    """:class:`IndexAnswerer` that records each search's wall time (ms) and whether its vote asked the crops."""
+
+    def __init__(self, searcher: Searcher) -> None:
+        super().__init__(searcher)
+        self.ms: list[float] = []
+        self.asked: list[bool] = []
+        search = searcher.search
+
+        def recorded(image, *args, **kwargs):
+            t = time.perf_counter()
+            result = search(image, *args, **kwargs)
+            self.ms.append(1000 * (time.perf_counter() - t))
+            self.asked.append("vote_crops" in result.timing_ms)
+            return result
+
+        self.searcher = copy.copy(searcher)
+        self.searcher.search = recorded
 
 
 def main() -> None:
@@ -52,12 +77,13 @@ def main() -> None:
 
     score_t = {"vote_temperature": s.temperature}
     answerers = {
-        "on": lambda: IndexAnswerer(s),
+        "on": lambda: RecordingAnswerer(s),
         # the same network, index and calibration, one search option changed
-        "crops": lambda: IndexAnswerer(s.with_options(vote_crops=4)),
-        "score_t": lambda: IndexAnswerer(s.with_options(**score_t)),
-        "plain": lambda: IndexAnswerer(s.with_options(mirror_vote=False, **score_t)),
-        "off": lambda: IndexAnswerer(s.with_options(category_vote=False)),
+        "mirror": lambda: RecordingAnswerer(s.with_options(vote_crops=0)),
+        "crops": lambda: RecordingAnswerer(s.with_options(vote_crops=4, vote_crops_below=1.0)),
+        "score_t": lambda: RecordingAnswerer(s.with_options(vote_crops=0, **score_t)),
+        "plain": lambda: RecordingAnswerer(s.with_options(mirror_vote=False, vote_crops=0, **score_t)),
+        "off": lambda: RecordingAnswerer(s.with_options(category_vote=False)),
     }
     answerers = {v: answerers[v]() for v in args.votes.split(",")}
     shown = ("n", "category_top1", "azimuth_acc30_sector_balanced", "azimuth_median_deg", "top1", "pose_mean_deg")
@@ -68,10 +94,15 @@ def main() -> None:
         "vote_temperature": s.vote_temperature,
     }
     for split, kind, truth in ((photos, "photos", "chair"), (graphics, "graphics", None)):
+        for a in answerers.values():
+            a.ms.clear()
+            a.asked.clear()
         raw = answer_split(answerers, split, symmetry_orders(base), progress=False)
         res[kind] = {v: summarise(rows, kind, category_of, truth) for v, rows in raw.items()}
         for v, r in res[kind].items():
-            print(f"{kind:<8} vote {v:<5}", {k: r[k] for k in shown if k in r}, flush=True)
+            r["crops_asked"] = float(np.mean(answerers[v].asked)) if answerers[v].asked else 0.0
+            r["ms_p50"] = float(np.median(answerers[v].ms)) if answerers[v].ms else None
+            print(f"{kind:<8} vote {v:<6}", {k: r[k] for k in (*shown, "crops_asked", "ms_p50") if k in r}, flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1))
     print(f"wrote {out}")

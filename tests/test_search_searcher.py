@@ -20,9 +20,11 @@ from cadsearch.search.scoring import (
     CalibrationRecord,
     CategoryRecord,
     category_first,
+    category_votes,
     fit_category_temperature,
     fit_temperature,
     rank_models,
+    vote_share,
 )
 from fakes import fake_for
 
@@ -147,6 +149,19 @@ def test_category_vote_with_the_mirror_image_wants_a_category_found_in_both() ->
     assert category_first(photo, category_of, nothing)[1] == 1
 
 
+def test_the_votes_share_says_how_sure_the_vote_is() -> None:
+    model_index = np.arange(4)
+    category_of = np.array([1, 2, 0, 0])
+    photo = rank_models(np.array([0.95, 0.5, 0.7, 0.7]), np.arange(4), model_index, 4, 0.05)
+    mirror = rank_models(np.array([0.3, 0.95, 0.7, 0.7]), np.arange(4), model_index, 4, 0.05)
+    alone, both = category_votes(photo, category_of), category_votes(photo, category_of, mirror)
+    assert max(alone, key=alone.get) == category_first(photo, category_of)[1] == 1
+    assert max(both, key=both.get) == category_first(photo, category_of, mirror)[1] == 0
+    assert 0.5 < vote_share(alone) < 1.0 and vote_share(both) < vote_share(alone)  # the mirror disagrees: less sure
+    one_kind = category_votes(photo, np.zeros(4, int))
+    assert vote_share(one_kind) == 1.0 and vote_share({}) == 1.0
+
+
 def test_a_softer_category_temperature_lets_many_near_models_outvote_one_nearest() -> None:
     # A cup 0.03 nearer than four chairs: at the sharp score temperature the cup's one model holds most of the mass,
     # at a vote temperature three times as soft the four chairs together win; the scores stay each model's own.
@@ -197,16 +212,35 @@ def test_the_vote_asks_every_view_of_the_query_it_is_given(searcher: Searcher, s
     )  # noqa: E501
     image = np.asarray(Image.open(search_ws / read_view_table(search_ws)[0].path).convert("RGB"))
     for crops, extra_images in ((0, 0), (2, 2), (4, 4)):
-        s = Searcher(searcher.predictor, searcher.index, searcher.library, refine_top=0, vote_crops=crops)
+        s = Searcher(
+            searcher.predictor, searcher.index, searcher.library, refine_top=0, vote_crops=crops, vote_crops_below=1.0
+        )
         before = s.predictor.images
         s.search(image)
         assert views[-1] == crops and s.predictor.images - before == 1 + extra_images
     off = Searcher(searcher.predictor, searcher.index, searcher.library, category_vote=False, vote_crops=4)
     before = off.predictor.images
-    off.search(image)
+    assert off.search(image).category_share is None
     assert off.predictor.images - before == 1  # no vote, no crops
     with pytest.raises(InputError, match="vote_crops"):
         Searcher(searcher.predictor, searcher.index, vote_crops=3)
+    with pytest.raises(InputError, match="vote_crops_below"):
+        Searcher(searcher.predictor, searcher.index, vote_crops_below=1.5)
+
+
+def test_the_vote_asks_more_views_only_when_it_is_unsure(searcher: Searcher, search_ws: Path) -> None:
+    image = np.asarray(Image.open(search_ws / read_view_table(search_ws)[0].path).convert("RGB"))
+    plain = Searcher(searcher.predictor, searcher.index, searcher.library, refine_top=0, vote_crops=0)
+    two_kinds = np.arange(len(plain.model_ids)) % 2  # the test library's models split into two categories
+    plain._category_of = two_kinds
+    share = plain.search(image).category_share
+    assert share is not None and 0.5 <= share < 1.0
+    for below, asked in ((share, False), (share / 2, False), ((share + 1.0) / 2, True), (1.0, True)):
+        s = plain.with_options(vote_crops=4, vote_crops_below=below)
+        s._category_of = two_kinds
+        before = s.predictor.images
+        s.search(image)
+        assert s.predictor.images - before == (5 if asked else 1), below
 
 
 def test_temperature_fit_is_calibrated_on_synthetic_data() -> None:

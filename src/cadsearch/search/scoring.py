@@ -107,6 +107,36 @@ def category_mass(ranked: RankedModels, category_of: np.ndarray, temperature: fl
     return {int(c): float(m) for c, m in zip(labels, mass, strict=True)}
 
 
+def category_votes(
+    ranked: RankedModels,
+    category_of: np.ndarray,
+    others: RankedModels | Sequence[RankedModels] | None = None,
+    temperature: float | None = None,
+) -> dict[int, float]:
+    """The category vote's mass per category, ``{category index: mass}`` (empty when nothing was found): the
+    query's :func:`category_mass`, or with ``others`` (its mirror image, shifted crops, each ranked the same way)
+    the geometric mean over the query and all of them, over the categories found in every one (the query's own
+    mass when none is). See :func:`category_first`."""
+    if not len(ranked.model_idx):
+        return {}
+    mass = category_mass(ranked, category_of, temperature)
+    others = [others] if isinstance(others, RankedModels) else list(others or [])
+    masses = [mass] + [category_mass(r, category_of, temperature) for r in others if len(r.model_idx)]
+    if mass and len(masses) > 1:
+        common = set(mass).intersection(*masses[1:])
+        every = {c: float(np.exp(np.mean([np.log(max(m[c], 1e-300)) for m in masses]))) for c in common}
+        if every and max(every.values()) > 0:
+            return every
+    return mass
+
+
+def vote_share(votes: dict[int, float]) -> float:
+    """The winning category's share of the vote's mass, in (0, 1] (1.0 when there is no vote): how sure the vote
+    is; ``Searcher`` asks more views of a query whose vote is less sure (``vote_crops_below``)."""
+    total = sum(votes.values())
+    return float(max(votes.values()) / total) if votes and total > 0 else 1.0
+
+
 def category_first(
     ranked: RankedModels,
     category_of: np.ndarray,
@@ -147,16 +177,9 @@ def category_first(
     if not len(ranked.model_idx):
         return ranked, -1
     cats = np.asarray(category_of)[ranked.model_idx]
-    mass = category_mass(ranked, category_of, temperature)
+    mass = category_votes(ranked, category_of, mirrored, temperature)
     if not mass:
         return ranked, -1
-    others = [mirrored] if isinstance(mirrored, RankedModels) else list(mirrored or [])
-    masses = [mass] + [category_mass(r, category_of, temperature) for r in others if len(r.model_idx)]
-    if len(masses) > 1:
-        common = set(mass).intersection(*masses[1:])
-        every = {c: float(np.exp(np.mean([np.log(max(m[c], 1e-300)) for m in masses]))) for c in common}
-        if every and max(every.values()) > 0:
-            mass = every
     winner = max(mass, key=lambda c: (mass[c], -c))  # ties: the lower index, as argmax over sorted labels
     order = np.concatenate([np.flatnonzero(cats == winner), np.flatnonzero(cats != winner)])
     reordered = RankedModels(

@@ -38,7 +38,7 @@ from cadsearch.search.matching import (
     match_features,
 )
 from cadsearch.search.pose import PoseConfig, combine_pose
-from cadsearch.search.scoring import DEFAULT_TEMPERATURE, category_first, rank_models
+from cadsearch.search.scoring import DEFAULT_TEMPERATURE, category_first, category_votes, rank_models, vote_share
 
 __all__ = [
     "CROP_CHOICES",
@@ -73,6 +73,11 @@ REGISTER_SIDE_RANGE = (0.7, 1.4)
 #: left, down, up); 4 of them measured best among shifts and zooms of 0.9–1.35 (BENCHMARKS.md, "A softer category
 #: vote").
 VOTE_SHIFT = 0.06
+#: ``vote_crops_below``: the extra views are asked only when the vote on the query and its mirror image gives its
+#: winner less than this share of the mass. At 0.9 they gave the development photos all that asking them always
+#: gave, asked for about half of the photos and 2–3 % of renders (BENCHMARKS.md, "Asking more views only when the
+#: vote is unsure").
+VOTE_CROPS_BELOW = 0.9
 
 #: What ``crop`` accepts: the framing methods plus ``detect`` (the trained localiser: every object, each searched).
 CROP_CHOICES = (*METHODS, "detect")
@@ -174,6 +179,8 @@ class SearchResult:
         objects: every object searched, most confident first (:meth:`Searcher.search` fills it: the detected
             objects with ``crop="detect"``, else one entry for the whole image); ``results``, ``head_pose`` and
             ``frame`` are those of the first.
+        category_share: the category vote's winner's share of its mass, in (0, 1] (how sure the vote was); None
+            when no vote ran.
     """
 
     results: list[ModelMatch]
@@ -181,6 +188,7 @@ class SearchResult:
     head_pose: tuple[float, float] | None = None
     frame: Frame | None = None
     objects: list[FoundObject] = field(default_factory=list)
+    category_share: float | None = None
 
     @property
     def exact_match(self) -> bool:
@@ -279,10 +287,14 @@ class Searcher:
             photo answers chairs even when one view of a cup lies nearest (needs the library's categories).
         mirror_vote: the category vote also asks the query's mirror image (already run by the network for the
             pose) and wants a category found in both (:func:`~cadsearch.search.scoring.category_first`).
-        vote_crops: 0 (default), 2 or 4 shifted copies of the query's square (:data:`VOTE_SHIFT`) that the category
-            vote asks too, each with its mirror image (geometric mean over all of them): +5.9 points of chair first
-            on the development photos for the default transfer network, but each query runs the network on 5× the
-            images (p50 38 → 108 ms under load), so off by default; not with ``crop="detect"``.
+        vote_crops: 0, 2 or 4 (default) shifted copies of the query's square (:data:`VOTE_SHIFT`) that the category
+            vote asks too when it is unsure (``vote_crops_below``), each with its mirror image (geometric mean over
+            all of them): +5.9 points of chair first on the development photos for the default transfer network;
+            such a query runs the network on 5× the images (p50 38 → 108 ms under load). Not with
+            ``crop="detect"``.
+        vote_crops_below: the crops are asked only when the vote on the query (and its mirror image) gives its
+            winning category less than this share of its mass (:func:`~cadsearch.search.scoring.vote_share`);
+            1.0 = always.
         vote_temperature: the category vote's softmax temperature (fitted beside the score temperature:
             :func:`~cadsearch.search.calibration.fit_category`, about twice as soft); None: the score temperature
             (an index calibrated before the category fit, or a library of one category).
@@ -313,7 +325,8 @@ class Searcher:
         category_vote: bool = True,
         mirror_vote: bool = True,
         vote_temperature: float | None = None,
-        vote_crops: int = 0,
+        vote_crops: int = 4,
+        vote_crops_below: float = VOTE_CROPS_BELOW,
         localiser: Any = None,
         detect_min_zoom: float = DETECT_MIN_ZOOM,
         detect_verify: bool = False,
@@ -348,6 +361,9 @@ class Searcher:
         if vote_crops not in (0, 2, 4):
             raise InputError(f"vote_crops must be 0, 2 or 4, got {vote_crops}")
         self.vote_crops = int(vote_crops)
+        if not 0.0 <= vote_crops_below <= 1.0:
+            raise InputError(f"vote_crops_below must be between 0 and 1, got {vote_crops_below}")
+        self.vote_crops_below = float(vote_crops_below)
         fitted = (calibration.get("category") or {}).get("temperature")
         self.vote_temperature = float(vote_temperature or fitted or self.temperature)
         if refine_top < 0:
@@ -379,6 +395,7 @@ class Searcher:
             "mirror_vote": self.mirror_vote,
             "vote_temperature": self.vote_temperature,
             "vote_crops": self.vote_crops,
+            "vote_crops_below": self.vote_crops_below,
             "localiser": self.localiser,
             "detect_min_zoom": self.detect_min_zoom,
             "detect_verify": self.detect_verify,
@@ -481,7 +498,8 @@ class Searcher:
         Returns:
             :class:`SearchResult` with ``objects`` (most confident first; one entry for the whole image when
             nothing was detected or ``crop`` is not ``detect``), ``results`` = the first object's, and
-            ``timing_ms`` keys ``detect`` (``detect`` only), ``embed`` (crop and network), ``search``, ``pose``,
+            ``timing_ms`` keys ``detect`` (``detect`` only), ``embed`` (crop and network), ``vote_crops`` (the part
+            of ``embed`` spent on the vote's extra views, only when it asked them), ``search``, ``pose``,
             ``register``, ``total``.
         """
         method = self.crop if crop is None else self._check_crop(crop)
@@ -490,13 +508,22 @@ class Searcher:
             return self._search_objects(image, k, top)
         t0 = time.perf_counter()
         pred, frame = self.predict_query(image, method)
-        extra = self._vote_embeddings(image, frame)
         t1 = time.perf_counter()
-        result = self.search_embedding(**query_of(pred, 0), k=k, vote_embeddings=extra)
+        query = query_of(pred, 0)
+        result = self.search_embedding(**query, k=k)
+        crops_ms = None
+        if self._vote_unsure(result):  # more views of the query for the category vote, and the search again
+            t = time.perf_counter()
+            extra = self._vote_embeddings(image, frame)
+            crops_ms = 1000 * (time.perf_counter() - t)
+            t1 += crops_ms / 1000
+            result = self.search_embedding(**query, k=k, vote_embeddings=extra)
         result.frame = frame
         h, w = image.shape[:2]
         result.objects = [FoundObject((0.0, 0.0, float(w), float(h)), None, result.results, frame, result.head_pose)]
         result.timing_ms = {"embed": 1000 * (t1 - t0)} | result.timing_ms
+        if crops_ms is not None:
+            result.timing_ms["vote_crops"] = crops_ms  # part of embed: the crops' network time
         result.timing_ms["register"] = self._register(image, result.objects, top)
         result.results = result.objects[0].results
         result.timing_ms["total"] = 1000 * (time.perf_counter() - t0)
@@ -602,6 +629,13 @@ class Searcher:
                 results[i] = replace(m, polar_deg=choice.polar_deg, azimuth_deg=choice.azimuth_deg)
         return results
 
+    def _vote_unsure(self, result: SearchResult) -> bool:
+        """Whether the category vote should ask :attr:`vote_crops` more views: it ran, and its winner holds less
+        than :attr:`vote_crops_below` of its mass (always, at 1.0)."""
+        if not (self.category_vote and self.vote_crops) or result.category_share is None:
+            return False
+        return self.vote_crops_below >= 1.0 or result.category_share < self.vote_crops_below
+
     def _vote_embeddings(self, image: np.ndarray, frame: Frame | None) -> list[np.ndarray]:
         """The (D,) embeddings of :attr:`vote_crops` shifted copies of the query's square and of their mirror images
         (none when the vote is off or asks no crops)."""
@@ -659,9 +693,11 @@ class Searcher:
         t1 = time.perf_counter()
         n_models = len(self.model_ids)
         ranked = rank_models(sims[0], ids[0], self._model_index, n_models, self.temperature)
+        share = None
         if self.category_vote:
             others = [rank_models(sims[j], ids[j], self._model_index, n_models, self.temperature)
                       for j in range(1, len(queries))]  # fmt: skip
+            share = vote_share(category_votes(ranked, self._category_of, others, self.vote_temperature))
             ranked, _ = category_first(ranked, self._category_of, others, self.vote_temperature)
         table = self.index.table
         order = np.argsort(-sims[0][ids[0] >= 0], kind="stable")
@@ -694,4 +730,6 @@ class Searcher:
                 )
             )
         t2 = time.perf_counter()
-        return SearchResult(matches, {"search": 1000 * (t1 - t0), "pose": 1000 * (t2 - t1)}, head_pose)
+        return SearchResult(
+            matches, {"search": 1000 * (t1 - t0), "pose": 1000 * (t2 - t1)}, head_pose, category_share=share
+        )
