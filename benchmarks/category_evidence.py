@@ -10,7 +10,9 @@ searched in the variant's index (cached in ``WS/reports/category_evidence/<arch>
 - ``plain``: the query alone; ``mirror``: the query and its mirror (the searcher's default views);
 - ``+ 4 shifts`` (``Searcher(vote_crops=4)``), ``+ 8 crops`` (the zooms too);
 - at the score temperature ``T``, the fitted category temperature ``T_c`` (the index's calibration), or a multiple
-  of ``T``.
+  of ``T``;
+- ``+ 4 shifts when share < b`` (the searcher's default, ``vote_crops_below``): the shifts asked only for queries
+  whose mirror vote gives its winner less than ``b`` of the mass (the share of queries that asked them is reported).
 
 Reported: photos whose top result is a chair; renders' top-1 and category top-1 (all, chairs, other categories);
 and renders with their own model **left out** of the neighbours (an object of a known kind that is not in the
@@ -38,7 +40,7 @@ from cadsearch.framing import Frame, frame_for, frame_query
 from cadsearch.library import Library
 from cadsearch.render.job import read_view_table
 from cadsearch.search import Searcher
-from cadsearch.search.scoring import category_first, rank_models
+from cadsearch.search.scoring import category_first, category_votes, rank_models, vote_share
 from cadsearch.workspace import atomic_write_bytes
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -132,6 +134,10 @@ def main() -> None:
         first, *others = [ranked(i, c, m, left_out) for c, m in views]
         return int(category_first(first, category_of, others, temperature)[0].model_idx[0])
 
+    def share(i: int, views: list[tuple[int, bool]], temperature: float, left_out: bool = False) -> float:
+        first, *others = [ranked(i, c, m, left_out) for c, m in views]
+        return vote_share(category_votes(first, category_of, others, temperature))
+
     mirror = [(0, False), (0, True)]
     shifts = mirror + [(crop[c], m) for c in SHIFTS for m in (False, True)]
     crops = mirror + [(crop[c], m) for c in list(CROPS)[1:] for m in (False, True)]
@@ -147,6 +153,8 @@ def main() -> None:
         "mirror, 3 T": (mirror, 3 * t),
         "mirror, 4 T": (mirror, 4 * t),
     }
+    # the searcher's default: the 4 shifts asked only when the mirror vote's winner holds less than this share
+    unsure = {f"mirror, + 4 shifts when share < {b}, T_c": b for b in (0.6, 0.8, 0.9, 0.95)}
     photos, graphics = np.flatnonzero(kind == "photos"), np.flatnonzero(kind == "graphics")
     chairs = graphics[true_cat[graphics] == chair]
     others = graphics[true_cat[graphics] != chair]
@@ -157,10 +165,22 @@ def main() -> None:
     print(f"{args.name}: T {t:.4f}, T_c {tc:.4f} ({tc / t:.2f} T)")
     print("vote                        | photos chair 1st | renders top-1 cat-1 chairs-top-1 other-cat-1 | left out: "
           "chairs other")  # fmt: skip
-    for label, (views, temperature) in votes.items():
-        tops = np.array([top(i, views, temperature) for i in range(len(kind))])
-        loo = np.full(len(kind), -1)
-        loo[graphics] = [top(i, views, temperature, left_out=True) for i in graphics]
+    mirror_share = np.array([share(i, mirror, tc) for i in range(len(kind))])
+    mirror_share_loo = np.ones(len(kind))
+    mirror_share_loo[graphics] = [share(i, mirror, tc, left_out=True) for i in graphics]
+    for label in [*votes, *unsure]:
+        if label in votes:
+            views, temperature = votes[label]
+            tops = np.array([top(i, views, temperature) for i in range(len(kind))])
+            loo = np.full(len(kind), -1)
+            loo[graphics] = [top(i, views, temperature, left_out=True) for i in graphics]
+            asked = np.full(len(kind), len(views) > 2)
+        else:
+            temperature, asked = tc, mirror_share < unsure[label]
+            tops = np.array([top(i, shifts if asked[i] else mirror, tc) for i in range(len(kind))])
+            loo = np.full(len(kind), -1)
+            loo_asked = mirror_share_loo < unsure[label]
+            loo[graphics] = [top(i, shifts if loo_asked[i] else mirror, tc, True) for i in graphics]
         cat_top, cat_loo = category_of[tops], category_of[np.maximum(loo, 0)]
         r = {
             "photos_chair_first": float(np.mean(cat_top[photos] == chair)),
@@ -171,6 +191,8 @@ def main() -> None:
             "left_out_chairs_category_top1": float(np.mean(cat_loo[chairs] == chair)),
             "left_out_other_category_top1": float(np.mean(cat_loo[others] == true_cat[others])),
             "temperature": temperature,
+            "photos_crops_asked": float(np.mean(asked[photos])),
+            "renders_crops_asked": float(np.mean(asked[graphics])),
             "photos_wrong": {},
         }
         for c in cat_top[photos][cat_top[photos] != chair]:
@@ -180,7 +202,8 @@ def main() -> None:
             f"{label:<27} | {100 * r['photos_chair_first']:15.1f}% | {100 * r['renders_top1']:12.1f}% "
             f"{100 * r['renders_category_top1']:5.1f}% {100 * r['renders_chairs_top1']:11.1f}% "
             f"{100 * r['renders_other_category_top1']:11.1f}% | {100 * r['left_out_chairs_category_top1']:15.1f}% "
-            f"{100 * r['left_out_other_category_top1']:5.1f}%",
+            f"{100 * r['left_out_other_category_top1']:5.1f}% | crops asked: photos {100 * r['photos_crops_asked']:.0f}%, "
+            f"renders {100 * r['renders_crops_asked']:.1f}%",
             flush=True,
         )
     out = RESULTS / f"category_evidence_{args.name}.json"
