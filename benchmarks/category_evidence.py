@@ -163,7 +163,7 @@ def main() -> None:
         "network_seconds": float(data["net_seconds"]), "votes": {},
     }  # fmt: skip
     print(f"{args.name}: T {t:.4f}, T_c {tc:.4f} ({tc / t:.2f} T)")
-    print("vote                        | photos chair 1st | renders top-1 cat-1 chairs-top-1 other-cat-1 | left out: "
+    print(f"{'vote':<42} | photos chair 1st | renders top-1 cat-1 chairs-top-1 other-cat-1 | left out: "
           "chairs other")  # fmt: skip
     mirror_share = np.array([share(i, mirror, tc) for i in range(len(kind))])
     mirror_share_loo = np.ones(len(kind))
@@ -199,11 +199,11 @@ def main() -> None:
             r["photos_wrong"][names[c]] = r["photos_wrong"].get(names[c], 0) + 1
         res["votes"][label] = r
         print(
-            f"{label:<27} | {100 * r['photos_chair_first']:15.1f}% | {100 * r['renders_top1']:12.1f}% "
+            f"{label:<42} | {100 * r['photos_chair_first']:15.1f}% | {100 * r['renders_top1']:12.1f}% "
             f"{100 * r['renders_category_top1']:5.1f}% {100 * r['renders_chairs_top1']:11.1f}% "
             f"{100 * r['renders_other_category_top1']:11.1f}% | {100 * r['left_out_chairs_category_top1']:15.1f}% "
-            f"{100 * r['left_out_other_category_top1']:5.1f}% | crops asked: photos {100 * r['photos_crops_asked']:.0f}%, "
-            f"renders {100 * r['renders_crops_asked']:.1f}%",
+            f"{100 * r['left_out_other_category_top1']:5.1f}% | crops asked: photos "
+            f"{100 * r['photos_crops_asked']:.0f}%, renders {100 * r['renders_crops_asked']:.1f}%",
             flush=True,
         )
     out = RESULTS / f"category_evidence_{args.name}.json"
