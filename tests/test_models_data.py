@@ -176,3 +176,16 @@ def test_a_checkpoint_from_before_roll_was_a_default_is_another_run():
     old = {k: v for k, v in new.items() if k != "roll"}  # written before the setting existed: trained without roll
     assert not _same_run(old, new)
     assert _same_run(old, new | {"roll": 0.0}) and _same_run(new, new)
+
+
+def test_the_transfer_network_trains_with_the_category_loss_by_default_and_older_runs_stay_what_they_were():
+    from dataclasses import asdict
+
+    from cadsearch.models.train import TrainConfig, _same_run
+
+    assert TrainConfig.defaults("transfer").category_weight == 1.0
+    assert TrainConfig.defaults("scratch").category_weight == 0.0  # not measured with it yet
+    new = asdict(TrainConfig.defaults("transfer"))
+    old = {k: v for k, v in new.items() if k != "category_weight"}  # written before the setting existed: no loss
+    assert not _same_run(old, new) and _same_run(old, new | {"category_weight": 0.0})
+    assert not _same_run(new | {"category_weight": 0.0}, new)  # explicitly without it: another run
