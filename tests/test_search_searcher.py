@@ -206,9 +206,9 @@ def test_the_vote_asks_every_view_of_the_query_it_is_given(searcher: Searcher, s
     # The searcher runs the network on vote_crops shifted squares and asks the vote about each (the fake predictor
     # has no mirror images, so the photo's views are its crops only).
     views = []
-    real = searcher_module.category_first
+    real = searcher_module.category_votes
     monkeypatch.setattr(
-        searcher_module, "category_first", lambda r, c, others, t: views.append(len(others)) or real(r, c, others, t)
+        searcher_module, "category_votes", lambda r, c, others, t: views.append(len(others)) or real(r, c, others, t)
     )  # noqa: E501
     image = np.asarray(Image.open(search_ws / read_view_table(search_ws)[0].path).convert("RGB"))
     for crops, extra_images in ((0, 0), (2, 2), (4, 4)):

@@ -26,6 +26,9 @@ __all__ = [
     "rank_models",
     "category_first",
     "category_mass",
+    "category_votes",
+    "order_by_category",
+    "vote_share",
     "CalibrationRecord",
     "CategoryRecord",
     "fit_temperature",
@@ -174,13 +177,18 @@ def category_first(
     Returns:
         the re-ordered models and the winning category index (-1 when nothing was found).
     """
-    if not len(ranked.model_idx):
+    return order_by_category(ranked, category_of, category_votes(ranked, category_of, mirrored, temperature))
+
+
+def order_by_category(
+    ranked: RankedModels, category_of: np.ndarray, votes: dict[int, float]
+) -> tuple[RankedModels, int]:
+    """``ranked`` with the models of the category that ``votes`` (:func:`category_votes`) prefers first, each group
+    in its order by best view; and that category's index (-1, order unchanged, when there is no vote)."""
+    if not len(ranked.model_idx) or not votes:
         return ranked, -1
     cats = np.asarray(category_of)[ranked.model_idx]
-    mass = category_votes(ranked, category_of, mirrored, temperature)
-    if not mass:
-        return ranked, -1
-    winner = max(mass, key=lambda c: (mass[c], -c))  # ties: the lower index, as argmax over sorted labels
+    winner = max(votes, key=lambda c: (votes[c], -c))  # ties: the lower index, as argmax over sorted labels
     order = np.concatenate([np.flatnonzero(cats == winner), np.flatnonzero(cats != winner)])
     reordered = RankedModels(
         ranked.model_idx[order], ranked.score[order], ranked.best_sim[order], [ranked.views[i] for i in order]
