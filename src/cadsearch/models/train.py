@@ -78,10 +78,11 @@ CHECKPOINT_FORMAT = "cadsearch-model/1"
 _FEATURE_CACHE: dict[tuple, dict[str, Any]] = {}
 DEFAULT_INPUT = {"scratch": 64, "transfer": 160}  # measured: see the package docs
 #: Defaults that differ by architecture (:meth:`TrainConfig.defaults`). The category loss is on for the transfer
-#: network: over three trainings it put a chair first for 94.1–96.1 % of the development photos (85.8–95.6 % in four
-#: without it), 96.1–97.6 % with the search's crops, named unknown objects' kinds far better (76 → 94–96 %), cost
-#: about a point of renders top-1, and the photos' viewpoint stayed within the spread between trainings
-#: (BENCHMARKS.md, "Seeds of the category loss"). The scratch network has not been trained with it.
+#: network: over three trainings it put a chair first for 94.12–96.08 % of the development photos (85.78–95.59 % in
+#: four without it), 96.08–97.55 % with the search's crops; it named the kinds of left-out models' renders far better
+#: (76.14–76.70 → 94.32–95.74 %, cached embeddings), cost 0.6–1.1 points of renders top-1, and the photos' viewpoint
+#: stayed within the spread between trainings (BENCHMARKS.md, "Seeds of the category loss"). The scratch network has
+#: not been trained with it.
 ARCH_DEFAULTS: dict[str, dict[str, Any]] = {"transfer": {"category_weight": 1.0}}
 
 

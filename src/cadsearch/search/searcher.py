@@ -75,8 +75,8 @@ REGISTER_SIDE_RANGE = (0.7, 1.4)
 VOTE_SHIFT = 0.06
 #: ``vote_crops_below``: the extra views are asked only when the vote on the query and its mirror image gives its
 #: winner less than this share of the mass. At 0.9 they gave the development photos all that asking them always
-#: gave, asked for about half of the photos and 2–3 % of renders (BENCHMARKS.md, "Asking more views only when the
-#: vote is unsure").
+#: gave, asked for 9.3–15.2 % of those photos and 0.8–2.1 % of renders with the category-loss networks (49.0 % and
+#: 3.2 % without the loss) (BENCHMARKS.md, "Asking more views only when the vote is unsure").
 VOTE_CROPS_BELOW = 0.9
 
 #: What ``crop`` accepts: the framing methods plus ``detect`` (the trained localiser: every object, each searched).
@@ -289,8 +289,8 @@ class Searcher:
             pose) and wants a category found in both (:func:`~cadsearch.search.scoring.category_first`).
         vote_crops: 0, 2 or 4 (default) shifted copies of the query's square (:data:`VOTE_SHIFT`) that the category
             vote asks too when it is unsure (``vote_crops_below``), each with its mirror image (geometric mean over
-            all of them): chair first on the development photos 85.8 → 91.7 % for a transfer network trained
-            without the category loss, 94.1 → 96.1 % with it (BENCHMARKS.md); such a query runs the network on 5×
+            all of them): chair first on the development photos 85.78 → 91.67 % for a transfer network trained
+            without the category loss, 94.12 → 96.08 % with it (BENCHMARKS.md); such a query runs the network on 5×
             the images (p50 38 → 108 ms under load). Not with ``crop="detect"``.
         vote_crops_below: the crops are asked only when the vote on the query (and its mirror image) gives its
             winning category less than this share of its mass (:func:`~cadsearch.search.scoring.vote_share`);
