@@ -55,6 +55,7 @@ from cadsearch.render.cameras import Camera
 from cadsearch.render.raster import RasterRenderer
 from cadsearch.search import Searcher
 from cadsearch.search.overlay import fit_to_box, render_overlay
+from cadsearch.workspace import atomic_open, atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RENDER = 320  # side of the renders pasted into composites and of those placed to measure IoU
@@ -253,7 +254,8 @@ def _sheet(pictures: list[np.ndarray], path: Path, cols: int = 6, cell: int = 32
         im.thumbnail((cell, cell))
         sheet.paste(im, ((i % cols) * cell + (cell - im.width) // 2, (i // cols) * cell + (cell - im.height) // 2))
     path.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(path)
+    with atomic_open(path) as f:  # a new file renamed over the old: a hard-linked copy of a workspace stays intact
+        sheet.save(f, format="PNG")
 
 
 def run_dev_photos(
@@ -377,7 +379,7 @@ def main() -> None:
     if not args.no_photos:
         results["dev_photos"] = run_dev_photos(ws, searcher, args.photos, out_dir / "dev_overlays.png", config)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2, default=float))
+    atomic_write_text(args.json, json.dumps(results, indent=2, default=float))
     print_table(results)
     print(f"\nwrote {args.json}; pictures in {out_dir}")
 
