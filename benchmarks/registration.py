@@ -55,6 +55,7 @@ from cadsearch.render.cameras import Camera
 from cadsearch.render.raster import RasterRenderer
 from cadsearch.search import Searcher
 from cadsearch.search.overlay import fit_to_box, render_overlay
+from cadsearch.search.searcher import registration_alternatives
 from cadsearch.workspace import atomic_open, atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -142,9 +143,14 @@ def run_composites(
         frame = obj.frame if obj.frame is not None else frame_for(h, w)
         found = object_mask(photo, frame, searcher.localiser)
         masks: dict[str, np.ndarray | None] = {"product": None, "true": frame_mask(truth, 256, frame)}
+        # the starts besides each model's estimate, as the product's registration has them (the pose head's other
+        # modes where the mask can be trusted; the true mask always can)
+        starts: dict[str, list] = {"true": registration_alternatives(obj, masks["true"], frame, "backdrop")}
         if found is not None:
             target = found[0]
             masks["product"] = restrict_to_box(target, frame, obj.box) if obj.detection_score is not None else target
+            starts["product"] = registration_alternatives(obj, masks["product"], frame, found[1])
+            row["mask_trusted"] = bool(starts["product"])
             row["mask_iou"] = float(
                 np.logical_and(masks["product"] >= 0.5, masks["true"] >= 0.5).sum()
                 / max(np.logical_or(masks["product"] >= 0.5, masks["true"] >= 0.5).sum(), 1)
@@ -170,7 +176,7 @@ def run_composites(
             per_rank = []
             for m in obj.results[:5]:
                 t0 = time.perf_counter()
-                reg = registrar.refine(m.model_id, target, frame, m.polar_deg, m.azimuth_deg)
+                reg = registrar.refine(m.model_id, target, frame, m.polar_deg, m.azimuth_deg, starts[name])
                 wall = 1000 * (time.perf_counter() - t0)
                 if reg is None:
                     continue
@@ -188,7 +194,7 @@ def run_composites(
             row[f"ranks_{name}"] = per_rank
             # the true model registered, from the search's pose for it (else the top model's): registration alone
             start = next((m for m in obj.results if m.model_id == model_id), top)
-            reg = registrar.refine(model_id, target, frame, start.polar_deg, start.azimuth_deg)
+            reg = registrar.refine(model_id, target, frame, start.polar_deg, start.azimuth_deg, starts[name])
             if reg is not None:
                 row[f"true_model_pose_{name}"] = float(
                     rotation_errors_deg([pose], [[reg.polar_deg, reg.azimuth_deg, reg.roll_deg]], order)[0]
@@ -211,6 +217,7 @@ def summarise_composites(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"n": len(rows), "top1": len(found) / max(len(rows), 1),
                            "with_product_mask": sum("iou_after_product" in r for r in rows)}  # fmt: skip
     out["registered_share"] = sum(r.get("registered", False) for r in rows) / max(len(rows), 1)
+    out["mask_trusted_share"] = sum(r.get("mask_trusted", False) for r in rows) / max(len(rows), 1)
     for key in ("iou_before", "iou_product", "iou_product_no_check", "iou_after_product", "iou_after_true", "mask_iou",
                 "true_model_iou_product", "true_model_iou_true"):  # fmt: skip
         out[key] = stats([r.get(key) for r in rows])

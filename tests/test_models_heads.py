@@ -60,6 +60,23 @@ def test_bins_decode_keeps_to_one_mode():
     assert min(pose_error_deg(p, a, 70.0, 0.0)[0], pose_error_deg(p, a, 70.0, 180.0)[0]) < 10
 
 
+def test_bins_modes_list_the_distinct_viewpoints_most_probable_first():
+    head = PoseBinsHead(4, n_bins=320, sigma_deg=8.0)
+    # 0.6 at the front, 0.3 at the back, 0.1 at the left side: three modes, in that order, with about those masses
+    dirs = directions_from_angles([70.0, 70.0, 80.0], [10.0, 190.0, 270.0])
+    logits = torch.log((torch.tensor([[0.6], [0.3], [0.1]]) * head.targets(dirs)).sum(0, keepdim=True) + 1e-12)
+    modes, mass = head.modes(logits, k=3)
+    assert modes.shape == (1, 3, 3) and mass.shape == (1, 3)
+    p, a = angles_from_directions(modes[0])
+    assert pose_error_deg(p, a, [70.0, 70.0, 80.0], [10.0, 190.0, 270.0]).max() < 6.0
+    assert np.allclose(mass[0].numpy(), [0.6, 0.3, 0.1], atol=0.05)
+    # the first mode is decode's answer
+    assert torch.allclose(modes[:, 0], head.decode(logits), atol=1e-6)
+    # one sharp mode: the others hold (almost) nothing, so registration weighs them down
+    sharp = torch.log(head.targets(dirs[:1]) + 1e-12)
+    assert head.modes(sharp, k=3)[1][0, 1:].max() < 0.01
+
+
 def test_flip_averaging_mirrors_the_flipped_output_back():
     head = PoseBinsHead(4, n_bins=320, sigma_deg=8.0)
     polar, az = np.array([30.0, 70.0, 95.0]), np.array([40.0, 200.0, 300.0])

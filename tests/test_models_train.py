@@ -103,6 +103,7 @@ def test_predict_shapes_norms_ranges_and_pictures(tiny_views, tmp_path):
     flipped = p.predict([np.ascontiguousarray(images[0][:, ::-1])], flip_pose=False).embedding[0]
     np.testing.assert_allclose(out.mirror_embedding[0], flipped, atol=1e-4)
     assert p.predict(images, flip_pose=False).mirror_embedding is None
+    assert out.pose_modes is None  # a vector head has no distribution to list modes of
     assert len(p.predict(np.stack([images[0]] * 3))) == 3
 
     photo = tmp_path / "photo.png"

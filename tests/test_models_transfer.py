@@ -11,7 +11,9 @@ import torch
 from cadsearch.errors import InputError
 from cadsearch.models import checkpoint_path, load_predictor, train_model
 from cadsearch.models.onnx_runtime import OnnxBackbone, export_onnx
+from cadsearch.models.predictor import POSE_MODES
 from cadsearch.models.transfer import FrozenBackbone, backbone_weights_path
+from cadsearch.render.cameras import pose_error_deg
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +75,7 @@ def test_transfer_trains_and_predicts(tiny_views):
         [np.zeros((50, 80, 3), np.uint8)]
     )
     np.testing.assert_allclose(out.embedding, torch_out.embedding, atol=1e-2)
+    # the bins head lists its distinct viewpoints for registration, the first being the pose answered
+    assert out.pose_modes.shape == (1, POSE_MODES, 3)
+    assert pose_error_deg(*out.pose_modes[0, 0, :2], out.polar_deg[0], out.azimuth_deg[0]) < 1e-3
+    assert np.all((out.pose_modes[0, :, 2] >= 0) & (out.pose_modes[0, :, 2] <= 1))

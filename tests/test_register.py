@@ -90,6 +90,45 @@ def test_wide_refinement_recovers_from_a_mirrored_estimate(chair: trimesh.Trimes
     assert rotation_error_deg(*truth, local.polar_deg, local.azimuth_deg, local.roll_deg) > 30.0  # stays local
 
 
+def test_refine_starts_from_a_probable_alternative_and_the_prior_keeps_a_confident_estimate(
+    chair: trimesh.Trimesh,
+) -> None:
+    truth = (70.0, 50.0, -12.0)
+    placement = Placement(160.0, 120.0, 220.0, truth[2])
+    _, alpha = _photo_of(chair, truth[0], truth[1], placement)
+    frame = frame_for(240, 320)
+    target = frame_mask(alpha, 192, frame)
+    wrong = (truth[0], 360.0 - truth[1])  # the left-right confusion: a local search stays there (test above)
+    near_truth = (truth[0] + 8.0, truth[1] - 10.0)
+    # the search's second mode lies near the truth and holds a fair share of its belief: it wins on the outline
+    reg = refine_pose(chair, target, frame, *wrong, alternatives=[(*wrong, 0.6), (*near_truth, 0.3)])
+    assert rotation_error_deg(*truth, reg.polar_deg, reg.azimuth_deg, reg.roll_deg) < 5.0
+    # the same pose held as all but impossible (mass 0.001 against 0.6): the silhouette alone does not overrule
+    # a confident search, the estimate stays
+    reg = refine_pose(chair, target, frame, *wrong, alternatives=[(*wrong, 0.6), (*near_truth, 0.001)])
+    assert pose_error_deg(*wrong, reg.polar_deg, reg.azimuth_deg) < 20.0
+    # one hypothesis: alternatives ignored (the old local refinement)
+    reg = refine_pose(chair, target, frame, *wrong, cfg=RefineConfig(hypotheses=1),
+                      alternatives=[(*wrong, 0.6), (*near_truth, 0.3)])  # fmt: skip
+    assert pose_error_deg(*wrong, reg.polar_deg, reg.azimuth_deg) < 20.0
+
+
+def test_only_a_mask_that_agrees_with_its_box_is_trusted() -> None:
+    from cadsearch.register.masks import mask_is_trusted
+
+    frame = Frame(0.0, 0.0, 200.0)
+    box = (50.0, 40.0, 150.0, 180.0)  # photo pixels = mask pixels here (200 px frame, 200 px mask)
+    whole = np.zeros((200, 200), np.float32)
+    whole[45:175, 60:140] = 1.0  # a chair's outline filling most of its box
+    part = np.zeros((200, 200), np.float32)
+    part[110:135, 60:140] = 1.0  # the seat alone
+    assert mask_is_trusted(whole, frame, "detector", box)
+    assert not mask_is_trusted(part, frame, "detector", box)
+    assert mask_is_trusted(part, frame, "backdrop", None)  # a plain backdrop's mask is exact
+    assert not mask_is_trusted(whole, frame, "detector", None)  # no detection box to check it against
+    assert not mask_is_trusted(np.zeros((200, 200), np.float32), frame, "detector", box)
+
+
 def test_refine_stays_put_when_the_estimate_is_right(chair: trimesh.Trimesh) -> None:
     placement = Placement(160.0, 120.0, 220.0, 0.0)
     _, alpha = _photo_of(chair, 80.0, 300.0, placement)

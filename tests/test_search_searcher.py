@@ -346,7 +346,7 @@ class FixedFitRegistrar:
     def __init__(self, iou: float, side: float = 1.0) -> None:
         self.iou, self.side = iou, side
 
-    def refine(self, model_id, target, frame, polar_deg, azimuth_deg):
+    def refine(self, model_id, target, frame, polar_deg, azimuth_deg, alternatives=()):
         from cadsearch.register import Placement, Registration
 
         s = frame.side
@@ -403,9 +403,9 @@ class BackViewRegistrar(FixedFitRegistrar):
         poses = look_alike_poses(polar_deg, azimuth_deg)
         return LookAlikeChoice(*poses[1], tuple(poses), (0.5, 0.6, 0.4, 0.4), 1)
 
-    def refine(self, model_id, target, frame, polar_deg, azimuth_deg):
+    def refine(self, model_id, target, frame, polar_deg, azimuth_deg, alternatives=()):
         self.started.append((polar_deg, azimuth_deg))
-        return super().refine(model_id, target, frame, polar_deg, azimuth_deg)
+        return super().refine(model_id, target, frame, polar_deg, azimuth_deg, alternatives)
 
 
 @pytest.mark.parametrize("bias", [6.0, -6.0])
@@ -467,3 +467,44 @@ def test_with_options_keeps_every_other_option(searcher: Searcher) -> None:
     for name in names:
         if name != "look_alikes":
             assert getattr(other, name) == getattr(searcher, name), name
+
+
+class RecordingRegistrar(FixedFitRegistrar):
+    """Records the alternative starts registration was given."""
+
+    def __init__(self) -> None:
+        super().__init__(0.95)
+        self.alternatives: list = []
+
+    def refine(self, model_id, target, frame, polar_deg, azimuth_deg, alternatives=()):
+        self.alternatives.append(list(alternatives))
+        return super().refine(model_id, target, frame, polar_deg, azimuth_deg, alternatives)
+
+
+def test_registration_starts_from_the_pose_modes_only_where_the_mask_is_trusted(search_ws: Path) -> None:
+    from cadsearch.framing import Frame
+    from cadsearch.search.searcher import FoundObject, registration_alternatives
+
+    fake = fake_for(search_ws)
+    build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
+    searcher = Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws), look_alikes=False)
+    image = np.asarray(Image.open(search_ws / read_view_table(search_ws)[0].path).convert("RGB"))  # plain backdrop
+    results = searcher.search(image, k=2, refine_top=0).results
+    h, w = image.shape[:2]
+    modes = np.array([[70.0, 10.0, 0.6], [70.0, 190.0, 0.3], [80.0, 270.0, 0.1]])
+    searcher.registrar = stub = RecordingRegistrar()
+    # a plain backdrop's mask is exact: the pose head's modes are starts too
+    searcher._register(image, [FoundObject((0.0, 0.0, float(w), float(h)), None, results, None, None, modes)], 1)
+    assert stub.alternatives == [[tuple(m) for m in modes]]
+    # a network without a pose distribution: the estimate alone
+    searcher._register(image, [FoundObject((0.0, 0.0, float(w), float(h)), None, results, None, None, None)], 1)
+    assert stub.alternatives[-1] == []
+    # a detector's mask covering only part of its box (a seat) is not trusted to overrule the search's pose
+    frame = Frame(0.0, 0.0, 200.0)
+    part = np.zeros((200, 200), np.float32)
+    part[110:135, 60:140] = 1.0
+    detected = FoundObject((50.0, 40.0, 150.0, 180.0), 0.9, results, frame, None, modes)
+    assert registration_alternatives(detected, part, frame, "detector") == []
+    whole = np.zeros((200, 200), np.float32)
+    whole[45:175, 60:140] = 1.0
+    assert registration_alternatives(detected, whole, frame, "detector") == [tuple(m) for m in modes]

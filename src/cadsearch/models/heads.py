@@ -109,14 +109,46 @@ class PoseBinsHead(nn.Module):
         (each bin's mass moves to the bin nearest its mirror image) and averaged with the direct one before
         decoding — test-time flip averaging (measured: mean pose error on fresh renders 5.8° → 4.9°).
         """
-        prob = torch.softmax(out, dim=-1)
-        if out_mirrored is not None:
-            flipped = torch.softmax(out_mirrored, dim=-1)
-            prob = 0.5 * (prob + torch.zeros_like(flipped).index_add_(1, self.mirror_bin, flipped))
+        prob = self.probabilities(out, out_mirrored)
         top = self.centres[prob.argmax(-1)]  # (B, 3)
         near = (top @ self.centres.t()) >= self.refine_cos  # (B, K) neighbourhood of the mode
         w = prob * near
         return F.normalize(w @ self.centres, dim=-1)
+
+    def probabilities(self, out: torch.Tensor, out_mirrored: torch.Tensor | None = None) -> torch.Tensor:
+        """Bin probabilities (B, K), averaged with the flipped images' mirrored back (see :meth:`decode`)."""
+        prob = torch.softmax(out, dim=-1)
+        if out_mirrored is not None:
+            flipped = torch.softmax(out_mirrored, dim=-1)
+            prob = 0.5 * (prob + torch.zeros_like(flipped).index_add_(1, self.mirror_bin, flipped))
+        return prob
+
+    def modes(
+        self, out: torch.Tensor, out_mirrored: torch.Tensor | None = None, k: int = 3, separation_deg: float = 40.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``k`` most probable distinct viewpoints: unit directions (B, k, 3) and their mass (B, k) in [0, 1].
+
+        Mode 1 is :meth:`decode`'s answer. Each next mode is the most probable bin farther than ``separation_deg``
+        from every earlier mode's bin, refined the same way (soft-argmax over the bins within ``refine_deg``) over
+        the bins no earlier mode claimed (those beyond ``separation_deg`` of each); its mass is the probability of
+        those bins within ``refine_deg`` of it: how much the head believes that pose. Where no bin is left the
+        mode has mass 0.
+        """
+        prob = self.probabilities(out, out_mirrored)
+        cos_sep = math.cos(math.radians(separation_deg))
+        left = prob.clone()
+        dirs, masses = [], []
+        for _ in range(k):
+            # only the bins no earlier mode claimed: a later mode must not borrow an earlier one's mass
+            top = self.centres[left.argmax(-1)]  # (B, 3)
+            near = (top @ self.centres.t()) >= self.refine_cos
+            d = F.normalize((left * near) @ self.centres, dim=-1)
+            mass = (left * ((d @ self.centres.t()) >= self.refine_cos)).sum(-1)
+            exhausted = left.amax(-1) <= 0  # nothing left beyond the separation: no mode
+            dirs.append(d)
+            masses.append(torch.where(exhausted, torch.zeros_like(mass), mass))
+            left = left * ((top @ self.centres.t()) < cos_sep)
+        return torch.stack(dirs, 1), torch.stack(masses, 1)
 
 
 class PoseVectorHead(nn.Module):
@@ -214,6 +246,14 @@ class ViewHeads(nn.Module):
         """Pose output (B, …) → unit camera directions (B, 3); optionally averaged with that of the flipped images
         (``pose_out_mirrored``), mirrored back."""
         return self.pose.decode(pose_out, pose_out_mirrored)
+
+    def pose_modes(
+        self, pose_out: torch.Tensor, pose_out_mirrored: torch.Tensor | None = None, k: int = 3
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The pose head's ``k`` most probable distinct viewpoints (:meth:`PoseBinsHead.modes`: directions (B, k, 3)
+        and masses (B, k)); None for a head without a distribution (``vector``)."""
+        modes = getattr(self.pose, "modes", None)
+        return None if modes is None else modes(pose_out, pose_out_mirrored, k)
 
     def class_probs(self, emb: torch.Tensor) -> torch.Tensor:
         """Softmax over the cosine logits without margin, (B, C)."""

@@ -31,7 +31,10 @@ from cadsearch.models.device import resolve_device
 from cadsearch.models.heads import angles_from_directions
 from cadsearch.models.registry import create_model, list_models
 
-__all__ = ["Prediction", "Predictor", "load_predictor", "read_checkpoint"]
+__all__ = ["Prediction", "Predictor", "load_predictor", "read_checkpoint", "POSE_MODES"]
+
+#: How many distinct viewpoints of the pose head's distribution a prediction lists (:attr:`Prediction.pose_modes`).
+POSE_MODES = 3
 
 
 @dataclass
@@ -45,6 +48,10 @@ class Prediction:
         azimuth_deg: (N,) float64, φ from +Z towards +X in [0, 360).
         mirror_embedding: (N, D) float32, L2-normalised embedding of each image's mirror image (left-right), or
             None when the mirror images were not run (``flip_pose`` off). Search uses it for the category vote.
+        pose_modes: (N, k, 3) float64, each image's :data:`POSE_MODES` most probable distinct viewpoints as
+            (polar_deg, azimuth_deg, mass), the first being (``polar_deg``, ``azimuth_deg``)
+            (:meth:`~cadsearch.models.heads.PoseBinsHead.modes`); None for a pose head without a distribution.
+            Registration tries them as starting poses.
     """
 
     embedding: np.ndarray
@@ -52,6 +59,7 @@ class Prediction:
     polar_deg: np.ndarray
     azimuth_deg: np.ndarray
     mirror_embedding: np.ndarray | None = None
+    pose_modes: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.embedding)
@@ -154,7 +162,7 @@ class Predictor:
         images = list(images)
         frames = list(frames) if frames is not None else [None] * len(images)
         flip = self.flip_pose if flip_pose is None else flip_pose
-        embs, mirror_embs, probs, dirs = [], [], [], []
+        embs, mirror_embs, probs, dirs, modes = [], [], [], [], []
         with torch.no_grad():
             for i in range(0, len(images), batch_size):
                 x = preprocess_images(
@@ -171,6 +179,11 @@ class Predictor:
                 probs.append(self.model.heads.class_probs(out["embedding"][:n]))
                 mirrored = out["pose"][n:] if flip else None
                 dirs.append(self.model.heads.decode_pose(out["pose"][:n], mirrored))
+                found = self.model.heads.pose_modes(out["pose"][:n], mirrored, POSE_MODES)
+                if found is not None:
+                    polar_k, azimuth_k = angles_from_directions(found[0].reshape(-1, 3))
+                    modes.append(np.stack([polar_k, azimuth_k, found[1].reshape(-1).double().cpu().numpy()], 1)
+                                 .reshape(n, POSE_MODES, 3))  # fmt: skip
         if not embs:
             d, c = self.model.heads.embed_fc.out_features, len(self.model_ids)
             return Prediction(np.zeros((0, d), np.float32), np.zeros((0, c), np.float32), np.zeros(0), np.zeros(0))
@@ -181,6 +194,7 @@ class Predictor:
             polar_deg=polar,
             azimuth_deg=azimuth,
             mirror_embedding=torch.cat(mirror_embs).cpu().numpy().astype(np.float32) if mirror_embs else None,
+            pose_modes=np.concatenate(modes) if modes else None,
         )
 
     def __repr__(self) -> str:

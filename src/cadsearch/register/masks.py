@@ -21,7 +21,15 @@ from PIL import Image
 from cadsearch.detect.masks import frame_mask
 from cadsearch.framing import Frame, backdrop_mask
 
-__all__ = ["object_mask", "restrict_to_box", "MIN_MASK_SHARE", "BOX_MARGIN"]
+__all__ = [
+    "object_mask",
+    "restrict_to_box",
+    "mask_is_trusted",
+    "MIN_MASK_SHARE",
+    "BOX_MARGIN",
+    "TRUST_FILL",
+    "TRUST_BOX_IOU",
+]
 
 #: A mask covering less than this share of its frame is no object (nothing to align to).
 MIN_MASK_SHARE = 0.01
@@ -30,6 +38,10 @@ MIN_MASK_SHARE = 0.01
 BACKDROP_SIDE = 512
 #: :func:`restrict_to_box` keeps the mask this share of the box's size past each of its edges.
 BOX_MARGIN = 0.08
+#: :func:`mask_is_trusted`: a detector's mask must cover at least this share of its detection box ...
+TRUST_FILL = 0.15
+#: ... and its own bounding box must overlap the detection box by at least this IoU.
+TRUST_BOX_IOU = 0.5
 
 
 def restrict_to_box(target: np.ndarray, frame: Frame, box: tuple[float, float, float, float]) -> np.ndarray:
@@ -46,6 +58,38 @@ def restrict_to_box(target: np.ndarray, frame: Frame, box: tuple[float, float, f
     if r1 > r0 and c1 > c0:
         out[r0:r1, c0:c1] = target[r0:r1, c0:c1]
     return out
+
+
+def mask_is_trusted(
+    target: np.ndarray, frame: Frame, source: str, box: tuple[float, float, float, float] | None
+) -> bool:
+    """Whether ``target`` (an :func:`object_mask` over ``frame``) outlines the whole object, so that a pose that fits
+    it better may overrule the search's pose (registration's alternative starts).
+
+    A plain backdrop's mask is exact. A detector's mask is trusted only when it agrees with the detection's own
+    ``box`` (photo pixels): it covers at least :data:`TRUST_FILL` of the box, and its bounding box overlaps the box
+    by IoU ≥ :data:`TRUST_BOX_IOU`. On real photos the mask head often covers only a chair's seat or back inside a
+    box around the whole chair, and a wrong pose then fits that part better (on the development photos such masks
+    had fills of 0.02–0.09 and box IoUs of 0.06–0.36; on rolled room composites, where the mask is right, 95 % had
+    fills ≥ 0.19 and box IoUs ≥ 0.53: BENCHMARKS.md, registration). Without a box (nothing detected) a detector's
+    mask is not trusted.
+    """
+    if source == "backdrop":
+        return True
+    if box is None:
+        return False
+    m = np.asarray(target) >= 0.5
+    ys, xs = np.nonzero(m)
+    if not len(xs):
+        return False
+    k = m.shape[0] / frame.side
+    bx0, by0 = (box[0] - frame.x0) * k, (box[1] - frame.y0) * k
+    bx1, by1 = (box[2] - frame.x0) * k, (box[3] - frame.y0) * k
+    box_area = max((bx1 - bx0) * (by1 - by0), 1e-6)
+    mx0, my0, mx1, my1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+    inter = max(0.0, min(bx1, mx1) - max(bx0, mx0)) * max(0.0, min(by1, my1) - max(by0, my0))
+    box_iou = inter / max(box_area + (mx1 - mx0) * (my1 - my0) - inter, 1e-6)
+    return bool(m.sum() / box_area >= TRUST_FILL and box_iou >= TRUST_BOX_IOU)
 
 
 def object_mask(

@@ -18,14 +18,22 @@ scale and image position:
    the detector gives on real photos a wrong pose often fits the wrong mask better: on the development photos
    they cost 16 points of azimuth Acc@30, so the default refines locally only (which left that accuracy
    unchanged; BENCHMARKS.md).
-4. **Pose search** (:func:`refine_pose`): only θ and φ need new renders (:class:`SilhouetteRenderer`, the fast
+4. **The search's other hypotheses** (``alternatives`` of :func:`refine_pose`: the pose head's secondary modes
+   with their probability mass, passed by the searcher only where the object mask can be trusted,
+   :func:`cadsearch.register.masks.mask_is_trusted`): up to :attr:`RefineConfig.hypotheses` distinct starts, each
+   2D-aligned and scored by soft IoU + :attr:`~RefineConfig.prior_log_weight` × ln(its mass / the estimate's), so
+   that the outline alone does not overrule a confident search; the best :attr:`~RefineConfig.refine_hypotheses`
+   (those within :attr:`~RefineConfig.refine_margin` of the best score) go through the pose search (the render
+   budget shared) and the same score picks the answer.
+5. **Pose search** (:func:`refine_pose`): only θ and φ need new renders (:class:`SilhouetteRenderer`, the fast
    rasteriser, no anti-aliasing, a few ms each). From the estimate, the four neighbours at ± ``step`` degrees are
    rendered and 2D-aligned from the current best placement; the best neighbour is taken if it agrees better, else
    the step is halved, down to :attr:`RefineConfig.min_step_deg`. A weak prior (:attr:`prior_weight`) keeps the
    pose near the estimate when the silhouette cannot tell (symmetric objects: a flat IoU landscape).
 
 Silhouettes cannot tell a pose from its mirror image about the viewing direction (front and back views of many
-objects have the same outline), so the search only moves locally: it refines the estimate, it does not replace it.
+objects have the same outline), so the search moves locally: it refines the estimate, and replaces it only by
+another pose the search itself found probable (4.), never by one the outline alone suggests.
 """
 
 from __future__ import annotations
@@ -82,6 +90,17 @@ class RefineConfig:
     # off: a ring of poses around the object is tried too (every global_step° of azimuth at 3 heights; 0 = never).
     global_below: float = 0.7
     global_step: float = 0.0
+    # Other hypotheses of the search (refine_pose's `alternatives`: the pose head's secondary modes, each with its
+    # probability mass): at most `hypotheses` starts in all (the estimate first), each further than
+    # `hypothesis_separation` degrees from the earlier ones. Each start is 2D-aligned; the `refine_hypotheses`
+    # best (soft IoU + `prior_log_weight` × ln(mass / the estimate's mass): the search's confidence in each) are
+    # refined by the local search, with the same objective choosing among them at the end.
+    hypotheses: int = 3
+    hypothesis_separation: float = 20.0
+    prior_log_weight: float = 0.1
+    refine_hypotheses: int = 2
+    refine_margin: float = 0.1  # ... of those, only the ones scoring within this of the best (soft IoU units)
+    screen_levels: int = 2  # the starts' 2D alignment: pattern-search halvings (the estimate alone: 3)
 
     @classmethod
     def wide(cls, **overrides: Any) -> RefineConfig:
@@ -287,7 +306,9 @@ def _polish(render, target, params, grid, steps, levels: int) -> tuple[np.ndarra
     return best, best_score
 
 
-def _align(render, target, target_moments, cfg: RefineConfig, start: np.ndarray | None, polish: bool = True):
+def _align(
+    render, target, target_moments, cfg: RefineConfig, start: np.ndarray | None, polish: bool = True, levels: int = 3
+):
     """Best (params, soft IoU) of one render. Without ``start``: from the moments at the coarse rolls, then
     polished. With ``start`` (the current best placement, for a neighbouring pose): ``start`` itself and the
     moments at its roll, polished briefly only when ``polish`` (the pose search polishes the winner alone)."""
@@ -302,7 +323,7 @@ def _align(render, target, target_moments, cfg: RefineConfig, start: np.ndarray 
         return cand[i], float(scores[i])
     # a neighbour pose starts close to the current best placement: a short, fine polish is enough
     steps = _STEPS0 if start is None else _STEPS0 / 4
-    return _polish(render, target, cand[i], cfg.grid, steps, levels=3 if start is None else 1)
+    return _polish(render, target, cand[i], cfg.grid, steps, levels=levels if start is None else 1)
 
 
 def _coarse_fit(render: np.ndarray, target: np.ndarray, target_moments, cfg: RefineConfig) -> float:
@@ -356,6 +377,27 @@ def _hard_iou(render, params, target, grid) -> float:
     return silhouette_iou(_warp(render, params[None], grid)[0].numpy(), target)
 
 
+def _distinct_starts(estimate: tuple[float, float], alternatives, cfg: RefineConfig) -> list[tuple[float, ...]]:
+    """The estimate (prior 0) and up to ``cfg.hypotheses − 1`` of ``alternatives`` ((polar, azimuth, mass), most
+    probable first) further than ``cfg.hypothesis_separation`` from every earlier start, each with its log prior
+    ``prior_log_weight × ln(mass / the estimate's mass)`` (≤ 0 for a less probable pose). The estimate's mass is
+    that of the most probable alternative within the separation of it (it usually *is* the head's first mode),
+    else the largest mass given."""
+    alts = [(float(np.clip(p, *cfg.polar_limits)), float(a) % 360.0, max(float(m), 1e-3))
+            for p, a, m in alternatives if np.isfinite([p, a, m]).all() and m > 0]  # fmt: skip
+    if not alts or cfg.hypotheses <= 1:
+        return [(*estimate, 0.0)]
+    near = [m for p, a, m in alts if float(pose_error_deg(p, a, *estimate)) < cfg.hypothesis_separation]
+    own = max(near) if near else max(m for _, _, m in alts)
+    starts = [(*estimate, 0.0)]
+    for p, a, m in alts:
+        if len(starts) >= cfg.hypotheses:
+            break
+        if all(float(pose_error_deg(p, a, q, b)) >= cfg.hypothesis_separation for q, b, _ in starts):
+            starts.append((p, a, cfg.prior_log_weight * min(0.0, math.log(m / own))))
+    return starts
+
+
 def refine_pose(
     mesh: Any,
     target: np.ndarray,
@@ -365,6 +407,7 @@ def refine_pose(
     renderer: SilhouetteRenderer | None = None,
     cfg: RefineConfig = RefineConfig(),
     key: Any = None,
+    alternatives: Any = (),
 ) -> Registration:
     """Refine a model's pose and placement so that its silhouette covers the photo's object mask.
 
@@ -376,6 +419,10 @@ def refine_pose(
         renderer: a :class:`SilhouetteRenderer` to reuse (one is made and closed otherwise).
         cfg: :class:`RefineConfig`.
         key: names ``mesh`` in the renderer's upload cache (e.g. its model id).
+        alternatives: other poses the search found probable, ``(polar_deg, azimuth_deg, mass)`` with mass in
+            (0, 1] (the pose head's modes, :attr:`cadsearch.models.Prediction.pose_modes`); tried as starts too
+            (:attr:`RefineConfig.hypotheses`). Empty: the estimate alone (only a mask that can be trusted should
+            be allowed to overrule the search's pose: the searcher decides).
 
     Returns:
         :class:`Registration`: refined angles, roll, placement in photo pixels, IoU before and after.
@@ -395,41 +442,31 @@ def refine_pose(
             renders += 1
             return np.asarray(renderer(mesh, polar, azimuth, key), np.float32)
 
-        def prior(polar: float, azimuth: float) -> float:
-            return cfg.prior_weight * (float(pose_error_deg(polar, azimuth, polar_deg, azimuth_deg)) / 10.0) ** 2
-
         pose = (float(np.clip(polar_deg, *cfg.polar_limits)), float(azimuth_deg) % 360.0)
         sil = render(*pose)
         start_params = _moment_params(sil, moments, np.zeros(1))[0]
         iou_start = _hard_iou(sil, start_params, tgt, cfg.grid)
-        pose, sil = _pick_start(pose, sil, tgt, moments, cfg, render)
-        budget = renders + cfg.max_renders
-        polar_deg, azimuth_deg = pose  # the prior now pulls towards the chosen start
-        params, score = _align(sil, tgt, moments, cfg, None)
-        best_sil, objective = sil, score - prior(*pose)
-        step = cfg.start_step_deg
-        while step >= cfg.min_step_deg and renders + 4 <= budget:
-            polar, azimuth = pose
-            # an azimuth step of `step` degrees on the sphere, not on the angle (smaller near the poles)
-            d_az = min(step / max(math.sin(math.radians(polar)), 0.2), 45.0)
-            scored = []
-            for cand in ((polar - step, azimuth), (polar + step, azimuth), (polar, azimuth - d_az),
-                         (polar, azimuth + d_az)):  # fmt: skip
-                cand = (float(np.clip(cand[0], *cfg.polar_limits)), cand[1] % 360.0)
-                if cand != pose:
-                    s = render(*cand)
-                    p, sc = _align(s, tgt, moments, cfg, params, polish=False)
-                    scored.append((sc - prior(*cand), cand, s, p))
-            moved = False
-            if scored:
-                # only the most promising neighbour is polished (a render's 2D fit is the costly part)
-                _, cand, s, p = max(scored, key=lambda item: item[0])
-                p, sc = _polish(s, tgt, p, cfg.grid, _STEPS0 / 4, levels=1)
-                if sc - prior(*cand) > objective + 1e-4:
-                    pose, params, best_sil, objective = cand, p, s, sc - prior(*cand)
-                    moved = True
-            if not moved:
-                step /= 2
+        starts = _distinct_starts(pose, alternatives, cfg)
+        if len(starts) == 1:
+            pose, sil = _pick_start(pose, sil, tgt, moments, cfg, render)
+            starts = [(*pose, 0.0)]
+        # each start 2D-aligned (the estimate's render is already there), the best few refined locally
+        aligned = []
+        for j, (polar, azimuth, log_prior) in enumerate(starts):
+            s = sil if j == 0 else render(polar, azimuth)
+            params, score = _align(s, tgt, moments, cfg, None, levels=3 if len(starts) == 1 else cfg.screen_levels)
+            aligned.append((score + log_prior, (polar, azimuth), s, params, score, log_prior))
+        aligned.sort(key=lambda item: -item[0])
+        kept = [a for a in aligned[: max(1, cfg.refine_hypotheses)] if a[0] >= aligned[0][0] - cfg.refine_margin]
+        budget = cfg.max_renders if len(kept) == 1 else cfg.max_renders // len(kept)
+        best = None
+        for _, start_pose, s, params, score, log_prior in kept:
+            found = _local_search(start_pose, s, params, score, tgt, moments, cfg, render, renders + budget,
+                                  lambda: renders)  # fmt: skip
+            objective = found[3] + log_prior
+            if best is None or objective > best[0]:
+                best = (objective, found)
+        pose, params, best_sil, _ = best[1]
         params, _ = _polish(best_sil, tgt, params, cfg.grid, _STEPS0 / 4, levels=2)
         iou = _hard_iou(best_sil, params, tgt, cfg.grid)
         placement = _params_to_placement(params, frame)
@@ -439,3 +476,39 @@ def refine_pose(
         torch.set_num_threads(threads)
         if own:
             renderer.close()
+
+
+def _local_search(pose, sil, params, score: float, tgt, moments, cfg: RefineConfig, render, budget: int, spent):
+    """The pose search of :func:`refine_pose` from one aligned start: ``(pose, params, render, objective)``,
+    objective = soft IoU − the prior towards ``pose`` (:attr:`RefineConfig.prior_weight`); ``score``: the soft
+    IoU of ``params`` at ``pose``. ``budget``: stop when ``spent()`` renders would pass it."""
+    start = pose
+
+    def prior(polar: float, azimuth: float) -> float:
+        return cfg.prior_weight * (float(pose_error_deg(polar, azimuth, *start)) / 10.0) ** 2
+
+    best_sil, objective = sil, score
+    step = cfg.start_step_deg
+    while step >= cfg.min_step_deg and spent() + 4 <= budget:
+        polar, azimuth = pose
+        # an azimuth step of `step` degrees on the sphere, not on the angle (smaller near the poles)
+        d_az = min(step / max(math.sin(math.radians(polar)), 0.2), 45.0)
+        scored = []
+        for cand in ((polar - step, azimuth), (polar + step, azimuth), (polar, azimuth - d_az),
+                     (polar, azimuth + d_az)):  # fmt: skip
+            cand = (float(np.clip(cand[0], *cfg.polar_limits)), cand[1] % 360.0)
+            if cand != pose:
+                s = render(*cand)
+                p, sc = _align(s, tgt, moments, cfg, params, polish=False)
+                scored.append((sc - prior(*cand), cand, s, p))
+        moved = False
+        if scored:
+            # only the most promising neighbour is polished (a render's 2D fit is the costly part)
+            _, cand, s, p = max(scored, key=lambda item: item[0])
+            p, sc = _polish(s, tgt, p, cfg.grid, _STEPS0 / 4, levels=1)
+            if sc - prior(*cand) > objective + 1e-4:
+                pose, params, best_sil, objective = cand, p, s, sc - prior(*cand)
+                moved = True
+        if not moved:
+            step /= 2
+    return pose, params, best_sil, objective

@@ -92,18 +92,27 @@ class Registrar:
         return mesh if self._has_gl() else None
 
     def refine(
-        self, model_id: str, target: np.ndarray, frame: Frame, polar_deg: float, azimuth_deg: float
+        self,
+        model_id: str,
+        target: np.ndarray,
+        frame: Frame,
+        polar_deg: float,
+        azimuth_deg: float,
+        alternatives: Any = (),
     ) -> Registration | None:
         """Refine ``model_id``'s pose and placement against ``target`` (the object mask over ``frame``), starting
-        from (``polar_deg``, ``azimuth_deg``). None when the model's mesh cannot be loaded (it stays unregistered),
-        or when this process has no OpenGL context (:attr:`unavailable`; said once on stderr)."""
+        from (``polar_deg``, ``azimuth_deg``) and from ``alternatives`` ((polar, azimuth, mass) the search also
+        found probable; :func:`~cadsearch.register.refine.refine_pose`). None when the model's mesh cannot be
+        loaded (it stays unregistered), or when this process has no OpenGL context (:attr:`unavailable`; said once
+        on stderr)."""
         with self._lock:
             mesh = self._drawable(model_id)
             if mesh is None:
                 return None
             if self._renderer is None:
                 self._renderer = SilhouetteRenderer(self.config.render_size, cache_size=self.cache_size)
-            return refine_pose(mesh, target, frame, polar_deg, azimuth_deg, self._renderer, self.config, model_id)
+            return refine_pose(mesh, target, frame, polar_deg, azimuth_deg, self._renderer, self.config, model_id,
+                               alternatives)  # fmt: skip
 
     def check_look_alikes(
         self, model_id: str, image: np.ndarray, frame: Frame | None, polar_deg: float, azimuth_deg: float

@@ -29,7 +29,7 @@ from cadsearch.errors import InputError
 from cadsearch.framing import MARGIN, METHODS, Frame, check_crop_method, frame_for, frame_query
 from cadsearch.index.faiss_index import ViewIndex, index_dir
 from cadsearch.register import Placement, Registrar, object_mask
-from cadsearch.register.masks import restrict_to_box
+from cadsearch.register.masks import mask_is_trusted, restrict_to_box
 from cadsearch.search.matching import (
     DEFAULT_MATCH_MODEL,
     EXACT_MATCH_THRESHOLD,
@@ -50,6 +50,7 @@ __all__ = [
     "detection_frames",
     "is_exact_match",
     "query_of",
+    "registration_alternatives",
 ]
 
 #: With ``crop="detect"``, a found object's square is used only when the photo's longer side is at least this many
@@ -135,6 +136,9 @@ class FoundObject:
         results: ranked models for this object, best first.
         frame: the square the network looked at (None: the whole image padded to a square).
         head_pose: the pose head's (polar, azimuth) for this object, degrees.
+        pose_modes: (k, 3) the pose head's most probable distinct viewpoints for this object as (polar_deg,
+            azimuth_deg, mass) (:attr:`cadsearch.models.Prediction.pose_modes`), or None; registration starts from
+            them too.
     """
 
     box: tuple[float, float, float, float]
@@ -142,6 +146,7 @@ class FoundObject:
     results: list[ModelMatch]
     frame: Frame | None = None
     head_pose: tuple[float, float] | None = None
+    pose_modes: np.ndarray | None = None
 
 
 def is_exact_match(matches: list[ModelMatch]) -> bool:
@@ -181,6 +186,7 @@ class SearchResult:
             ``frame`` are those of the first.
         category_share: the category vote's winner's share of its mass, in (0, 1] (how sure the vote was); None
             when no vote ran.
+        pose_modes: (k, 3) the pose head's distinct viewpoints (polar_deg, azimuth_deg, mass) for the query, or None.
     """
 
     results: list[ModelMatch]
@@ -189,6 +195,7 @@ class SearchResult:
     frame: Frame | None = None
     objects: list[FoundObject] = field(default_factory=list)
     category_share: float | None = None
+    pose_modes: np.ndarray | None = None
 
     @property
     def exact_match(self) -> bool:
@@ -235,13 +242,15 @@ def default_arch(workspace: str | Path) -> str:
 
 def query_of(pred: Any, i: int) -> dict[str, Any]:
     """Row ``i`` of a prediction as :meth:`Searcher.search_embedding`'s keyword arguments: ``embedding`` (D,),
-    ``head_pose`` (polar, azimuth) in degrees, and ``mirror_embedding`` (D,) when the predictor ran the mirror
-    image (else None)."""
+    ``head_pose`` (polar, azimuth) in degrees, ``mirror_embedding`` (D,) when the predictor ran the mirror
+    image (else None), and ``pose_modes`` (k, 3) when its pose head has a distribution (else None)."""
     mirror = getattr(pred, "mirror_embedding", None)
+    modes = getattr(pred, "pose_modes", None)
     return {
         "embedding": np.asarray(pred.embedding[i], np.float32),
         "head_pose": (float(pred.polar_deg[i]), float(pred.azimuth_deg[i])),
         "mirror_embedding": None if mirror is None else np.asarray(mirror[i], np.float32),
+        "pose_modes": None if modes is None else np.asarray(modes[i], np.float64),
     }
 
 
@@ -255,6 +264,22 @@ def detection_frames(h: int, w: int, found: Sequence[Any], min_zoom: float = DET
         f = frame_for(h, w, d.box, MARGIN)
         frames.append(f if f.side * min_zoom <= max(h, w) else None)
     return frames
+
+
+def registration_alternatives(
+    obj: FoundObject, target: np.ndarray, frame: Frame, source: str
+) -> list[tuple[float, float, float]]:
+    """The poses besides each model's estimate that registration starts from for ``obj``: the pose head's modes
+    (:attr:`FoundObject.pose_modes`, (polar_deg, azimuth_deg, mass)) when ``target`` (its object mask over ``frame``
+    from ``source``, restricted to its box) can be trusted (:func:`~cadsearch.register.masks.mask_is_trusted`),
+    else none: a partial mask (a chair's seat alone) is fitted better by a wrong pose, and must not overrule the
+    search's."""
+    if obj.pose_modes is None:
+        return []
+    box = obj.box if obj.detection_score is not None else None
+    if not mask_is_trusted(target, frame, source, box):
+        return []
+    return [(float(p), float(a), float(m)) for p, a, m in np.asarray(obj.pose_modes, np.float64)]
 
 
 class Searcher:
@@ -520,7 +545,9 @@ class Searcher:
             result = self.search_embedding(**query, k=k, vote_embeddings=extra)
         result.frame = frame
         h, w = image.shape[:2]
-        result.objects = [FoundObject((0.0, 0.0, float(w), float(h)), None, result.results, frame, result.head_pose)]
+        whole = FoundObject((0.0, 0.0, float(w), float(h)), None, result.results, frame, result.head_pose,
+                            result.pose_modes)  # fmt: skip
+        result.objects = [whole]
         result.timing_ms = {"embed": 1000 * (t1 - t0)} | result.timing_ms
         if crops_ms is not None:
             result.timing_ms["vote_crops"] = crops_ms  # part of embed: the crops' network time
@@ -556,13 +583,14 @@ class Searcher:
             head = part.head_pose
             timing["search"] += part.timing_ms["search"]
             timing["pose"] += part.timing_ms["pose"]
-            objects.append(FoundObject(d.box, d.score, part.results, frame, head))
+            objects.append(FoundObject(d.box, d.score, part.results, frame, head, part.pose_modes))
         if verify:
             part = self.search_embedding(**query_of(pred, len(batch) - 1), k=k)
             head = part.head_pose
             crop_score = objects[0].results[0].score if objects[0].results else 0.0
             if part.results and part.results[0].score > crop_score:
-                objects[0] = FoundObject(objects[0].box, objects[0].detection_score, part.results, whole, head)
+                objects[0] = FoundObject(objects[0].box, objects[0].detection_score, part.results, whole, head,
+                                         part.pose_modes)  # fmt: skip
         timing["register"] = self._register(image, objects, refine_top)
         first = objects[0]
         timing["total"] = 1000 * (time.perf_counter() - t0)
@@ -571,7 +599,9 @@ class Searcher:
     def _register(self, image: np.ndarray, objects: list[FoundObject], top: int) -> float:
         """Register the ``top`` best models of each object in place (:mod:`cadsearch.register`): refined polar,
         azimuth, roll, placement and silhouette IoU. Objects without a mask, and registrations that fit poorly or
-        implausibly (:data:`REGISTER_MIN_FIT`, :data:`REGISTER_SIDE_RANGE`), keep the search's result. Returns ms."""
+        implausibly (:data:`REGISTER_MIN_FIT`, :data:`REGISTER_SIDE_RANGE`), keep the search's result. Where the
+        mask can be trusted (:func:`~cadsearch.register.masks.mask_is_trusted`), the pose head's other modes
+        (:attr:`FoundObject.pose_modes`) are tried as starts too, weighed by their probability. Returns ms."""
         if top <= 0 or self.registrar is None:
             return 0.0
         t0 = time.perf_counter()
@@ -588,12 +618,14 @@ class Searcher:
             found = object_mask(image, frame, self.localiser)
             if found is None:
                 continue
-            target = found[0]
-            if obj.detection_score is not None:  # the mask may hold other objects too: keep this one's box
-                target = restrict_to_box(target, frame, obj.box)
+            target, source = found
+            box = obj.box if obj.detection_score is not None else None
+            if box is not None:  # the mask may hold other objects too: keep this one's box
+                target = restrict_to_box(target, frame, box)
+            alternatives = registration_alternatives(obj, target, frame, source)
             results = list(obj.results)
             for i, m in enumerate(results[:top]):
-                reg = self.registrar.refine(m.model_id, target, frame, m.polar_deg, m.azimuth_deg)
+                reg = self.registrar.refine(m.model_id, target, frame, m.polar_deg, m.azimuth_deg, alternatives)
                 if reg is None:
                     continue
                 # the square the object would fill as in the renders: its detection box's crop square, else the frame
@@ -678,11 +710,13 @@ class Searcher:
         k: int = 5,
         mirror_embedding: np.ndarray | None = None,
         vote_embeddings: Sequence[np.ndarray] = (),
+        pose_modes: np.ndarray | None = None,
     ) -> SearchResult:
         """The part of :meth:`search` after the network: (D,) L2-normalised embedding → ranked models.
         ``mirror_embedding``: the (D,) embedding of the query's mirror image, or None; the category vote then
         asks for a category found in both (:func:`~cadsearch.search.scoring.category_first`). ``vote_embeddings``:
-        more (D,) views of the query (shifted crops, :attr:`vote_crops`) that the vote asks too."""
+        more (D,) views of the query (shifted crops, :attr:`vote_crops`) that the vote asks too. ``pose_modes``:
+        the pose head's (k, 3) distinct viewpoints (:func:`query_of`), kept in the result for registration."""
         if k < 1:
             raise InputError(f"k (--top) must be at least 1, got {k}")
         t0 = time.perf_counter()
@@ -732,5 +766,9 @@ class Searcher:
             )
         t2 = time.perf_counter()
         return SearchResult(
-            matches, {"search": 1000 * (t1 - t0), "pose": 1000 * (t2 - t1)}, head_pose, category_share=share
+            matches,
+            {"search": 1000 * (t1 - t0), "pose": 1000 * (t2 - t1)},
+            head_pose,
+            category_share=share,
+            pose_modes=None if pose_modes is None else np.asarray(pose_modes, np.float64),
         )
