@@ -69,10 +69,10 @@ def mask_is_trusted(
     A plain backdrop's mask is exact. A detector's mask is trusted only when it agrees with the detection's own
     ``box`` (photo pixels): it covers at least :data:`TRUST_FILL` of the box, and its bounding box overlaps the box
     by IoU ≥ :data:`TRUST_BOX_IOU`. On real photos the mask head often covers only a chair's seat or back inside a
-    box around the whole chair, and a wrong pose then fits that part better (on the development photos such masks
-    had fills of 0.02–0.09 and box IoUs of 0.06–0.36; on rolled room composites, where the mask is right, 95 % had
-    fills ≥ 0.19 and box IoUs ≥ 0.53: BENCHMARKS.md, registration). Without a box (nothing detected) a detector's
-    mask is not trusted.
+    box around the whole chair, and a wrong pose then fits that part better (on the development photos most masks
+    where the pose head's other modes made registration worse had fills of 0.02–0.09 and box IoUs of 0.06–0.36;
+    on rolled room composites, where the mask is right, 95 % had fills ≥ 0.18 and box IoUs ≥ 0.53: BENCHMARKS.md,
+    registration). Without a box (nothing detected) a detector's mask is not trusted.
     """
     if source == "backdrop":
         return True
