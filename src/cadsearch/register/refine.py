@@ -10,7 +10,10 @@ scale and image position:
 2. **2D alignment** of one render (:func:`_align`): roll, scale and position move the render square in the frame
    (:mod:`cadsearch.register.placement`: a camera roll about the optical axis is exactly an in-plane turn of the
    render). It starts from the mask moments (centroids and areas matched) at several rolls (±:attr:`roll_range`),
-   then a pattern search (each parameter ± its step, steps halved when nothing improves) polishes the best.
+   then a pattern search (each parameter ± its step, steps halved when nothing improves) polishes the best. Every
+   2D score is soft IoU minus a **roll prior** (:attr:`RefineConfig.roll_weight`, flat within ±
+   :attr:`~RefineConfig.roll_free`): real photos are rarely rolled further, and a mask of part of an object was seen
+   fitted best by a model turned far over.
 3. **Starts** (:meth:`RefineConfig.wide` only): the estimate's coarse fit is compared with a few alternatives
    (:data:`WIDE_STARTS`: the mirrored azimuth, the back, ±45° azimuth, ±20° polar; when all of them fit poorly,
    also a ring of 33 poses around the object); one wins only when it fits clearly better. On rolled composites
