@@ -113,6 +113,23 @@ def test_refine_starts_from_a_probable_alternative_and_the_prior_keeps_a_confide
     assert pose_error_deg(*wrong, reg.polar_deg, reg.azimuth_deg) < 20.0
 
 
+def test_the_roll_prior_keeps_the_model_upright_unless_the_outline_needs_the_roll(chair: trimesh.Trimesh) -> None:
+    truth = (72.0, 40.0, 55.0)  # a camera rolled far beyond the ±25° real photos rarely leave
+    _, alpha = _photo_of(chair, truth[0], truth[1], Placement(160.0, 120.0, 220.0, truth[2]))
+    frame = frame_for(240, 320)
+    target = frame_mask(alpha, 192, frame)
+    free = refine_pose(chair, target, frame, *truth[:2], cfg=RefineConfig(roll_weight=0.0))
+    assert abs(free.roll_deg - truth[2]) < 3.0  # without the prior the outline alone decides
+    held = refine_pose(chair, target, frame, *truth[:2], cfg=RefineConfig(roll_weight=0.05))
+    assert held.roll_deg < truth[2] - 10.0 and held.iou < free.iou  # the prior gives up fit for a plausible roll
+    # within roll_free the prior costs nothing, and just beyond it a clear outline still outweighs it
+    for roll in (-20.0, 35.0):
+        _, alpha = _photo_of(chair, truth[0], truth[1], Placement(160.0, 120.0, 220.0, roll))
+        reg = refine_pose(chair, frame_mask(alpha, 192, frame), frame, *truth[:2], cfg=RefineConfig(roll_weight=0.05))
+        assert abs(reg.roll_deg - roll) < 3.0
+    assert RefineConfig().roll_weight > 0.0  # the prior is on by default
+
+
 def test_only_a_mask_that_agrees_with_its_box_is_trusted() -> None:
     from cadsearch.register.masks import mask_is_trusted
 
