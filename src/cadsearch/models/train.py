@@ -121,8 +121,9 @@ class TrainConfig:
     pose_weight: float = 1.0
     symmetric_pose: bool = True  # symmetric models (catalog): one pose target per class of identical views
     cos_scale: float = 16.0
-    # CosFace margin. Measured on the open library (transfer, BENCHMARKS.md "Today's training defaults, and three
-    # levers for look-alikes"): 0.35 lost 0.062 of the unseen models' top-1 (p 0.008), 0.1 changed nothing
+    # CosFace margin. Measured on the open library (transfer, one seed each; BENCHMARKS.md "Today's training defaults,
+    # two seeds, and three levers for look-alikes"): 0.35 lost 0.062 of the unseen models' top-1 against seed 0 of
+    # the defaults (within the spread between seeds), 0.1 changed nothing
     cos_margin: float = 0.2
     # weight of the auxiliary category loss: a cosine classifier over the library's categories (catalog) on the
     # embedding (ViewHeads.category); 0 = none, and none when the training models are of one category; the transfer
@@ -135,7 +136,7 @@ class TrainConfig:
     # look-alike batches (models.sampling): batch_models models x batch_size / batch_models views each, a model and
     # those nearest it by the classifier's class directions; 0 = random views (the metric term then finds few pairs).
     # Measured together (metric_weight=1, batch_models=8) on the open library: no gain on models unseen in training
-    # (top-1 0.768 vs 0.8, within the churn between trainings; BENCHMARKS.md), so both stay off by default
+    # (top-1 0.768 vs 0.8 and 0.770 for two seeds of the defaults; BENCHMARKS.md), so both stay off by default
     batch_models: int = 0
     # transfer
     backbone: str = "lite0"  # lite0 | lite1 | lite2
