@@ -189,3 +189,15 @@ def test_the_transfer_network_trains_with_the_category_loss_by_default_and_older
     old = {k: v for k, v in new.items() if k != "category_weight"}  # written before the setting existed: no loss
     assert not _same_run(old, new) and _same_run(old, new | {"category_weight": 0.0})
     assert not _same_run(new | {"category_weight": 0.0}, new)  # explicitly without it: another run
+
+
+def test_a_checkpoint_from_before_the_metric_term_existed_resumes_as_the_same_run():
+    from dataclasses import asdict
+
+    from cadsearch.models.train import TrainConfig, _same_run
+
+    new = asdict(TrainConfig.defaults("transfer"))
+    assert new["metric_weight"] == 0.0 and new["batch_models"] == 0  # measured, no gain: off by default
+    old = {k: v for k, v in new.items() if k not in ("metric_weight", "metric_temperature", "batch_models")}
+    assert _same_run(old, new)
+    assert not _same_run(old, new | {"metric_weight": 1.0, "batch_models": 8})

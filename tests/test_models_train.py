@@ -148,3 +148,14 @@ def test_category_loss_trains_a_category_head_only_when_asked_and_with_two_categ
     searcher = Searcher.from_workspace(tiny_views, "scratch", refine_top=0)
     fit = load_or_fit_calibration(tiny_views, "scratch", searcher.index, searcher.predictor)["category"]
     assert fit is not None and searcher.vote_temperature == pytest.approx(fit["temperature"])
+
+
+def test_metric_term_and_lookalike_batches_train_and_are_checked(tiny_views):
+    # 2 training models × 4 views per batch: every view has positives, so the metric term is trained on.
+    s = train_model(tiny_views, "scratch", TINY | {"metric_weight": 1.0, "batch_models": 2}, progress=False)
+    last = torch.load(tiny_views / "checkpoints" / "scratch" / "last.pt", weights_only=False)
+    assert last["history"][-1]["train"]["metric"] > 0 and s.epochs_run == 1
+    assert last["config"]["batch_models"] == 2 and last["config"]["metric_weight"] == 1.0
+    for bad in ({"metric_weight": -1.0}, {"metric_temperature": 0.0}, {"batch_models": 1}, {"batch_models": 5}):
+        with pytest.raises(InputError, match=next(iter(bad))):
+            train_model(tiny_views, "scratch", TINY | bad, progress=False)

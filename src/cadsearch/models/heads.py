@@ -30,6 +30,7 @@ __all__ = [
     "PoseBinsHead",
     "PoseVectorHead",
     "make_pose_head",
+    "supervised_contrastive",
     "ViewHeads",
     "POSE_HEADS",
 ]
@@ -70,6 +71,30 @@ class CosineClassifier(nn.Module):
         if labels is not None and self.margin > 0:
             cos = cos - self.margin * F.one_hot(labels, cos.shape[1]).to(cos.dtype)
         return self.scale * cos
+
+
+def supervised_contrastive(emb: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """Supervised contrastive loss (Khosla et al. 2020) between the views of a batch: each view's other views of
+    the same model are its positives, every view of another model a negative.
+
+    ``mean over anchors with a positive of −mean_p log(exp(e_i·e_p / τ) / Σ_{a≠i} exp(e_i·e_a / τ))``.
+
+    Unlike the cosine classifier, which pulls each view towards its model's class direction, this compares views of
+    different models directly, so it pushes apart the look-alikes that share a batch
+    (:func:`cadsearch.models.sampling.lookalike_batches`). Args: ``emb`` (B, D) L2-normalised, ``labels`` (B,)
+    int; a scalar, 0 when no view has a positive.
+    """
+    sim = emb @ emb.t() / temperature  # (B, B)
+    eye = torch.eye(len(labels), dtype=torch.bool, device=emb.device)
+    sim = sim.masked_fill(eye, float("-inf"))  # a view is not its own negative
+    log_prob = sim - torch.logsumexp(sim, dim=1, keepdim=True)
+    pos = (labels[:, None] == labels[None, :]) & ~eye
+    n_pos = pos.sum(1)
+    has = n_pos > 0
+    if not has.any():
+        return emb.sum() * 0.0
+    per_anchor = -(log_prob.masked_fill(~pos, 0.0)).sum(1)[has] / n_pos[has]
+    return per_anchor.mean()
 
 
 class PoseBinsHead(nn.Module):
@@ -229,9 +254,13 @@ class ViewHeads(nn.Module):
         pose_weight: float = 1.0,
         categories: torch.Tensor | None = None,
         category_weight: float = 0.0,
+        metric_weight: float = 0.0,
+        metric_temperature: float = 0.1,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """Total loss and its parts: CosFace cross-entropy + ``pose_weight`` × pose loss (+ ``category_weight`` ×
-        the category head's CosFace cross-entropy, when the heads have one and ``categories`` (B,) are given)."""
+        the category head's CosFace cross-entropy, when the heads have one and ``categories`` (B,) are given; +
+        ``metric_weight`` × :func:`supervised_contrastive` between the batch's embeddings at
+        ``metric_temperature``)."""
         cls = F.cross_entropy(out["logits"], labels)
         pose = self.pose.loss(out["pose"], dirs)
         total = cls + pose_weight * pose
@@ -240,6 +269,10 @@ class ViewHeads(nn.Module):
             cat = F.cross_entropy(self.category(out["embedding"], categories), categories)
             total = total + category_weight * cat
             parts["category"] = float(cat.detach())
+        if metric_weight > 0:
+            metric = supervised_contrastive(out["embedding"], labels, metric_temperature)
+            total = total + metric_weight * metric
+            parts["metric"] = float(metric.detach())
         return total, parts
 
     def decode_pose(self, pose_out: torch.Tensor, pose_out_mirrored: torch.Tensor | None = None) -> torch.Tensor:
