@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from cadsearch.detect.localiser import box_iou
 from cadsearch.detect.masks import frame_mask
 from cadsearch.framing import Frame, backdrop_mask
 
@@ -82,14 +83,13 @@ def mask_is_trusted(
     ys, xs = np.nonzero(m)
     if not len(xs):
         return False
-    k = m.shape[0] / frame.side
-    bx0, by0 = (box[0] - frame.x0) * k, (box[1] - frame.y0) * k
-    bx1, by1 = (box[2] - frame.x0) * k, (box[3] - frame.y0) * k
-    box_area = max((bx1 - bx0) * (by1 - by0), 1e-6)
-    mx0, my0, mx1, my1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
-    inter = max(0.0, min(bx1, mx1) - max(bx0, mx0)) * max(0.0, min(by1, my1) - max(by0, my0))
-    box_iou = inter / max(box_area + (mx1 - mx0) * (my1 - my0) - inter, 1e-6)
-    return bool(m.sum() / box_area >= TRUST_FILL and box_iou >= TRUST_BOX_IOU)
+    k = m.shape[0] / frame.side  # mask pixels per photo pixel
+    detected = np.array([(box[0] - frame.x0) * k, (box[1] - frame.y0) * k, (box[2] - frame.x0) * k,
+                         (box[3] - frame.y0) * k])  # fmt: skip
+    box_area = max(float((detected[2] - detected[0]) * (detected[3] - detected[1])), 1e-6)
+    outline = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float64)
+    overlap = float(box_iou(detected, outline)[0, 0])
+    return bool(m.sum() / box_area >= TRUST_FILL and overlap >= TRUST_BOX_IOU)
 
 
 def object_mask(
