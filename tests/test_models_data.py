@@ -191,6 +191,18 @@ def test_the_transfer_network_trains_with_the_category_loss_by_default_and_older
     assert not _same_run(new | {"category_weight": 0.0}, new)  # explicitly without it: another run
 
 
+def test_the_transfer_network_estimates_pose_with_three_members_by_default_and_older_runs_stay_single():
+    from dataclasses import asdict
+
+    from cadsearch.models.train import TrainConfig, _same_run
+
+    assert TrainConfig.defaults("transfer").pose_members == 3
+    assert TrainConfig.defaults("scratch").pose_members == 1  # members share the frozen body: transfer only
+    new = asdict(TrainConfig.defaults("transfer"))
+    old = {k: v for k, v in new.items() if k != "pose_members"}  # written before the setting existed: one estimator
+    assert not _same_run(old, new) and _same_run(old, new | {"pose_members": 1})
+
+
 def test_a_checkpoint_from_before_the_metric_term_existed_resumes_as_the_same_run():
     from dataclasses import asdict
 

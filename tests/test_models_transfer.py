@@ -79,3 +79,44 @@ def test_transfer_trains_and_predicts(tiny_views):
     assert out.pose_modes.shape == (1, POSE_MODES, 3)
     assert pose_error_deg(*out.pose_modes[0, 0, :2], out.polar_deg[0], out.azimuth_deg[0]) < 1e-3
     assert np.all((out.pose_modes[0, :, 2] >= 0) & (out.pose_modes[0, :, 2] <= 1))
+
+
+def test_pose_members_average_their_distributions_and_train_apart():
+    from cadsearch.models.transfer import TransferNet
+
+    torch.manual_seed(0)
+    kw = dict(input_size=64, feat_dim=16, embed_dim=8, n_pose_bins=32)
+    net = TransferNet(3, pose_members=3, **kw).train()
+    fmap = torch.randn(4, 112, 4, 4)
+    out = net.forward_head(fmap, torch.tensor([0, 1, 2, 0]))
+    members = out["pose_members"]
+    assert members.shape == (4, 3, 32)
+    # the answer is the members' mean distribution, so every decoder (softmax of "pose") reads the ensemble
+    np.testing.assert_allclose(torch.softmax(out["pose"], -1).detach(), torch.softmax(members, -1).mean(1).detach(),
+                               atol=1e-6)  # fmt: skip
+    assert not torch.allclose(members[:, 0], members[:, 1])  # initialised apart
+    dirs = torch.nn.functional.normalize(torch.randn(4, 3), dim=-1)
+    loss, parts = net.heads.loss(out, torch.tensor([0, 1, 2, 0]), dirs)
+    each = [net.heads.pose.loss(m, dirs).item() for m in members.unbind(1)]
+    assert parts["pose"] == pytest.approx(np.mean(each), rel=1e-5)  # each member fits the targets on its own
+    loss.backward()
+    assert all(m.pose.fc.weight.grad.abs().sum() > 0 for m in net.pose_members)
+    # one member is the plain network: same outputs, no extra keys or weights
+    single = TransferNet(3, **kw)
+    assert "pose_members" not in single.forward_head(fmap) and not any("pose_members" in k for k in single.state_dict())
+    with pytest.raises(InputError):
+        TransferNet(3, pose_members=2, pose_head="vector", **kw)
+
+
+def test_pose_members_train_save_and_predict(tiny_views):
+    cfg = {"epochs": 1, "input_size": 64, "feat_dim": 16, "embed_dim": 8, "n_pose_bins": 32, "batch_size": 8,
+           "background_pool": 8, "cache_copies": 1, "holdout_models": 1, "val_fraction": 0.25, "num_threads": 2,
+           "pose_members": 2}  # fmt: skip
+    s = train_model(tiny_views, "transfer", cfg, progress=False)
+    ckpt = torch.load(s.checkpoint, weights_only=False)
+    assert ckpt["model_kwargs"]["pose_members"] == 2
+    assert any(k.startswith("pose_members.0.") for k in ckpt["state_dict"])
+    out = load_predictor(s.checkpoint).predict([np.zeros((50, 80, 3), np.uint8)])
+    assert out.pose_modes.shape == (1, POSE_MODES, 3) and np.isfinite(out.azimuth_deg).all()
+    with pytest.raises(InputError, match="pose_members"):
+        train_model(tiny_views, "scratch", {"pose_members": 2}, progress=False)

@@ -257,14 +257,23 @@ class ViewHeads(nn.Module):
         metric_weight: float = 0.0,
         metric_temperature: float = 0.1,
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Total loss and its parts: CosFace cross-entropy + ``pose_weight`` × pose loss (+ ``category_weight`` ×
+        """Total loss and its parts: CosFace cross-entropy + ``pose_weight`` × pose loss (summed over the members of a
+        pose ensemble, ``out["pose_members"]`` (B, M, K), when there is one) (+ ``category_weight`` ×
         the category head's CosFace cross-entropy, when the heads have one and ``categories`` (B,) are given; +
         ``metric_weight`` × :func:`supervised_contrastive` between the batch's embeddings at
         ``metric_temperature``)."""
         cls = F.cross_entropy(out["logits"], labels)
-        pose = self.pose.loss(out["pose"], dirs)
+        if "pose_members" in out:
+            # a pose ensemble (TransferNet's pose_members): each member fits the targets on its own; the reported
+            # part is their mean, comparable with a single head's
+            member_losses = [self.pose.loss(m, dirs) for m in out["pose_members"].unbind(1)]
+            pose = torch.stack(member_losses).sum()
+            parts_pose = float(pose.detach()) / len(member_losses)
+        else:
+            pose = self.pose.loss(out["pose"], dirs)
+            parts_pose = float(pose.detach())
         total = cls + pose_weight * pose
-        parts = {"cls": float(cls.detach()), "pose": float(pose.detach())}
+        parts = {"cls": float(cls.detach()), "pose": parts_pose}
         if self.category is not None and categories is not None and category_weight > 0:
             cat = F.cross_entropy(self.category(out["embedding"], categories), categories)
             total = total + category_weight * cat

