@@ -38,6 +38,7 @@ import math
 import os
 import time
 import zlib
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -286,9 +287,15 @@ def pose_stats(err: np.ndarray) -> dict[str, float]:
 
 
 def train_model(
-    workspace: str | Path, arch: str, overrides: dict[str, Any] | None = None, progress: bool = True
+    workspace: str | Path,
+    arch: str,
+    overrides: dict[str, Any] | None = None,
+    progress: bool = True,
+    always_train: Collection[str] = (),
 ) -> TrainSummary:
-    """Train ``arch`` (``scratch`` | ``transfer``) on the views of ``workspace``; see the module docstring."""
+    """Train ``arch`` (``scratch`` | ``transfer``) on the views of ``workspace``; see the module docstring.
+
+    ``always_train``: models never held out of training (:func:`make_splits`), e.g. training-only extras."""
     t_start = time.perf_counter()
     if arch not in list_models():
         raise InputError(f"unknown model {arch!r}; choose {' or '.join(list_models())}")
@@ -313,7 +320,7 @@ def train_model(
             tqdm.write(msg)
 
     # ---- data: splits and views in RAM ------------------------------------------------------------------------
-    splits = make_splits(ws, cfg.holdout_models, cfg.val_fraction, cfg.seed)
+    splits = make_splits(ws, cfg.holdout_models, cfg.val_fraction, cfg.seed, always_train)
     model_ids, size = splits.model_ids, cfg.size
     native = _image_size(ws, splits.train[0])
     # Scratch trains at a fraction of the render size: keep a little more than the input (zoom-ins stay sharp).
