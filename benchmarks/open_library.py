@@ -143,7 +143,7 @@ def train_stage(ws: Path, args: argparse.Namespace) -> None:
     state = read_state(ws)
     train_only = add_train_only_group(tws, args)
     # the library's share of the training workspace: everything but the training-only chairs
-    state["trained_ids"] = [m for m in add_trained_group(tws, args, groups) if m not in set(train_only)]
+    state["trained_ids"] = sorted(set(add_trained_group(tws, args, groups)) - set(train_only))
     state["train_only_ids"] = train_only
     write_state(ws, state)
     for arch in filter(None, args.train.split(",")):

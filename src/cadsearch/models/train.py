@@ -436,7 +436,8 @@ def train_model(
             say(f"frozen body: {backend} ({', '.join(f'{k} {v:.0f} img/s' for k, v in speeds.items())} at batch 32)")
         key = (str(ws.resolve()), cfg.size, cfg.backbone, cfg.feature_block, cfg.cache_copies, cfg.backgrounds,
                cfg.background_pool, cfg.augment, cfg.clutter, cfg.roll, cfg.seed, cfg.holdout_models, cfg.val_fraction,
-               tuple(r.view_id for r in splits.train[:50]), len(splits.train), device.type)  # fmt: skip
+               tuple(r.view_id for r in splits.train[:50]), len(splits.train), tuple(splits.holdout_model_ids),
+               device.type)  # fmt: skip
         cache = _FEATURE_CACHE.get(key)
         if cache is None:
             cache = _build_cache(model, body_fn, train_bank, val_bank, held_bank, pool, aug_cfg, cfg, progress)
