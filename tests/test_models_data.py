@@ -213,3 +213,33 @@ def test_a_checkpoint_from_before_the_metric_term_existed_resumes_as_the_same_ru
     old = {k: v for k, v in new.items() if k not in ("metric_weight", "metric_temperature", "batch_models")}
     assert _same_run(old, new)
     assert not _same_run(old, new | {"metric_weight": 1.0, "batch_models": 8})
+
+
+def _view_table(ws, model_ids, views=4):
+    """A view table (``views/views.csv``) naming ``views`` views of each model; no images (splits read only it)."""
+    lines = ["view_id,model_id,polar_deg,azimuth_deg,distance,fov_deg,quality,background,path,mask_path,depth_path"]
+    for m in model_ids:
+        for v in range(views):
+            p = f"views/{m}/{v:04d}"
+            lines.append(f"{m}/{v:04d},{m},60.0,{30.0 * v},3.0,35.0,low,plain,{p}.png,{p}_mask.png,{p}_depth.png")
+    (ws / "views").mkdir(parents=True, exist_ok=True)
+    (ws / "views" / "views.csv").write_text("\n".join(lines) + "\n")
+    return ws
+
+
+def test_always_train_models_are_never_held_out_and_leave_the_draw_unchanged(tmp_path):
+    """Training-only extras (``always_train``) are trained on and never held out, and the held-out models are the
+    ones the same seed holds out of the workspace without the extras (a fair comparison with and without them)."""
+    library = [f"chair-s0-{i:03d}" for i in range(6)]
+    extras = [f"chair-s3-{i:03d}" for i in range(20)]
+    alone = _view_table(tmp_path / "alone", library)
+    mixed = _view_table(tmp_path / "mixed", library + extras)
+    held_somewhere = set()
+    for seed in range(8):
+        s = make_splits(mixed, holdout_models=2, val_fraction=0.25, seed=seed, always_train=extras)
+        assert s.holdout_model_ids == make_splits(alone, holdout_models=2, seed=seed).holdout_model_ids
+        assert set(extras) <= set(s.model_ids) and set(extras) <= {r.model_id for r in s.train}
+        assert not set(extras) & set(s.holdout_model_ids)
+        held_somewhere |= set(make_splits(mixed, holdout_models=2, seed=seed).holdout_model_ids)
+    assert held_somewhere & set(extras)  # without always_train the extras are held out too: the option matters
+    assert make_splits(mixed, holdout_models=2, always_train=library + extras).holdout_model_ids == []

@@ -20,7 +20,7 @@ jitter → grayscale → blur → noise → JPEG compression. The clutter is the
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -136,10 +136,19 @@ class Splits:
     holdout_model_ids: list[str]
 
 
-def make_splits(workspace: str | Path, holdout_models: int = 3, val_fraction: float = 0.1, seed: int = 0) -> Splits:
+def make_splits(
+    workspace: str | Path,
+    holdout_models: int = 3,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    always_train: Collection[str] = (),
+) -> Splits:
     """Split the view table of ``workspace``: ``holdout_models`` whole models (chosen by ``seed``; fewer if that
     would leave under 2 training models) and a ``val_fraction`` of each remaining model's views. Deterministic
-    for a seed."""
+    for a seed.
+
+    ``always_train``: models never held out (e.g. extra training-only models beside a library): the held-out
+    models are drawn from the others only, so they are the same models as without the extras (same seed)."""
     rows = read_view_table(workspace)
     by_model: dict[str, list[ViewRow]] = {}
     for r in rows:
@@ -151,8 +160,11 @@ def make_splits(workspace: str | Path, holdout_models: int = 3, val_fraction: fl
             "`cadsearch library generate-chairs N` and re-render"
         )
     holdout_models = max(0, min(holdout_models, len(models) - 2))  # small libraries: hold out fewer
+    extras = set(always_train)
+    candidates = [m for m in models if m not in extras]
+    holdout_models = min(holdout_models, len(candidates))
     rng = np.random.default_rng(seed)
-    held = sorted(rng.choice(models, size=holdout_models, replace=False).tolist()) if holdout_models else []
+    held = sorted(rng.choice(candidates, size=holdout_models, replace=False).tolist()) if holdout_models else []
     train_ids = [m for m in models if m not in held]
     train, val = [], []
     for m in train_ids:

@@ -38,6 +38,7 @@ import math
 import os
 import time
 import zlib
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -298,9 +299,15 @@ def pose_stats(err: np.ndarray) -> dict[str, float]:
 
 
 def train_model(
-    workspace: str | Path, arch: str, overrides: dict[str, Any] | None = None, progress: bool = True
+    workspace: str | Path,
+    arch: str,
+    overrides: dict[str, Any] | None = None,
+    progress: bool = True,
+    always_train: Collection[str] = (),
 ) -> TrainSummary:
-    """Train ``arch`` (``scratch`` | ``transfer``) on the views of ``workspace``; see the module docstring."""
+    """Train ``arch`` (``scratch`` | ``transfer``) on the views of ``workspace``; see the module docstring.
+
+    ``always_train``: models never held out of training (:func:`make_splits`), e.g. training-only extras."""
     t_start = time.perf_counter()
     if arch not in list_models():
         raise InputError(f"unknown model {arch!r}; choose {' or '.join(list_models())}")
@@ -325,7 +332,7 @@ def train_model(
             tqdm.write(msg)
 
     # ---- data: splits and views in RAM ------------------------------------------------------------------------
-    splits = make_splits(ws, cfg.holdout_models, cfg.val_fraction, cfg.seed)
+    splits = make_splits(ws, cfg.holdout_models, cfg.val_fraction, cfg.seed, always_train)
     model_ids, size = splits.model_ids, cfg.size
     native = _image_size(ws, splits.train[0])
     # Scratch trains at a fraction of the render size: keep a little more than the input (zoom-ins stay sharp).
@@ -441,7 +448,8 @@ def train_model(
             say(f"frozen body: {backend} ({', '.join(f'{k} {v:.0f} img/s' for k, v in speeds.items())} at batch 32)")
         key = (str(ws.resolve()), cfg.size, cfg.backbone, cfg.feature_block, cfg.cache_copies, cfg.backgrounds,
                cfg.background_pool, cfg.augment, cfg.clutter, cfg.roll, cfg.seed, cfg.holdout_models, cfg.val_fraction,
-               tuple(r.view_id for r in splits.train[:50]), len(splits.train), device.type)  # fmt: skip
+               tuple(r.view_id for r in splits.train[:50]), len(splits.train), tuple(splits.holdout_model_ids),
+               device.type)  # fmt: skip
         cache = _FEATURE_CACHE.get(key)
         if cache is None:
             cache = _build_cache(model, body_fn, train_bank, val_bank, held_bank, pool, aug_cfg, cfg, progress)
