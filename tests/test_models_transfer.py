@@ -116,7 +116,12 @@ def test_pose_members_train_save_and_predict(tiny_views):
     ckpt = torch.load(s.checkpoint, weights_only=False)
     assert ckpt["model_kwargs"]["pose_members"] == 2
     assert any(k.startswith("pose_members.0.") for k in ckpt["state_dict"])
-    out = load_predictor(s.checkpoint).predict([np.zeros((50, 80, 3), np.uint8)])
+    p = load_predictor(s.checkpoint)
+    out = p.predict([np.zeros((50, 80, 3), np.uint8)])
     assert out.pose_modes.shape == (1, POSE_MODES, 3) and np.isfinite(out.azimuth_deg).all()
+    # indexing's embed skips the pose members and class heads, and gives predict's embeddings exactly
+    images = [np.zeros((50, 80, 3), np.uint8), np.full((64, 64, 3), 200, np.uint8)]
+    np.testing.assert_allclose(p.embed(images), p.predict(images, flip_pose=False).embedding, atol=1e-6)
+    assert p.embed([]).shape == (0, 8)
     with pytest.raises(InputError, match="pose_members"):
         train_model(tiny_views, "scratch", {"pose_members": 2}, progress=False)

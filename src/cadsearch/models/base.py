@@ -41,7 +41,11 @@ class ViewNet(nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) normalised images → L2-normalised embeddings (B, D)."""
-        return self.heads.embed(self.neck(self.forward_features(x)))
+        return self.embed_head(self.forward_features(x))
+
+    def embed_head(self, fmap: torch.Tensor) -> torch.Tensor:
+        """Feature map → L2-normalised embeddings (B, D): only what the index needs (no pose, no logits)."""
+        return self.heads.embed(self.neck(fmap))
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """The weights a checkpoint must store (all of them, unless a subclass has a frozen part)."""

@@ -141,9 +141,19 @@ class Predictor:
         return self.model(x)
 
     def embed(self, images: Sequence[np.ndarray] | np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """Only the L2-normalised embeddings (N, D) float32 of images as in :meth:`predict`: no flipped copies,
-        half the work of :meth:`predict` (for indexing views)."""
-        return self.predict(images, batch_size, flip_pose=False).embedding
+        """Only the L2-normalised embeddings (N, D) float32 of images as in :meth:`predict` (for indexing views): no
+        flipped copies, and no pose or class heads (a transfer network's pose members would double the heads' work)."""
+        images = _image_list(images)
+        if not images:
+            return np.zeros((0, self.model.heads.embed_fc.out_features), np.float32)
+        embs = []
+        with torch.no_grad():
+            for i in range(0, len(images), batch_size):
+                x = preprocess_images(images[i : i + batch_size], self.input_size, self.mean, self.std, None)
+                x = x.to(self.device, non_blocking=True)
+                fmap = self._body(x) if self._body is not None else self.model.forward_features(x)
+                embs.append(self.model.embed_head(fmap))
+        return torch.cat(embs).cpu().numpy().astype(np.float32)
 
     def predict(
         self,
@@ -157,9 +167,7 @@ class Predictor:
         ``frames`` optionally gives, per image, the square to look at (default: the whole image padded to a
         square); ``flip_pose`` overrides the attribute of the same name. Returns a :class:`Prediction` with N rows.
         """
-        if isinstance(images, np.ndarray) and (images.ndim == 2 or (images.ndim == 3 and images.shape[-1] in (3, 4))):
-            images = [images]  # one image, not a batch
-        images = list(images)
+        images = _image_list(images)
         frames = list(frames) if frames is not None else [None] * len(images)
         flip = self.flip_pose if flip_pose is None else flip_pose
         embs, mirror_embs, probs, dirs, modes = [], [], [], [], []
@@ -202,6 +210,13 @@ class Predictor:
             f"Predictor(arch={self.arch!r}, classes={len(self.model_ids)}, input={self.input_size}, {self.backend}, "
             f"{self.device})"
         )
+
+
+def _image_list(images: Sequence[np.ndarray] | np.ndarray) -> list[np.ndarray]:
+    """A list of images from one image (HW or HWC) or a batch (a sequence, or (N, H, W, 3))."""
+    if isinstance(images, np.ndarray) and (images.ndim == 2 or (images.ndim == 3 and images.shape[-1] in (3, 4))):
+        return [images]  # one image, not a batch
+    return list(images)
 
 
 def load_predictor(checkpoint: str | Path, backend: str | None = None, device: str = "cpu") -> Predictor:

@@ -88,7 +88,8 @@ DEFAULT_INPUT = {"scratch": 64, "transfer": 160}  # measured: see the package do
 #: Three pose members (``pose_members``), over three trainings against the same seeds without them (BENCHMARKS.md,
 #: "Three pose estimators on one frozen body"): renders' pose mean 10.66/11.59/10.79° → 9.32/9.34/9.18°, photos'
 #: median azimuth error 13.58/13.11/11.85° → 10.56/9.85/10.46°; photos' sector-balanced Acc@30 0.689/0.661/0.795 →
-#: 0.775/0.738/0.686 (mixed); chair first 3 queries lower in two of them. ~2.9x the training steps' time.
+#: 0.775/0.738/0.686 (mixed); chair first 3 queries lower in two of them.
+#: ~2.9x the time per training step (rates measured under unequal load).
 ARCH_DEFAULTS: dict[str, dict[str, Any]] = {"transfer": {"category_weight": 1.0, "pose_members": 3}}
 
 

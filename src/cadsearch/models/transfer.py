@@ -184,8 +184,11 @@ class TransferNet(ViewNet):
         self.adapter = conv_adapter(c, adapter_dim)
         self.neck = pooled_neck(adapter_dim, 4, feat_dim)
         self.heads = ViewHeads(feat_dim, num_classes, **head_kwargs)
-        bins = (head_kwargs.get("n_pose_bins", 320), head_kwargs.get("pose_sigma_deg", 8.0))
-        self.pose_members = nn.ModuleList(PoseMember(c, adapter_dim, feat_dim, *bins) for _ in range(pose_members - 1))
+        head = self.heads.pose  # the members' bins and target width are the main (bins) pose head's
+        self.pose_members = nn.ModuleList(
+            PoseMember(c, adapter_dim, feat_dim, head.fc.out_features, math.degrees(head.sigma))
+            for _ in range(pose_members - 1)
+        )
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The frozen body's map (B, C, h, w) — what the training loop caches."""
@@ -202,8 +205,8 @@ class TransferNet(ViewNet):
             out["pose"] = torch.logsumexp(F.log_softmax(members, dim=-1), dim=1) - math.log(members.shape[1])
         return out
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.heads.embed(self.neck(self.adapter(self.forward_features(x))))
+    def embed_head(self, fmap: torch.Tensor) -> torch.Tensor:
+        return self.heads.embed(self.neck(self.adapter(fmap.float())))
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         return {k: v for k, v in self.state_dict().items() if not k.startswith("body.")}
