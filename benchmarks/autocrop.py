@@ -45,7 +45,7 @@ import torch
 from PIL import Image
 
 from cadsearch.evaluate.run import symmetry_orders
-from cadsearch.evaluate.splits import photo_split, training_render_config
+from cadsearch.evaluate.splits import photo_split
 from cadsearch.framing import MARGIN, crop_frame, frame_for, frame_query, grabcut_available
 from cadsearch.imageio import read_image
 from cadsearch.metrics import (
@@ -56,7 +56,7 @@ from cadsearch.metrics import (
     topk_accuracy,
 )
 from cadsearch.models import checkpoint_path, load_predictor
-from cadsearch.render.job import RenderConfig, load_view, read_view_table, render_views
+from cadsearch.render.job import RenderConfig, load_view, read_render_config, read_view_table, render_views
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 ASPECTS = ((4, 3), (3, 4), (16, 9))
@@ -172,7 +172,7 @@ def main() -> None:
     pred = load_predictor(checkpoint_path(ws, "transfer"))
     index = {m: i for i, m in enumerate(pred.model_ids)}
     if not (ws / "eval_views" / "views.csv").is_file():
-        config = RenderConfig(views=args.eval_views, size=training_render_config(ws).size, seed=20240611)
+        config = RenderConfig(views=args.eval_views, size=read_render_config(ws).size, seed=20240611)
         render_views(ws, config, workers=2, out_dir="eval_views")
     rows = read_view_table(ws, "eval_views")
     rng = np.random.default_rng(1)

@@ -49,12 +49,12 @@ from cadsearch.detect import Localiser, box_iou  # noqa: E402
 from cadsearch.detect.composites import split_backgrounds  # noqa: E402
 from cadsearch.detect.pictures import draw_boxes  # noqa: E402
 from cadsearch.evaluate.run import symmetry_orders  # noqa: E402
-from cadsearch.evaluate.splits import photo_split, training_render_config  # noqa: E402
+from cadsearch.evaluate.splits import photo_split  # noqa: E402
 from cadsearch.framing import MARGIN, crop_frame, find_object_box, frame_for, frame_query  # noqa: E402
 from cadsearch.imageio import read_image  # noqa: E402
 from cadsearch.metrics import azimuth_errors_deg, pose_errors_deg, sector_balanced_accuracy  # noqa: E402
 from cadsearch.render.backgrounds import IMAGE_SUFFIXES  # noqa: E402
-from cadsearch.render.job import RenderConfig, read_view_table, render_views  # noqa: E402
+from cadsearch.render.job import RenderConfig, read_render_config, read_view_table, render_views  # noqa: E402
 from cadsearch.search import Searcher  # noqa: E402
 from cadsearch.search.searcher import query_of  # noqa: E402
 from cadsearch.viz import contact_sheet  # noqa: E402
@@ -98,7 +98,7 @@ def clutter(ws: Path, searcher: Searcher, loc: Localiser, files: list[Path], n: 
             methods: tuple[str, ...] = ("none", "auto", "grabcut", "oracle", "detect", "detect_verify"),
             label: str = "") -> dict:  # fmt: skip
     if not (ws / "eval_views" / "views.csv").is_file():
-        render_views(ws, RenderConfig(views=10, size=training_render_config(ws).size, seed=20240611), workers=2,
+        render_views(ws, RenderConfig(views=10, size=read_render_config(ws).size, seed=20240611), workers=2,
                      out_dir="eval_views")  # fmt: skip
     rows = read_view_table(ws, "eval_views")
     rng = np.random.default_rng(1)

@@ -13,10 +13,10 @@ generator):
 - **outside** — ``--outside-procedural`` procedural chairs (seed 2), the last 4 real chairs and as many other
   shared models of every other category: never in the library; rendered in a separate workspace
   (``WS/outside``) only to be asked as *not-in-library* queries.
-- **training-only** (``--train-only-procedural N``, default 0 = none) — N more procedural chairs (seed
-  ``--train-only-seed``, default 3) in the training workspace only: the networks train on them, never held out
-  (the held-out models stay the same 3 library models), and they are never in the library, its index or the
-  queries — the lever "learn chairs in general from many more chair shapes than the library holds".
+- **training-only** (the product's ``extra_chairs`` training option, e.g. ``--transfer extra_chairs=100``;
+  default none) — procedural chairs in the training workspace only (:mod:`cadsearch.models.extras`): the networks
+  train on them, never held out (the held-out models stay the same 3 library models), and they are never in the
+  library, its index or the queries.
 
 Measured, for both networks, on fresh renders (``cadsearch evaluate``'s graphics split: new random cameras, random
 backgrounds, ``--eval-views`` per model):
@@ -119,41 +119,22 @@ def add_trained_group(ws: Path, args: argparse.Namespace, groups: dict[str, list
     return ids
 
 
-def add_train_only_group(tws: Path, args: argparse.Namespace) -> list[str]:
-    """The training-only procedural chairs (``--train-only-procedural``, seed ``--train-only-seed``), generated
-    and rendered (the render defaults, as every group) in the training workspace ``tws`` only."""
-    if args.train_only_procedural <= 0:
-        return []
-    if args.train_only_seed in (0, 1, 2):
-        raise SystemExit("--train-only-seed must differ from the trained (0), added (1) and outside (2) seeds")
-    report = Library.open(tws).generate_chairs(args.train_only_procedural, seed=args.train_only_seed, progress=True)
-    ids = sorted(
-        m.model_id for m in Library.open(tws).list() if m.model_id.startswith(f"chair-s{args.train_only_seed}-")
-    )
-    assert len(ids) == args.train_only_procedural, f"{len(ids)} training-only chairs in {tws}, {report}"
-    render_views(tws, RenderConfig(), model_ids=ids, workers=2)
-    return ids
-
-
 def train_stage(ws: Path, args: argparse.Namespace) -> None:
-    """``WS/train``: the trained group (and the training-only chairs, if any), rendered and trained on
-    (``cadsearch train``'s defaults)."""
+    """``WS/train``: the trained group, rendered and trained on (``cadsearch train``'s defaults and the overrides;
+    training-only chairs, when asked, in ``WS/train/training-extras``)."""
     groups = shared_groups(args.trained_real)
     tws = ws / "train"
     state = read_state(ws)
-    train_only = add_train_only_group(tws, args)
-    # the library's share of the training workspace: everything but the training-only chairs
-    state["trained_ids"] = sorted(set(add_trained_group(tws, args, groups)) - set(train_only))
-    state["train_only_ids"] = train_only
+    state["trained_ids"] = add_trained_group(tws, args, groups)
     write_state(ws, state)
     for arch in filter(None, args.train.split(",")):
         if checkpoint_path(tws, arch).is_file() and not args.retrain:
             continue
-        s = train_model(tws, arch, parse_kv(getattr(args, arch)), always_train=train_only)
+        s = train_model(tws, arch, parse_kv(getattr(args, arch)))
         state = read_state(ws)
         state.setdefault("train", {})[arch] = {
             "minutes": s.seconds / 60, "epochs": s.epochs_total, "val_views": s.val_views,
-            "overrides": parse_kv(getattr(args, arch)), "train_only_models": len(train_only),
+            "overrides": parse_kv(getattr(args, arch)),
         }  # fmt: skip
         write_state(ws, state)
 
@@ -362,11 +343,6 @@ def main() -> None:
     ap.add_argument(
         "--others-per-category", type=int, default=1, help="non-chair shared models per category, added and outside"
     )
-    ap.add_argument(
-        "--train-only-procedural", type=int, default=0,
-        help="procedural chairs in the training workspace only (never in the library); 0 = none",
-    )  # fmt: skip
-    ap.add_argument("--train-only-seed", type=int, default=3, help="generator seed of the training-only chairs")
     ap.add_argument("--eval-views", type=int, default=10)
     ap.add_argument("--train", default="scratch,transfer")
     ap.add_argument("--retrain", action="store_true")
@@ -390,8 +366,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "setup": {k: str(v) for k, v in vars(args).items()},
-        "groups": {k: len(state[f"{k}_ids"]) for k in ("trained", "added", "outside")}
-        | {"train_only": len(state.get("train_only_ids", []))},
+        "groups": {k: len(state[f"{k}_ids"]) for k in ("trained", "added", "outside")},
         "train": state.get("train", {}),
     }
     results["measured"] = measure(ws, state, args)

@@ -15,9 +15,9 @@ from cadsearch.evaluate.splits import (
     graphics_split,
     photo_split,
     read_image,
-    training_render_config,
 )
 from cadsearch.library import Library
+from cadsearch.render.job import read_render_config
 
 
 def _halves(path: Path, size=(8, 4), left=(255, 0, 0), right=(0, 0, 255), **save) -> Path:
@@ -156,7 +156,7 @@ def test_graphics_split_follows_training_config_with_fresh_cameras(tmp_path: Pat
     (ws / "views").mkdir(parents=True)
     stored = {"size": 48, "fov_deg": 30.0, "polar_range": [40.0, 80.0], "seed": 3, "views": 50, "unknown": 1}
     (ws / "views" / "render_config.json").write_text(json.dumps({"config": stored}))
-    train = training_render_config(ws)
+    train = read_render_config(ws)
     assert (train.size, train.fov_deg, train.polar_range, train.seed) == (48, 30.0, (40.0, 80.0), 3)
 
     split = graphics_split(ws, ids, views_per_model=3, progress=False)

@@ -15,6 +15,7 @@ from cadsearch.models.data import (
     make_splits,
     preprocess_images,
 )
+from cadsearch.render.job import read_view_table
 
 
 def _views(n: int = 4, s: int = 32, seed: int = 0):
@@ -227,19 +228,19 @@ def _view_table(ws, model_ids, views=4):
     return ws
 
 
-def test_always_train_models_are_never_held_out_and_leave_the_draw_unchanged(tmp_path):
-    """Training-only extras (``always_train``) are trained on and never held out, and the held-out models are the
-    ones the same seed holds out of the workspace without the extras (a fair comparison with and without them)."""
+def test_extra_rows_are_all_trained_on_and_leave_the_workspace_split_unchanged(tmp_path):
+    """Views of training-only models (``extra_rows``) all go to training, their classes come after the
+    workspace's, and the workspace's own split (held-out models, validation views, class indices) is the one the
+    same seed draws without them: a fair comparison, and the calibration can redraw it without the extras."""
     library = [f"chair-s0-{i:03d}" for i in range(6)]
-    extras = [f"chair-s3-{i:03d}" for i in range(20)]
-    alone = _view_table(tmp_path / "alone", library)
-    mixed = _view_table(tmp_path / "mixed", library + extras)
-    held_somewhere = set()
-    for seed in range(8):
-        s = make_splits(mixed, holdout_models=2, val_fraction=0.25, seed=seed, always_train=extras)
-        assert s.holdout_model_ids == make_splits(alone, holdout_models=2, seed=seed).holdout_model_ids
-        assert set(extras) <= set(s.model_ids) and set(extras) <= {r.model_id for r in s.train}
-        assert not set(extras) & set(s.holdout_model_ids)
-        held_somewhere |= set(make_splits(mixed, holdout_models=2, seed=seed).holdout_model_ids)
-    assert held_somewhere & set(extras)  # without always_train the extras are held out too: the option matters
-    assert make_splits(mixed, holdout_models=2, always_train=library + extras).holdout_model_ids == []
+    extras = [f"chair-s9001-{i:03d}" for i in range(5)]
+    ws = _view_table(tmp_path / "ws", library)
+    extra_rows = read_view_table(_view_table(tmp_path / "extras", extras))
+    for seed in range(4):
+        alone = make_splits(ws, holdout_models=2, val_fraction=0.25, seed=seed)
+        s = make_splits(ws, holdout_models=2, val_fraction=0.25, seed=seed, extra_rows=extra_rows)
+        assert s.holdout_model_ids == alone.holdout_model_ids and s.val_views == alone.val_views
+        assert s.model_ids == alone.model_ids + extras
+        assert s.train == alone.train + extra_rows
+    with pytest.raises(InputError, match="also the workspace"):
+        make_splits(ws, extra_rows=read_view_table(_view_table(tmp_path / "clash", library[:1])))

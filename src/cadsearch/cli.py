@@ -261,6 +261,14 @@ def train(
     pose_head: Annotated[str | None, typer.Option(help="bins or vector.")] = None,
     backbone: Annotated[str | None, typer.Option(help="Transfer backbone: lite0, lite1 or lite2.")] = None,
     max_minutes: Annotated[float | None, typer.Option(help="Time budget; the schedule follows it.")] = None,
+    extra_chairs: Annotated[
+        int | None,
+        typer.Option(
+            help="Also train on N procedural chairs that are never in the library (made and rendered like it in "
+            "<workspace>/training-extras): chairs added to the library later are found better.",
+            min=0,
+        ),
+    ] = None,
     overrides: Annotated[
         list[str] | None,
         typer.Option("--set", help="Any training option as KEY=VALUE (repeatable), e.g. --set input_size=96."),
@@ -286,6 +294,7 @@ def train(
         "pose_head": pose_head,
         "backbone": backbone,
         "max_minutes": max_minutes,
+        "extra_chairs": extra_chairs,
     }
     options.update({k: v for k, v in named.items() if v is not None})
     summary = train_model(_workspace(), arch, options)

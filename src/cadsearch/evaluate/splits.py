@@ -12,7 +12,6 @@ A :class:`Query` holds a path, not pixels: images are decoded batch by batch whe
 from __future__ import annotations
 
 import csv
-import json
 import math
 import sys
 from collections.abc import Callable, Sequence
@@ -35,7 +34,6 @@ __all__ = [
     "read_image",
     "graphics_split",
     "photo_split",
-    "training_render_config",
 ]
 
 #: Name of the rendered split (a photo split is named by its CSV's file stem).
@@ -209,25 +207,6 @@ def _mirrored(q: Query) -> Query:
 # --- graphics split -----------------------------------------------------------------------------------------
 
 
-def training_render_config(workspace: str | Path):
-    """The :class:`~cadsearch.render.job.RenderConfig` of the training views (``views/render_config.json``),
-    or the defaults when the workspace has none (or it cannot be read)."""
-    from cadsearch.render.job import RenderConfig
-
-    path = Path(workspace) / "views" / "render_config.json"
-    try:
-        stored = json.loads(path.read_text())["config"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return RenderConfig()
-    known = {k: v for k, v in stored.items() if k in RenderConfig.__dataclass_fields__}
-    if "polar_range" in known:
-        known["polar_range"] = tuple(known["polar_range"])
-    try:
-        return RenderConfig(**known)
-    except TypeError:
-        return RenderConfig()
-
-
 def graphics_split(
     workspace: str | Path,
     model_ids: Sequence[str],
@@ -247,13 +226,13 @@ def graphics_split(
     """
     from dataclasses import replace
 
-    from cadsearch.render.job import read_view_table, render_views
+    from cadsearch.render.job import read_render_config, read_view_table, render_views
 
     if views_per_model < 1:
         raise InputError(f"views per model must be at least 1, got {views_per_model}")
     if not model_ids:
         raise InputError("the graphics split needs at least one model; the predictor lists no classes")
-    train = training_render_config(workspace)
+    train = read_render_config(workspace)
     config = replace(
         train,
         views=views_per_model,

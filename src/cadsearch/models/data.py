@@ -20,7 +20,7 @@ jitter → grayscale → blur → noise → JPEG compression. The clutter is the
 from __future__ import annotations
 
 import io
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -141,14 +141,15 @@ def make_splits(
     holdout_models: int = 3,
     val_fraction: float = 0.1,
     seed: int = 0,
-    always_train: Collection[str] = (),
+    extra_rows: Sequence[ViewRow] = (),
 ) -> Splits:
     """Split the view table of ``workspace``: ``holdout_models`` whole models (chosen by ``seed``; fewer if that
     would leave under 2 training models) and a ``val_fraction`` of each remaining model's views. Deterministic
     for a seed.
 
-    ``always_train``: models never held out (e.g. extra training-only models beside a library): the held-out
-    models are drawn from the others only, so they are the same models as without the extras (same seed)."""
+    ``extra_rows``: views of training-only models (:mod:`cadsearch.models.extras`), all trained on: never held
+    out, never validated on. Their models come after the workspace's in ``model_ids``, and the workspace's split is
+    drawn exactly as without them (same held-out models, same validation views, same class indices)."""
     rows = read_view_table(workspace)
     by_model: dict[str, list[ViewRow]] = {}
     for r in rows:
@@ -160,11 +161,8 @@ def make_splits(
             "`cadsearch library generate-chairs N` and re-render"
         )
     holdout_models = max(0, min(holdout_models, len(models) - 2))  # small libraries: hold out fewer
-    extras = set(always_train)
-    candidates = [m for m in models if m not in extras]
-    holdout_models = min(holdout_models, len(candidates))
     rng = np.random.default_rng(seed)
-    held = sorted(rng.choice(candidates, size=holdout_models, replace=False).tolist()) if holdout_models else []
+    held = sorted(rng.choice(models, size=holdout_models, replace=False).tolist()) if holdout_models else []
     train_ids = [m for m in models if m not in held]
     train, val = [], []
     for m in train_ids:
@@ -173,7 +171,10 @@ def make_splits(
         n_val = max(1, round(val_fraction * len(views))) if len(views) > 1 and val_fraction > 0 else 0
         val += [views[i] for i in sorted(perm[:n_val])]
         train += [views[i] for i in sorted(perm[n_val:])]
-    return Splits(train_ids, train, val, [r for m in held for r in by_model[m]], held)
+    extra_ids = sorted({r.model_id for r in extra_rows})
+    if set(extra_ids) & set(models):
+        raise InputError(f"training-only models are also the workspace's: {sorted(set(extra_ids) & set(models))[:3]}")
+    return Splits(train_ids + extra_ids, train + list(extra_rows), val, [r for m in held for r in by_model[m]], held)
 
 
 class BackgroundPool:

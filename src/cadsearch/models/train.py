@@ -38,7 +38,6 @@ import math
 import os
 import time
 import zlib
-from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +66,7 @@ from cadsearch.models.data import (
     normalise,
 )
 from cadsearch.models.device import describe_device, resolve_device, state_to_cpu
+from cadsearch.models.extras import extra_chairs, prepare_extra_chairs
 from cadsearch.models.heads import POSE_HEADS, angles_from_directions, directions_from_angles
 from cadsearch.models.registry import create_model, list_models
 from cadsearch.models.sampling import lookalike_batches
@@ -111,6 +111,9 @@ class TrainConfig:
     # data
     input_size: int = 0  # pixels (0 = 64 for scratch, 160 for transfer)
     holdout_models: int = 3  # models never trained on, for the embedding's generalisation
+    # procedural chairs trained on beside the library, never indexed (models.extras): more chair shapes, an embedding
+    # that finds chairs added after training; 0 = none. Rendered like the library, in <workspace>/training-extras
+    extra_chairs: int = 0
     val_fraction: float = 0.1  # share of each training model's views held out
     backgrounds: str = "scenes"  # scenes (procedural rooms, textures...) | random | rooms | ... | a folder of photos
     background_pool: int = 512  # backgrounds drawn per epoch
@@ -186,6 +189,8 @@ class TrainConfig:
             )
         if self.input_size and (self.input_size < 32 or self.input_size % 16):
             raise InputError(f"input_size must be a multiple of 16, at least 32, got {self.input_size}")
+        if self.extra_chairs < 0:
+            raise InputError(f"extra_chairs must be 0 or more, got {self.extra_chairs}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise InputError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
 
@@ -304,11 +309,8 @@ def train_model(
     arch: str,
     overrides: dict[str, Any] | None = None,
     progress: bool = True,
-    always_train: Collection[str] = (),
 ) -> TrainSummary:
-    """Train ``arch`` (``scratch`` | ``transfer``) on the views of ``workspace``; see the module docstring.
-
-    ``always_train``: models never held out of training (:func:`make_splits`), e.g. training-only extras."""
+    """Train ``arch`` (``scratch`` | ``transfer``) on the views of ``workspace``; see the module docstring."""
     t_start = time.perf_counter()
     if arch not in list_models():
         raise InputError(f"unknown model {arch!r}; choose {' or '.join(list_models())}")
@@ -333,14 +335,19 @@ def train_model(
             tqdm.write(msg)
 
     # ---- data: splits and views in RAM ------------------------------------------------------------------------
-    splits = make_splits(ws, cfg.holdout_models, cfg.val_fraction, cfg.seed, always_train)
+    # Training-only chairs beside the library (extra_chairs): generated and rendered first (resumable, kept).
+    extra_rows, extra_catalog = [], []
+    if cfg.extra_chairs:
+        prepare_extra_chairs(ws, cfg.extra_chairs, progress=progress)
+        extra_rows, extra_catalog = extra_chairs(ws, cfg.extra_chairs)
+    splits = make_splits(ws, cfg.holdout_models, cfg.val_fraction, cfg.seed, extra_rows)
     model_ids, size = splits.model_ids, cfg.size
     native = _image_size(ws, splits.train[0])
     # Scratch trains at a fraction of the render size: keep a little more than the input (zoom-ins stay sharp).
     bank_size = min(native, math.ceil(size * 1.25 / 8) * 8) if size < native else native
     # Rotational symmetry of each model (catalog): symmetric models' pose targets and errors use one
     # representative of each class of identical views.
-    catalog = Library.open(ws).list()
+    catalog = Library.open(ws).list() + extra_catalog
     symmetry = {m.model_id: m.symmetry_order for m in catalog}
     # The category of each training class, for the auxiliary category loss (only when there are two or more).
     category_names, category_of_class = _class_categories(model_ids, {m.model_id: m.category for m in catalog})

@@ -54,6 +54,7 @@ __all__ = [
     "plan_render_job",
     "render_views",
     "read_view_table",
+    "read_render_config",
     "load_view",
     "camera_of",
 ]
@@ -621,6 +622,23 @@ def read_view_table(workspace: str | Path, out_dir: str = "views") -> list[ViewR
                 r[name] = float(r[name])
             rows.append(ViewRow(**r))
     return rows
+
+
+def read_render_config(workspace: str | Path, out_dir: str = "views") -> RenderConfig:
+    """The :class:`RenderConfig` of the last render run into ``<workspace>/<out_dir>`` (its
+    ``render_config.json``), or the defaults when there is none (or it cannot be read)."""
+    path = Path(workspace) / out_dir / "render_config.json"
+    try:
+        stored = json.loads(path.read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return RenderConfig()
+    known = {k: v for k, v in stored.items() if k in RenderConfig.__dataclass_fields__}
+    if "polar_range" in known:
+        known["polar_range"] = tuple(known["polar_range"])
+    try:
+        return RenderConfig(**known)
+    except TypeError:
+        return RenderConfig()
 
 
 def load_view(workspace: str | Path, row: ViewRow) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
