@@ -26,7 +26,7 @@ from cadsearch.search.scoring import (
     rank_models,
     vote_share,
 )
-from fakes import fake_for
+from fakes import FakePredictor, fake_for
 
 DESIGN_RESULT_KEYS = ["rank", "model_id", "name", "category", "score", "match", "polar_deg", "azimuth_deg", "roll_deg"]
 
@@ -271,6 +271,23 @@ def test_combine_pose_takes_the_mode_not_the_mean() -> None:
     # views only
     p, a = combine_pose(np.array([60.0]), np.array([300.0]), np.array([0.9]), (80.0, 0.0), PoseConfig(head_weight=0))
     assert (round(p), round(a)) == (60, 300)
+
+
+def test_the_pose_head_is_trusted_only_for_the_categories_it_trained_on(search_ws: Path) -> None:
+    """A model of a category the network never trained on takes its pose from its views more than from the head."""
+    fake = FakePredictor(sorted({r.model_id for r in read_view_table(search_ws)}))  # its head always says (90, 0)
+    build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
+    index, library = load_index(search_ws, "scratch"), Library.open(search_ws)
+    row = next(r for r in read_view_table(search_ws) if pose_error_deg(r.polar_deg, r.azimuth_deg, 90.0, 0.0) > 40)
+    image = np.asarray(Image.open(search_ws / row.path).convert("RGB"))
+    pose = PoseConfig(unknown_head_weight=0.5)
+    answers = {}
+    for trained in (["chair"], ["cup"], None):  # None: an older checkpoint, the catalog says (chairs)
+        fake.class_categories = None if trained is None else trained * len(fake.model_ids)
+        top = Searcher(fake, index, library, refine_top=0, pose=pose).search(image, k=1).results[0]
+        answers[str(trained)] = pose_error_deg(top.polar_deg, top.azimuth_deg, row.polar_deg, row.azimuth_deg)
+    assert answers["['chair']"] > 40 and answers["None"] > 40  # the head's (wrong) pose
+    assert answers["['cup']"] < 1.0  # chairs are new to a network of cups: the view's own camera
 
 
 def test_result_types_are_exported() -> None:

@@ -90,6 +90,7 @@ class Predictor:
     Attributes:
         arch: ``scratch`` or ``transfer``.
         model_ids: the training classes; index = class id of ``class_probs``.
+        class_categories: the category of each training class (catalog), or None for checkpoints older than it.
         input_size: network input in pixels (images are framed as squares and resized to it).
         backend: ``torch`` or ``onnx`` (the transfer body, when its ONNX file was exported and measured faster; only
             on the CPU).
@@ -106,6 +107,7 @@ class Predictor:
         self.device = resolve_device(device)
         self.arch: str = ckpt["arch"]
         self.model_ids: list[str] = list(ckpt["model_ids"])
+        self.class_categories: list[str] | None = ckpt.get("class_categories")
         self.input_size: int = int(ckpt["input_size"])
         self.mean, self.std = tuple(ckpt["mean"]), tuple(ckpt["std"])
         self.pose_head: str = ckpt.get("pose_head", "bins")

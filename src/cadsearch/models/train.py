@@ -605,6 +605,9 @@ def train_model(
             "model_kwargs": kwargs,
             "model_ids": model_ids,
             "categories": category_names if use_categories else [],
+            # the category of each class, with or without the category loss: which kinds of object the pose head
+            # has learnt (the search trusts it less for the others, search.pose)
+            "class_categories": [category_names[i] for i in category_of_class],
             "holdout_model_ids": splits.holdout_model_ids,
             "input_size": size,
             "mean": list(mean),

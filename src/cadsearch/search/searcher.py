@@ -401,6 +401,8 @@ class Searcher:
         self._model_index = inverse.astype(np.int64)
         self._info: dict[str, tuple[str, str]] = {}
         self._category_of = np.full(len(self.model_ids), -1, np.int64)  # category index per model, -1 unknown
+        # per model: whether the network trained on objects of its category (search.pose trusts its head there)
+        self._category_trained = np.ones(len(self.model_ids), bool)
         self._info_lock = threading.Lock()
         self._refresh_info()
 
@@ -497,9 +499,17 @@ class Searcher:
         info = {m.model_id: (m.name, m.category) for m in self.library.list()}
         names = sorted({category for _, category in info.values()})
         category_of = np.array([names.index(info[m][1]) if m in info else -1 for m in self.model_ids], np.int64)
+        # the categories of the network's training classes (older checkpoints: from the catalog); none known:
+        # every model counts as trained on
+        trained = getattr(self.predictor, "class_categories", None)
+        if trained is None:
+            trained = [info[m][1] for m in getattr(self.predictor, "model_ids", []) if m in info]
+        known = set(trained)
+        category_trained = np.array([not known or info.get(m, ("", ""))[1] in known for m in self.model_ids], bool)
         with self._info_lock:
             self._info = info
             self._category_of = category_of
+            self._category_trained = category_trained
 
     def _describe(self, model_id: str) -> tuple[str, str]:
         if model_id not in self._info:
@@ -745,8 +755,9 @@ class Searcher:
             zip(ranked.model_idx[:k], ranked.score[:k], ranked.views[:k], match, features, strict=False), 1
         ):
             vid = hit_ids[views]
+            pose = self.pose.for_category(bool(self._category_trained[int(m)]))
             polar, azimuth = combine_pose(
-                table.polar_deg[vid], table.azimuth_deg[vid], hit_sims[views], head_pose, self.pose
+                table.polar_deg[vid], table.azimuth_deg[vid], hit_sims[views], head_pose, pose
             )
             model_id = self.model_ids[int(m)]
             name, category = self._describe(model_id)
