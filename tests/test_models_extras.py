@@ -34,6 +34,13 @@ def test_extra_chairs_are_rendered_like_the_library_and_stay_out_of_it(tiny_view
     assert extra_chairs(tiny_views, 0) == ([], [])
 
 
+def test_extra_chairs_wait_for_the_librarys_renders(tmp_path):
+    Library.open(tmp_path / "ws").generate_chairs(2)
+    with pytest.raises(InputError, match="run `cadsearch render` first"):
+        prepare_extra_chairs(tmp_path / "ws", 2, progress=False)
+    assert not (tmp_path / "ws" / EXTRAS_DIR).exists()
+
+
 def test_extra_chairs_refuse_ids_the_library_already_has(tiny_views):
     prepare_extra_chairs(tiny_views, 1, workers=1, progress=False)
     Library.open(tiny_views).generate_chairs(1, seed=9001)  # a user's library made with the extras' seed

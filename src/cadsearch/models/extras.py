@@ -39,7 +39,12 @@ def extra_chair_ids(n: int) -> list[str]:
 
 def prepare_extra_chairs(workspace: str | Path, n: int, workers: int = 2, progress: bool = True) -> Path:
     """Generate and render the first ``n`` extra chairs in ``<workspace>/training-extras`` (what is already there
-    is kept); returns that folder. Views follow the library's render settings (its ``views/render_config.json``)."""
+    is kept); returns that folder. Views follow the library's render settings (its ``views/render_config.json``).
+
+    Raises:
+        InputError: the library itself has no views yet (nothing is made then).
+    """
+    read_view_table(workspace)  # a library not rendered yet: say so before rendering anything beside it
     root = Path(workspace) / EXTRAS_DIR
     Library.open(root).generate_chairs(n, seed=EXTRA_CHAIR_SEED, progress=progress)
     config = read_render_config(workspace)
