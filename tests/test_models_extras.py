@@ -34,6 +34,19 @@ def test_extra_chairs_are_rendered_like_the_library_and_stay_out_of_it(tiny_view
     assert extra_chairs(tiny_views, 0) == ([], [])
 
 
+def test_a_moved_workspace_says_how_to_remake_its_extra_chairs(tiny_views, tmp_path):
+    import shutil
+
+    prepare_extra_chairs(tiny_views, 1, workers=1, progress=False)
+    moved = shutil.copytree(tiny_views, tmp_path / "moved")  # the extras' catalog still names the old folder
+    shutil.rmtree(tiny_views / EXTRAS_DIR)
+    with pytest.raises(InputError, match=f"delete {moved / EXTRAS_DIR} to make them again"):
+        prepare_extra_chairs(moved, 1, workers=1, progress=False)
+    shutil.rmtree(moved / EXTRAS_DIR)
+    prepare_extra_chairs(moved, 1, workers=1, progress=False)
+    assert len(extra_chairs(moved, 1)[0]) == 8
+
+
 def test_extra_chairs_wait_for_the_librarys_renders(tmp_path):
     Library.open(tmp_path / "ws").generate_chairs(2)
     with pytest.raises(InputError, match="run `cadsearch render` first"):

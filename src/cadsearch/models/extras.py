@@ -42,11 +42,16 @@ def prepare_extra_chairs(workspace: str | Path, n: int, workers: int = 2, progre
     is kept); returns that folder. Views follow the library's render settings (its ``views/render_config.json``).
 
     Raises:
-        InputError: the library itself has no views yet (nothing is made then).
+        InputError: the library itself has no views yet (nothing is made then), or a chair cannot be made.
     """
     read_view_table(workspace)  # a library not rendered yet: say so before rendering anything beside it
     root = Path(workspace) / EXTRAS_DIR
-    Library.open(root).generate_chairs(n, seed=EXTRA_CHAIR_SEED, progress=progress)
+    report = Library.open(root).generate_chairs(n, seed=EXTRA_CHAIR_SEED, progress=progress)
+    if report.failed:
+        path, reason = report.failed[0]
+        raise InputError(
+            f"cannot make the training-only chair {Path(path).stem} ({reason}); delete {root} to make them again"
+        )
     config = read_render_config(workspace)
     render_views(root, config, model_ids=extra_chair_ids(n), workers=workers, progress=progress)
     return root
