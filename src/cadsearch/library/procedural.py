@@ -41,6 +41,7 @@ __all__ = [
     "MAX_TRIANGLES",
     "MIN_TRIANGLES",
     "ProceduralChair",
+    "chair_id",
     "generate_chair",
     "generate_chairs",
 ]
@@ -1568,11 +1569,16 @@ def generate_chair(seed: int, family: str | None = None) -> ProceduralChair:
     return _build(rng, fam, f"chair-{fam.replace('_', '-')}-s{seed}", f"{FAMILY_LABELS[fam]} {seed}")
 
 
+def chair_id(seed: int, i: int) -> str:
+    """The model id of chair ``i`` of generator seed ``seed``."""
+    return f"chair-s{seed}-{i:03d}"
+
+
 def generate_chairs(n: int, seed: int = 0) -> list[ProceduralChair]:
     """``n`` chairs cycling through :data:`FAMILIES` (any ``n >= len(FAMILIES)`` covers every family).
 
-    ``seed`` must be >= 0. Chair ``i`` is of family ``FAMILIES[i % len(FAMILIES)]``, has id
-    ``chair-s{seed}-{i:03d}`` and depends only on ``(seed, i)`` (``default_rng([seed, i])``), so a longer list
+    ``seed`` must be >= 0. Chair ``i`` is of family ``FAMILIES[i % len(FAMILIES)]``, has id :func:`chair_id`
+    (``chair-s{seed}-{i:03d}``) and depends only on ``(seed, i)`` (``default_rng([seed, i])``), so a longer list
     extends a shorter one with the same seed.
     """
     if n < 0:
@@ -1581,5 +1587,5 @@ def generate_chairs(n: int, seed: int = 0) -> list[ProceduralChair]:
     for i in range(n):
         fam = FAMILIES[i % len(FAMILIES)]
         rng = np.random.default_rng([seed, i])
-        out.append(_build(rng, fam, f"chair-s{seed}-{i:03d}", f"{FAMILY_LABELS[fam]} {i}"))
+        out.append(_build(rng, fam, chair_id(seed, i), f"{FAMILY_LABELS[fam]} {i}"))
     return out
