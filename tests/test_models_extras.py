@@ -90,3 +90,17 @@ def test_cli_train_takes_extra_chairs(tiny_views, capsys):
     with pytest.raises(SystemExit) as stop:
         main(["--workspace", str(tiny_views), "train", "scratch", "--extra-chairs", "-1"])
     assert stop.value.code == 2 and "Traceback" not in capsys.readouterr().err
+
+
+def test_a_network_trained_with_extra_chairs_indexes_and_answers_the_library_only(tiny_views):
+    from cadsearch.index import build_index
+    from cadsearch.search import Searcher
+
+    train_model(tiny_views, "scratch", TINY_TRAIN | {"num_threads": 2, "extra_chairs": 2}, progress=False)
+    build_index(tiny_views, "scratch", progress=False)
+    searcher = Searcher.from_workspace(tiny_views, "scratch", refine_top=0)
+    library = {m.model_id for m in Library.open(tiny_views).list()}
+    assert set(searcher.model_ids) == library  # the index holds the library's views only
+    rgb, _, _ = load_view(tiny_views, read_view_table(tiny_views)[0])
+    answered = {m.model_id for m in searcher.search(rgb, k=10).results}
+    assert answered and answered <= library
