@@ -13,10 +13,10 @@ generator):
 - **outside** — ``--outside-procedural`` procedural chairs (seed 2), the last 4 real chairs and as many other
   shared models of every other category: never in the library; rendered in a separate workspace
   (``WS/outside``) only to be asked as *not-in-library* queries.
-- **training-only** (the product's ``extra_chairs`` training option, e.g. ``--transfer extra_chairs=100``;
-  default none) — procedural chairs in the training workspace only (:mod:`cadsearch.models.extras`): the networks
-  train on them, never held out (the held-out models stay the same 3 library models), and they are never in the
-  library, its index or the queries.
+- **training-only** (the product's ``extra_chairs`` training option: ``cadsearch train``'s default, 100 for the
+  transfer network and none for scratch; ``--transfer extra_chairs=0`` trains without them) — procedural chairs
+  in the training workspace only (:mod:`cadsearch.models.extras`): the networks train on them, never held out (the
+  held-out models stay the same 3 library models), and they are never in the library, its index or the queries.
 
 Measured, for both networks, on fresh renders (``cadsearch evaluate``'s graphics split: new random cameras, random
 backgrounds, ``--eval-views`` per model):

@@ -32,6 +32,7 @@ TRAIN = {
     "holdout_models": 0,
     "val_fraction": 0.2,
     "num_threads": 2,
+    "extra_chairs": 0,  # the default's 100 training-only chairs would take minutes here
 }
 
 

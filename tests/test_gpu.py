@@ -50,7 +50,7 @@ SCRATCH = {
     "augment": False,
     "patience": 10,
 }
-TRANSFER = SCRATCH | {"epochs": 3, "input_size": 64, "cache_copies": 1}
+TRANSFER = SCRATCH | {"epochs": 3, "input_size": 64, "cache_copies": 1, "extra_chairs": 0}
 
 
 @pytest.fixture(scope="module", name="gpu_ws")

@@ -204,6 +204,19 @@ def test_the_transfer_network_estimates_pose_with_three_members_by_default_and_o
     assert not _same_run(old, new) and _same_run(old, new | {"pose_members": 1})
 
 
+def test_the_transfer_network_trains_beside_100_extra_chairs_by_default_and_older_runs_stay_without():
+    from dataclasses import asdict
+
+    from cadsearch.models.train import TrainConfig, _same_run
+
+    assert TrainConfig.defaults("transfer").extra_chairs == 100
+    assert TrainConfig.defaults("scratch").extra_chairs == 0  # not measured with them; its training is long already
+    new = asdict(TrainConfig.defaults("transfer"))
+    old = {k: v for k, v in new.items() if k != "extra_chairs"}  # written before the setting existed: none
+    assert not _same_run(old, new) and _same_run(old, new | {"extra_chairs": 0})
+    assert not _same_run(new | {"extra_chairs": 0}, new)  # a run of the old default starts over, said so
+
+
 def test_a_checkpoint_from_before_the_metric_term_existed_resumes_as_the_same_run():
     from dataclasses import asdict
 

@@ -62,6 +62,7 @@ def test_transfer_trains_and_predicts(tiny_views):
         "val_fraction": 0.25,
         "num_threads": 2,
         "backend": "onnx",
+        "extra_chairs": 0,  # the default's 100 chairs would take minutes here
     }
     s = train_model(tiny_views, "transfer", cfg, progress=False)
     assert s.checkpoint.is_file() and s.epochs_run == 1
@@ -111,7 +112,7 @@ def test_pose_members_average_their_distributions_and_train_apart():
 def test_pose_members_train_save_and_predict(tiny_views):
     cfg = {"epochs": 1, "input_size": 64, "feat_dim": 16, "embed_dim": 8, "n_pose_bins": 32, "batch_size": 8,
            "background_pool": 8, "cache_copies": 1, "holdout_models": 1, "val_fraction": 0.25, "num_threads": 2,
-           "pose_members": 2}  # fmt: skip
+           "pose_members": 2, "extra_chairs": 0}  # fmt: skip
     s = train_model(tiny_views, "transfer", cfg, progress=False)
     ckpt = torch.load(s.checkpoint, weights_only=False)
     assert ckpt["model_kwargs"]["pose_members"] == 2

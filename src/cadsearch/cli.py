@@ -265,7 +265,8 @@ def train(
         int | None,
         typer.Option(
             help="Also train on N procedural chairs that are never in the library (made and rendered like it in "
-            "<workspace>/training-extras): chairs added to the library later are found better.",
+            "<workspace>/training-extras): models added to the library later are found better. Default: 100 for "
+            "transfer, 0 for scratch; 0 = none.",
             min=0,
         ),
     ] = None,

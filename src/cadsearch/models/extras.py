@@ -5,7 +5,8 @@ shapes learns an embedding that also separates chairs added to the library after
 library, BENCHMARKS.md "`cadsearch train --extra-chairs 100` through today's product": 100 extra chairs beside a
 50-model library raised the top-1 of models unseen in training from 0.795 / 0.770 to 0.881 / 0.897 over two seeds,
 and lowered their pose error; as many training steps without them lowered it, to 0.727).
-``TrainConfig.extra_chairs`` = N asks for them.
+``TrainConfig.extra_chairs`` = N asks for them; the transfer network's default is 100 (``ARCH_DEFAULTS`` of
+:mod:`cadsearch.models.train`), the scratch network's 0.
 
 Layout: ``<workspace>/training-extras/`` is a workspace of its own (catalog, ``models/procedural/``, ``views/``),
 so ``library``, ``render``, ``index`` and ``search`` of the library never see its chairs. The chairs are those of

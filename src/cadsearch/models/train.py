@@ -90,7 +90,17 @@ DEFAULT_INPUT = {"scratch": 64, "transfer": 160}  # measured: see the package do
 #: median azimuth error 13.58/13.11/11.85° → 10.56/9.85/10.46°; photos' sector-balanced Acc@30 0.689/0.661/0.795 →
 #: 0.775/0.738/0.686 (mixed); chair first 3 queries lower in two of them.
 #: ~2.9x the time per training step (rates measured under unequal load).
-ARCH_DEFAULTS: dict[str, dict[str, Any]] = {"transfer": {"category_weight": 1.0, "pose_members": 3}}
+#: 100 training-only chairs (``extra_chairs``, :mod:`cadsearch.models.extras`), over two trainings each against the
+#: same seeds without them (BENCHMARKS.md, "`cadsearch train --extra-chairs 100` through today's product" and "on the
+#: 166-model library"): models added after training found first 0.795/0.770 → 0.881/0.897 of the time (chairs and
+#: other kinds alike), their pose 12.9 → 10.0° (seed 0), match AUC 0.759/0.789 → 0.862/0.868; the development
+#: photos' sector-balanced Acc@30 0.775/0.738 → 0.825/0.757; the library's own renders' top-1 1.1 points lower in
+#: both. Cost: 1.7x the steps on the 166-model library (32 min with the extras' rendering, under load) and the
+#: rendering of the extras (as many views each as the library's models). The scratch network has not been measured
+#: with them, and its default training already takes ~41 min on that library.
+ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
+    "transfer": {"category_weight": 1.0, "pose_members": 3, "extra_chairs": 100},
+}
 
 
 @dataclass
@@ -112,7 +122,8 @@ class TrainConfig:
     input_size: int = 0  # pixels (0 = 64 for scratch, 160 for transfer)
     holdout_models: int = 3  # models never trained on, for the embedding's generalisation
     # procedural chairs trained on beside the library, never indexed (models.extras): more chair shapes, an embedding
-    # that finds chairs added after training; 0 = none. Rendered like the library, in <workspace>/training-extras
+    # that finds chairs added after training; 0 = none (the transfer network's default is 100: ARCH_DEFAULTS).
+    # Rendered like the library, in <workspace>/training-extras
     extra_chairs: int = 0
     val_fraction: float = 0.1  # share of each training model's views held out
     backgrounds: str = "scenes"  # scenes (procedural rooms, textures...) | random | rooms | ... | a folder of photos
@@ -654,7 +665,7 @@ BUDGET_FIELDS = ("epochs", "max_minutes", "patience")
 #: Settings of where a run executes, not of what it computes: a run started on a GPU resumes on the CPU.
 RUNTIME_FIELDS = ("device",)
 #: Settings whose default changed after checkpoints were written without them: what those runs did.
-LEGACY_DEFAULTS: dict[str, Any] = {"roll": 0.0, "category_weight": 0.0, "pose_members": 1}
+LEGACY_DEFAULTS: dict[str, Any] = {"roll": 0.0, "category_weight": 0.0, "pose_members": 1, "extra_chairs": 0}
 
 
 def _same_run(a: dict[str, Any], b: dict[str, Any]) -> bool:
