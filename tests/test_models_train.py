@@ -104,6 +104,7 @@ def test_predict_shapes_norms_ranges_and_pictures(tiny_views, tmp_path):
     np.testing.assert_allclose(out.mirror_embedding[0], flipped, atol=1e-4)
     assert p.predict(images, flip_pose=False).mirror_embedding is None
     assert out.pose_modes is None  # a vector head has no distribution to list modes of
+    assert out.view_map is None and p.view_maps(images).shape == (2, 0)  # its body is trained, not ImageNet's
     assert len(p.predict(np.stack([images[0]] * 3))) == 3
 
     photo = tmp_path / "photo.png"

@@ -80,6 +80,13 @@ def test_transfer_trains_and_predicts(tiny_views):
     assert out.pose_modes.shape == (1, POSE_MODES, 3)
     assert pose_error_deg(*out.pose_modes[0, 0, :2], out.polar_deg[0], out.azimuth_deg[0]) < 1e-3
     assert np.all((out.pose_modes[0, :, 2] >= 0) & (out.pose_modes[0, :, 2] <= 1))
+    # view maps: the frozen body's 4 x 4 map at 64 px, 32 channels, unit length; the same from predict and alone
+    rgb = np.random.default_rng(0).integers(0, 255, (2, 64, 64, 3), dtype=np.uint8)
+    maps = p.view_maps(list(rgb))
+    assert p.has_view_maps and maps.shape == (2, 32 * 4 * 4)
+    np.testing.assert_allclose(np.linalg.norm(maps, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(p.predict(list(rgb)).view_map, maps, atol=1e-4)
+    assert maps[0] @ maps[1] < 0.999  # two images, two maps
 
 
 def test_pose_members_average_their_distributions_and_train_apart():

@@ -11,6 +11,7 @@ from PIL import Image
 
 from cadsearch.errors import InputError
 from cadsearch.index import build_index, load_index
+from cadsearch.index.view_maps import load_view_maps
 from cadsearch.library import Library
 from cadsearch.render.cameras import pose_error_deg
 from cadsearch.render.job import read_view_table
@@ -26,7 +27,7 @@ from cadsearch.search.scoring import (
     rank_models,
     vote_share,
 )
-from fakes import FakePredictor, fake_for
+from fakes import FakePredictor, fake_for, hash_vector, image_hash
 
 DESIGN_RESULT_KEYS = ["rank", "model_id", "name", "category", "score", "match", "polar_deg", "azimuth_deg", "roll_deg"]
 
@@ -288,6 +289,93 @@ def test_the_pose_head_is_trusted_only_for_the_categories_it_trained_on(search_w
         answers[str(trained)] = pose_error_deg(top.polar_deg, top.azimuth_deg, row.polar_deg, row.azimuth_deg)
     assert answers["['chair']"] > 40 and answers["None"] > 40  # the head's (wrong) pose
     assert answers["['cup']"] < 1.0  # chairs are new to a network of cups: the view's own camera
+
+
+class _MapFake(FakePredictor):
+    """A network that knows which model a view shows but not from where (every view of a model embeds alike), whose
+    pose head always says (90, 0), and whose view maps are the image itself, downsampled: only they tell the side."""
+
+    has_view_maps = True
+
+    def __init__(self, ws: Path) -> None:
+        rows = read_view_table(ws)
+        super().__init__(sorted({r.model_id for r in rows}))
+        self.model_of = {image_hash(_rgb(ws / r.path)): r.model_id for r in rows}
+        self.map_calls = 0
+
+    def view_maps(self, images, batch_size: int = 64) -> np.ndarray:
+        self.map_calls += len(images)
+        return self._maps(images)
+
+    @staticmethod
+    def _maps(images) -> np.ndarray:
+        maps = np.stack([np.asarray(Image.fromarray(im).resize((12, 12)), np.float32).ravel() for im in images])
+        maps -= maps.mean(axis=1, keepdims=True)
+        return maps / np.linalg.norm(maps, axis=1, keepdims=True)
+
+    def predict(self, images, batch_size: int = 64, frames=None):
+        images = list(images)
+        pred = super().predict(images, batch_size, frames)
+        rng = np.random.default_rng(0)
+        for i, im in enumerate(images):  # the model's vector, a little noise: the best view is any of its views
+            model = self.model_of.get(image_hash(im), "?")
+            v = hash_vector(np.frombuffer(model.encode(), np.uint8), self.dim) + 0.01 * rng.standard_normal(self.dim)
+            pred.embedding[i] = v / np.linalg.norm(v)
+        pred.view_map = self._maps(images)
+        return pred
+
+
+def _rgb(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def test_view_maps_give_the_pose_of_a_model_of_a_kind_the_network_never_trained_on(search_ws: Path) -> None:
+    """Models of a kind the network never trained on take their pose from the views whose maps are nearest the
+    query's; models of its own kinds keep the pose head's, and without maps the old votes stand."""
+    fake = _MapFake(search_ws)
+    rows = read_view_table(search_ws)
+    fake.class_categories = ["cup"] * len(fake.model_ids)  # a network of cups: the chairs are new to it
+    build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
+    assert (search_ws / "index" / "scratch" / "view_maps.npz").is_file() and fake.map_calls == len(rows)
+    index, library = load_index(search_ws, "scratch"), Library.open(search_ws)
+    maps = load_view_maps(search_ws / "index" / "scratch", index.table, "A")
+    assert maps is not None and len(maps) == len(rows)
+    assert load_view_maps(search_ws / "index" / "scratch", index.table, "another network") is None
+
+    def errors(searcher: Searcher) -> np.ndarray:
+        out = []
+        for row in rows[::3]:
+            top = searcher.search(_rgb(search_ws / row.path), k=1).results[0]
+            assert top.model_id == row.model_id
+            out.append(pose_error_deg(top.polar_deg, top.azimuth_deg, row.polar_deg, row.azimuth_deg))
+        return np.array(out)
+
+    with_maps = errors(Searcher(fake, index, library, refine_top=0, view_maps=maps))
+    without = errors(Searcher(fake, index, library, refine_top=0))
+    assert with_maps.max() < 1.0  # the view itself is the nearest map
+    assert np.mean(without > 20) > 0.5  # the embedding cannot tell the views apart, the head is wrong
+    fake.class_categories = ["chair"] * len(fake.model_ids)  # its own kind: the head, maps or not
+    head = errors(Searcher(fake, index, library, refine_top=0, view_maps=maps))
+    head_says = [pose_error_deg(90.0, 0.0, r.polar_deg, r.azimuth_deg) for r in rows[::3]]
+    np.testing.assert_allclose(head, head_says, atol=1.0)
+
+
+def test_view_maps_are_kept_across_builds_and_only_for_kinds_the_network_never_trained_on(search_ws: Path) -> None:
+    fake = _MapFake(search_ws)
+    folder = search_ws / "index" / "scratch"
+    fake.class_categories = ["chair"] * len(fake.model_ids)  # every model of its own kind: no maps
+    build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
+    assert not (folder / "view_maps.npz").exists() and fake.map_calls == 0
+    fake.class_categories = ["cup"] * len(fake.model_ids)
+    build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")  # index unchanged, maps made
+    n = fake.map_calls
+    assert n == len(read_view_table(search_ws)) and (folder / "view_maps.npz").is_file()
+    build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
+    assert fake.map_calls == n  # nothing new: nothing made again
+    build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="B")
+    assert fake.map_calls == 2 * n  # another network: every map made again
+    build_index(search_ws, "scratch", progress=False, predictor=fake_for(search_ws), fingerprint="C")
+    assert not (folder / "view_maps.npz").exists()  # a network without view maps leaves none behind
 
 
 def test_result_types_are_exported() -> None:

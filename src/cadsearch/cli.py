@@ -432,10 +432,15 @@ def index(
         if cal.get("n")
         else ""
     )
+    maps = (
+        f"; view maps of {summary.view_maps} view(s) of models of kinds the network never trained on (their pose)"
+        if summary.view_maps
+        else ""
+    )
     typer.echo(
         f"indexed {summary.views} view(s) of {summary.models} model(s) with {summary.factory} "
         f"({summary.embedded} embedded now, {summary.reused} reused, {summary.removed} removed) "
-        f"in {summary.seconds:.1f} s{calibration}; index: {summary.folder}"
+        f"in {summary.seconds:.1f} s{calibration}{maps}; index: {summary.folder}"
     )
 
 

@@ -5,6 +5,8 @@
   ``render`` only the new views are embedded; new models are found without retraining. Interrupted builds
   resume from the partial results saved under ``index/<arch>/parts/``. The scores' temperature is fitted by the
   search layer on the built index (:mod:`cadsearch.search.calibration`), not here.
+- Beside the index, the view maps of the views of models whose kind the network never trained on
+  (``view_maps.npz``, :mod:`cadsearch.index.view_maps`): search reads those models' viewpoint from them.
 - :class:`ViewIndex` — the loaded index (FAISS + vectors + :class:`ViewTable` + meta), see
   :mod:`cadsearch.index.faiss_index` for the files.
 """
@@ -32,6 +34,7 @@ from cadsearch.index.faiss_index import (
     make_faiss_index,
     normalise_factory,
 )
+from cadsearch.index.view_maps import VIEW_MAPS_FILE, build_view_maps
 
 __all__ = [
     "DEFAULT_FACTORY",
@@ -64,6 +67,7 @@ class IndexSummary:
     dim: int
     seconds: float
     unchanged: bool = False
+    view_maps: int = 0  # views with a view map (models of kinds the network never trained on)
 
 
 def load_index(workspace: str | Path, arch: str) -> ViewIndex:
@@ -157,9 +161,10 @@ def build_index(
     removed = (len(old) - len(kept_ids)) if old is not None else 0
     same_factory = old is not None and old.factory == normalise_factory(factory, len(rows))
     if old is not None and not new_rows and not removed and same_factory:
+        maps = _build_view_maps(ws, folder, old.table, predictor, fingerprint, batch_size, progress)
         return IndexSummary(
             folder, model, len(old), len(set(old.table.model_id)), 0, len(old), 0, old.factory, old.dim,
-            time.perf_counter() - start, unchanged=True,
+            time.perf_counter() - start, unchanged=True, view_maps=maps,
         )  # fmt: skip
 
     parts = folder / "parts"
@@ -199,7 +204,26 @@ def build_index(
     folder.mkdir(parents=True, exist_ok=True)
     index.save(folder)
     shutil.rmtree(parts, ignore_errors=True)  # after the save: an interrupted save still finds them
+    maps = _build_view_maps(ws, folder, index.table, predictor, fingerprint, batch_size, progress)
     return IndexSummary(
         folder, model, len(index), len(set(index.table.model_id)), len(new_rows), len(index) - len(new_rows),
-        removed, index.factory, index.dim, time.perf_counter() - start,
+        removed, index.factory, index.dim, time.perf_counter() - start, view_maps=maps,
     )  # fmt: skip
+
+
+def _build_view_maps(
+    ws: Path, folder: Path, table: ViewTable, predictor: Any, fingerprint: str, batch_size: int, progress: bool
+) -> int:
+    """The view maps of the indexed views of models whose kind the network never trained on
+    (:mod:`cadsearch.index.view_maps`; this process embeds them, whichever engine embedded the index: they are
+    the views of a few added models, not the library's)."""
+    if not getattr(predictor, "has_view_maps", False):
+        (folder / VIEW_MAPS_FILE).unlink(missing_ok=True)
+        return 0
+    from cadsearch.library import Library
+    from cadsearch.models.predictor import trained_categories
+
+    category_of = {m.model_id: m.category for m in Library.open(ws).list()}
+    known = trained_categories(predictor, category_of)
+    untrained = {m for m in set(table.model_id.astype(str)) if known and category_of.get(m) not in known}
+    return build_view_maps(ws, folder, table, predictor, untrained, fingerprint, batch_size, progress)

@@ -16,7 +16,7 @@ a GPU answers CPU queries as one built on the CPU), and the transfer body runs i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,8 +30,9 @@ from cadsearch.models.data import preprocess_images
 from cadsearch.models.device import resolve_device
 from cadsearch.models.heads import angles_from_directions
 from cadsearch.models.registry import create_model, list_models
+from cadsearch.models.view_maps import view_maps
 
-__all__ = ["Prediction", "Predictor", "load_predictor", "read_checkpoint", "POSE_MODES"]
+__all__ = ["Prediction", "Predictor", "load_predictor", "read_checkpoint", "trained_categories", "POSE_MODES"]
 
 #: How many distinct viewpoints of the pose head's distribution a prediction lists (:attr:`Prediction.pose_modes`).
 POSE_MODES = 3
@@ -52,6 +53,9 @@ class Prediction:
             (polar_deg, azimuth_deg, mass), the first being (``polar_deg``, ``azimuth_deg``)
             (:meth:`~cadsearch.models.heads.PoseBinsHead.modes`); None for a pose head without a distribution.
             Registration tries them as starting poses.
+        view_map: (N, M) float32 view maps of the images as given (:mod:`cadsearch.models.view_maps`), or None for a
+            network without a frozen ImageNet body (scratch). Search reads the viewpoint of models of kinds the
+            network never trained on from them.
     """
 
     embedding: np.ndarray
@@ -60,6 +64,7 @@ class Prediction:
     azimuth_deg: np.ndarray
     mirror_embedding: np.ndarray | None = None
     pose_modes: np.ndarray | None = None
+    view_map: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.embedding)
@@ -136,11 +141,28 @@ class Predictor:
             except Exception:
                 self._body = None  # torch always works
 
-    def _forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    @property
+    def has_view_maps(self) -> bool:
+        """Whether this network gives view maps (:mod:`cadsearch.models.view_maps`): the transfer network, whose
+        body is a frozen ImageNet network; the scratch body is trained for the library and is not used for them."""
+        return self.arch == "transfer"
+
+    def _body_map(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)  # a no-op on the CPU
-        if self._body is not None:
-            return self.model.forward_head(self._body(x))
-        return self.model(x)
+        return self._body(x) if self._body is not None else self.model.forward_features(x)
+
+    def view_maps(self, images: Sequence[np.ndarray] | np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """(N, M) float32 view maps of images framed as in :meth:`embed` (the body only, no heads); (N, 0) for a
+        network without them (:attr:`has_view_maps`)."""
+        images = _image_list(images)
+        if not self.has_view_maps or not images:
+            return np.zeros((len(images), 0), np.float32)
+        maps = []
+        with torch.no_grad():
+            for i in range(0, len(images), batch_size):
+                x = preprocess_images(images[i : i + batch_size], self.input_size, self.mean, self.std, None)
+                maps.append(view_maps(self._body_map(x)))
+        return np.concatenate(maps)
 
     def embed(self, images: Sequence[np.ndarray] | np.ndarray, batch_size: int = 64) -> np.ndarray:
         """Only the L2-normalised embeddings (N, D) float32 of images as in :meth:`predict` (for indexing views): no
@@ -153,8 +175,7 @@ class Predictor:
             for i in range(0, len(images), batch_size):
                 x = preprocess_images(images[i : i + batch_size], self.input_size, self.mean, self.std, None)
                 x = x.to(self.device, non_blocking=True)
-                fmap = self._body(x) if self._body is not None else self.model.forward_features(x)
-                embs.append(self.model.embed_head(fmap))
+                embs.append(self.model.embed_head(self._body_map(x)))
         return torch.cat(embs).cpu().numpy().astype(np.float32)
 
     def predict(
@@ -172,7 +193,7 @@ class Predictor:
         images = _image_list(images)
         frames = list(frames) if frames is not None else [None] * len(images)
         flip = self.flip_pose if flip_pose is None else flip_pose
-        embs, mirror_embs, probs, dirs, modes = [], [], [], [], []
+        embs, mirror_embs, probs, dirs, modes, maps = [], [], [], [], [], []
         with torch.no_grad():
             for i in range(0, len(images), batch_size):
                 x = preprocess_images(
@@ -182,7 +203,10 @@ class Predictor:
                 # The flipped copies ride in the same batch; their pose output is averaged in, their embedding is
                 # kept apart (a mirrored view is another view, so retrieval ranks by the image as given; search
                 # uses the mirror's ranking only to check the category).
-                out = self._forward(torch.cat([x, x.flip(-1)]) if flip else x)
+                fmap = self._body_map(torch.cat([x, x.flip(-1)]) if flip else x)
+                out = self.model.forward_head(fmap)
+                if self.has_view_maps:
+                    maps.append(view_maps(fmap[:n]))
                 embs.append(out["embedding"][:n])
                 if flip:
                     mirror_embs.append(out["embedding"][n:])
@@ -205,6 +229,7 @@ class Predictor:
             azimuth_deg=azimuth,
             mirror_embedding=torch.cat(mirror_embs).cpu().numpy().astype(np.float32) if mirror_embs else None,
             pose_modes=np.concatenate(modes) if modes else None,
+            view_map=np.concatenate(maps) if maps else None,
         )
 
     def __repr__(self) -> str:
@@ -219,6 +244,16 @@ def _image_list(images: Sequence[np.ndarray] | np.ndarray) -> list[np.ndarray]:
     if isinstance(images, np.ndarray) and (images.ndim == 2 or (images.ndim == 3 and images.shape[-1] in (3, 4))):
         return [images]  # one image, not a batch
     return list(images)
+
+
+def trained_categories(predictor: Any, category_of: Mapping[str, str]) -> set[str]:
+    """The categories of the objects ``predictor``'s network trained on: its checkpoint's ``class_categories``, or
+    (checkpoints written before they were stored) the catalog categories (``category_of``: model id → category) of
+    its training models. Empty when none is known: then every model counts as one of its kinds."""
+    known = getattr(predictor, "class_categories", None)
+    if known is None:
+        known = [category_of[m] for m in getattr(predictor, "model_ids", []) if m in category_of]
+    return set(known)
 
 
 def load_predictor(checkpoint: str | Path, backend: str | None = None, device: str = "cpu") -> Predictor:

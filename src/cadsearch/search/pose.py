@@ -20,6 +20,10 @@ such models use ``unknown_head_weight`` instead (:meth:`PoseConfig.for_category`
 renders of 10 other-category models added after training, four networks trained on chairs erred by 41.1–50.7° on
 average with the head trusted, 26.5–29.3° with equal votes (median 23.2–46.4° → 7.6–9.0°; registration of the top
 model included; ``benchmarks/pose_unknown_categories.py``).
+
+Better still, where the index holds view maps of that model's views (:mod:`cadsearch.index.view_maps`: the
+transfer network's frozen ImageNet features, which keep where each part of the object is), the views whose maps
+are nearest the query's vote instead (:func:`pose_from_view_maps`), and neither the head nor the embedding does.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import numpy as np
 
 from cadsearch.render.cameras import angles_from_position, camera_position
 
-__all__ = ["PoseConfig", "combine_pose"]
+__all__ = ["PoseConfig", "combine_pose", "pose_from_view_maps"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,9 @@ class PoseConfig:
         head_weight: the pose head's vote relative to the best view's (0: views only; see the module notes).
         radius_deg: votes within this angle of the anchor are averaged.
         unknown_head_weight: ``head_weight`` for a model of a category the network did not train on.
+        map_tau, map_radius_deg: ``tau`` and ``radius_deg`` of the votes of views ranked by view maps
+            (:func:`pose_from_view_maps`; map cosines are closer together than embedding cosines); ``views`` of them
+            vote.
     """
 
     views: int = 8
@@ -50,6 +57,8 @@ class PoseConfig:
     head_weight: float = 1000.0
     radius_deg: float = 25.0
     unknown_head_weight: float = 1.0
+    map_tau: float = 0.003
+    map_radius_deg: float = 20.0
 
     def for_category(self, trained: bool) -> PoseConfig:
         """The weights for a model whose category the network trained on (``trained``) or not."""
@@ -92,3 +101,22 @@ def combine_pose(
         mean = dirs[anchor]
     polar, azimuth, _ = angles_from_position(mean)
     return float(polar), float(azimuth)
+
+
+def pose_from_view_maps(
+    view_polar: np.ndarray, view_azimuth: np.ndarray, map_sims: np.ndarray, config: PoseConfig = PoseConfig()
+) -> tuple[float, float]:
+    """Estimate ``(polar_deg, azimuth_deg)`` from a model's views ranked by their view maps' cosine to the query's.
+
+    Args:
+        view_polar, view_azimuth: (m,) cameras of the model's views, degrees, any order.
+        map_sims: (m,) cosine of each view's map to the query's (:mod:`cadsearch.models.view_maps`).
+        config: ``views``, ``map_tau`` and ``map_radius_deg`` are used; no pose head votes.
+
+    Returns:
+        polar in [0, 180] and azimuth in [0, 360), degrees.
+    """
+    order = np.argsort(-np.asarray(map_sims, np.float64), kind="stable")
+    votes = replace(config, tau=config.map_tau, radius_deg=config.map_radius_deg)
+    return combine_pose(np.asarray(view_polar)[order], np.asarray(view_azimuth)[order], np.asarray(map_sims)[order],
+                        None, votes)  # fmt: skip

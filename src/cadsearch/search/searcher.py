@@ -28,6 +28,8 @@ import numpy as np
 from cadsearch.errors import InputError
 from cadsearch.framing import MARGIN, METHODS, Frame, check_crop_method, frame_for, frame_query
 from cadsearch.index.faiss_index import ViewIndex, index_dir
+from cadsearch.index.view_maps import IndexViewMaps, load_view_maps
+from cadsearch.models.predictor import trained_categories
 from cadsearch.register import Placement, Registrar, object_mask
 from cadsearch.register.masks import mask_is_trusted, restrict_to_box
 from cadsearch.search.matching import (
@@ -37,7 +39,7 @@ from cadsearch.search.matching import (
     MatchModel,
     match_features,
 )
-from cadsearch.search.pose import PoseConfig, combine_pose
+from cadsearch.search.pose import PoseConfig, combine_pose, pose_from_view_maps
 from cadsearch.search.scoring import DEFAULT_TEMPERATURE, category_votes, order_by_category, rank_models, vote_share
 
 __all__ = [
@@ -243,14 +245,17 @@ def default_arch(workspace: str | Path) -> str:
 def query_of(pred: Any, i: int) -> dict[str, Any]:
     """Row ``i`` of a prediction as :meth:`Searcher.search_embedding`'s keyword arguments: ``embedding`` (D,),
     ``head_pose`` (polar, azimuth) in degrees, ``mirror_embedding`` (D,) when the predictor ran the mirror
-    image (else None), and ``pose_modes`` (k, 3) when its pose head has a distribution (else None)."""
+    image (else None), ``pose_modes`` (k, 3) when its pose head has a distribution (else None), and ``view_map``
+    (M,) when the network gives view maps (else None)."""
     mirror = getattr(pred, "mirror_embedding", None)
     modes = getattr(pred, "pose_modes", None)
+    maps = getattr(pred, "view_map", None)
     return {
         "embedding": np.asarray(pred.embedding[i], np.float32),
         "head_pose": (float(pred.polar_deg[i]), float(pred.azimuth_deg[i])),
         "mirror_embedding": None if mirror is None else np.asarray(mirror[i], np.float32),
         "pose_modes": None if modes is None else np.asarray(modes[i], np.float64),
+        "view_map": None if maps is None else np.asarray(maps[i], np.float32),
     }
 
 
@@ -330,6 +335,10 @@ class Searcher:
             (``match`` ≥ 0.5) for a look-alike pose (the back, the mirror side) that its rendered appearance supports
             better (:mod:`cadsearch.register.appearance`; needs the library, not a mask). Objects searched as the
             whole photo only, not detections in a room photo.
+        view_maps: the view maps of the indexed views of models whose kind the network never trained on
+            (:mod:`cadsearch.index.view_maps`, loaded with the index by :meth:`from_workspace`), or None. Such a
+            model's pose is then read from the views whose maps are nearest the query's
+            (:func:`~cadsearch.search.pose.pose_from_view_maps`) instead of the pose head and the embedding.
 
     ``threads`` sets torch's intra-op threads (process-wide; default 1, None leaves it unchanged).
     """
@@ -357,6 +366,7 @@ class Searcher:
         detect_verify: bool = False,
         refine_top: int = 1,
         look_alikes: bool = True,
+        view_maps: IndexViewMaps | None = None,
     ) -> None:
         if threads:
             # One photo through a small CNN gains little from intra-op threads, and on a shared 2-core machine
@@ -395,6 +405,7 @@ class Searcher:
             raise InputError(f"--refine-top must be 0 or more, got {refine_top}")
         self.refine_top = int(refine_top)
         self.look_alikes = bool(look_alikes)
+        self.view_maps = view_maps
         self.registrar = Registrar(library) if library is not None else None
         names, inverse = np.unique(index.table.model_id.astype(str), return_inverse=True)
         self.model_ids: list[str] = names.tolist()
@@ -428,6 +439,7 @@ class Searcher:
             "detect_verify": self.detect_verify,
             "refine_top": self.refine_top,
             "look_alikes": self.look_alikes,
+            "view_maps": self.view_maps,
         }
         return Searcher(self.predictor, self.index, self.library, **(current | options))
 
@@ -468,6 +480,8 @@ class Searcher:
                 f"the {arch} index was built with another checkpoint; run `cadsearch index --model {arch}` again"
             )
         predictor = load_predictor(ckpt)
+        if "view_maps" not in kwargs:
+            kwargs["view_maps"] = load_view_maps(index_dir(ws, arch), index.table, index.meta.get("fingerprint"))
         if kwargs.get("localiser") is None and has_detector(ws):
             kwargs["localiser"] = Localiser(detector_dir(ws))
         if kwargs.get("crop") is None:
@@ -499,17 +513,19 @@ class Searcher:
         info = {m.model_id: (m.name, m.category) for m in self.library.list()}
         names = sorted({category for _, category in info.values()})
         category_of = np.array([names.index(info[m][1]) if m in info else -1 for m in self.model_ids], np.int64)
-        # the categories of the network's training classes (older checkpoints: from the catalog); none known:
-        # every model counts as trained on
-        trained = getattr(self.predictor, "class_categories", None)
-        if trained is None:
-            trained = [info[m][1] for m in getattr(self.predictor, "model_ids", []) if m in info]
-        known = set(trained)
+        # none known: every model counts as trained on
+        known = trained_categories(self.predictor, {m: c for m, (_, c) in info.items()})
         category_trained = np.array([not known or info.get(m, ("", ""))[1] in known for m in self.model_ids], bool)
         with self._info_lock:
             self._info = info
             self._category_of = category_of
             self._category_trained = category_trained
+
+    def _model_view_maps(self, m: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The vector ids and (k, M) view maps of model ``m``'s indexed views that have maps, or None."""
+        if self.view_maps is None:
+            return None
+        return self.view_maps.of(np.flatnonzero(self._model_index == m))
 
     def _describe(self, model_id: str) -> tuple[str, str]:
         if model_id not in self._info:
@@ -721,12 +737,15 @@ class Searcher:
         mirror_embedding: np.ndarray | None = None,
         vote_embeddings: Sequence[np.ndarray] = (),
         pose_modes: np.ndarray | None = None,
+        view_map: np.ndarray | None = None,
     ) -> SearchResult:
         """The part of :meth:`search` after the network: (D,) L2-normalised embedding → ranked models.
         ``mirror_embedding``: the (D,) embedding of the query's mirror image, or None; the category vote then
         asks for a category found in both (:func:`~cadsearch.search.scoring.category_first`). ``vote_embeddings``:
         more (D,) views of the query (shifted crops, :attr:`vote_crops`) that the vote asks too. ``pose_modes``:
-        the pose head's (k, 3) distinct viewpoints (:func:`query_of`), kept in the result for registration."""
+        the pose head's (k, 3) distinct viewpoints (:func:`query_of`), kept in the result for registration.
+        ``view_map``: the query's (M,) view map; with :attr:`view_maps`, the pose of a model of a kind the network
+        never trained on comes from it."""
         if k < 1:
             raise InputError(f"k (--top) must be at least 1, got {k}")
         t0 = time.perf_counter()
@@ -755,10 +774,18 @@ class Searcher:
             zip(ranked.model_idx[:k], ranked.score[:k], ranked.views[:k], match, features, strict=False), 1
         ):
             vid = hit_ids[views]
-            pose = self.pose.for_category(bool(self._category_trained[int(m)]))
-            polar, azimuth = combine_pose(
-                table.polar_deg[vid], table.azimuth_deg[vid], hit_sims[views], head_pose, pose
-            )
+            trained = bool(self._category_trained[int(m)])
+            mapped = None if trained or view_map is None else self._model_view_maps(int(m))
+            if mapped is not None and len(mapped[0]):
+                ids, maps = mapped
+                polar, azimuth = pose_from_view_maps(
+                    table.polar_deg[ids], table.azimuth_deg[ids], maps @ view_map, self.pose
+                )
+            else:
+                polar, azimuth = combine_pose(
+                    table.polar_deg[vid], table.azimuth_deg[vid], hit_sims[views], head_pose,
+                    self.pose.for_category(trained),
+                )  # fmt: skip
             model_id = self.model_ids[int(m)]
             name, category = self._describe(model_id)
             matches.append(
