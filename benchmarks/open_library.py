@@ -229,9 +229,7 @@ def measure(ws: Path, state: dict[str, Any], args: argparse.Namespace) -> dict[s
         m.model_id: m.category for m in Library.open(ows).list()
     }
     archs = [a for a in args.archs.split(",") if checkpoint_path(lws, a).is_file()]
-    # --no-view-maps: the search without the view maps of untrained kinds (the ablation of their pose)
-    no_maps = {"view_maps": None} if args.no_view_maps else {}
-    answerers = {a: RecordingAnswerer(Searcher.from_workspace(lws, a, **no_maps)) for a in archs}
+    answerers = {a: RecordingAnswerer(Searcher.from_workspace(lws, a)) for a in archs}
     out: dict[str, Any] = {"calibration": {}, "graphics": {}, "match": {}, "photos": {}}
     for a in archs:
         cal = json.loads((lws / "index" / a / "calibration.json").read_text())["calibration"]
@@ -354,8 +352,6 @@ def main() -> None:
     ap.add_argument("--stage", choices=("all", "train", "library", "measure"), default="all")
     ap.add_argument("--photos", type=Path, default=SHARED / "photos" / "dev_viewpoints.csv")
     ap.add_argument("--json", type=Path, default=RESULTS / "open_library.json")
-    ap.add_argument("--no-view-maps", action="store_true",
-                    help="search without the view maps of models of kinds the network never trained on")  # fmt: skip
     args = ap.parse_args()
     ws: Path = args.workspace
     ws.mkdir(parents=True, exist_ok=True)

@@ -1,10 +1,11 @@
-"""Pose of models whose category the network never trained on: the product's search vs the pose head trusted for
-every model (the search before ``PoseConfig.unknown_head_weight``).
+"""Pose of models whose category the network never trained on: the product's search (view maps, where the index
+has them) vs the search without view maps (the pose head and the embedding's views, equal votes) vs the pose head
+trusted for every model (the search before ``PoseConfig.unknown_head_weight``).
 
 Queries: the fresh renders of the models of other categories added after training, in workspaces made by
 ``benchmarks/open_library.py`` (its graphics split, already rendered and answered there: ``WS/reports/graphics``).
-Both variants run :meth:`cadsearch.search.Searcher.search` with its defaults (registration of the top model
-included) and differ only in the pose votes' weights for those models.
+Every variant runs :meth:`cadsearch.search.Searcher.search` with its defaults (registration of the top model
+included) and differs only in how those models' pose is voted.
 
 Prints a table, writes ``benchmarks/results/pose_unknown_categories.json``.
 
@@ -76,11 +77,14 @@ def main() -> None:
     for ws in args.workspaces:
         rows = other_category_queries(ws, args.arch)
         product = Searcher.from_workspace(ws / "library", args.arch)
-        trusted = product.with_options(pose=replace(product.pose, unknown_head_weight=product.pose.head_weight))
+        no_maps = product.with_options(view_maps=None)
+        trusted = no_maps.with_options(pose=replace(product.pose, unknown_head_weight=product.pose.head_weight))
         runs[str(ws)] = {
             "head trusted for every model": measure(trusted, rows, f"{ws.name}: head everywhere"),
+            "without view maps": measure(no_maps, rows, f"{ws.name}: without view maps"),
             "product": measure(product, rows, f"{ws.name}: product"),
         }
+        runs[str(ws)]["product"]["view_maps"] = 0 if product.view_maps is None else len(product.view_maps)
     print(f"\n{'workspace':<40} {'variant':<30} {'n':>4} {'top-1':>6} {'mean':>7} {'median':>7} {'Acc@30':>7}")
     for ws, variants in runs.items():
         for name, m in variants.items():
