@@ -342,15 +342,16 @@ def test_view_maps_give_the_pose_of_a_model_of_a_kind_the_network_never_trained_
     assert maps is not None and len(maps) == len(rows)
     assert load_view_maps(search_ws / "index" / "scratch", index.table, "another network") is None
 
-    def errors(searcher: Searcher) -> np.ndarray:
+    def errors(searcher: Searcher, from_maps: bool = False) -> np.ndarray:
         out = []
         for row in rows[::3]:
             top = searcher.search(_rgb(search_ws / row.path), k=1).results[0]
             assert top.model_id == row.model_id
+            assert not from_maps or top.best_view_id == row.view_id  # the view the pose came from
             out.append(pose_error_deg(top.polar_deg, top.azimuth_deg, row.polar_deg, row.azimuth_deg))
         return np.array(out)
 
-    with_maps = errors(Searcher(fake, index, library, refine_top=0, view_maps=maps))
+    with_maps = errors(Searcher(fake, index, library, refine_top=0, view_maps=maps), from_maps=True)
     without = errors(Searcher(fake, index, library, refine_top=0))
     assert with_maps.max() < 1.0  # the view itself is the nearest map
     assert np.mean(without > 20) > 0.5  # the embedding cannot tell the views apart, the head is wrong

@@ -101,7 +101,8 @@ class ModelMatch:
             high).
         polar_deg: estimated camera polar θ in [0, 180], degrees from +Y.
         azimuth_deg: estimated camera azimuth φ in [0, 360), degrees from +Z towards +X.
-        best_view_id: the model's best-matching rendered view (e.g. ``"chair-003/0017"``).
+        best_view_id: the model's best-matching rendered view (e.g. ``"chair-003/0017"``; for a model of a kind the
+            network never trained on, the view whose view map is nearest the query's, where its pose comes from).
         match: exact-match probability in [0, 1]: that the object in the photo *is* this model, whether or not
             it is in the library (:mod:`cadsearch.search.matching`; from the registered outline's fit too when
             the model was registered and the index has an outline model); 0 when nothing computed it.
@@ -774,13 +775,14 @@ class Searcher:
             zip(ranked.model_idx[:k], ranked.score[:k], ranked.views[:k], match, features, strict=False), 1
         ):
             vid = hit_ids[views]
+            best_view = vid[0]
             trained = bool(self._category_trained[int(m)])
             mapped = None if trained or view_map is None else self._model_view_maps(int(m))
-            if mapped is not None and len(mapped[0]):
+            if mapped is not None and len(mapped[0]) and mapped[1].shape[1] == len(view_map):
                 ids, maps = mapped
-                polar, azimuth = pose_from_view_maps(
-                    table.polar_deg[ids], table.azimuth_deg[ids], maps @ view_map, self.pose
-                )
+                map_sims = maps @ view_map
+                polar, azimuth = pose_from_view_maps(table.polar_deg[ids], table.azimuth_deg[ids], map_sims, self.pose)
+                best_view = ids[int(np.argmax(map_sims))]  # the view the pose came from, not the embedding's
             else:
                 polar, azimuth = combine_pose(
                     table.polar_deg[vid], table.azimuth_deg[vid], hit_sims[views], head_pose,
@@ -797,7 +799,7 @@ class Searcher:
                     float(score),
                     polar,
                     azimuth,
-                    str(table.view_id[vid[0]]),
+                    str(table.view_id[best_view]),
                     float(p),
                     match_features=tuple(float(v) for v in f),
                 )
