@@ -423,18 +423,18 @@ def index(
         predictor_factory=functools.partial(load_predictor, ckpt, device=device),  # what each Ray actor loads
         device=device,
     )
+    maps = (
+        f"; view maps of {summary.view_maps} view(s) of models of kinds the network never trained on (their pose)"
+        if summary.view_maps
+        else ""
+    )
     if summary.unchanged:
-        typer.echo(f"index up to date: {summary.views} view(s) of {summary.models} model(s) in {summary.folder}")
+        typer.echo(f"index up to date: {summary.views} view(s) of {summary.models} model(s) in {summary.folder}{maps}")
         return
     cal = load_or_fit_calibration(_workspace(), model, load_index(_workspace(), model), predictor)
     calibration = (
         f"; scores calibrated on {cal['n']} held-out view(s) (top-1 {cal['top1']:.1%}, ECE {cal['ece']:.3f})"
         if cal.get("n")
-        else ""
-    )
-    maps = (
-        f"; view maps of {summary.view_maps} view(s) of models of kinds the network never trained on (their pose)"
-        if summary.view_maps
         else ""
     )
     typer.echo(
