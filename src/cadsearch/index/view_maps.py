@@ -14,7 +14,6 @@ only the missing ones. No file: no maps (a scratch network, or every model of a 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,19 +41,8 @@ class IndexViewMaps:
     ids: np.ndarray
     maps: np.ndarray
 
-    def __post_init__(self) -> None:
-        self._row = {int(i): r for r, i in enumerate(self.ids)}
-
     def __len__(self) -> int:
         return len(self.ids)
-
-    def of(self, vector_ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
-        """The ids among ``vector_ids`` that have a map (int64, in the given order) and their (k, M) maps."""
-        rows = [(int(i), self._row[int(i)]) for i in vector_ids if int(i) in self._row]
-        if not rows:
-            return np.zeros(0, np.int64), np.zeros((0, self.maps.shape[1]), np.float32)
-        ids, at = zip(*rows, strict=True)
-        return np.asarray(ids, np.int64), self.maps[list(at)]
 
 
 def _read(path: Path) -> tuple[list[str], np.ndarray, str] | None:

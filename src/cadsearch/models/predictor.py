@@ -174,7 +174,6 @@ class Predictor:
         with torch.no_grad():
             for i in range(0, len(images), batch_size):
                 x = preprocess_images(images[i : i + batch_size], self.input_size, self.mean, self.std, None)
-                x = x.to(self.device, non_blocking=True)
                 embs.append(self.model.embed_head(self._body_map(x)))
         return torch.cat(embs).cpu().numpy().astype(np.float32)
 

@@ -411,6 +411,13 @@ class Searcher:
         names, inverse = np.unique(index.table.model_id.astype(str), return_inverse=True)
         self.model_ids: list[str] = names.tolist()
         self._model_index = inverse.astype(np.int64)
+        # per model: the vector ids and (k, M) view maps of its views that have maps (grouped once, not per query)
+        self._maps_of: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        if view_maps is not None and len(view_maps):
+            owner = self._model_index[view_maps.ids]
+            for m in np.unique(owner):
+                at = np.flatnonzero(owner == m)
+                self._maps_of[int(m)] = (view_maps.ids[at], view_maps.maps[at])
         self._info: dict[str, tuple[str, str]] = {}
         self._category_of = np.full(len(self.model_ids), -1, np.int64)  # category index per model, -1 unknown
         # per model: whether the network trained on objects of its category (search.pose trusts its head there)
@@ -521,12 +528,6 @@ class Searcher:
             self._info = info
             self._category_of = category_of
             self._category_trained = category_trained
-
-    def _model_view_maps(self, m: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """The vector ids and (k, M) view maps of model ``m``'s indexed views that have maps, or None."""
-        if self.view_maps is None:
-            return None
-        return self.view_maps.of(np.flatnonzero(self._model_index == m))
 
     def _describe(self, model_id: str) -> tuple[str, str]:
         if model_id not in self._info:
@@ -777,8 +778,8 @@ class Searcher:
             vid = hit_ids[views]
             best_view = vid[0]
             trained = bool(self._category_trained[int(m)])
-            mapped = None if trained or view_map is None else self._model_view_maps(int(m))
-            if mapped is not None and len(mapped[0]) and mapped[1].shape[1] == len(view_map):
+            mapped = None if trained or view_map is None else self._maps_of.get(int(m))
+            if mapped is not None and mapped[1].shape[1] == len(view_map):
                 ids, maps = mapped
                 map_sims = maps @ view_map
                 polar, azimuth = pose_from_view_maps(table.polar_deg[ids], table.azimuth_deg[ids], map_sims, self.pose)
