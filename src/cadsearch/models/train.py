@@ -90,14 +90,15 @@ DEFAULT_INPUT = {"scratch": 64, "transfer": 160}  # measured: see the package do
 #: median azimuth error 13.58/13.11/11.85° → 10.56/9.85/10.46°; photos' sector-balanced Acc@30 0.689/0.661/0.795 →
 #: 0.775/0.738/0.686 (mixed); chair first 3 queries lower in two of them.
 #: ~2.9x the time per training step (rates measured under unequal load).
-#: 100 training-only chairs (``extra_chairs``, :mod:`cadsearch.models.extras`), over two trainings each against the
-#: same seeds without them (BENCHMARKS.md, "`cadsearch train --extra-chairs 100` through today's product" and "on the
-#: 166-model library"): models added after training found first 0.795/0.770 → 0.881/0.897 of the time (chairs and
-#: other kinds alike), their pose 12.9 → 10.0° (seed 0), match AUC 0.759/0.789 → 0.862/0.868; the development
-#: photos' sector-balanced Acc@30 0.775/0.738 → 0.825/0.757; the library's own renders' top-1 1.1 points lower in
-#: both. Cost: 1.7x the steps on the 166-model library (32 min with the extras' rendering, under load) and the
-#: rendering of the extras (as many views each as the library's models). The scratch network has not been measured
-#: with them, and its default training already takes ~41 min on that library.
+#: 100 training-only chairs (``extra_chairs``, :mod:`cadsearch.models.extras`), against the same seeds without them
+#: (BENCHMARKS.md, "`cadsearch train --extra-chairs 100` through today's product" and "on the 166-model library"):
+#: on the open library (two trainings) models added after training found first 0.795/0.770 → 0.881/0.897 of the
+#: time (chairs and other kinds alike), their pose 12.9 → 10.0° (seed 0), match AUC 0.759/0.789 → 0.862/0.868; on the
+#: 166-model library (three trainings) the development photos' sector-balanced Acc@30 0.775/0.738/0.686 →
+#: 0.825/0.757/0.720, chair first 0 / +2 / −7 of 204 queries, the library's own renders' top-1 −1.05/−1.21/+0.45
+#: points. Cost: 1.7x the steps on the 166-model library (15.6–48.7 min wall with the extras' rendering, under
+#: unequal loads) and the rendering of the extras (as many views each as the library's models). The scratch network
+#: has not been measured with them, and its default training already takes ~41 min on that library.
 ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     "transfer": {"category_weight": 1.0, "pose_members": 3, "extra_chairs": 100},
 }
