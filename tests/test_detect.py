@@ -62,6 +62,33 @@ def test_decoding_the_targets_gives_back_the_boxes() -> None:
     assert np.all(iou.max(axis=1) > 0.99)
 
 
+def test_box_voting_moves_an_off_centre_peak_box_onto_the_object() -> None:
+    # A 128 px object centred at (128, 128) of a 256 px square, grid stride 16: the heat peaks near its top (a
+    # chair's backrest), and every cell predicts the object's size centred on itself (offset 0.5, as a CenterNet
+    # head does away from the true centre). A lone small object elsewhere has only its own cell.
+    size, stride, g = 256, 16, 16
+    heat = np.zeros((g, g), np.float32)
+    heat[4:9, 7] = [0.8, 0.5, 0.5, 0.45, 0.4]
+    heat[13, 13] = 0.6
+    logsize = np.zeros((2, g, g), np.float32)
+    logsize[:, 4:9, 7] = np.log(128 / size)
+    logsize[:, 13, 13] = np.log(32 / size)
+    offset = np.full((2, g, g), 0.5, np.float32)
+    truth = np.array([[64, 64, 192, 192], [200, 200, 232, 232]], np.float64)
+    own, own_scores = decode(heat, logsize, offset, stride, size, threshold=0.3, vote_iou=None)
+    voted, voted_scores = decode(heat, logsize, offset, stride, size, threshold=0.3, vote_iou=0.4)
+    np.testing.assert_array_equal(own_scores, voted_scores)  # voting moves boxes, never scores
+    assert len(own) == 2
+    np.testing.assert_allclose(own[0], [56, 8, 184, 136])  # the peak's own box: centred on the backrest
+    assert box_iou(own[:1], truth[:1])[0, 0] < 0.4
+    # the heat-weighted mean of the cells whose boxes overlap the peak's by ≥ 0.4 (rows 4–7, centres y 72–120)
+    y = np.average([72, 88, 104, 120], weights=[0.8, 0.5, 0.5, 0.45])
+    np.testing.assert_allclose(voted[0], [56, y - 64, 184, y + 64], atol=1e-4)
+    assert box_iou(voted[:1], truth[:1])[0, 0] > 0.5
+    np.testing.assert_allclose(voted[1], own[1])  # a lone peak keeps its own box
+    np.testing.assert_allclose(own[1], truth[1])
+
+
 def test_nms_and_iou() -> None:
     boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30]], np.float32)
     assert box_iou(boxes[:1], boxes[1:2])[0, 0] == pytest.approx(81 / 119)

@@ -4,8 +4,9 @@ The photo is letterboxed exactly as the networks frame a whole photo (:func:`cad
 whole photo, padded with its border's median colour by :func:`cadsearch.framing.frame_image`) to the detector's
 input square; the ONNX graph of body + head (:mod:`cadsearch.detect.model`) runs once; :func:`decode` turns its
 maps into boxes: local maxima of the centre heat map (3 × 3) above ``threshold``, each with its predicted size and
-sub-cell offset, then non-maximum suppression (:func:`nms`) and at most ``max_objects`` boxes. Boxes are mapped back
-to the photo's pixels and clipped to it.
+sub-cell offset, then each box voted by its neighbours (the heat-weighted mean of the boxes that the cells around it
+predict, :data:`BOX_VOTE_IOU`), non-maximum suppression (:func:`nms`) and at most ``max_objects`` boxes. Boxes are
+mapped back to the photo's pixels and clipped to it.
 
 Object masks (:meth:`Localiser.segment`): the same pass's stride-4 foreground logits, for any square of the photo
 (e.g. a found object's, :func:`cadsearch.framing.frame_for` of its box with a margin), upsampled bilinearly to the
@@ -41,6 +42,14 @@ NMS_IOU = 0.5
 DEFAULT_FLIP_TEST = False
 #: Boxes smaller than this (pixels of the photo, either side) are dropped: nothing to search in them.
 MIN_BOX_SIDE = 4.0
+#: Box voting: a peak's box becomes the heat-weighted mean of the boxes predicted by every cell with heat ≥
+#: :data:`BOX_VOTE_MIN_HEAT` that overlaps it at IoU ≥ this (None: the peak's own box). On real photos the heat
+#: often peaks off the object's centre (on a chair's backrest, at its edge), where the box the head predicts is
+#: centred on the wrong point; the cells nearer the centre predict the whole object (the size head at a room
+#: chair's true centre is right for 31–34 of 36 chairs in two trainings: ``benchmarks/localise_misses.py``).
+BOX_VOTE_IOU: float | None = 0.4
+#: Lowest heat of a cell whose box takes part in a vote.
+BOX_VOTE_MIN_HEAT = 0.05
 
 
 @dataclass(frozen=True)
@@ -103,8 +112,12 @@ def decode(
     threshold: float = DEFAULT_THRESHOLD,
     max_objects: int = DEFAULT_MAX_OBJECTS,
     iou: float = NMS_IOU,
+    vote_iou: float | None = BOX_VOTE_IOU,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The head's maps for one image → ``(boxes (N, 4) in input-square pixels, scores (N,))``, best first.
+
+    Peaks (3 × 3 local maxima of ``heat`` ≥ ``threshold``) give the scores; each peak's box is voted (see
+    :data:`BOX_VOTE_IOU`; ``vote_iou`` None: the peak's own box), then NMS.
 
     Args:
         heat: (h, w) probabilities (sigmoid of the logits).
@@ -112,7 +125,7 @@ def decode(
         offset: (2, h, w) centre position (x, y) inside the cell, in cells.
         stride: input pixels per cell.
         input_size: the input square's side, pixels.
-        threshold: lowest score kept; max_objects: most boxes kept; iou: NMS overlap.
+        threshold: lowest score kept; max_objects: most boxes kept; iou: NMS overlap; vote_iou: box voting overlap.
     """
     peaks = (heat == ndimage.maximum_filter(heat, size=3, mode="constant", cval=0.0)) & (heat >= threshold)
     ys, xs = np.nonzero(peaks)
@@ -121,13 +134,26 @@ def decode(
     scores = heat[ys, xs]
     top = np.argsort(-scores, kind="stable")[: 8 * max_objects]  # bounded work even on a noisy map
     ys, xs, scores = ys[top], xs[top], scores[top]
+    boxes = _cell_boxes(ys, xs, size, offset, stride, input_size)
+    if vote_iou is not None:
+        vy, vx = np.nonzero(heat >= min(BOX_VOTE_MIN_HEAT, threshold))
+        voters, weights = _cell_boxes(vy, vx, size, offset, stride, input_size), heat[vy, vx].astype(np.float64)
+        member = box_iou(boxes, voters) >= vote_iou  # (peaks, voters); a peak always votes for itself
+        w = member * weights[None, :]
+        total = w.sum(axis=1, keepdims=True)
+        boxes = np.where(total > 0, (w @ voters) / np.maximum(total, 1e-12), boxes)
+    keep = nms(boxes, scores, iou)[:max_objects]
+    return boxes[keep].astype(np.float32), scores[keep].astype(np.float32)
+
+
+def _cell_boxes(ys: np.ndarray, xs: np.ndarray, size: np.ndarray, offset: np.ndarray, stride: float,
+                input_size: int) -> np.ndarray:  # fmt: skip
+    """The boxes (N, 4) in input-square pixels that the head predicts at cells (``ys``, ``xs``)."""
     cx = (xs + offset[0, ys, xs]) * stride
     cy = (ys + offset[1, ys, xs]) * stride
     bw = np.exp(np.clip(size[0, ys, xs], -8.0, 1.0)) * input_size
     bh = np.exp(np.clip(size[1, ys, xs], -8.0, 1.0)) * input_size
-    boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
-    keep = nms(boxes, scores, iou)[:max_objects]
-    return boxes[keep].astype(np.float32), scores[keep].astype(np.float32)
+    return np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1).astype(np.float64)
 
 
 def _upsample_probability(logits: np.ndarray, size: int) -> np.ndarray:
@@ -151,6 +177,7 @@ class Localiser:
         backend: ``onnx`` (the exported body + head on onnxruntime) or ``torch`` (fallback).
         has_mask: whether the detector has an object-mask head (:meth:`segment`); False for checkpoints trained
             before it existed (they still detect).
+        box_vote_iou: box voting overlap of :func:`decode` (None: each peak's own box, as before voting existed).
     """
 
     def __init__(
@@ -160,6 +187,7 @@ class Localiser:
         max_objects: int = DEFAULT_MAX_OBJECTS,
         threads: int = 1,
         flip_test: bool | None = None,
+        box_vote_iou: float | None = BOX_VOTE_IOU,
     ) -> None:
         import torch
 
@@ -185,6 +213,7 @@ class Localiser:
         self.threshold = float(threshold if threshold is not None else ckpt.get("threshold", DEFAULT_THRESHOLD))
         self.max_objects = int(max_objects)
         self.flip_test = bool(DEFAULT_FLIP_TEST if flip_test is None else flip_test)
+        self.box_vote_iou = box_vote_iou
         self.metrics: dict[str, Any] = ckpt.get("metrics", {})
         self._session = None
         self._net = None
@@ -303,7 +332,8 @@ class Localiser:
         thr = self.threshold if threshold is None else float(threshold)
         out = []
         for i, (im, frame) in enumerate(zip(images, frames, strict=True)):
-            boxes, scores = decode(heat[i], size[i], offset[i], self.stride, self.input_size, thr, self.max_objects)
+            boxes, scores = decode(heat[i], size[i], offset[i], self.stride, self.input_size, thr, self.max_objects,
+                                   vote_iou=self.box_vote_iou)  # fmt: skip
             h, w = np.shape(im)[:2]
             k = frame.side / self.input_size
             found = []
@@ -322,4 +352,5 @@ class Localiser:
         return found, 1000 * (time.perf_counter() - t)
 
     def __repr__(self) -> str:
-        return f"Localiser(input={self.input_size}, threshold={self.threshold:g}, {self.backend})"
+        vote = "no box vote" if self.box_vote_iou is None else f"box vote {self.box_vote_iou:g}"
+        return f"Localiser(input={self.input_size}, threshold={self.threshold:g}, {vote}, {self.backend})"
