@@ -25,7 +25,7 @@ only) and ``detect`` (the trained localiser; the most confident object's results
 
 Usage:
     python benchmarks/localise.py WORKSPACE [--n 200] [--json benchmarks/results/localise.json]
-        [--pictures WORKSPACE/reports] [--baseline OLD_DETECTOR_FOLDER]
+        [--pictures WORKSPACE/reports] [--baseline OLD_DETECTOR_FOLDER] [--baseline-without-vote]
 """
 
 from __future__ import annotations
@@ -179,7 +179,8 @@ def rooms(loc: Localiser, folder: Path, pictures: Path | None, label: str = "", 
     large = [((t[:, 2] - t[:, 0]) * (t[:, 3] - t[:, 1]) >= 0.05 * im.shape[0] * im.shape[1]) for t, im in
              zip(truths, photos, strict=True)]  # fmt: skip
     n_large, n_all = int(sum(m.sum() for m in large)), int(sum(len(t) for t in truths))
-    low = Localiser(loc.folder, threshold=min(THRESHOLDS), max_objects=loc.max_objects, flip_test=loc.flip_test)
+    low = Localiser(loc.folder, threshold=min(THRESHOLDS), max_objects=loc.max_objects, flip_test=loc.flip_test,
+                    box_vote_iou=loc.box_vote_iou)  # fmt: skip
     t0 = time.perf_counter()
     found = [low.detect(im) for im in photos]
     detect_ms = 1000 * (time.perf_counter() - t0) / len(photos)
@@ -316,6 +317,9 @@ def main() -> None:
     ap.add_argument("--baseline", type=Path, default=None,
                     help="another detector's folder (checkpoints/detector of an older run): its detect rows too, "
                          "in the same run, as `detect (baseline)`")  # fmt: skip
+    ap.add_argument("--baseline-without-vote", action="store_true",
+                    help="the baseline decodes without box voting (BOX_VOTE_IOU); with no --baseline, the baseline "
+                         "is the workspace's own detector")  # fmt: skip
     args = ap.parse_args()
     torch.set_num_threads(1)
     ws = args.workspace
@@ -326,17 +330,21 @@ def main() -> None:
     files = sorted(p for p in args.backgrounds.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     held = split_backgrounds(files)[1]
     results: dict = {"setup": {"workspace": str(ws), "threshold": loc.threshold, "max_objects": loc.max_objects,
-                               "detector_metrics": loc.metrics, "backend": loc.backend}}  # fmt: skip
+                               "box_vote_iou": loc.box_vote_iou, "detector_metrics": loc.metrics,
+                               "backend": loc.backend}}  # fmt: skip
     if "clutter" not in skip:
         results["clutter"] = clutter(ws, searcher, loc, held, args.n, pictures)
     if "rooms" not in skip and (args.rooms / "boxes.csv").is_file():
         results["rooms"] = rooms(loc, args.rooms, pictures)
     if "photos" not in skip and args.photos.is_file():
         results["photos"] = dev_photos(searcher, args.photos, pictures=pictures)
-    if args.baseline:
-        base = Localiser(args.baseline, flip_test=loc.flip_test)
+    if args.baseline or args.baseline_without_vote:
+        base_folder = args.baseline or loc.folder
+        base = Localiser(base_folder, flip_test=loc.flip_test,
+                         box_vote_iou=None if args.baseline_without_vote else loc.box_vote_iou)  # fmt: skip
         searcher.localiser = base
-        results["baseline"] = {"folder": str(args.baseline), "detector_metrics": base.metrics}
+        results["baseline"] = {"folder": str(base_folder), "detector_metrics": base.metrics,
+                               "box_vote_iou": base.box_vote_iou}  # fmt: skip
         if "clutter" not in skip:
             results["baseline"]["clutter"] = clutter(ws, searcher, base, held, args.n, pictures,
                                                      ("detect", "detect_verify"), " (baseline)")  # fmt: skip
