@@ -94,9 +94,10 @@ def method_box(image: np.ndarray, method: str, true_box=None):
     return find_object_box(image, method)
 
 
-def clutter(ws: Path, searcher: Searcher, loc: Localiser, files: list[Path], n: int, pictures: Path | None,
-            methods: tuple[str, ...] = ("none", "auto", "grabcut", "oracle", "detect", "detect_verify"),
-            label: str = "") -> dict:  # fmt: skip
+def clutter_queries(ws: Path, files: list[Path], n: int) -> tuple[list, list[np.ndarray], list]:
+    """The synthetic clutter set: ``n`` fresh eval renders of the workspace (rendered once, new cameras) pasted over
+    the room photos ``files`` → ``(their view rows, images, true boxes (x0, y0, x1, y1))``; seeded: the same every
+    run."""
     if not (ws / "eval_views" / "views.csv").is_file():
         render_views(ws, RenderConfig(views=10, size=read_render_config(ws).size, seed=20240611), workers=2,
                      out_dir="eval_views")  # fmt: skip
@@ -104,6 +105,13 @@ def clutter(ws: Path, searcher: Searcher, loc: Localiser, files: list[Path], n: 
     rng = np.random.default_rng(1)
     rows = [rows[i] for i in sorted(rng.choice(len(rows), min(n, len(rows)), replace=False))]
     images, boxes = ac.make_queries(ws, rows, files)["clutter"]
+    return rows, images, boxes
+
+
+def clutter(ws: Path, searcher: Searcher, loc: Localiser, files: list[Path], n: int, pictures: Path | None,
+            methods: tuple[str, ...] = ("none", "auto", "grabcut", "oracle", "detect", "detect_verify"),
+            label: str = "") -> dict:  # fmt: skip
+    rows, images, boxes = clutter_queries(ws, files, n)
     symmetry = symmetry_orders(ws)
     orders = np.array([symmetry.get(r.model_id, 1) for r in rows])
     pol, az = np.array([r.polar_deg for r in rows]), np.array([r.azimuth_deg for r in rows])

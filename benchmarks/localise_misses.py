@@ -51,7 +51,7 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).parent))
-from localise import SHARED, _save, matched, read_rooms  # noqa: E402
+from localise import SHARED, _save, clutter_queries, matched, read_rooms  # noqa: E402
 
 from cadsearch.detect import Localiser, box_iou  # noqa: E402
 from cadsearch.detect.localiser import BOX_VOTE_IOU, decode, letterbox, nms  # noqa: E402
@@ -283,20 +283,11 @@ def anatomy_of(per_photo, truths, large, photos, names, size: int, stride: float
 
 
 def clutter_set(ws: Path, backgrounds: Path, n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """``benchmarks/localise.py``'s synthetic clutter: ``n`` fresh eval renders over held-out room photos."""
-    import autocrop as ac
-
+    """``benchmarks/localise.py``'s synthetic clutter over the held-out room photos: images and true boxes (1, 4)."""
     from cadsearch.detect.composites import split_backgrounds
-    from cadsearch.render.job import RenderConfig, read_render_config, read_view_table, render_views
 
-    if not (ws / "eval_views" / "views.csv").is_file():
-        render_views(ws, RenderConfig(views=10, size=read_render_config(ws).size, seed=20240611), workers=2,
-                     out_dir="eval_views")  # fmt: skip
-    rows = read_view_table(ws, "eval_views")
-    rng = np.random.default_rng(1)
-    rows = [rows[i] for i in sorted(rng.choice(len(rows), min(n, len(rows)), replace=False))]
     files = sorted(p for p in backgrounds.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    images, boxes = ac.make_queries(ws, rows, split_backgrounds(files)[1])["clutter"]
+    _, images, boxes = clutter_queries(ws, split_backgrounds(files)[1], n)
     return images, [np.asarray([b], np.float64) for b in boxes]
 
 
