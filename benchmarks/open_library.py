@@ -32,7 +32,7 @@ Prints a table, writes ``benchmarks/results/open_library.json``. Resumable: each
 exists (``--retrain`` trains again).
 
 Usage:
-    python benchmarks/open_library.py WORKSPACE [--eval-views 10] [--stage all|setup|measure]
+    python benchmarks/open_library.py WORKSPACE [--eval-views 10] [--stage all|setup|measure] [--kind-prior P]
 """
 
 from __future__ import annotations
@@ -229,7 +229,8 @@ def measure(ws: Path, state: dict[str, Any], args: argparse.Namespace) -> dict[s
         m.model_id: m.category for m in Library.open(ows).list()
     }
     archs = [a for a in args.archs.split(",") if checkpoint_path(lws, a).is_file()]
-    answerers = {a: RecordingAnswerer(Searcher.from_workspace(lws, a)) for a in archs}
+    search = {} if args.kind_prior is None else {"kind_prior": args.kind_prior}  # None: the product's default
+    answerers = {a: RecordingAnswerer(Searcher.from_workspace(lws, a, **search)) for a in archs}
     out: dict[str, Any] = {"calibration": {}, "graphics": {}, "match": {}, "photos": {}}
     for a in archs:
         cal = json.loads((lws / "index" / a / "calibration.json").read_text())["calibration"]
@@ -352,6 +353,9 @@ def main() -> None:
     ap.add_argument("--stage", choices=("all", "train", "library", "measure"), default="all")
     ap.add_argument("--photos", type=Path, default=SHARED / "photos" / "dev_viewpoints.csv")
     ap.add_argument("--json", type=Path, default=RESULTS / "open_library.json")
+    ap.add_argument(
+        "--kind-prior", type=float, default=None, help="the search's kind prior power (0: off; default: the product's)"
+    )
     args = ap.parse_args()
     ws: Path = args.workspace
     ws.mkdir(parents=True, exist_ok=True)

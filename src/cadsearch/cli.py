@@ -402,6 +402,7 @@ def index(
     from cadsearch.models.device import resolve_device
     from cadsearch.render.ray_engine import check_engine
     from cadsearch.search.calibration import load_or_fit_calibration
+    from cadsearch.search.kinds import load_or_build_kind_profiles
 
     if model not in list_models():
         raise InputError(f"--model must be {' or '.join(list_models())}, got {model!r}")
@@ -428,6 +429,9 @@ def index(
         if summary.view_maps
         else ""
     )
+    kinds = load_or_build_kind_profiles(_workspace(), progress=True)  # the category vote's kind prior
+    if kinds is not None:
+        maps += f"; kind profiles of {len(kinds.categories)} categories"
     if summary.unchanged:
         typer.echo(f"index up to date: {summary.views} view(s) of {summary.models} model(s) in {summary.folder}{maps}")
         return

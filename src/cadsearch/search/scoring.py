@@ -29,6 +29,7 @@ __all__ = [
     "category_votes",
     "order_by_category",
     "vote_share",
+    "weigh_by_kind",
     "CalibrationRecord",
     "CategoryRecord",
     "fit_temperature",
@@ -131,6 +132,18 @@ def category_votes(
         if every and max(every.values()) > 0:
             return every
     return mass
+
+
+def weigh_by_kind(votes: dict[int, float], kind: np.ndarray | None, power: float) -> dict[int, float]:
+    """The category vote's masses times the kind prior, ``mass_c · k_c^power`` (:mod:`cadsearch.search.kinds`).
+
+    ``kind``: (n_categories,) the query's kind posterior indexed like the votes' categories (None or ``power`` 0:
+    the votes unchanged). Where every weighted mass is 0 (the prior rules out every category found), the votes are
+    kept: the prior reorders what the search found, it never empties the vote."""
+    if kind is None or power == 0 or not votes:
+        return votes
+    weighted = {c: m * float(kind[c]) ** power if 0 <= c < len(kind) else m for c, m in votes.items()}
+    return weighted if max(weighted.values()) > 0 else votes
 
 
 def vote_share(votes: dict[int, float]) -> float:

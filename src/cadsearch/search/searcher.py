@@ -26,12 +26,13 @@ from typing import Any
 import numpy as np
 
 from cadsearch.errors import InputError
-from cadsearch.framing import MARGIN, METHODS, Frame, check_crop_method, frame_for, frame_query
+from cadsearch.framing import MARGIN, METHODS, Frame, check_crop_method, frame_for, frame_image, frame_query
 from cadsearch.index.faiss_index import ViewIndex, index_dir
 from cadsearch.index.view_maps import IndexViewMaps, load_view_maps
 from cadsearch.models.predictor import trained_categories
 from cadsearch.register import Placement, Registrar, object_mask
 from cadsearch.register.masks import mask_is_trusted, restrict_to_box
+from cadsearch.search.kinds import KIND_PRIOR_POWER, KindProfiles
 from cadsearch.search.matching import (
     DEFAULT_MATCH_MODEL,
     EXACT_MATCH_THRESHOLD,
@@ -40,7 +41,14 @@ from cadsearch.search.matching import (
     match_features,
 )
 from cadsearch.search.pose import PoseConfig, combine_pose, pose_from_view_maps
-from cadsearch.search.scoring import DEFAULT_TEMPERATURE, category_votes, order_by_category, rank_models, vote_share
+from cadsearch.search.scoring import (
+    DEFAULT_TEMPERATURE,
+    category_votes,
+    order_by_category,
+    rank_models,
+    vote_share,
+    weigh_by_kind,
+)
 
 __all__ = [
     "CROP_CHOICES",
@@ -340,6 +348,13 @@ class Searcher:
             (:mod:`cadsearch.index.view_maps`, loaded with the index by :meth:`from_workspace`), or None. Such a
             model's pose is then read from the views whose maps are nearest the query's
             (:func:`~cadsearch.search.pose.pose_from_view_maps`) instead of the pose head and the embedding.
+        kinds: the library's kind profiles (:mod:`cadsearch.search.kinds`: what ImageNet's classifier says of each
+            category's renders; :meth:`from_workspace` loads or makes them), or None: the category vote alone.
+        kind_prior: the power of the query's kind posterior in the category vote (:data:`~cadsearch.search.kinds.
+            KIND_PRIOR_POWER`); 0 turns the prior off. It reorders categories only: a library of one category, or
+            a search without the vote, never runs the classifier.
+        kind_classifier: the ImageNet classifier (:class:`~cadsearch.models.imagenet.ImageNetClassifier`; default:
+            torch eager, or the workspace's ONNX export from :meth:`from_workspace`).
 
     ``threads`` sets torch's intra-op threads (process-wide; default 1, None leaves it unchanged).
     """
@@ -368,6 +383,9 @@ class Searcher:
         refine_top: int = 1,
         look_alikes: bool = True,
         view_maps: IndexViewMaps | None = None,
+        kinds: KindProfiles | None = None,
+        kind_prior: float = KIND_PRIOR_POWER,
+        kind_classifier: Any = None,
     ) -> None:
         if threads:
             # One photo through a small CNN gains little from intra-op threads, and on a shared 2-core machine
@@ -407,6 +425,15 @@ class Searcher:
         self.refine_top = int(refine_top)
         self.look_alikes = bool(look_alikes)
         self.view_maps = view_maps
+        if kind_prior < 0:
+            raise InputError(f"kind_prior must be 0 or more, got {kind_prior}")
+        self.kinds = kinds
+        self.kind_prior = float(kind_prior)
+        if kinds is not None and kind_classifier is None:
+            from cadsearch.models.imagenet import ImageNetClassifier
+
+            kind_classifier = ImageNetClassifier("lite0")  # loads on its first query (torch eager: no file to write)
+        self.kind_classifier = kind_classifier
         self.registrar = Registrar(library) if library is not None else None
         names, inverse = np.unique(index.table.model_id.astype(str), return_inverse=True)
         self.model_ids: list[str] = names.tolist()
@@ -420,6 +447,8 @@ class Searcher:
                 self._maps_of[int(m)] = (view_maps.ids[at], view_maps.maps[at])
         self._info: dict[str, tuple[str, str]] = {}
         self._category_of = np.full(len(self.model_ids), -1, np.int64)  # category index per model, -1 unknown
+        # per category index of the vote: its row in self.kinds.categories, -1 none (see _kind_posteriors)
+        self._kind_rows = np.zeros(0, np.int64)
         # per model: whether the network trained on objects of its category (search.pose trusts its head there)
         self._category_trained = np.ones(len(self.model_ids), bool)
         self._info_lock = threading.Lock()
@@ -448,6 +477,9 @@ class Searcher:
             "refine_top": self.refine_top,
             "look_alikes": self.look_alikes,
             "view_maps": self.view_maps,
+            "kinds": self.kinds,
+            "kind_prior": self.kind_prior,
+            "kind_classifier": self.kind_classifier,
         }
         return Searcher(self.predictor, self.index, self.library, **(current | options))
 
@@ -490,6 +522,11 @@ class Searcher:
         predictor = load_predictor(ckpt)
         if "view_maps" not in kwargs:
             kwargs["view_maps"] = load_view_maps(index_dir(ws, arch), index.table, index.meta.get("fingerprint"))
+        if "kinds" not in kwargs and kwargs.get("kind_prior", KIND_PRIOR_POWER) and kwargs.get("category_vote", True):
+            from cadsearch.search.kinds import imagenet_classifier, load_or_build_kind_profiles
+
+            kwargs.setdefault("kind_classifier", imagenet_classifier(ws))
+            kwargs["kinds"] = load_or_build_kind_profiles(ws, kwargs["kind_classifier"])
         if kwargs.get("localiser") is None and has_detector(ws):
             kwargs["localiser"] = Localiser(detector_dir(ws))
         if kwargs.get("crop") is None:
@@ -524,10 +561,13 @@ class Searcher:
         # none known: every model counts as trained on
         known = trained_categories(self.predictor, {m: c for m, (_, c) in info.items()})
         category_trained = np.array([not known or info.get(m, ("", ""))[1] in known for m in self.model_ids], bool)
+        kind_rows = np.array([self.kinds.categories.index(c) if c in self.kinds.categories else -1 for c in names]
+                             if self.kinds is not None else [], np.int64)  # fmt: skip
         with self._info_lock:
             self._info = info
             self._category_of = category_of
             self._category_trained = category_trained
+            self._kind_rows = kind_rows
 
     def _describe(self, model_id: str) -> tuple[str, str]:
         if model_id not in self._info:
@@ -561,8 +601,8 @@ class Searcher:
             return self._search_objects(image, k, top)
         t0 = time.perf_counter()
         pred, frame = self.predict_query(image, method)
+        query = query_of(pred, 0) | {"kind_posterior": self._kind_posteriors(image, [frame])[0]}
         t1 = time.perf_counter()
-        query = query_of(pred, 0)
         result = self.search_embedding(**query, k=k)
         crops_ms = None
         if self._vote_unsure(result):  # more views of the query for the category vote, and the search again
@@ -604,16 +644,17 @@ class Searcher:
         whole = frame_query(image, "auto") if verify else None
         batch = frames + [whole] if verify else frames
         pred = self.predictor.predict([image] * len(batch), batch_size=len(batch), frames=batch)
+        kinds = self._kind_posteriors(image, batch)
         t2 = time.perf_counter()
         objects, timing = [], {"detect": 1000 * (t1 - t0), "embed": 1000 * (t2 - t1), "search": 0.0, "pose": 0.0}
         for i, (d, frame) in enumerate(zip(found, frames, strict=True)):
-            part = self.search_embedding(**query_of(pred, i), k=k)
+            part = self.search_embedding(**query_of(pred, i), k=k, kind_posterior=kinds[i])
             head = part.head_pose
             timing["search"] += part.timing_ms["search"]
             timing["pose"] += part.timing_ms["pose"]
             objects.append(FoundObject(d.box, d.score, part.results, frame, head, part.pose_modes))
         if verify:
-            part = self.search_embedding(**query_of(pred, len(batch) - 1), k=k)
+            part = self.search_embedding(**query_of(pred, len(batch) - 1), k=k, kind_posterior=kinds[-1])
             head = part.head_pose
             crop_score = objects[0].results[0].score if objects[0].results else 0.0
             if part.results and part.results[0].score > crop_score:
@@ -689,6 +730,23 @@ class Searcher:
                 results[i] = replace(m, polar_deg=choice.polar_deg, azimuth_deg=choice.azimuth_deg)
         return results
 
+    def _kind_posteriors(self, image: np.ndarray, frames: Sequence[Frame | None]) -> list[np.ndarray | None]:
+        """Each framed square's kind posterior over the vote's categories (:mod:`cadsearch.search.kinds`), indexed
+        like :attr:`_category_of`; Nones when the prior is off, the library has fewer than two categories, or it
+        has no profiles. A category without a profile (added since they were made) gets the others' mean."""
+        rows = self._kind_rows
+        if self.kinds is None or not self.kind_prior or not self.category_vote or len(rows) < 2 or (rows < 0).all():
+            return [None] * len(frames)
+        from cadsearch.models.imagenet import IMAGENET_SIZE
+
+        squares = np.stack([frame_image(image, IMAGENET_SIZE, f) for f in frames])
+        post = self.kinds.posterior(self.kind_classifier.probabilities(squares))  # (B, C) over the profiles'
+        known = rows >= 0
+        out = np.empty((len(frames), len(rows)))
+        out[:, known] = post[:, rows[known]]
+        out[:, ~known] = out[:, known].mean(axis=1, keepdims=True)
+        return list(out / out.sum(axis=1, keepdims=True))
+
     def _vote_unsure(self, result: SearchResult) -> bool:
         """Whether the category vote should ask :attr:`vote_crops` more views: it ran, and its winner holds less
         than :attr:`vote_crops_below` of its mass (always, at 1.0)."""
@@ -740,6 +798,7 @@ class Searcher:
         vote_embeddings: Sequence[np.ndarray] = (),
         pose_modes: np.ndarray | None = None,
         view_map: np.ndarray | None = None,
+        kind_posterior: np.ndarray | None = None,
     ) -> SearchResult:
         """The part of :meth:`search` after the network: (D,) L2-normalised embedding → ranked models.
         ``mirror_embedding``: the (D,) embedding of the query's mirror image, or None; the category vote then
@@ -747,7 +806,9 @@ class Searcher:
         more (D,) views of the query (shifted crops, :attr:`vote_crops`) that the vote asks too. ``pose_modes``:
         the pose head's (k, 3) distinct viewpoints (:func:`query_of`), kept in the result for registration.
         ``view_map``: the query's (M,) view map; with :attr:`view_maps`, the pose of a model of a kind the network
-        never trained on comes from it."""
+        never trained on comes from it. ``kind_posterior``: the query's (n_categories,) kind posterior
+        (:meth:`_kind_posteriors`), which weighs the category vote (:func:`~cadsearch.search.scoring.weigh_by_kind`,
+        power :attr:`kind_prior`); None: the vote alone."""
         if k < 1:
             raise InputError(f"k (--top) must be at least 1, got {k}")
         t0 = time.perf_counter()
@@ -763,6 +824,7 @@ class Searcher:
             others = [rank_models(sims[j], ids[j], self._model_index, n_models, self.temperature)
                       for j in range(1, len(queries))]  # fmt: skip
             votes = category_votes(ranked, self._category_of, others, self.vote_temperature)
+            votes = weigh_by_kind(votes, kind_posterior, self.kind_prior)
             share = vote_share(votes)
             ranked, _ = order_by_category(ranked, self._category_of, votes)  # category_first, votes counted once
         table = self.index.table
