@@ -3,7 +3,9 @@
 One command builds the library (50 procedural chairs + the 116 shared models, 11 categories, rendered with
 ``cadsearch render``'s defaults), trains each network once per *training variant* in its own workspace (the
 renders are hard-linked, not copied), indexes it, and asks the same queries through the product's search
-(:meth:`Searcher.search`), with and without the category vote (:func:`cadsearch.search.scoring.category_first`):
+(:meth:`Searcher.search`): ``on`` (the product), ``no_kinds`` (the product without the kind prior,
+:mod:`cadsearch.search.kinds`), ``plain`` (the vote on the query alone, no mirror, no kind prior) and ``off`` (no
+category vote, :func:`cadsearch.search.scoring.category_first`). Training variants:
 
 - ``old``: the training defaults before this benchmark (backgrounds ``random``: gradients, textures, plain; no
   library clutter);
@@ -133,17 +135,17 @@ def print_table(results: dict) -> None:
         return "    –" if v is None else f"{v:5.1f}"
 
     print(
-        "\nvariant   model     vote | photos: n   chair-1st  az-acc30(bal)  az-median | renders: top-1  chair-1st "
+        "\nvariant   model     vote     | photos: n   chair-1st  az-acc30(bal)  az-median | renders: top-1  chair-1st "
         " pose-mean  chairs: top-1  pose-mean | train min"
     )
     for name, by_arch in results["variants"].items():
         for arch, res in by_arch.items():
-            for vote in ("on", "plain", "off"):
-                if vote not in res["photos"]:  # a run from before the mirror vote
+            for vote in ("on", "no_kinds", "plain", "off"):
+                if vote not in res["photos"]:  # a run from before the mirror vote or the kind prior
                     continue
                 p, g = res["photos"][vote], res["graphics"][vote]
                 print(
-                    f"{name:<9} {arch:<9} {vote:<4} | {p['n']:>9}  {pct(p['category_top1'])}      "
+                    f"{name:<9} {arch:<9} {vote:<8} | {p['n']:>9}  {pct(p['category_top1'])}      "
                     f"{pct(p['azimuth_acc30_sector_balanced'])}          {deg(p['azimuth_median_deg'])}  | "
                     f"{pct(g['top1'])}  {pct(g['category_top1'])}      {deg(g['pose_mean_deg'])}     "
                     f"{pct(g['chairs']['top1'])}      {deg(g['chairs']['pose_mean_deg'])}  | "
@@ -203,6 +205,7 @@ def main() -> None:
             )  # fmt: skip
             answerers = {
                 "on": IndexAnswerer(searcher),
+                "no_kinds": IndexAnswerer(searcher.with_options(kind_prior=0)),  # the vote without the kind prior
                 "plain": IndexAnswerer(plain_vote),
                 "off": IndexAnswerer(no_vote),
             }

@@ -73,6 +73,22 @@ def test_posterior_is_normalised_and_follows_the_profiles() -> None:
     np.testing.assert_allclose(post[2], [0.5, 0.5])  # no evidence: uniform
 
 
+def test_a_profile_of_few_models_is_shrunk_toward_the_mean() -> None:
+    profiles = np.zeros((2, IMAGENET_CLASSES), np.float32)
+    profiles[0, 10:20] = 0.1  # 1000 chairs: spread over ten classes
+    profiles[1, 20] = 1.0  # one toilet: all on one
+    many_and_one = KindProfiles(("chair", "toilet"), profiles, "k", np.array([1000, 1]))
+    as_is = KindProfiles(("chair", "toilet"), profiles, "k")  # counts unknown: no shrinkage
+    shrunk = many_and_one.shrunk()
+    np.testing.assert_allclose(shrunk.sum(axis=1), 1.0)
+    np.testing.assert_allclose(shrunk[0], profiles[0], atol=1e-3)  # many models: as they are
+    assert abs(shrunk[1, 20] - (1 + 2 * 0.5) / 3) < 1e-9  # (n P + s P̄) / (n + s), s = 2
+    np.testing.assert_allclose(as_is.shrunk(), profiles)
+    p = np.zeros((1, IMAGENET_CLASSES))
+    p[0, 10], p[0, 20] = 0.5, 0.1  # much of one chair class, a little of the toilet's only class
+    assert many_and_one.posterior(p)[0, 1] < as_is.posterior(p)[0, 1]  # the toilet's quirk counts less
+
+
 def test_profiles_are_made_from_the_renders_kept_and_made_again_when_the_library_changes(search_ws: Path) -> None:
     rows = read_view_table(search_ws)
     models = sorted({r.model_id for r in rows})
@@ -83,9 +99,11 @@ def test_profiles_are_made_from_the_renders_kept_and_made_again_when_the_library
     made = load_or_build_kind_profiles(search_ws, clf)
     assert made is not None and made.categories == ("chair", "cup") and clf.seen == len(rows)  # 6 views ≤ 8 a model
     np.testing.assert_allclose(made.profiles.sum(axis=1), 1.0, rtol=1e-5)
+    assert made.models.tolist() == [len(models) - 1, 1]
     direct = build_kind_profiles(search_ws, rows, {m: ("cup" if m == models[0] else "chair") for m in models}, clf)
     np.testing.assert_allclose(direct.profiles, made.profiles)
-    assert load_kind_profiles(search_ws / "index").key == made.key
+    read = load_kind_profiles(search_ws / "index")
+    assert read.key == made.key and read.models.tolist() == made.models.tolist()
     seen = clf.seen
     assert load_or_build_kind_profiles(search_ws, clf).key == made.key and clf.seen == seen  # read, not made again
     _set_category(search_ws, models[1], "vase")

@@ -10,14 +10,16 @@ category whose renders excite nothing in particular gets a flat profile and weig
 - **Profiles** (:func:`build_kind_profiles`): per category, the mean ImageNet probabilities of up to
   :data:`VIEWS_PER_MODEL` views of each of its models (at most :data:`VIEWS_PER_CATEGORY`), a (C, 1000) matrix.
 - **Posterior** (:meth:`KindProfiles.posterior`): for a query's probabilities ``p`` (1000,), ``k = P p`` normalised
-  to sum 1 over the categories: how much the query looks, to ImageNet, like the renders of each.
+  to sum 1 over the categories: how much the query looks, to ImageNet, like the renders of each. Each profile is
+  first shrunk toward the mean of all (:data:`PROFILE_SHRINK`): one model's profile holds its quirks.
 - **Prior** (:func:`cadsearch.search.scoring.weigh_by_kind`): the category vote's mass of each category times
   ``k^power`` (:data:`KIND_PRIOR_POWER`); the search then orders the categories as before.
 
 File ``<workspace>/index/kind_profiles.npz`` (atomic; shared by both networks: it depends on the library's
-renders, not on a network): ``categories`` (C,), ``profiles`` (C, 1000) float32, ``key`` (the library's models and
-categories that have views, and this module's sampling). A library with fewer than two categories has no vote to
-weigh and gets no file. Beside it, ``imagenet-lite0.onnx``: the classifier's ONNX export (made once).
+renders, not on a network): ``categories`` (C,), ``profiles`` (C, 1000) float32, ``models`` (C,) int (the models
+behind each profile), ``key`` (the library's models and categories that have views, and this module's sampling).
+A library with fewer than two categories has no vote to weigh and gets no file. Beside it, ``imagenet-lite0.onnx``:
+the classifier's ONNX export (made once).
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ IMAGENET_ONNX_FILE = "imagenet-lite0.onnx"
 VIEWS_PER_MODEL = 8
 #: At most this many views per category (a catalogue of 10,000 chairs costs as much as one of 16).
 VIEWS_PER_CATEGORY = 128
+#: Each profile is shrunk toward the mean of all of them as if this many more models had the mean profile
+#: (:meth:`KindProfiles.shrunk`).
+PROFILE_SHRINK = 2.0
 #: Exponent of the kind posterior in the category vote: the vote's mass × k^power. Chosen on one 166-model
 #: network's development photos among 1, 2, 3, 4, 6, 8, 16 and confirmed on a second (BENCHMARKS.md, "The kind
 #: prior"): the photos gain up to 4 and stop gaining past 6, the renders start to lose at 6.
@@ -68,16 +73,28 @@ class KindProfiles:
         categories: (C,) category names, sorted.
         profiles: (C, 1000) float32, each row a probability vector.
         key: what they were made from (:func:`_profiles_key`); a different library makes them again.
+        models: (C,) how many models each profile was made from (None: unknown, no shrinkage).
     """
 
     categories: tuple[str, ...]
     profiles: np.ndarray
     key: str
+    models: np.ndarray | None = None
+
+    def shrunk(self) -> np.ndarray:
+        """(C, 1000) the profiles shrunk toward their mean by the number of models behind each: ``(n P_c + s P̄) /
+        (n + s)``, s = :data:`PROFILE_SHRINK`. A profile of one model is that model's quirks (a toilet's "soap
+        dispenser"): alone, every render that excites them a little looked like a toilet."""
+        profiles = self.profiles.astype(np.float64)
+        if self.models is None:
+            return profiles
+        n = np.asarray(self.models, np.float64)[:, None]
+        return (n * profiles + PROFILE_SHRINK * profiles.mean(axis=0, keepdims=True)) / (n + PROFILE_SHRINK)
 
     def posterior(self, probabilities: np.ndarray) -> np.ndarray:
         """(B, 1000) ImageNet probabilities of queries → (B, C) kind posterior, each row summing to 1 over
         :attr:`categories` (uniform where the query excites none of the profiles' classes)."""
-        k = np.asarray(probabilities, np.float64) @ self.profiles.astype(np.float64).T
+        k = np.asarray(probabilities, np.float64) @ self.shrunk().T
         total = k.sum(axis=1, keepdims=True)
         uniform = np.full_like(k, 1.0 / max(len(self.categories), 1))
         return np.where(total > 0, k / np.where(total > 0, total, 1.0), uniform)
@@ -85,7 +102,7 @@ class KindProfiles:
 
 def _profiles_key(models: dict[str, str]) -> str:
     """The key of profiles made from these ``{model_id: category}`` (models that have views) with this sampling."""
-    text = json.dumps([sorted(models.items()), VIEWS_PER_MODEL, VIEWS_PER_CATEGORY, "lite0"])
+    text = json.dumps([sorted(models.items()), VIEWS_PER_MODEL, VIEWS_PER_CATEGORY, "lite0", "models"])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -145,7 +162,8 @@ def build_kind_profiles(
         profiles[i] /= len(views)
     bar.close()
     models = {r.model_id: category_of[r.model_id] for r in rows if r.model_id in category_of}
-    return KindProfiles(categories, profiles.astype(np.float32), _profiles_key(models))
+    counts = np.array([sum(1 for c in models.values() if c == category) for category in categories], np.int64)
+    return KindProfiles(categories, profiles.astype(np.float32), _profiles_key(models), counts)
 
 
 def load_kind_profiles(folder: str | Path) -> KindProfiles | None:
@@ -153,7 +171,10 @@ def load_kind_profiles(folder: str | Path) -> KindProfiles | None:
     try:
         with np.load(Path(folder) / KIND_PROFILES_FILE, allow_pickle=False) as z:
             return KindProfiles(
-                tuple(str(c) for c in z["categories"].tolist()), np.asarray(z["profiles"], np.float32), str(z["key"])
+                tuple(str(c) for c in z["categories"].tolist()),
+                np.asarray(z["profiles"], np.float32),
+                str(z["key"]),
+                np.asarray(z["models"], np.int64),
             )
     except (OSError, ValueError, KeyError):
         return None
@@ -161,7 +182,11 @@ def load_kind_profiles(folder: str | Path) -> KindProfiles | None:
 
 def _save(folder: Path, profiles: KindProfiles) -> None:
     buf = io.BytesIO()
-    np.savez(buf, categories=np.array(profiles.categories), profiles=profiles.profiles, key=np.array(profiles.key))
+    models = profiles.models if profiles.models is not None else np.ones(len(profiles.categories), np.int64)
+    np.savez(
+        buf, categories=np.array(profiles.categories), profiles=profiles.profiles, key=np.array(profiles.key),
+        models=np.asarray(models, np.int64),
+    )  # fmt: skip
     atomic_write_bytes(folder / KIND_PROFILES_FILE, buf.getvalue())
 
 
