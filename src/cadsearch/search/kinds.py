@@ -59,9 +59,10 @@ VIEWS_PER_CATEGORY = 128
 #: Each profile is shrunk toward the mean of all of them as if this many more models had the mean profile
 #: (:meth:`KindProfiles.shrunk`).
 PROFILE_SHRINK = 2.0
-#: Exponent of the kind posterior in the category vote: the vote's mass × k^power. Chosen on one 166-model
-#: network's development photos among 1, 2, 3, 4, 6, 8, 16 and confirmed on a second (BENCHMARKS.md, "The kind
-#: prior"): the photos gain up to 4 and stop gaining past 6, the renders start to lose at 6.
+#: Exponent of the kind posterior in the category vote: the vote's mass × k^power. Chosen with :data:`PROFILE_SHRINK`
+#: on the recorded votes of three networks (two trainings on a 166-model library of 11 categories, one trained on
+#: chairs alone with one model of each other category added), among powers 1–4 and shrinkage of 0–8 models: the most
+#: photos answered with the right category for no net loss on renders (BENCHMARKS.md, "The kind prior").
 KIND_PRIOR_POWER = 3.0
 
 

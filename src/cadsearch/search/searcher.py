@@ -591,9 +591,9 @@ class Searcher:
         Returns:
             :class:`SearchResult` with ``objects`` (most confident first; one entry for the whole image when
             nothing was detected or ``crop`` is not ``detect``), ``results`` = the first object's, and
-            ``timing_ms`` keys ``detect`` (``detect`` only), ``embed`` (crop and network), ``vote_crops`` (the part
-            of ``embed`` spent on the vote's extra views, only when it asked them), ``search``, ``pose``,
-            ``register``, ``total``.
+            ``timing_ms`` keys ``detect`` (``detect`` only), ``embed`` (crop, network and the kind prior's
+            classifier), ``vote_crops`` (the part of ``embed`` spent on the vote's extra views, only when it asked
+            them), ``search``, ``pose``, ``register``, ``total``.
         """
         method = self.crop if crop is None else self._check_crop(crop)
         top = self.refine_top if refine_top is None else int(refine_top)
