@@ -211,16 +211,21 @@ def load_or_build_kind_profiles(
 
     ws = Path(workspace)
     folder = ws / "index"
+
+    def none() -> None:
+        with contextlib.suppress(OSError):
+            (folder / KIND_PROFILES_FILE).unlink(missing_ok=True)
+
+    category_of = {m.model_id: m.category for m in Library.open(ws).list()}
+    if len(set(category_of.values())) < 2:
+        return none()  # the catalog alone says so: a large library of one kind never reads its view table here
     try:
         rows = read_view_table(ws)
     except InputError:
         return None
-    category_of = {m.model_id: m.category for m in Library.open(ws).list()}
     models = {r.model_id: category_of[r.model_id] for r in rows if r.model_id in category_of}
     if len(set(models.values())) < 2:
-        with contextlib.suppress(OSError):
-            (folder / KIND_PROFILES_FILE).unlink(missing_ok=True)
-        return None
+        return none()
     found = load_kind_profiles(folder)
     if found is not None and found.key == _profiles_key(models):
         return found
