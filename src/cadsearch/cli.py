@@ -431,7 +431,7 @@ def index(
     )
     kinds = load_or_build_kind_profiles(_workspace(), progress=True)  # the category vote's kind prior
     if kinds is not None:
-        maps += f"; kind profiles of {len(kinds.categories)} categories"
+        maps += f"; kind profiles of {len(kinds.categories)} categories (the category vote's ImageNet prior)"
     if summary.unchanged:
         typer.echo(f"index up to date: {summary.views} view(s) of {summary.models} model(s) in {summary.folder}{maps}")
         return
