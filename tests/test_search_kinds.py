@@ -165,3 +165,14 @@ def test_the_imagenet_classifier_says_what_a_photo_like_square_is(tmp_path: Path
     assert small.shape == (2, IMAGENET_CLASSES)
     with pytest.raises(ValueError, match="squares"):
         onnx.probabilities(squares[0])
+
+
+def test_a_damaged_view_is_left_out_of_the_profiles(search_ws: Path) -> None:
+    rows = read_view_table(search_ws)
+    models = sorted({r.model_id for r in rows})
+    category_of = {m: ("cup" if m == models[0] else "chair") for m in models}
+    (search_ws / rows[0].path).write_bytes(b"not a png")
+    clf = _ColourClassifier()
+    made = build_kind_profiles(search_ws, rows, category_of, clf)
+    assert made is not None and made.categories == ("chair", "cup") and clf.seen == len(rows) - 1
+    np.testing.assert_allclose(made.profiles.sum(axis=1), 1.0, rtol=1e-5)

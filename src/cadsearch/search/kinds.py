@@ -136,7 +136,8 @@ def build_kind_profiles(
         progress: show a progress bar.
 
     Returns:
-        The profiles, or None when the views show fewer than two categories (no vote to weigh).
+        The profiles, or None when the views show fewer than two categories (no vote to weigh). Views that cannot
+        be read are left out.
     """
     from PIL import Image
     from tqdm import tqdm
@@ -146,22 +147,30 @@ def build_kind_profiles(
     chosen = _sample_views(rows, category_of)
     if len(chosen) < 2:
         return None
-    categories = tuple(sorted(chosen))
-    profiles = np.zeros((len(categories), 1000), np.float64)
     ws = Path(workspace)
+    sums: dict[str, np.ndarray] = {}
+    read: dict[str, int] = {}
     bar = tqdm(total=sum(len(v) for v in chosen.values()), desc="kind profiles", unit="view", disable=not progress)
-    for i, category in enumerate(categories):
-        views = chosen[category]
+    for category, views in chosen.items():
         for start in range(0, len(views), 32):
             squares = []
             for r in views[start : start + 32]:
-                with Image.open(ws / r.path) as im:
-                    rgb = im.convert("RGB").resize((IMAGENET_SIZE, IMAGENET_SIZE), Image.Resampling.BILINEAR)
+                try:
+                    with Image.open(ws / r.path) as im:
+                        rgb = im.convert("RGB").resize((IMAGENET_SIZE, IMAGENET_SIZE), Image.Resampling.BILINEAR)
+                except (OSError, ValueError):
+                    continue  # a view deleted or damaged since rendering: the profile is made from the others
                 squares.append(np.asarray(rgb))
-            profiles[i] += np.asarray(classifier.probabilities(np.stack(squares)), np.float64).sum(axis=0)
-            bar.update(len(squares))
-        profiles[i] /= len(views)
+            bar.update(len(views[start : start + 32]))
+            if squares:
+                p = np.asarray(classifier.probabilities(np.stack(squares)), np.float64).sum(axis=0)
+                sums[category] = sums.get(category, 0.0) + p
+                read[category] = read.get(category, 0) + len(squares)
     bar.close()
+    if len(sums) < 2:
+        return None
+    categories = tuple(sorted(sums))
+    profiles = np.stack([sums[c] / read[c] for c in categories])
     models = {r.model_id: category_of[r.model_id] for r in rows if r.model_id in category_of}
     counts = np.array([sum(1 for c in models.values() if c == category) for category in categories], np.int64)
     return KindProfiles(categories, profiles.astype(np.float32), _profiles_key(models), counts)
