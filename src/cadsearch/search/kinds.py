@@ -25,6 +25,7 @@ the classifier's ONNX export (made once).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -57,7 +58,7 @@ VIEWS_PER_MODEL = 8
 #: At most this many views per category (a catalogue of 10,000 chairs costs as much as one of 16).
 VIEWS_PER_CATEGORY = 128
 #: Each profile is shrunk toward the mean of all of them as if this many more models had the mean profile
-#: (:meth:`KindProfiles.shrunk`).
+#: (:attr:`KindProfiles.shrunk`).
 PROFILE_SHRINK = 2.0
 #: Exponent of the kind posterior in the category vote: the vote's mass × k^power. Chosen with :data:`PROFILE_SHRINK`
 #: on the recorded votes of three networks (two trainings on a 166-model library of 11 categories, one trained on
@@ -82,6 +83,7 @@ class KindProfiles:
     key: str
     models: np.ndarray | None = None
 
+    @functools.cached_property
     def shrunk(self) -> np.ndarray:
         """(C, 1000) the profiles shrunk toward their mean by the number of models behind each: ``(n P_c + s P̄) /
         (n + s)``, s = :data:`PROFILE_SHRINK`. A profile of one model is that model's quirks (a toilet's "soap
@@ -95,7 +97,7 @@ class KindProfiles:
     def posterior(self, probabilities: np.ndarray) -> np.ndarray:
         """(B, 1000) ImageNet probabilities of queries → (B, C) kind posterior, each row summing to 1 over
         :attr:`categories` (uniform where the query excites none of the profiles' classes)."""
-        k = np.asarray(probabilities, np.float64) @ self.shrunk().T
+        k = np.asarray(probabilities, np.float64) @ self.shrunk.T  # computed once per profiles, not per query
         total = k.sum(axis=1, keepdims=True)
         uniform = np.full_like(k, 1.0 / max(len(self.categories), 1))
         return np.where(total > 0, k / np.where(total > 0, total, 1.0), uniform)
@@ -131,7 +133,7 @@ def build_kind_profiles(
         workspace: the workspace folder (view paths are relative to it).
         rows: the view table's rows (:func:`cadsearch.render.job.read_view_table`).
         category_of: ``{model_id: category}``; views of other models are ignored.
-        classifier: anything with ``probabilities((B, S, S, 3) uint8) → (B, 1000)``
+        classifier: anything with ``probabilities(images) → (N, 1000)`` for a list of RGB uint8 images
             (:class:`~cadsearch.models.imagenet.ImageNetClassifier`).
         progress: show a progress bar.
 
@@ -141,8 +143,6 @@ def build_kind_profiles(
     """
     from PIL import Image
     from tqdm import tqdm
-
-    from cadsearch.models.imagenet import IMAGENET_SIZE
 
     chosen = _sample_views(rows, category_of)
     if len(chosen) < 2:
@@ -157,13 +157,12 @@ def build_kind_profiles(
             for r in views[start : start + 32]:
                 try:
                     with Image.open(ws / r.path) as im:
-                        rgb = im.convert("RGB").resize((IMAGENET_SIZE, IMAGENET_SIZE), Image.Resampling.BILINEAR)
+                        squares.append(np.asarray(im.convert("RGB")))
                 except (OSError, ValueError):
                     continue  # a view deleted or damaged since rendering: the profile is made from the others
-                squares.append(np.asarray(rgb))
             bar.update(len(views[start : start + 32]))
             if squares:
-                p = np.asarray(classifier.probabilities(np.stack(squares)), np.float64).sum(axis=0)
+                p = np.asarray(classifier.probabilities(squares), np.float64).sum(axis=0)
                 sums[category] = sums.get(category, 0.0) + p
                 read[category] = read.get(category, 0) + len(squares)
     bar.close()

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from cadsearch.errors import InputError
-from cadsearch.framing import MARGIN, METHODS, Frame, check_crop_method, frame_for, frame_image, frame_query
+from cadsearch.framing import MARGIN, METHODS, Frame, check_crop_method, frame_for, frame_query
 from cadsearch.index.faiss_index import ViewIndex, index_dir
 from cadsearch.index.view_maps import IndexViewMaps, load_view_maps
 from cadsearch.models.predictor import trained_categories
@@ -737,10 +737,8 @@ class Searcher:
         rows = self._kind_rows
         if self.kinds is None or not self.kind_prior or not self.category_vote or len(rows) < 2 or (rows < 0).all():
             return [None] * len(frames)
-        from cadsearch.models.imagenet import IMAGENET_SIZE
-
-        squares = np.stack([frame_image(image, IMAGENET_SIZE, f) for f in frames])
-        post = self.kinds.posterior(self.kind_classifier.probabilities(squares))  # (B, C) over the profiles'
+        probabilities = self.kind_classifier.probabilities([image] * len(frames), frames)  # the network's frames
+        post = self.kinds.posterior(probabilities)  # (B, C) over the profiles'
         known = rows >= 0
         out = np.empty((len(frames), len(rows)))
         out[:, known] = post[:, rows[known]]
