@@ -395,7 +395,8 @@ def index(
         ),
     ] = "auto",
 ) -> None:
-    """Embed every rendered view into the search index (only new views on a re-run; resumes if interrupted)."""
+    """Embed every rendered view into the search index (only new views on a re-run; resumes if interrupted), and
+    record what ImageNet says of each category's renders (the category vote's kind prior; two or more categories)."""
     from cadsearch.index import build_index, load_index
     from cadsearch.index.embed import file_fingerprint
     from cadsearch.models import checkpoint_path, list_models, load_predictor
