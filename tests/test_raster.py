@@ -404,3 +404,43 @@ def test_texture_without_uv_uses_its_mean_colour(renderer):
     left, right = _halves(renderer.render(quad, Camera(90, 0)))
     for half in (left, right):  # purple: half red, half blue
         assert half[0] > 40 and half[2] > 40 and half[1] < 20
+
+
+def test_software_gl_renders_without_anisotropic_filtering():
+    assert raster.texture_anisotropy("llvmpipe (LLVM 15.0.6, 256 bits)") == 1.0
+    assert raster.texture_anisotropy("softpipe") == 1.0
+    assert raster.texture_anisotropy("NVIDIA GeForce RTX 4090/PCIe/SSE2") == raster.ANISOTROPY > 1.0
+
+
+# A ShapeNet vase and a pose at which llvmpipe's anisotropic texture sampling (Mesa 22.3.6) never returned.
+_HANG_MODEL = "shapenet-31b0a01063a976104725f67267e31c89"
+_HANG_SCRIPT = """
+import sys
+from cadsearch.library import load_mesh
+from cadsearch.render.cameras import Camera
+from cadsearch.render.raster import RasterRenderer
+mesh = load_mesh(sys.argv[1], up=sys.argv[2], front=sys.argv[3]).mesh
+alpha = RasterRenderer(size=96, samples=1).render(mesh, Camera(69.6760356984623, 352.2446295861282)).alpha
+print(float(alpha.sum()))
+"""
+
+
+def test_textured_vase_at_the_llvmpipe_hang_pose_renders(shared_data):
+    import csv
+    import subprocess
+    import sys
+
+    rows = [r for r in csv.DictReader((shared_data / "meshes" / "manifest.csv").open()) if r["model_id"] == _HANG_MODEL]
+    if not rows:
+        pytest.skip(f"{_HANG_MODEL} is not in the shared manifest")
+    row = rows[0]
+    # A child process, because a GL call that never returns cannot be interrupted from Python.
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _HANG_SCRIPT, str(shared_data / row["path"]), row["up_axis"], row["front_axis"]],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        pytest.fail("the render did not return within 120 s (llvmpipe's anisotropic sampling loop?)")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(done.stdout.split()[-1]) > 500  # the vase covers part of the 96 × 96 square

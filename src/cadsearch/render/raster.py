@@ -520,6 +520,24 @@ class _Targets:
     depth_buf: np.ndarray = field(default=None)  # type: ignore[assignment]
 
 
+#: Anisotropic filtering of model textures on hardware GL (sharper textures on surfaces seen at a grazing angle).
+ANISOTROPY = 8.0
+_SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast")
+
+
+def texture_anisotropy(gl_renderer: str) -> float:
+    """The texture anisotropy to use with the GL renderer named ``gl_renderer`` (``GL_RENDERER``): 1 (plain
+    trilinear filtering) on Mesa's software renderers, else :data:`ANISOTROPY`.
+
+    Why: llvmpipe's anisotropic sampling (Debian Mesa 22.3.6) can loop forever. A vase of the shared data,
+    ``shapenet-31b0a01063a976104725f67267e31c89`` at (69.6760356984623°, 352.2446295861282°), 96 px, one sample,
+    never returned at any anisotropy ≥ 2 and renders in 0.15 s at 1; nearby poses took seconds. On this CPU,
+    trilinear filtering is also ~15 % faster on textured models, and the renders differ by 0.23/255 on average.
+    """
+    name = gl_renderer.lower()
+    return 1.0 if any(s in name for s in _SOFTWARE_RENDERERS) else ANISOTROPY
+
+
 class _GLState:
     """Everything GL for this process: context, programs, white texture, framebuffers, mesh cache."""
 
@@ -545,6 +563,7 @@ class _GLState:
             prog["u_depth"].value = 1
             self.resolve[kind] = (prog, ctx.vertex_array(prog, []))
         self.white = ctx.texture((1, 1), 4, bytes([255, 255, 255, 255]))
+        self.anisotropy = texture_anisotropy(ctx.info.get("GL_RENDERER", ""))
         self.targets: dict[tuple[int, int], _Targets] = {}
         self.meshes: OrderedDict[Any, _GpuMesh] = OrderedDict()
 
@@ -792,7 +811,8 @@ class RasterRenderer:
             texture.repeat_x = texture.repeat_y = True
             texture.build_mipmaps()
             texture.filter = (state.moderngl.LINEAR_MIPMAP_LINEAR, state.moderngl.LINEAR)
-            texture.anisotropy = 8.0
+            if state.anisotropy > 1.0:
+                texture.anisotropy = state.anisotropy
         gpu = _GpuMesh(mesh, fingerprint, vbo, ibo, vao, texture, len(corners), buffers.n_closed, buffers.radius)
         state.meshes[cache_key] = gpu  # type: ignore[index]
         while len(state.meshes) > self.cache_size:
