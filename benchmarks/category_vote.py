@@ -6,13 +6,16 @@ its mirror image, :func:`cadsearch.search.scoring.category_first`, at the index'
 4 shifted crops of the query too when that vote is unsure, ``Searcher(vote_crops_below=...)``), ``mirror`` (the
 query and its mirror only, ``vote_crops=0``: the default before), ``crops`` (the crops always,
 ``vote_crops_below=1``), ``no_kinds`` (the default vote without the ImageNet kind prior,
-:mod:`cadsearch.search.kinds`), ``score_t`` (the mirror vote at the score temperature), ``plain`` (the vote on the query
-alone, score temperature) and ``off`` (no vote); ``--votes`` picks some of them. Prints one line per search and
-split, with the share of queries whose vote asked the crops and the p50 time per query, and writes
+:mod:`cadsearch.search.kinds`), ``no_mirror_rank`` (the default search with the models ranked by the query alone,
+not with its mirror image too: ``mirror_rank=0``, :func:`cadsearch.search.scoring.rerank_with_mirror`),
+``score_t`` (the mirror vote at the score temperature), ``plain`` (the vote on the query alone, score temperature)
+and ``off`` (no vote); ``--votes`` picks some of them. Prints one line per search and split, with the share of
+queries whose vote asked the crops and the p50 time per query, and writes
 ``benchmarks/results/category_vote_<arch>.json``.
 
 Usage:
-    python benchmarks/category_vote.py BASE_WORKSPACE VARIANT ARCH [--votes on,no_kinds,mirror,crops,score_t,plain,off]
+    python benchmarks/category_vote.py BASE_WORKSPACE VARIANT ARCH
+        [--votes on,no_kinds,no_mirror_rank,mirror,crops,score_t,plain,off]
         [--json PATH] [--workspace WS]
 
 ``--workspace`` reads the network and index from WS instead of ``BASE/variants/VARIANT`` (e.g. a hard-linked copy,
@@ -86,6 +89,7 @@ def main() -> None:
         "plain": lambda: RecordingAnswerer(s.with_options(mirror_vote=False, vote_crops=0, **score_t)),
         "off": lambda: RecordingAnswerer(s.with_options(category_vote=False)),
         "no_kinds": lambda: RecordingAnswerer(s.with_options(kind_prior=0)),  # the vote without the kind prior
+        "no_mirror_rank": lambda: RecordingAnswerer(s.with_options(mirror_rank=0)),  # models ranked by the query alone
     }
     answerers = {v: answerers[v]() for v in args.votes.split(",")}
     shown = ("n", "category_top1", "azimuth_acc30_sector_balanced", "azimuth_median_deg", "top1", "pose_mean_deg")

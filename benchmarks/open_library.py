@@ -33,6 +33,7 @@ exists (``--retrain`` trains again).
 
 Usage:
     python benchmarks/open_library.py WORKSPACE [--eval-views 10] [--stage all|setup|measure] [--kind-prior P]
+        [--mirror-rank W]
 """
 
 from __future__ import annotations
@@ -230,6 +231,7 @@ def measure(ws: Path, state: dict[str, Any], args: argparse.Namespace) -> dict[s
     }
     archs = [a for a in args.archs.split(",") if checkpoint_path(lws, a).is_file()]
     search = {} if args.kind_prior is None else {"kind_prior": args.kind_prior}  # None: the product's default
+    search |= {} if args.mirror_rank is None else {"mirror_rank": args.mirror_rank}
     answerers = {a: RecordingAnswerer(Searcher.from_workspace(lws, a, **search)) for a in archs}
     out: dict[str, Any] = {"calibration": {}, "graphics": {}, "match": {}, "photos": {}}
     for a in archs:
@@ -356,6 +358,10 @@ def main() -> None:
     ap.add_argument(
         "--kind-prior", type=float, default=None, help="the search's kind prior power (0: off; default: the product's)"
     )
+    ap.add_argument(
+        "--mirror-rank", type=float, default=None,
+        help="the weight of the mirror image in the model ranking (0: the query alone; default: the product's)",
+    )  # fmt: skip
     args = ap.parse_args()
     ws: Path = args.workspace
     ws.mkdir(parents=True, exist_ok=True)

@@ -233,4 +233,4 @@ def test_old_calibration_files_without_the_outline_model_are_refitted(search_ws:
     path.write_text(json.dumps({"version": 2, "index": stored["index"], "calibration": old | {"temperature": 9.0}}))
     again = load_or_fit_calibration(search_ws, "scratch", index, fake)
     assert again["temperature"] != 9.0 and "outline" in again["match"]
-    assert json.loads(path.read_text())["version"] == CALIBRATION_VERSION == 3
+    assert json.loads(path.read_text())["version"] == CALIBRATION_VERSION > 2

@@ -24,7 +24,9 @@ from cadsearch.search.scoring import (
     category_votes,
     fit_category_temperature,
     fit_temperature,
+    neighbour_floor,
     rank_models,
+    rerank_with_mirror,
     vote_share,
 )
 from fakes import FakePredictor, fake_for, hash_vector, image_hash
@@ -115,6 +117,48 @@ def test_rank_models_groups_by_best_view_and_counts_unseen_models() -> None:
     # missing results (-1) are ignored
     part = rank_models(np.array([0.9, -1.0]), np.array([2, -1]), model_index, 3, 0.1)
     assert list(part.model_idx) == [1]
+
+
+def test_the_mirror_image_reranks_the_querys_models() -> None:
+    model_index = np.arange(4)
+    # The query alone: model 0 a hair ahead of model 1; its mirror image finds model 1 clearly, model 0 not at all.
+    sims, ids = np.array([0.80, 0.79, 0.60, 0.50]), np.arange(4)
+    ranked = rank_models(sims, ids, model_index, n_models=5, temperature=0.05)
+    mirror_sims, mirror_ids = np.array([0.85, 0.62, 0.55]), np.array([1, 2, 3])
+    mirrored = rank_models(mirror_sims, mirror_ids, model_index, n_models=5, temperature=0.05)
+    floor, mirror_floor = neighbour_floor(sims, ids), neighbour_floor(mirror_sims, mirror_ids)
+    assert (floor, mirror_floor) == (0.5, 0.55)
+    fused = rerank_with_mirror(ranked, floor, mirrored, mirror_floor, 5, 0.05, weight=0.5)
+    assert list(fused.model_idx) == [1, 0, 2, 3]
+    # (s + w s') / (1 + w); model 0 was not found by the mirror: the mirror's floor stands in
+    assert np.allclose(fused.best_sim, [(0.79 + 0.5 * 0.85) / 1.5, (0.80 + 0.5 * 0.55) / 1.5,
+                                        (0.60 + 0.5 * 0.62) / 1.5, (0.50 + 0.5 * 0.55) / 1.5])  # fmt: skip
+    assert [list(v) for v in fused.views] == [[1], [0], [2], [3]]  # each model keeps the query's own views
+    assert np.all(np.diff(fused.score) <= 0) and fused.score.sum() < 1.0  # one library model was not found
+    # Weight 0 is the query alone; a mirror that agrees keeps the order and sharpens nothing away.
+    assert rerank_with_mirror(ranked, floor, mirrored, mirror_floor, 5, 0.05, weight=0.0) is ranked
+    same = rerank_with_mirror(ranked, floor, ranked, floor, 5, 0.05)
+    assert list(same.model_idx) == list(ranked.model_idx) and np.allclose(same.score, ranked.score)
+    # A model only the mirror found is not added: the result's views and pose come from the query's neighbours.
+    only_mirror = rank_models(np.array([0.9]), np.array([4]), np.arange(5), 5, 0.05)
+    assert 4 not in rerank_with_mirror(ranked, floor, only_mirror, 0.9, 5, 0.05).model_idx
+
+
+def test_the_search_ranks_with_the_mirror_image_only_when_asked(searcher: Searcher, search_ws: Path) -> None:
+    table = searcher.index.table
+    first = np.flatnonzero(table.model_id.astype(str) == searcher.model_ids[0])[0]
+    second = np.flatnonzero(table.model_id.astype(str) == searcher.model_ids[1])[0]
+    a, b = searcher.index.vectors[first], searcher.index.vectors[second]
+    query = a + 0.9 * b  # nearer model 0's view, but near model 1's too
+    query /= np.linalg.norm(query)
+    plain = searcher.with_options(category_vote=False, mirror_rank=0)
+    assert plain.search_embedding(query, None, k=2, mirror_embedding=b).results[0].model_id == searcher.model_ids[0]
+    mirrored = searcher.with_options(category_vote=False)
+    top = mirrored.search_embedding(query, None, k=2, mirror_embedding=b).results[0]
+    assert top.model_id == searcher.model_ids[1]
+    assert mirrored.search_embedding(query, None, k=2).results[0].model_id == searcher.model_ids[0]  # no mirror
+    with pytest.raises(InputError, match="mirror_rank"):
+        searcher.with_options(mirror_rank=-1)
 
 
 def test_category_vote_puts_the_category_with_most_evidence_first() -> None:

@@ -51,7 +51,9 @@ from cadsearch.search.scoring import (
     RankedModels,
     fit_category_temperature,
     fit_temperature,
+    neighbour_floor,
     rank_models,
+    rerank_with_mirror,
 )
 from cadsearch.workspace import atomic_write_json
 
@@ -79,8 +81,8 @@ MATCH_QUERIES = 600
 #: 0.862, 0.860.
 OUTLINE_QUERIES = 150
 #: Version of the stored fit; a file of another version is refitted (2: the match model was added; 3: the outline
-#: model).
-CALIBRATION_VERSION = 3
+#: model; 4: the mirror image ranks the models, search.scoring.rerank_with_mirror).
+CALIBRATION_VERSION = 4
 #: Weight of a "second-best model while the right one is in the library" negative, relative to a positive and a
 #: leave-model-out negative (weight 1 each): they teach low match for lower ranks without swamping the top-1 case.
 SECONDARY_WEIGHT = 0.25
@@ -237,18 +239,21 @@ def fit_match(
         return None
     images, masks = composites
     frames = [frame_query(im, crop) for im in images]
-    options = {"flip_pose": False} if "flip_pose" in inspect.signature(predictor.predict).parameters else {}
-    # (the mirrored copy only refines the pose head's answer; the embedding does not use it)
+    # the mirror images too, as the searcher runs them: they rank the models (search.scoring.rerank_with_mirror)
+    options = {"flip_pose": True} if "flip_pose" in inspect.signature(predictor.predict).parameters else {}
     pred = predictor.predict(images, batch_size=64, frames=frames, **options)
     queries = np.asarray(pred.embedding, np.float32)
-    fit = fit_match_on_queries(index, queries, ids, temperature)
+    mirror = getattr(pred, "mirror_embedding", None)
+    mirrors = None if mirror is None else np.asarray(mirror, np.float32)
+    fit = fit_match_on_queries(index, queries, ids, temperature, mirrors)
     if fit is None or outline_limit <= 0:
         return fit
     n = min(outline_limit, len(ids))
     heads = np.stack([np.asarray(pred.polar_deg, np.float64), np.asarray(pred.azimuth_deg, np.float64)], 1)[:n]
     t0 = time.perf_counter()
     with _TrueMaskRegistrar(workspace, images[:n], masks[:n], frames[:n]) as register:
-        outline = fit_outline_on_queries(index, queries[:n], ids[:n], temperature, heads, register)
+        outline = fit_outline_on_queries(index, queries[:n], ids[:n], temperature, heads, register,
+                                         mirrors=None if mirrors is None else mirrors[:n])  # fmt: skip
     if outline is not None:
         fit["outline"] = outline | {"seconds": time.perf_counter() - t0, "mask": "true render mask"}
     return fit
@@ -285,30 +290,43 @@ class _TrueMaskRegistrar:
 
 
 def _leave_models_out(
-    index: ViewIndex, queries: np.ndarray, ids: np.ndarray, temperature: float
+    index: ViewIndex, queries: np.ndarray, ids: np.ndarray, temperature: float, mirrors: np.ndarray | None = None
 ) -> Iterator[tuple[int, int, bool, RankedModels, np.ndarray, np.ndarray, np.ndarray]]:
     """Each query searched with its own view left out (``leave_model_out`` False) and with every view of its model
-    left out (True), through :func:`~cadsearch.search.scoring.rank_models`: yields ``(query position, true model
-    index, leave_model_out, ranked, features (m, 4), neighbour sims, neighbour ids)`` (neighbours best first)."""
+    left out (True), through :func:`~cadsearch.search.scoring.rank_models` (and, with ``mirrors``, the (n, D)
+    embeddings of the queries' mirror images, :func:`~cadsearch.search.scoring.rerank_with_mirror`, as the
+    searcher ranks): yields ``(query position, true model index, leave_model_out, ranked, features (m, 4),
+    neighbour sims, neighbour ids)`` (neighbours best first)."""
     model_names, model_index = np.unique(index.table.model_id.astype(str), return_inverse=True)
     k_views = int(index.meta.get("k_views") or DEFAULT_K_VIEWS)
     per_model = np.bincount(model_index, minlength=len(model_names))
-    sims, hits = index.search(queries, min(len(index), k_views + int(per_model.max()) + 1))
+    k = min(len(index), k_views + int(per_model.max()) + 1)
+    sims, hits = index.search(queries, k)
+    m_sims, m_hits = index.search(mirrors, k) if mirrors is not None else (None, None)
+
+    def ranked_without(s: np.ndarray, h: np.ndarray, true: int, qid: int, leave_model_out: bool):
+        keep = (h >= 0) & ((model_index[np.maximum(h, 0)] != true) if leave_model_out else (h != qid))
+        ss, hh = s[keep][:k_views], h[keep][:k_views]
+        order = np.argsort(-ss, kind="stable")
+        ss, hh = ss[order].astype(np.float64), hh[order]
+        return rank_models(ss, hh, model_index, len(model_names), temperature), ss, hh
+
     for q, (qid, s, h) in enumerate(zip(ids, sims, hits, strict=True)):
         true = int(model_index[qid])
         for leave_model_out in (False, True):
-            keep = (h >= 0) & ((model_index[np.maximum(h, 0)] != true) if leave_model_out else (h != qid))
-            ss, hh = s[keep][:k_views], h[keep][:k_views]
+            ranked, ss, hh = ranked_without(s, h, true, qid, leave_model_out)
             if not len(hh):
                 continue
-            order = np.argsort(-ss, kind="stable")
-            ss, hh = ss[order].astype(np.float64), hh[order]
-            ranked = rank_models(ss, hh, model_index, len(model_names), temperature)
+            if m_sims is not None:
+                # the mirror image of a picture of view qid: that view is no more evidence for it than for the query
+                mirrored, ms, mh = ranked_without(m_sims[q], m_hits[q], true, qid, leave_model_out)
+                ranked = rerank_with_mirror(ranked, neighbour_floor(ss, hh), mirrored, neighbour_floor(ms, mh),
+                                            len(model_names), temperature)  # fmt: skip
             yield q, true, leave_model_out, ranked, match_features(ranked, ss), ss, hh
 
 
 def fit_match_on_queries(
-    index: ViewIndex, queries: np.ndarray, ids: np.ndarray, temperature: float
+    index: ViewIndex, queries: np.ndarray, ids: np.ndarray, temperature: float, mirrors: np.ndarray | None = None
 ) -> dict[str, Any] | None:
     """Fit the match model on query embeddings of indexed views.
 
@@ -316,6 +334,8 @@ def fit_match_on_queries(
         index: the view index.
         queries: (n, D) float32 L2-normalised embeddings of new pictures of the views ``ids`` ((n,) vector ids).
         temperature: the score temperature (ranking only; the features do not depend on it).
+        mirrors: (n, D) float32 embeddings of the queries' mirror images, or None: the ranking then uses the query
+            alone (a searcher with ``mirror_rank=0``).
 
     Each query is searched with its own view left out (its model is in the library: the model's features are a
     positive, the best other model's a :data:`SECONDARY_WEIGHT` negative) and with every view of its model left
@@ -330,7 +350,7 @@ def fit_match_on_queries(
     """
     model_index = np.unique(index.table.model_id.astype(str), return_inverse=True)[1]
     x, y, w, top_in, top_out = [], [], [], [], []
-    for _, true, leave_model_out, ranked, feats, _, _ in _leave_models_out(index, queries, ids, temperature):
+    for _, true, leave_model_out, ranked, feats, _, _ in _leave_models_out(index, queries, ids, temperature, mirrors):
         if leave_model_out:
             x.append(feats[0]), y.append(0.0), w.append(1.0)
             top_out.append(len(x) - 1)
@@ -359,12 +379,13 @@ def fit_match_on_queries(
 def fit_outline_on_queries(
     index: ViewIndex, queries: np.ndarray, ids: np.ndarray, temperature: float, heads: np.ndarray,
     register: Callable[[int, str, float, float], float | None], pose: PoseConfig = PoseConfig(),
+    mirrors: np.ndarray | None = None,
 ) -> dict[str, Any] | None:  # fmt: skip
     """Fit the outline model (:data:`~cadsearch.search.matching.OUTLINE_FEATURES`) by leave-models-out, as
     :func:`fit_match_on_queries`, with each candidate registered.
 
     Args:
-        index, queries, ids, temperature: as :func:`fit_match_on_queries`.
+        index, queries, ids, temperature, mirrors: as :func:`fit_match_on_queries`.
         heads: (n, 2) the pose head's (polar, azimuth) per query, degrees: with the candidate's retrieved views
             they give its search pose (:func:`~cadsearch.search.pose.combine_pose`, as the searcher), the
             registration's start.
@@ -397,7 +418,7 @@ def fit_outline_on_queries(
     from tqdm import tqdm
 
     # ~3 registrations per query, ~0.1 s each: minutes on a big library (a bar on a terminal only)
-    searches = _leave_models_out(index, queries, ids, temperature)
+    searches = _leave_models_out(index, queries, ids, temperature, mirrors)
     for q, true, leave_model_out, ranked, feats, ss, hh in tqdm(
         searches, total=2 * len(ids), desc="fitting the outline match", unit="search", disable=None, leave=False
     ):

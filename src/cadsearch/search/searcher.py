@@ -43,9 +43,12 @@ from cadsearch.search.matching import (
 from cadsearch.search.pose import PoseConfig, combine_pose, pose_from_view_maps
 from cadsearch.search.scoring import (
     DEFAULT_TEMPERATURE,
+    MIRROR_RANK_WEIGHT,
     category_votes,
+    neighbour_floor,
     order_by_category,
     rank_models,
+    rerank_with_mirror,
     vote_share,
     weigh_by_kind,
 )
@@ -326,6 +329,10 @@ class Searcher:
             photo answers chairs even when one view of a cup lies nearest (needs the library's categories).
         mirror_vote: the category vote also asks the query's mirror image (already run by the network for the
             pose) and wants a category found in both (:func:`~cadsearch.search.scoring.category_first`).
+        mirror_rank: the weight of the mirror image's similarities in each model's ranking similarity
+            (:func:`~cadsearch.search.scoring.rerank_with_mirror`, default :data:`~cadsearch.search.scoring.
+            MIRROR_RANK_WEIGHT`); 0 ranks by the query alone. The match model is fitted the same way
+            (:mod:`cadsearch.search.calibration`).
         vote_crops: 0, 2 or 4 (default) shifted copies of the query's square (:data:`VOTE_SHIFT`) that the category
             vote asks too when it is unsure (``vote_crops_below``), each with its mirror image (geometric mean over
             all of them): chair first on the development photos 85.78 → 91.67 % for a transfer network trained
@@ -374,6 +381,7 @@ class Searcher:
         crop: str = "auto",
         category_vote: bool = True,
         mirror_vote: bool = True,
+        mirror_rank: float = MIRROR_RANK_WEIGHT,
         vote_temperature: float | None = None,
         vote_crops: int = 4,
         vote_crops_below: float = VOTE_CROPS_BELOW,
@@ -412,6 +420,9 @@ class Searcher:
         self.pose = pose
         self.category_vote = category_vote
         self.mirror_vote = mirror_vote
+        if mirror_rank < 0:
+            raise InputError(f"mirror_rank must be 0 or more, got {mirror_rank}")
+        self.mirror_rank = float(mirror_rank)
         if vote_crops not in (0, 2, 4):
             raise InputError(f"vote_crops must be 0, 2 or 4, got {vote_crops}")
         self.vote_crops = int(vote_crops)
@@ -468,6 +479,7 @@ class Searcher:
             "crop": self.crop,
             "category_vote": self.category_vote,
             "mirror_vote": self.mirror_vote,
+            "mirror_rank": self.mirror_rank,
             "vote_temperature": self.vote_temperature,
             "vote_crops": self.vote_crops,
             "vote_crops_below": self.vote_crops_below,
@@ -811,19 +823,28 @@ class Searcher:
             raise InputError(f"k (--top) must be at least 1, got {k}")
         t0 = time.perf_counter()
         vote_mirror = self.category_vote and self.mirror_vote and mirror_embedding is not None
-        voters = ([mirror_embedding] if vote_mirror else []) + (list(vote_embeddings) if self.category_vote else [])
-        queries = np.stack([embedding, *voters])
+        rank_mirror = self.mirror_rank > 0 and mirror_embedding is not None
+        # rows: the query, then its mirror image (if the vote or the ranking asks it), then the vote's crops
+        mirrored = [mirror_embedding] if vote_mirror or rank_mirror else []
+        crops = list(vote_embeddings) if self.category_vote else []
+        queries = np.stack([embedding, *mirrored, *crops])
         sims, ids = self.index.search(np.asarray(queries, np.float32), self.k_views)
         t1 = time.perf_counter()
         n_models = len(self.model_ids)
-        ranked = rank_models(sims[0], ids[0], self._model_index, n_models, self.temperature)
+        ranked_all = [rank_models(sims[j], ids[j], self._model_index, n_models, self.temperature)
+                      for j in range(len(queries))]  # fmt: skip
+        ranked = ranked_all[0]
         share = None
         if self.category_vote:
-            others = [rank_models(sims[j], ids[j], self._model_index, n_models, self.temperature)
-                      for j in range(1, len(queries))]  # fmt: skip
+            others = ([ranked_all[1]] if vote_mirror else []) + ranked_all[1 + len(mirrored) :]
             votes = category_votes(ranked, self._category_of, others, self.vote_temperature)
             votes = weigh_by_kind(votes, kind_posterior, self.kind_prior)
             share = vote_share(votes)
+        if rank_mirror:
+            ranked = rerank_with_mirror(ranked, neighbour_floor(sims[0], ids[0]), ranked_all[1],
+                                        neighbour_floor(sims[1], ids[1]), n_models, self.temperature,
+                                        self.mirror_rank)  # fmt: skip
+        if self.category_vote:
             ranked, _ = order_by_category(ranked, self._category_of, votes)  # category_first, votes counted once
         table = self.index.table
         order = np.argsort(-sims[0][ids[0] >= 0], kind="stable")
