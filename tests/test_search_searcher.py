@@ -558,28 +558,36 @@ class BackViewRegistrar(FixedFitRegistrar):
         return super().refine(model_id, target, frame, polar_deg, azimuth_deg, alternatives)
 
 
-@pytest.mark.parametrize("bias", [6.0, -6.0])
-def test_only_exact_matches_take_a_look_alike_pose_and_registration_starts_there(search_ws: Path, bias) -> None:
-    from cadsearch.search.matching import MATCH_FEATURES, MatchModel
+@pytest.mark.parametrize("bias", [6.0, 0.4, -6.0])
+def test_only_sure_exact_matches_take_a_look_alike_pose_and_registration_starts_there(search_ws: Path, bias) -> None:
+    from cadsearch.search.matching import EXACT_MATCH_THRESHOLD, MATCH_FEATURES, MatchModel
+    from cadsearch.search.searcher import LOOK_ALIKE_MIN_MATCH
 
     fake = fake_for(search_ws)
     build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
     n = len(MATCH_FEATURES)
-    sure = MatchModel((0.0,) * n, bias, (0.0,) * n, (1.0,) * n)  # match = σ(bias): an exact match or not
+    sure = MatchModel((0.0,) * n, bias, (0.0,) * n, (1.0,) * n)  # match = σ(bias) for every result
     searcher = Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws), match_model=sure)
     image = np.asarray(Image.open(search_ws / read_view_table(search_ws)[0].path).convert("RGB"))  # plain backdrop
     plain = searcher.search(image, k=2, refine_top=0).results[0]
     searcher.registrar = stub = BackViewRegistrar()
     top = searcher.search(image, k=2).results[0]
-    if bias > 0:  # an exact match: its back view is taken, and registration refines from there
+    match = 1.0 / (1.0 + np.exp(-bias))
+    if match >= LOOK_ALIKE_MIN_MATCH:  # a sure exact match: its back view is taken, and registration refines there
         assert stub.checked == [top.model_id] and stub.started == [(plain.polar_deg, (plain.azimuth_deg + 180) % 360)]
         assert (top.polar_deg, top.azimuth_deg) == stub.started[0]
-    else:  # another object than the model: its renders say nothing about the pose
+    else:  # maybe another object than the model (σ(0.4) = 0.6: called exact, not sure): no evidence of the pose
+        assert (match >= EXACT_MATCH_THRESHOLD) == (bias == 0.4)
         assert stub.checked == [] and stub.started == [(plain.polar_deg, plain.azimuth_deg)]
     off = Searcher(fake, searcher.index, searcher.library, match_model=sure, look_alikes=False)
     off.registrar = stub = BackViewRegistrar()
     off.search(image, k=2)
     assert stub.checked == []
+    # the gate is an option: at 0.5 the unsure exact match is checked too
+    low = Searcher(fake, searcher.index, searcher.library, match_model=sure, look_alike_min_match=0.5)
+    low.registrar = stub = BackViewRegistrar()
+    low.search(image, k=2)
+    assert len(stub.checked) == (1 if match >= 0.5 else 0)
 
 
 def test_a_detected_object_is_not_checked_for_look_alikes(search_ws: Path) -> None:

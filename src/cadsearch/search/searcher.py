@@ -87,6 +87,10 @@ REGISTER_SIDE_RANGE = (0.7, 1.4)
 #: left, down, up); 4 of them measured best among shifts and zooms of 0.9–1.35 (BENCHMARKS.md, "A softer category
 #: vote").
 VOTE_SHIFT = 0.06
+#: The look-alike check (``Searcher(look_alikes=...)``) asks a model's renders about the pose only when the model's
+#: ``match`` is at least this. At the exact-match threshold (0.5) it flipped the viewpoint of chair photos whose
+#: chair is not in the library (BENCHMARKS.md, "The look-alike check's gate").
+LOOK_ALIKE_MIN_MATCH = 0.7
 #: ``vote_crops_below``: the extra views are asked only when the vote on the query and its mirror image gives its
 #: winner less than this share of the mass. At 0.9 they gave the development photos all that asking them always
 #: gave, asked for 9.3–15.2 % of those photos and 0.8–2.1 % of renders with the category-loss networks (49.0 % and
@@ -347,10 +351,11 @@ class Searcher:
         refine_top: how many of each object's best models are registered (:mod:`cadsearch.register`: pose, roll,
             scale and position refined until the model's silhouette lies on the photo's object mask); 0 = none.
             Needs the library (meshes) and an object mask: the detector's mask head, or a plain backdrop.
-        look_alikes: before registration, check each of those ``refine_top`` models that is an exact match
-            (``match`` ≥ 0.5) for a look-alike pose (the back, the mirror side) that its rendered appearance supports
-            better (:mod:`cadsearch.register.appearance`; needs the library, not a mask). Objects searched as the
-            whole photo only, not detections in a room photo.
+        look_alikes: before registration, check each of those ``refine_top`` models whose ``match`` is at least
+            ``look_alike_min_match`` for a look-alike pose (the back, the mirror side) that its rendered appearance
+            supports better (:mod:`cadsearch.register.appearance`; needs the library, not a mask). Objects searched as
+            the whole photo only, not detections in a room photo.
+        look_alike_min_match: see ``look_alikes`` (default :data:`LOOK_ALIKE_MIN_MATCH`).
         view_maps: the view maps of the indexed views of models whose kind the network never trained on
             (:mod:`cadsearch.index.view_maps`, loaded with the index by :meth:`from_workspace`), or None. Such a
             model's pose is then read from the views whose maps are nearest the query's
@@ -390,6 +395,7 @@ class Searcher:
         detect_verify: bool = False,
         refine_top: int = 1,
         look_alikes: bool = True,
+        look_alike_min_match: float = LOOK_ALIKE_MIN_MATCH,
         view_maps: IndexViewMaps | None = None,
         kinds: KindProfiles | None = None,
         kind_prior: float = KIND_PRIOR_POWER,
@@ -435,6 +441,7 @@ class Searcher:
             raise InputError(f"--refine-top must be 0 or more, got {refine_top}")
         self.refine_top = int(refine_top)
         self.look_alikes = bool(look_alikes)
+        self.look_alike_min_match = float(look_alike_min_match)
         self.view_maps = view_maps
         if kind_prior < 0:
             raise InputError(f"kind_prior must be 0 or more, got {kind_prior}")
@@ -488,6 +495,7 @@ class Searcher:
             "detect_verify": self.detect_verify,
             "refine_top": self.refine_top,
             "look_alikes": self.look_alikes,
+            "look_alike_min_match": self.look_alike_min_match,
             "view_maps": self.view_maps,
             "kinds": self.kinds,
             "kind_prior": self.kind_prior,
@@ -735,8 +743,8 @@ class Searcher:
         appearance`; before registration, which cannot tell a pose from its look-alikes)."""
         results = list(obj.results)
         for i, m in enumerate(results[:top]):
-            if m.match < EXACT_MATCH_THRESHOLD:
-                continue  # another object than this model: its renders are no evidence of the pose
+            if m.match < self.look_alike_min_match:
+                continue  # maybe another object than this model: its renders are then no evidence of the pose
             choice = self.registrar.check_look_alikes(m.model_id, image, obj.frame, m.polar_deg, m.azimuth_deg)
             if choice is not None and choice.chosen:
                 results[i] = replace(m, polar_deg=choice.polar_deg, azimuth_deg=choice.azimuth_deg)
