@@ -588,6 +588,8 @@ def test_only_sure_exact_matches_take_a_look_alike_pose_and_registration_starts_
     low.registrar = stub = BackViewRegistrar()
     low.search(image, k=2)
     assert len(stub.checked) == (1 if match >= 0.5 else 0)
+    with pytest.raises(InputError, match="look_alike_min_match"):
+        searcher.with_options(look_alike_min_match=1.5)
 
 
 def test_a_detected_object_is_not_checked_for_look_alikes(search_ws: Path) -> None:

@@ -441,6 +441,8 @@ class Searcher:
             raise InputError(f"--refine-top must be 0 or more, got {refine_top}")
         self.refine_top = int(refine_top)
         self.look_alikes = bool(look_alikes)
+        if not 0.0 <= look_alike_min_match <= 1.0:
+            raise InputError(f"look_alike_min_match must be between 0 and 1, got {look_alike_min_match}")
         self.look_alike_min_match = float(look_alike_min_match)
         self.view_maps = view_maps
         if kind_prior < 0:
