@@ -113,6 +113,22 @@ def test_leave_models_out_fit_separates_library_models_from_look_alikes_at_query
     )
 
 
+def test_the_match_fit_ranks_with_the_mirror_images_as_the_searcher_does() -> None:
+    index, inside, _, gen = synthetic_library()
+    ids = np.arange(0, len(index), 3)
+    queries = np.stack(
+        [gen.views(inside[int(index.table.model_id[i][1:])][1], np.radians([index.table.azimuth_deg[i]]), 0.4)[0]
+         for i in ids]
+    )  # fmt: skip
+    alone = fit_match_on_queries(index, queries, ids, temperature=0.05)
+    # a mirror image that looks exactly like its query changes nothing: the averaged similarities are the query's
+    same = fit_match_on_queries(index, queries, ids, temperature=0.05, mirrors=queries)
+    assert same["weights"] == pytest.approx(alone["weights"]) and same["auc"] == pytest.approx(alone["auc"])
+    # mirror images that show other views move each query's ranking, and so the fit
+    other = fit_match_on_queries(index, queries, ids, temperature=0.05, mirrors=np.roll(queries, 1, axis=0))
+    assert other["weights"] != pytest.approx(alone["weights"])
+
+
 def test_logistic_fit_and_auc_on_known_data() -> None:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2000, 4))
