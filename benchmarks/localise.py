@@ -3,9 +3,7 @@
 Compares, in one table per data set, the ways a query photo can be framed before the search:
 ``none`` (the whole photo padded to a square), ``auto`` (today's default: the backdrop crop with its zoom gate),
 ``grabcut`` (any GrabCut box, as ``benchmarks/autocrop.py`` runs it), ``oracle`` (the true box, synthetic set
-only) and ``detect`` (the trained localiser; the most confident object's results are the answer; when nothing
-reaches its threshold, its best candidate above ``DETECT_FALLBACK_SCORE``, and ``detect_no_fallback`` without
-that: the whole photo as ``auto`` frames it).
+only) and ``detect`` (the trained localiser; the most confident object's results are the answer).
 
 (a) ``clutter``: the synthetic set of ``benchmarks/autocrop.py`` (a fresh eval render's object, box side 25–60 % of
     the photo's shorter side, at a random place over a room photo), made here over the *held-out* room photos
@@ -111,8 +109,7 @@ def clutter_queries(ws: Path, files: list[Path], n: int) -> tuple[list, list[np.
 
 
 def clutter(ws: Path, searcher: Searcher, loc: Localiser, files: list[Path], n: int, pictures: Path | None,
-            methods: tuple[str, ...] = ("none", "auto", "grabcut", "oracle", "detect", "detect_no_fallback",
-                                        "detect_verify"),
+            methods: tuple[str, ...] = ("none", "auto", "grabcut", "oracle", "detect", "detect_verify"),
             label: str = "") -> dict:  # fmt: skip
     rows, images, boxes = clutter_queries(ws, files, n)
     symmetry = symmetry_orders(ws)
@@ -121,7 +118,6 @@ def clutter(ws: Path, searcher: Searcher, loc: Localiser, files: list[Path], n: 
     truth_ids = [r.model_id for r in rows]
     out = {}
     shown = []
-    fallback = searcher.detect_fallback
     for method in methods:
         if method == "grabcut" and not ac.grabcut_available():
             continue
@@ -130,9 +126,8 @@ def clutter(ws: Path, searcher: Searcher, loc: Localiser, files: list[Path], n: 
             t = time.perf_counter()
             if method.startswith("detect"):
                 searcher.detect_verify = method == "detect_verify"
-                searcher.detect_fallback = None if method == "detect_no_fallback" else fallback
                 res = searcher.search(im, k=5, crop="detect")
-                searcher.detect_verify, searcher.detect_fallback = False, fallback
+                searcher.detect_verify = False
                 dets = [o.box for o in res.objects if o.detection_score is not None]
                 if i < 12 and method == "detect":
                     shown.append(draw_boxes(im, dets, [o.detection_score for o in res.objects if dets], [tb]))
@@ -241,18 +236,17 @@ def rooms(loc: Localiser, folder: Path, pictures: Path | None, label: str = "", 
 
 
 def dev_photos(searcher: Searcher, csv_path: Path,
-               methods: tuple[str, ...] = ("auto", "detect", "detect_no_fallback", "detect_verify", "detect_no_gate"),
+               methods: tuple[str, ...] = ("auto", "detect", "detect_verify", "detect_no_gate"),
                label: str = "", pictures: Path | None = None) -> dict:  # fmt: skip
     split = photo_split(csv_path, mirror=True)
     labelled = [q for q in split.queries if q.polar_deg is not None and q.azimuth_deg is not None]
     az_true = np.array([q.azimuth_deg for q in labelled], np.float64)
     out = {}
-    gate, fallback = searcher.detect_min_zoom, searcher.detect_fallback
+    gate = searcher.detect_min_zoom
     for method in methods:
         search_az, head_az, detected = [], [], 0
         cells, captions = [], []
         searcher.detect_min_zoom = 1.0 if method == "detect_no_gate" else gate
-        searcher.detect_fallback = None if method == "detect_no_fallback" else fallback
         searcher.detect_verify = method == "detect_verify"
         for q in labelled:
             res = searcher.search(q.image(), k=1, crop="auto" if method == "auto" else "detect")
@@ -278,7 +272,7 @@ def dev_photos(searcher: Searcher, csv_path: Path,
               f"{r['azimuth_acc30_balanced_search']:.3f}, head "
               f"{r['azimuth_acc30_balanced_head']:.3f}; median {r['azimuth_median_deg_search']:.1f}°; detected "
               f"{r['detected']:.2f}", flush=True)  # fmt: skip
-    searcher.detect_min_zoom, searcher.detect_verify, searcher.detect_fallback = gate, False, fallback
+    searcher.detect_min_zoom, searcher.detect_verify = gate, False
     return out
 
 
@@ -361,14 +355,12 @@ def main() -> None:
                                "box_vote_iou": base.box_vote_iou}  # fmt: skip
         if "clutter" not in skip:
             results["baseline"]["clutter"] = clutter(ws, searcher, base, held, args.n, pictures,
-                                                     ("detect", "detect_no_fallback", "detect_verify"),
-                                                     " (baseline)")  # fmt: skip
+                                                     ("detect", "detect_verify"), " (baseline)")  # fmt: skip
         if "rooms" not in skip and (args.rooms / "boxes.csv").is_file():
             results["baseline"]["rooms"] = rooms(base, args.rooms, pictures, " (baseline)", others=False)
         if "photos" not in skip and args.photos.is_file():
-            results["baseline"]["photos"] = dev_photos(searcher, args.photos, ("detect", "detect_no_fallback",
-                                                       "detect_verify", "detect_no_gate"), " (baseline)",
-                                                       pictures)  # fmt: skip
+            results["baseline"]["photos"] = dev_photos(searcher, args.photos, ("detect", "detect_verify",
+                                                       "detect_no_gate"), " (baseline)", pictures)  # fmt: skip
         searcher.localiser = loc
     if "speed" not in skip:
         rows = read_view_table(ws, "eval_views")[:40]

@@ -218,15 +218,13 @@ def test_a_missing_or_broken_detector_is_one_clear_error(tmp_path: Path) -> None
 
 
 class FakeLocaliser:
-    """Answers fixed detections (most confident first, as :class:`Localiser`), those at ``threshold`` or more."""
+    """Answers fixed detections (most confident first, as :class:`Localiser`)."""
 
-    def __init__(self, found: list[Detection], threshold: float = 0.3) -> None:
+    def __init__(self, found: list[Detection]) -> None:
         self.found = found
-        self.threshold = threshold
 
-    def detect(self, image: np.ndarray, threshold: float | None = None) -> list[Detection]:
-        floor = self.threshold if threshold is None else threshold
-        return [d for d in self.found if d.score >= floor]
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        return list(self.found)
 
 
 class FramedFake:
@@ -243,7 +241,7 @@ class FramedFake:
         return self.fake.predict(seen, batch_size)
 
 
-def _searcher(search_ws: Path, found: list[Detection], verify: bool = False, **options):
+def _searcher(search_ws: Path, found: list[Detection], verify: bool = False):
     from cadsearch.index import build_index, load_index
     from cadsearch.library import Library
     from cadsearch.search import Searcher
@@ -252,7 +250,7 @@ def _searcher(search_ws: Path, found: list[Detection], verify: bool = False, **o
     fake = fake_for(search_ws)
     build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
     return Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws), crop="detect",
-                    localiser=FakeLocaliser(found), detect_verify=verify, **options)  # fmt: skip
+                    localiser=FakeLocaliser(found), detect_verify=verify)  # fmt: skip
 
 
 def test_search_searches_every_detected_object(search_ws: Path) -> None:
@@ -287,32 +285,6 @@ def test_no_detection_searches_the_whole_photo_and_many_are_bounded(search_ws: P
     twenty = [Detection((float(i), 0.0, float(i) + 20, 20.0), 1.0 - i / 100) for i in range(20)]
     res = _searcher(search_ws, twenty).search(photo, k=1)
     assert len(res.objects) == 20 and all(len(o.results) == 1 for o in res.objects)
-
-
-def test_a_weak_candidate_is_searched_when_nothing_reaches_the_threshold(search_ws: Path) -> None:
-    from cadsearch.render.job import read_view_table
-
-    row = read_view_table(search_ws)[3]
-    photo = np.full((160, 240, 3), 255, np.uint8)
-    photo[100:148, 180:228] = np.asarray(Image.open(search_ws / row.path).convert("RGB"))
-    box = (180.0, 100.0, 228.0, 148.0)
-    weak = [Detection(box, 0.2), Detection((0.0, 0.0, 30.0, 30.0), 0.12)]
-    res = _searcher(search_ws, weak).search(photo, k=1)
-    # the most confident candidate alone, searched in its own square, its low score reported
-    assert [(o.box, o.detection_score) for o in res.objects] == [(box, 0.2)] and res.results
-    assert res.objects[0].frame.centre == pytest.approx((204.0, 124.0))
-    # below the fallback score, or with the fallback off: the whole photo, as before
-    for options in ({"detect_fallback": 0.25}, {"detect_fallback": None}):
-        res = _searcher(search_ws, weak, **options).search(photo, k=1)
-        assert len(res.objects) == 1 and res.objects[0].detection_score is None
-    # a weak candidate as large as the photo is not framed on its own: the whole photo as auto frames it
-    res = _searcher(search_ws, [Detection((0.0, 0.0, 240.0, 160.0), 0.2)]).search(photo, k=1)
-    assert res.objects[0].detection_score is None
-    # a confident detection hides the weak ones
-    res = _searcher(search_ws, [Detection(box, 0.9), *weak]).search(photo, k=1)
-    assert [o.detection_score for o in res.objects] == [0.9]
-    with pytest.raises(InputError, match="detect_fallback"):
-        _searcher(search_ws, weak, detect_fallback=1.5)
 
 
 def test_detect_without_a_detector_is_refused(search_ws: Path) -> None:

@@ -111,9 +111,7 @@ def test_search_with_a_detector_prints_every_object_and_draws_numbered_boxes(
     Image.fromarray(photo).save(path)
 
     class Boxes:
-        threshold = 0.3
-
-        def detect(self, image, threshold=None):
+        def detect(self, image):
             return [Detection((10.0, 10.0, 58.0, 58.0), 0.8), Detection((170.0, 60.0, 218.0, 108.0), 0.5)]
 
     fake = fake_for(search_ws)

@@ -135,10 +135,10 @@ class ClassifierAnswerer:
 
         if self.crop != "detect":
             return frame_query(image, self.crop)
-        from cadsearch.search import detect_objects
+        from cadsearch.search import detection_frames
 
-        frames = detect_objects(self.localiser, image)[1]
-        frame = frames[0] if frames else None
+        found = self.localiser.detect(image)
+        frame = detection_frames(*image.shape[:2], found[:1])[0] if found else None
         return frame if frame is not None else frame_query(image, "auto")
 
     def answer(self, image: np.ndarray) -> Answer:

@@ -11,22 +11,6 @@
 
 from __future__ import annotations
 
-from cadsearch.search.searcher import (
-    CROP_CHOICES,
-    ModelMatch,
-    Searcher,
-    SearchResult,
-    default_arch,
-    detect_objects,
-    detection_frames,
-)
+from cadsearch.search.searcher import CROP_CHOICES, ModelMatch, Searcher, SearchResult, default_arch, detection_frames
 
-__all__ = [
-    "CROP_CHOICES",
-    "ModelMatch",
-    "SearchResult",
-    "Searcher",
-    "default_arch",
-    "detect_objects",
-    "detection_frames",
-]
+__all__ = ["CROP_CHOICES", "ModelMatch", "SearchResult", "Searcher", "default_arch", "detection_frames"]

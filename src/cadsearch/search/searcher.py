@@ -60,7 +60,6 @@ __all__ = [
     "SearchResult",
     "Searcher",
     "default_arch",
-    "detect_objects",
     "detection_frames",
     "is_exact_match",
     "query_of",
@@ -74,13 +73,6 @@ __all__ = [
 #: BENCHMARKS.md, ``benchmarks/localise.py``); objects at 25–60 % of the photo's shorter side (zoom ≥ 1.7) are not
 #: affected.
 DETECT_MIN_ZOOM = 1.4
-#: With ``crop="detect"``, when the localiser finds nothing at its threshold, its most confident candidate scoring at
-#: least this is searched (with its low detection score) instead of the whole photo — if it is small enough to be
-#: framed on its own (:data:`DETECT_MIN_ZOOM`); a large one keeps the whole photo as ``auto`` frames it. The user
-#: asked about the object in the photo: a weak guess at where it is beats a whole room. Measured on synthetic clutter
-#: (BENCHMARKS.md, "A low-confidence object rather than the whole photo"): 7–11 % of chairs at 25–60 % of a room
-#: photo score below the threshold, and most of them still peak above this.
-DETECT_FALLBACK_SCORE = 0.1
 
 #: A registration is kept only when its outline fits the mask at least this well (silhouette IoU on the
 #: refinement's grid): below it the mask or the start was wrong, and the search's pose and framing are kept.
@@ -295,39 +287,6 @@ def detection_frames(h: int, w: int, found: Sequence[Any], min_zoom: float = DET
     return frames
 
 
-def detect_objects(
-    localiser: Any,
-    image: np.ndarray,
-    min_zoom: float = DETECT_MIN_ZOOM,
-    fallback: float | None = DETECT_FALLBACK_SCORE,
-) -> tuple[list[Any], list[Frame | None]]:
-    """The objects ``crop="detect"`` searches in ``image`` and the frame of each (:func:`detection_frames`).
-
-    Every detection at the ``localiser``'s threshold, most confident first; when there is none, its most confident
-    candidate scoring at least ``fallback`` (:data:`DETECT_FALLBACK_SCORE`) if that one is framed on its own (not
-    None); else ``([], [])``: the whole photo is searched. One pass of the localiser either way.
-
-    Args:
-        localiser: a :class:`~cadsearch.detect.Localiser` (``threshold``, ``detect(image, threshold=)``).
-        image: (H, W, 3) uint8 photo.
-        min_zoom: see :data:`DETECT_MIN_ZOOM`.
-        fallback: lowest score of the candidate searched when nothing reaches the threshold; None: no candidate.
-    """
-    h, w = image.shape[:2]
-    threshold = float(localiser.threshold)
-    if fallback is None or fallback >= threshold:
-        found = localiser.detect(image)
-        return found, detection_frames(h, w, found, min_zoom)
-    # Detections are sorted by score and a weaker box never suppresses a stronger one, so those at the threshold
-    # are exactly what detect(image) returns.
-    found = localiser.detect(image, threshold=fallback)
-    sure = [d for d in found if d.score >= threshold]
-    if sure:
-        return sure, detection_frames(h, w, sure, min_zoom)
-    frames = detection_frames(h, w, found[:1], min_zoom)
-    return (found[:1], frames) if frames and frames[0] is not None else ([], [])
-
-
 def registration_alternatives(
     obj: FoundObject, target: np.ndarray, frame: Frame, source: str
 ) -> list[tuple[float, float, float]]:
@@ -357,8 +316,6 @@ class Searcher:
             else the whole photo; ``none``: never crop).
         localiser: the trained :class:`~cadsearch.detect.Localiser`, or None (``detect`` is then refused).
         detect_min_zoom: see :data:`DETECT_MIN_ZOOM`.
-        detect_fallback: see :data:`DETECT_FALLBACK_SCORE` (None: nothing below the localiser's threshold is
-            searched; the whole photo is, as ``auto`` frames it).
         detect_verify: with ``detect``, also search the most confident object as ``auto`` frames the whole photo
             and keep whichever answer has the higher top score. Off: measured (``benchmarks/localise.py``) it
             raised the development photos' azimuth Acc@30 only from 0.621 to 0.641 (auto: 0.663) and lowered the
@@ -435,7 +392,6 @@ class Searcher:
         vote_crops_below: float = VOTE_CROPS_BELOW,
         localiser: Any = None,
         detect_min_zoom: float = DETECT_MIN_ZOOM,
-        detect_fallback: float | None = DETECT_FALLBACK_SCORE,
         detect_verify: bool = False,
         refine_top: int = 1,
         look_alikes: bool = True,
@@ -457,9 +413,6 @@ class Searcher:
             raise InputError("the search index is empty; render views and run `cadsearch index`")
         self.localiser = localiser
         self.detect_min_zoom = float(detect_min_zoom)
-        if detect_fallback is not None and not 0.0 <= detect_fallback <= 1.0:
-            raise InputError(f"detect_fallback must be within 0–1 or None, not {detect_fallback}")
-        self.detect_fallback = None if detect_fallback is None else float(detect_fallback)
         self.detect_verify = bool(detect_verify)
         self.crop = self._check_crop(crop)
         self.predictor = predictor
@@ -541,7 +494,6 @@ class Searcher:
             "vote_crops_below": self.vote_crops_below,
             "localiser": self.localiser,
             "detect_min_zoom": self.detect_min_zoom,
-            "detect_fallback": self.detect_fallback,
             "detect_verify": self.detect_verify,
             "refine_top": self.refine_top,
             "look_alikes": self.look_alikes,
@@ -695,19 +647,19 @@ class Searcher:
         return result
 
     def _search_objects(self, image: np.ndarray, k: int, refine_top: int) -> SearchResult:
-        """``crop="detect"``: every detected object framed as the networks were trained and searched (or the best
-        candidate below the threshold, :func:`detect_objects`); nothing found: the whole photo as ``auto`` frames
-        it, with ``detection_score`` None."""
+        """``crop="detect"``: every detected object framed as the networks were trained and searched; nothing
+        detected: the whole photo as ``auto`` frames it, with ``detection_score`` None."""
         t0 = time.perf_counter()
         image = _check_image(image)
         h, w = image.shape[:2]
-        found, frames = detect_objects(self.localiser, image, self.detect_min_zoom, self.detect_fallback)
+        found = self.localiser.detect(image)
         t1 = time.perf_counter()
         if not found:
             result = self.search(image, k, crop="auto", refine_top=refine_top)
             result.timing_ms = {"detect": 1000 * (t1 - t0)} | result.timing_ms
             result.timing_ms["total"] = 1000 * (time.perf_counter() - t0)
             return result
+        frames = detection_frames(h, w, found, self.detect_min_zoom)
         # detect_verify: the most confident object is also searched as auto frames the whole photo (a chair filling
         # a product shot is often boxed only in part); the more confident answer is kept.
         verify = self.detect_verify and frames[0] is not None
