@@ -9,7 +9,8 @@ query and its mirror only, ``vote_crops=0``: the default before), ``crops`` (the
 :mod:`cadsearch.search.kinds`), ``no_mirror_rank`` (the default search with the models ranked by the query alone,
 not with its mirror image too: ``mirror_rank=0``, :func:`cadsearch.search.scoring.rerank_with_mirror`),
 ``look_alikes_at_exact`` (the default search with the look-alike check asked at the exact-match threshold, 0.5, the
-gate before ``Searcher.look_alike_min_match``),
+gate before ``Searcher.look_alike_min_match``), ``look_alikes_old_margin`` (the default search with the look-alike
+check's margin before 2026-12-05, 0.01 instead of :attr:`~cadsearch.register.appearance.LookAlikeConfig.margin`),
 ``score_t`` (the mirror vote at the score temperature), ``plain`` (the vote on the query alone, score temperature)
 and ``off`` (no vote); ``--votes`` picks some of them. Prints one line per search and split, with the share of
 queries whose vote asked the crops and the p50 time per query, and writes
@@ -17,7 +18,7 @@ queries whose vote asked the crops and the p50 time per query, and writes
 
 Usage:
     python benchmarks/category_vote.py BASE_WORKSPACE VARIANT ARCH
-        [--votes on,no_kinds,no_mirror_rank,look_alikes_at_exact,mirror,crops,score_t,plain,off]
+        [--votes on,no_kinds,no_mirror_rank,look_alikes_at_exact,look_alikes_old_margin,mirror,crops,score_t,plain,off]
         [--json PATH] [--workspace WS]
 
 ``--workspace`` reads the network and index from WS instead of ``BASE/variants/VARIANT`` (e.g. a hard-linked copy,
@@ -38,6 +39,7 @@ from real_photos import SHARED, high_confidence, summarise
 from cadsearch.evaluate.run import IndexAnswerer, answer_split, symmetry_orders
 from cadsearch.evaluate.splits import graphics_split, photo_split
 from cadsearch.library import Library
+from cadsearch.register.appearance import AppearanceJudge, LookAlikeConfig
 from cadsearch.search import Searcher
 from cadsearch.search.matching import EXACT_MATCH_THRESHOLD
 
@@ -62,6 +64,17 @@ class RecordingAnswerer(IndexAnswerer):
 
         self.searcher = copy.copy(searcher)
         self.searcher.search = recorded
+
+
+#: The look-alike check's margin before 2026-12-05 (``look_alikes_old_margin``).
+OLD_LOOK_ALIKE_MARGIN = 0.01
+
+
+def with_look_alike_margin(searcher: Searcher, margin: float) -> Searcher:
+    """The same search with the look-alike check's margin set to ``margin`` (its own registrar and judge)."""
+    variant = searcher.with_options()
+    variant.registrar.judge = AppearanceJudge(LookAlikeConfig(margin=margin))
+    return variant
 
 
 def main() -> None:
@@ -94,6 +107,7 @@ def main() -> None:
         "no_kinds": lambda: RecordingAnswerer(s.with_options(kind_prior=0)),  # the vote without the kind prior
         "no_mirror_rank": lambda: RecordingAnswerer(s.with_options(mirror_rank=0)),  # models ranked by the query alone
         "look_alikes_at_exact": lambda: RecordingAnswerer(s.with_options(look_alike_min_match=EXACT_MATCH_THRESHOLD)),
+        "look_alikes_old_margin": lambda: RecordingAnswerer(with_look_alike_margin(s, OLD_LOOK_ALIKE_MARGIN)),
     }
     answerers = {v: answerers[v]() for v in args.votes.split(",")}
     shown = ("n", "category_top1", "azimuth_acc30_sector_balanced", "azimuth_median_deg", "top1", "pose_mean_deg")

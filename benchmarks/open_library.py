@@ -56,6 +56,7 @@ from cadsearch.evaluate.splits import graphics_split
 from cadsearch.index import build_index
 from cadsearch.library import Library
 from cadsearch.models import checkpoint_path, train_model
+from cadsearch.register.appearance import AppearanceJudge, LookAlikeConfig
 from cadsearch.render.job import RenderConfig, render_views
 from cadsearch.search import Searcher
 from cadsearch.search.matching import EXACT_MATCH_THRESHOLD, roc_auc
@@ -232,7 +233,11 @@ def measure(ws: Path, state: dict[str, Any], args: argparse.Namespace) -> dict[s
     archs = [a for a in args.archs.split(",") if checkpoint_path(lws, a).is_file()]
     search = {} if args.kind_prior is None else {"kind_prior": args.kind_prior}  # None: the product's default
     search |= {} if args.mirror_rank is None else {"mirror_rank": args.mirror_rank}
-    answerers = {a: RecordingAnswerer(Searcher.from_workspace(lws, a, **search)) for a in archs}
+    searchers = {a: Searcher.from_workspace(lws, a, **search) for a in archs}
+    if args.look_alike_margin is not None:
+        for s in searchers.values():
+            s.registrar.judge = AppearanceJudge(LookAlikeConfig(margin=args.look_alike_margin))
+    answerers = {a: RecordingAnswerer(s) for a, s in searchers.items()}
     out: dict[str, Any] = {"calibration": {}, "graphics": {}, "match": {}, "photos": {}}
     for a in archs:
         cal = json.loads((lws / "index" / a / "calibration.json").read_text())["calibration"]
@@ -361,6 +366,10 @@ def main() -> None:
     ap.add_argument(
         "--mirror-rank", type=float, default=None,
         help="the weight of the mirror image in the model ranking (0: the query alone; default: the product's)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--look-alike-margin", type=float, default=None,
+        help="the look-alike check's margin (LookAlikeConfig.margin; default: the product's)",
     )  # fmt: skip
     args = ap.parse_args()
     ws: Path = args.workspace

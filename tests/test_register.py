@@ -228,6 +228,23 @@ def test_look_alike_poses_are_the_back_and_the_mirror_sides() -> None:
     assert look_alike_poses(80.0, 200.0) == [(80.0, 200.0), (80.0, 20.0), (80.0, 160.0), (80.0, 340.0)]
 
 
+def test_a_look_alike_must_agree_clearly_better_to_replace_the_estimate(monkeypatch) -> None:
+    """A near-symmetric object's back agrees with the photo almost as well as its front: a few hundredths of cosine
+    are no evidence, and the estimate stands."""
+    from cadsearch.register.appearance import AppearanceJudge, LookAlikeConfig
+
+    judge = AppearanceJudge()
+    candidates = [(80.0, 0.0), (80.0, 180.0), (80.0, 0.0), (80.0, 180.0)]
+    for agreement, chosen in (([0.50, 0.53, 0.40, 0.45], 0), ([0.50, 0.56, 0.40, 0.45], 1), ([0.50, 0.2, 0.3, 0.4], 0)):
+        monkeypatch.setattr(judge, "agreement", lambda *_, a=agreement: np.asarray(a))
+        choice = judge.choose(None, None, None, candidates)
+        assert choice.chosen == chosen and (choice.polar_deg, choice.azimuth_deg) == candidates[chosen]
+    # the margin is the config's: at 0.01, the first case's back would win
+    loose = AppearanceJudge(LookAlikeConfig(margin=0.01))
+    monkeypatch.setattr(loose, "agreement", lambda *_: np.asarray([0.50, 0.53, 0.40, 0.45]))
+    assert loose.choose(None, None, None, candidates).chosen == 1
+
+
 @pytest.mark.parametrize("truth", [(70.0, 35.0), (55.0, 240.0)])
 def test_the_look_alike_check_tells_the_front_from_the_back(chair: trimesh.Trimesh, truth) -> None:
     """Silhouettes cannot tell these poses apart (the registration above stays local); the model's appearance can."""
