@@ -71,14 +71,20 @@ def synthetic_library(per_family: int = 4, outside_per_family: int = 2, views: i
     return index, inside, outside, gen
 
 
-def test_leave_models_out_fit_separates_library_models_from_look_alikes_at_query_time() -> None:
-    index, inside, outside, gen = synthetic_library()
-    # Fit: new pictures (noisier than the indexed views) of views of the library, as calibration makes them.
+def calibration_queries(index, inside, gen) -> tuple[np.ndarray, np.ndarray]:
+    """Every third indexed view, pictured anew (noisier than the indexed views) as calibration makes them:
+    ``(view ids (N,), query vectors (N, D))``."""
     ids = np.arange(0, len(index), 3)
     queries = np.stack(
         [gen.views(inside[int(index.table.model_id[i][1:])][1], np.radians([index.table.azimuth_deg[i]]), 0.4)[0]
          for i in ids]
     )  # fmt: skip
+    return ids, queries
+
+
+def test_leave_models_out_fit_separates_library_models_from_look_alikes_at_query_time() -> None:
+    index, inside, outside, gen = synthetic_library()
+    ids, queries = calibration_queries(index, inside, gen)
     fit = fit_match_on_queries(index, queries, ids, temperature=0.05)
     assert fit is not None and fit["n_models"] == len(inside) and fit["auc"] > 0.9
     model = MatchModel.from_dict(fit)
@@ -115,11 +121,7 @@ def test_leave_models_out_fit_separates_library_models_from_look_alikes_at_query
 
 def test_the_match_fit_ranks_with_the_mirror_images_as_the_searcher_does() -> None:
     index, inside, _, gen = synthetic_library()
-    ids = np.arange(0, len(index), 3)
-    queries = np.stack(
-        [gen.views(inside[int(index.table.model_id[i][1:])][1], np.radians([index.table.azimuth_deg[i]]), 0.4)[0]
-         for i in ids]
-    )  # fmt: skip
+    ids, queries = calibration_queries(index, inside, gen)
     alone = fit_match_on_queries(index, queries, ids, temperature=0.05)
     # a mirror image that looks exactly like its query changes nothing: the averaged similarities are the query's
     same = fit_match_on_queries(index, queries, ids, temperature=0.05, mirrors=queries)
