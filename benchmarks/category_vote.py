@@ -11,14 +11,16 @@ not with its mirror image too: ``mirror_rank=0``, :func:`cadsearch.search.scorin
 ``look_alikes_at_exact`` (the default search with the look-alike check asked at the exact-match threshold, 0.5, the
 gate before ``Searcher.look_alike_min_match``), ``look_alikes_old_margin`` (the default search with the look-alike
 check's margin before 2026-12-05, 0.01 instead of :attr:`~cadsearch.register.appearance.LookAlikeConfig.margin`),
-``score_t`` (the mirror vote at the score temperature), ``plain`` (the vote on the query alone, score temperature)
-and ``off`` (no vote); ``--votes`` picks some of them. Prints one line per search and split, with the share of
-queries whose vote asked the crops and the p50 time per query, and writes
+``no_look_alike_models`` (the default search without the look-alike *models* check:
+``Searcher(look_alike_models=False)``), ``score_t`` (the mirror vote at the score temperature), ``plain`` (the vote
+on the query alone, score temperature) and ``off`` (no vote); ``--votes`` picks some of them. Prints one line per
+search and split, with the share of queries whose vote asked the crops and the p50 time per query, and writes
 ``benchmarks/results/category_vote_<arch>.json``.
 
 Usage:
     python benchmarks/category_vote.py BASE_WORKSPACE VARIANT ARCH
-        [--votes on,no_kinds,no_mirror_rank,look_alikes_at_exact,look_alikes_old_margin,mirror,crops,score_t,plain,off]
+        [--votes on,no_kinds,no_mirror_rank,look_alikes_at_exact,look_alikes_old_margin,no_look_alike_models,
+         mirror,crops,score_t,plain,off]
         [--json PATH] [--workspace WS]
 
 ``--workspace`` reads the network and index from WS instead of ``BASE/variants/VARIANT`` (e.g. a hard-linked copy,
@@ -108,6 +110,7 @@ def main() -> None:
         "no_mirror_rank": lambda: RecordingAnswerer(s.with_options(mirror_rank=0)),  # models ranked by the query alone
         "look_alikes_at_exact": lambda: RecordingAnswerer(s.with_options(look_alike_min_match=EXACT_MATCH_THRESHOLD)),
         "look_alikes_old_margin": lambda: RecordingAnswerer(with_look_alike_margin(s, OLD_LOOK_ALIKE_MARGIN)),
+        "no_look_alike_models": lambda: RecordingAnswerer(s.with_options(look_alike_models=False)),
     }
     answerers = {v: answerers[v]() for v in args.votes.split(",")}
     shown = ("n", "category_top1", "azimuth_acc30_sector_balanced", "azimuth_median_deg", "top1", "pose_mean_deg")

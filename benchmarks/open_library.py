@@ -33,7 +33,7 @@ exists (``--retrain`` trains again).
 
 Usage:
     python benchmarks/open_library.py WORKSPACE [--eval-views 10] [--stage all|setup|measure] [--kind-prior P]
-        [--mirror-rank W]
+        [--mirror-rank W] [--look-alike-margin M] [--look-alike-models on|off]
 """
 
 from __future__ import annotations
@@ -233,6 +233,7 @@ def measure(ws: Path, state: dict[str, Any], args: argparse.Namespace) -> dict[s
     archs = [a for a in args.archs.split(",") if checkpoint_path(lws, a).is_file()]
     search = {} if args.kind_prior is None else {"kind_prior": args.kind_prior}  # None: the product's default
     search |= {} if args.mirror_rank is None else {"mirror_rank": args.mirror_rank}
+    search |= {} if args.look_alike_models is None else {"look_alike_models": args.look_alike_models == "on"}
     searchers = {a: Searcher.from_workspace(lws, a, **search) for a in archs}
     if args.look_alike_margin is not None:
         for s in searchers.values():
@@ -370,6 +371,10 @@ def main() -> None:
     ap.add_argument(
         "--look-alike-margin", type=float, default=None,
         help="the look-alike check's margin (LookAlikeConfig.margin; default: the product's)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--look-alike-models", choices=("on", "off"), default=None,
+        help="the look-alike models check (Searcher(look_alike_models=...); default: the product's)",
     )  # fmt: skip
     args = ap.parse_args()
     ws: Path = args.workspace

@@ -217,6 +217,7 @@ def test_without_opengl_registration_is_off_and_says_so_once(chair: trimesh.Trim
     assert registrar.refine("c", target, frame, 80.0, 30.0) is None
     assert registrar.refine("c", target, frame, 80.0, 30.0) is None
     assert registrar.check_look_alikes("c", np.zeros((64, 64, 3), np.uint8), frame, 80.0, 30.0) is None
+    assert registrar.compare_models(np.zeros((64, 64, 3), np.uint8), frame, [("c", 80.0, 30.0)] * 2) is None
     assert "libGL.so not loaded" in registrar.unavailable
     assert capsys.readouterr().err.count("registration is off") == 1
 
@@ -260,3 +261,53 @@ def test_the_look_alike_check_tells_the_front_from_the_back(chair: trimesh.Trime
     right = registrar.check_look_alikes("c", photo, frame, *truth)
     assert right.chosen == 0 and (right.polar_deg, right.azimuth_deg) == truth
     registrar.close()
+
+
+def test_the_look_alike_models_check_prefers_the_model_in_the_photo(chair: trimesh.Trimesh) -> None:
+    """Two chairs of one family at the same pose: the photographed one's render agrees better with the photo."""
+    from cadsearch.register import Registrar
+
+    sibling = generate_chair(7, "slat_back").mesh
+    meshes = {"photographed": chair, "sibling": sibling}
+    library = type("Lib", (), {"mesh": staticmethod(lambda model_id: meshes[model_id])})()
+    registrar = Registrar(library)
+    truth = (70.0, 35.0)
+    photo, _ = _photo_of(chair, *truth, Placement(160.0, 120.0, 230.0, 0.0))
+    frame = frame_for(240, 320)
+    agree = registrar.compare_models(photo, frame, [("sibling", *truth), ("photographed", *truth)])
+    assert agree.shape == (2,) and agree[1] > agree[0] + 0.05
+    # the same model at a pose 90° off agrees worse than at its own pose
+    turned = registrar.compare_models(photo, frame, [("photographed", *truth), ("photographed", 70.0, 125.0)])
+    assert turned[0] > turned[1]
+    registrar.close()
+
+
+def test_a_look_alike_model_goes_first_only_when_its_render_agrees_clearly_better() -> None:
+    """The searcher's reordering rule: the best-agreeing of the first ``rank_models`` models goes first when it beats
+    the first model by ``rank_margin``, unless the ranking is sure of its first model (``rank_below``); ranks are
+    renumbered and scores kept."""
+    from cadsearch.register.appearance import LookAlikeConfig
+    from cadsearch.search.searcher import FoundObject, ModelMatch, Searcher
+
+    def results(first_score: float) -> list[ModelMatch]:
+        return [ModelMatch(i + 1, f"m{i}", f"m{i}", "chair", s, 80.0, 10.0 * i, "", 0.5)
+                for i, s in enumerate((first_score, 0.3, 0.1))]  # fmt: skip
+
+    cases = (([0.50, 0.53], 0.6, "m0"), ([0.50, 0.56], 0.6, "m1"), ([0.70, 0.20], 0.6, "m0"),
+             ([0.50, 0.9], 0.995, "m0"))  # fmt: skip
+    for agreement, first_score, first in cases:
+        asked = []
+
+        def compare(image, frame, candidates, a=agreement, asked=asked):
+            asked.append([c[0] for c in candidates])
+            return np.asarray(a)
+
+        judge = type("Judge", (), {"config": LookAlikeConfig()})()
+        registrar = type("Reg", (), {"judge": judge, "compare_models": staticmethod(compare)})()
+        searcher = type("S", (), {"registrar": registrar})()
+        obj = FoundObject((0, 0, 10, 10), None, results(first_score))
+        ranked = Searcher._rank_look_alike_models(searcher, np.zeros((10, 10, 3), np.uint8), obj)
+        # rank_models = 2: the third is not rendered; a first model scoring 0.995 is not second-guessed at all
+        assert asked == ([] if first_score >= 0.99 else [["m0", "m1"]])
+        assert ranked[0].model_id == first and [m.rank for m in ranked] == [1, 2, 3]
+        assert {m.model_id: m.score for m in ranked} == {"m0": first_score, "m1": 0.3, "m2": 0.1}

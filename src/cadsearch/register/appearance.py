@@ -1,4 +1,4 @@
-"""Look-alike poses: which of a pose's look-alikes the model's own appearance supports.
+"""Look-alikes: which of a pose's look-alikes, and which of the best models, the rendered appearance supports.
 
 The pose head confuses views that look alike in outline: the front with the back (φ + 180°), the left side with
 the right (360° − φ), and both at once (180° − φ). Bathtubs, rifles and aeroplanes carry most of the library's
@@ -13,11 +13,18 @@ Agreement: the mean over the feature grid (10 × 10 cells at 160 px) of the cosi
 render's L2-normalised feature vectors, weighted by the render's coverage of each cell (the union of the
 candidates' silhouettes, so that every candidate is judged on the same cells).
 
-Why gated by ``match``: a photo of a chair that is *not* in the library looks like no render of the nearest model,
-and there the check changed answers for the worse as often as for the better (development photos + mirrors, a
-prototype on the pose head's answers without registration, ungated: azimuth Acc@30 0.686 → 0.597–0.699 by margin;
-gated 0.686 → 0.691). Through the product's search (``benchmarks/look_alikes.py``, 166-model library, transfer
-network): fresh renders' mean pose error 13.11° → 10.81°, the photos' sector-balanced Acc@30 0.7298 → 0.7305.
+**Look-alike models.** The embedding also confuses models that look alike (chairs of one procedural family, two
+bathtubs): the right model is often second. Rendered at their own poses, the best models are compared with the
+query the same way (the union of their silhouettes weights the cells), and a lower-ranked model goes first when
+it agrees better by :attr:`LookAlikeConfig.rank_margin`, unless the ranking was already sure of its first model
+(:attr:`LookAlikeConfig.rank_below`). Not gated by ``match``: a wrong first model usually has a low one.
+
+Why the pose check is gated by ``match``: a photo of a chair that is *not* in the library looks like no render of
+the nearest model, and there the check changed answers for the worse as often as for the better (development photos
++ mirrors, a prototype on the pose head's answers without registration, ungated: azimuth Acc@30 0.686 → 0.597–0.699
+by margin; gated 0.686 → 0.691). Through the product's search (``benchmarks/look_alikes.py``, 166-model library,
+transfer network): fresh renders' mean pose error 13.11° → 10.81°, the photos' sector-balanced Acc@30 0.7298 →
+0.7305.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ __all__ = ["LookAlikeConfig", "LookAlikeChoice", "AppearanceJudge", "look_alike_
 
 @dataclass(frozen=True)
 class LookAlikeConfig:
-    """How look-alike poses are judged.
+    """How look-alike poses and look-alike models are judged.
 
     Attributes:
         input_size: side of the squares shown to the body, pixels (stride 16: a 10 × 10 feature grid at 160).
@@ -42,11 +49,23 @@ class LookAlikeConfig:
             hundredths of the estimate either way: at 0.01 the check turned right poses into wrong ones about as
             often as the reverse on models added after training; 0.03–0.08 kept most of the fixes and few of the
             breaks on two libraries (BENCHMARKS.md, "The look-alike check's margin").
+        rank_models: the look-alike *models* check compares this many best-ranked models, each rendered at its own
+            pose (:meth:`~cadsearch.register.Registrar.compare_models`); 0 or 1 = off.
+        rank_margin: a lower-ranked model takes the first place only when its render agrees better than the first
+            model's by this much (cosine units).
+        rank_below: the models are compared only when the first one's ranking score is below this: a ranking that is
+            sure of its first model is not second-guessed. In two libraries' renders (the open library; the
+            166-model library, seed-4 network) the check fixed first models that scored at most 0.96, while 7 of
+            the 10 right first models it displaced at margin 0.08 scored 0.998 or more; below 0.99, at margin 0.05,
+            it fixed 19 and 14 first models and displaced 3 and 5 right ones (BENCHMARKS.md, "Look-alike models").
     """
 
     input_size: int = 160
     render_size: int = 192
     margin: float = 0.05
+    rank_models: int = 2
+    rank_margin: float = 0.05
+    rank_below: float = 0.99
 
 
 @dataclass(frozen=True)

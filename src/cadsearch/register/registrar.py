@@ -114,35 +114,55 @@ class Registrar:
             return refine_pose(mesh, target, frame, polar_deg, azimuth_deg, self._renderer, self.config, model_id,
                                alternatives)  # fmt: skip
 
+    def _framed_render(self, mesh: Any, model_id: str, polar_deg: float, azimuth_deg: float):
+        """``mesh`` rendered in colour at (polar, azimuth) and framed as a query of that render would be (its object
+        box plus the framing margin): ((S, S, 3) uint8 over a grey backdrop, (S, S) coverage in [0, 1]),
+        S = the judge's ``input_size``. Call with the lock held."""
+        cfg = self.judge.config
+        if self._colour is None:
+            from cadsearch.render.raster import RasterRenderer
+
+            self._colour = RasterRenderer(cfg.render_size, cache_size=self.cache_size)
+        out = self._colour.render(mesh, Camera(polar_deg, azimuth_deg), key=model_id)
+        rgb = (out.rgb + _BACKDROP * (1.0 - out.alpha[..., None])).astype(np.uint8)  # rgb is premultiplied
+        ys, xs = np.nonzero(out.alpha > 0.5)
+        box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) if len(xs) else None
+        square = frame_for(cfg.render_size, cfg.render_size, box, MARGIN)
+        grey = (np.clip(out.alpha, 0.0, 1.0) * 255).astype(np.uint8)
+        return frame_image(rgb, cfg.input_size, square), frame_image(grey, cfg.input_size, square)[..., 0] / 255.0
+
     def check_look_alikes(
         self, model_id: str, image: np.ndarray, frame: Frame | None, polar_deg: float, azimuth_deg: float
     ) -> LookAlikeChoice | None:
         """Which of the estimate's look-alike poses (:func:`~cadsearch.register.appearance.look_alike_poses`)
         ``model_id``'s rendered appearance supports in ``image``'s ``frame`` (the square the network saw; None: the
         whole image padded to a square). None when the mesh cannot be loaded or there is no OpenGL context."""
-        cfg = self.judge.config
         with self._lock:
             mesh = self._drawable(model_id)
             if mesh is None:
                 return None
-            if self._colour is None:
-                from cadsearch.render.raster import RasterRenderer
-
-                self._colour = RasterRenderer(cfg.render_size, cache_size=self.cache_size)
             candidates = look_alike_poses(polar_deg, azimuth_deg)
-            renders, cover = [], []
-            for polar, azimuth in candidates:
-                out = self._colour.render(mesh, Camera(polar, azimuth), key=model_id)
-                rgb = (out.rgb + _BACKDROP * (1.0 - out.alpha[..., None])).astype(np.uint8)  # rgb is premultiplied
-                ys, xs = np.nonzero(out.alpha > 0.5)
-                # framed as a query of this render would be: its object box plus the framing margin
-                box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) if len(xs) else None
-                square = frame_for(cfg.render_size, cfg.render_size, box, MARGIN)
-                renders.append(frame_image(rgb, cfg.input_size, square))
-                grey = (np.clip(out.alpha, 0.0, 1.0) * 255).astype(np.uint8)
-                cover.append(frame_image(grey, cfg.input_size, square)[..., 0] / 255.0)
-        query = frame_image(image, cfg.input_size, frame)
+            renders, cover = zip(*(self._framed_render(mesh, model_id, p, a) for p, a in candidates), strict=True)
+        query = frame_image(image, self.judge.config.input_size, frame)
         return self.judge.choose(query, np.stack(renders), np.stack(cover), candidates)
+
+    def compare_models(
+        self, image: np.ndarray, frame: Frame | None, candidates: list[tuple[str, float, float]]
+    ) -> np.ndarray | None:
+        """How well each candidate ``(model_id, polar_deg, azimuth_deg)``, rendered at its pose, agrees with
+        ``image``'s ``frame`` (:meth:`~cadsearch.register.appearance.AppearanceJudge.agreement`: every candidate
+        judged on the union of their silhouettes) → (len(candidates),) cosine units; None when a mesh cannot be
+        loaded or there is no OpenGL context."""
+        with self._lock:
+            renders, cover = [], []
+            for model_id, polar, azimuth in candidates:
+                mesh = self._drawable(model_id)
+                if mesh is None:
+                    return None
+                rgb, alpha = self._framed_render(mesh, model_id, polar, azimuth)
+                renders.append(rgb), cover.append(alpha)
+        query = frame_image(image, self.judge.config.input_size, frame)
+        return self.judge.agreement(query, np.stack(renders), np.stack(cover))
 
     def close(self) -> None:
         """Release the renderer and the cached meshes."""

@@ -356,6 +356,13 @@ class Searcher:
             supports better (:mod:`cadsearch.register.appearance`; needs the library, not a mask). Objects searched as
             the whole photo only, not detections in a room photo.
         look_alike_min_match: see ``look_alikes`` (default :data:`LOOK_ALIKE_MIN_MATCH`).
+        look_alike_models: before that, render the best models (``rank_models`` of the registrar's
+            :class:`~cadsearch.register.appearance.LookAlikeConfig`, 2) at their poses and put first a lower-ranked
+            one whose render agrees with the query clearly better (``rank_margin``) than the first model's, unless
+            the first model's score is already ``rank_below`` or more
+            (:meth:`~cadsearch.register.Registrar.compare_models`); its score stays its own, so the first result
+            may then score below the second. Whole-photo objects only, as ``look_alikes``; off when
+            ``refine_top`` is 0.
         view_maps: the view maps of the indexed views of models whose kind the network never trained on
             (:mod:`cadsearch.index.view_maps`, loaded with the index by :meth:`from_workspace`), or None. Such a
             model's pose is then read from the views whose maps are nearest the query's
@@ -396,6 +403,7 @@ class Searcher:
         refine_top: int = 1,
         look_alikes: bool = True,
         look_alike_min_match: float = LOOK_ALIKE_MIN_MATCH,
+        look_alike_models: bool = True,
         view_maps: IndexViewMaps | None = None,
         kinds: KindProfiles | None = None,
         kind_prior: float = KIND_PRIOR_POWER,
@@ -444,6 +452,7 @@ class Searcher:
         if not 0.0 <= look_alike_min_match <= 1.0:
             raise InputError(f"look_alike_min_match must be between 0 and 1, got {look_alike_min_match}")
         self.look_alike_min_match = float(look_alike_min_match)
+        self.look_alike_models = bool(look_alike_models)
         self.view_maps = view_maps
         if kind_prior < 0:
             raise InputError(f"kind_prior must be 0 or more, got {kind_prior}")
@@ -498,6 +507,7 @@ class Searcher:
             "refine_top": self.refine_top,
             "look_alikes": self.look_alikes,
             "look_alike_min_match": self.look_alike_min_match,
+            "look_alike_models": self.look_alike_models,
             "view_maps": self.view_maps,
             "kinds": self.kinds,
             "kind_prior": self.kind_prior,
@@ -700,6 +710,8 @@ class Searcher:
         for obj in objects:
             if not obj.results:
                 continue
+            if self.look_alike_models and obj.detection_score is None:
+                obj.results = self._rank_look_alike_models(image, obj)
             if self.look_alikes and obj.detection_score is None:
                 # only a square that holds the object alone (a product shot, a render) is compared with the renders:
                 # a detection's square in a room photo holds other things, often with a tilted camera, and there the
@@ -738,6 +750,27 @@ class Searcher:
                 )
             obj.results = results
         return 1000 * (time.perf_counter() - t0)
+
+    def _rank_look_alike_models(self, image: np.ndarray, obj: FoundObject) -> list[ModelMatch]:
+        """``obj``'s results with the best-agreeing of its first ``rank_models`` models moved to the front when its
+        render, at its own pose, agrees with the query better than the first model's by ``rank_margin``, if the first
+        model's score is below ``rank_below`` (:class:`~cadsearch.register.appearance.LookAlikeConfig`); ranks
+        renumbered, scores unchanged."""
+        cfg = self.registrar.judge.config
+        results = list(obj.results)
+        n = min(cfg.rank_models, len(results))
+        if n < 2 or results[0].score >= cfg.rank_below:
+            return results
+        agree = self.registrar.compare_models(
+            image, obj.frame, [(m.model_id, m.polar_deg, m.azimuth_deg) for m in results[:n]]
+        )
+        if agree is None:
+            return results
+        best = int(np.argmax(agree))
+        if best == 0 or agree[best] <= agree[0] + cfg.rank_margin:
+            return results
+        results.insert(0, results.pop(best))
+        return [replace(m, rank=i + 1) for i, m in enumerate(results)]
 
     def _check_look_alikes(self, image: np.ndarray, obj: FoundObject, top: int) -> list[ModelMatch]:
         """``obj``'s results with the pose of each of its ``top`` best exact matches replaced by the look-alike
