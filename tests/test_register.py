@@ -284,18 +284,18 @@ def test_the_look_alike_models_check_prefers_the_model_in_the_photo(chair: trime
 
 def test_a_look_alike_model_goes_first_only_when_its_render_agrees_clearly_better() -> None:
     """The searcher's reordering rule: the best-agreeing of the first ``rank_models`` models goes first when it beats
-    the first model by ``rank_margin``, unless the ranking is sure of its first model (``rank_below``); ranks are
-    renumbered and scores kept."""
+    the first model by ``rank_margin``, unless the ranking is sure of its first model (``rank_below``) or the model is
+    of another category; ranks are renumbered and scores kept."""
     from cadsearch.register.appearance import LookAlikeConfig
     from cadsearch.search.searcher import FoundObject, ModelMatch, Searcher
 
-    def results(first_score: float) -> list[ModelMatch]:
-        return [ModelMatch(i + 1, f"m{i}", f"m{i}", "chair", s, 80.0, 10.0 * i, "", 0.5)
-                for i, s in enumerate((first_score, 0.3, 0.1))]  # fmt: skip
+    def results(first_score: float, second_category: str = "chair") -> list[ModelMatch]:
+        ranked = ((first_score, "chair"), (0.3, second_category), (0.1, "chair"))
+        return [ModelMatch(i + 1, f"m{i}", f"m{i}", c, s, 80.0, 10.0 * i, "", 0.5) for i, (s, c) in enumerate(ranked)]
 
     cases = (([0.50, 0.53], 0.6, "m0"), ([0.50, 0.56], 0.6, "m1"), ([0.70, 0.20], 0.6, "m0"),
-             ([0.50, 0.9], 0.995, "m0"))  # fmt: skip
-    for agreement, first_score, first in cases:
+             ([0.50, 0.9], 0.995, "m0"), ([0.50, 0.9], 0.6, "m0", "cup"))  # fmt: skip
+    for agreement, first_score, first, *other in cases:
         asked = []
 
         def compare(image, frame, candidates, a=agreement, asked=asked):
@@ -305,9 +305,10 @@ def test_a_look_alike_model_goes_first_only_when_its_render_agrees_clearly_bette
         judge = type("Judge", (), {"config": LookAlikeConfig()})()
         registrar = type("Reg", (), {"judge": judge, "compare_models": staticmethod(compare)})()
         searcher = type("S", (), {"registrar": registrar})()
-        obj = FoundObject((0, 0, 10, 10), None, results(first_score))
+        obj = FoundObject((0, 0, 10, 10), None, results(first_score, *other))
         ranked = Searcher._rank_look_alike_models(searcher, np.zeros((10, 10, 3), np.uint8), obj)
-        # rank_models = 2: the third is not rendered; a first model scoring 0.995 is not second-guessed at all
-        assert asked == ([] if first_score >= 0.99 else [["m0", "m1"]])
+        # rank_models = 2: the third is not rendered; a first model scoring 0.995 is not second-guessed at all, nor
+        # by a model of another category (the category vote chose the kind)
+        assert asked == ([] if first_score >= 0.99 or other else [["m0", "m1"]])
         assert ranked[0].model_id == first and [m.rank for m in ranked] == [1, 2, 3]
         assert {m.model_id: m.score for m in ranked} == {"m0": first_score, "m1": 0.3, "m2": 0.1}

@@ -356,9 +356,10 @@ class Searcher:
             supports better (:mod:`cadsearch.register.appearance`; needs the library, not a mask). Objects searched as
             the whole photo only, not detections in a room photo.
         look_alike_min_match: see ``look_alikes`` (default :data:`LOOK_ALIKE_MIN_MATCH`).
-        look_alike_models: before that, render the best models (``rank_models`` of the registrar's
-            :class:`~cadsearch.register.appearance.LookAlikeConfig`, 2) at their poses and put first a lower-ranked
-            one whose render agrees with the query clearly better (``rank_margin``) than the first model's, unless
+        look_alike_models: before that, render the best models of the first one's category (among the first
+            ``rank_models`` of the registrar's :class:`~cadsearch.register.appearance.LookAlikeConfig`, 2) at their
+            poses and put first a lower-ranked one whose render agrees with the query clearly better
+            (``rank_margin``) than the first model's, unless
             the first model's score is already ``rank_below`` or more
             (:meth:`~cadsearch.register.Registrar.compare_models`); its score stays its own, so the first result
             may then score below the second. Whole-photo objects only, as ``look_alikes``; off when
@@ -752,24 +753,27 @@ class Searcher:
         return 1000 * (time.perf_counter() - t0)
 
     def _rank_look_alike_models(self, image: np.ndarray, obj: FoundObject) -> list[ModelMatch]:
-        """``obj``'s results with the best-agreeing of its first ``rank_models`` models moved to the front when its
-        render, at its own pose, agrees with the query better than the first model's by ``rank_margin``, if the first
-        model's score is below ``rank_below`` (:class:`~cadsearch.register.appearance.LookAlikeConfig`); ranks
-        renumbered, scores unchanged."""
+        """``obj``'s results with the best-agreeing of its first ``rank_models`` models of the first one's category
+        moved to the front when its render, at its own pose, agrees with the query better than the first model's by
+        ``rank_margin``, if the first model's score is below ``rank_below``
+        (:class:`~cadsearch.register.appearance.LookAlikeConfig`); ranks renumbered, scores unchanged."""
         cfg = self.registrar.judge.config
         results = list(obj.results)
-        n = min(cfg.rank_models, len(results))
-        if n < 2 or results[0].score >= cfg.rank_below:
+        if not results or results[0].score >= cfg.rank_below:
+            return results
+        # the category vote chose the kind with more evidence than two renders: only models of that kind compete
+        at = [i for i, m in enumerate(results[: cfg.rank_models]) if m.category == results[0].category]
+        if len(at) < 2:
             return results
         agree = self.registrar.compare_models(
-            image, obj.frame, [(m.model_id, m.polar_deg, m.azimuth_deg) for m in results[:n]]
+            image, obj.frame, [(results[i].model_id, results[i].polar_deg, results[i].azimuth_deg) for i in at]
         )
         if agree is None:
             return results
         best = int(np.argmax(agree))
         if best == 0 or agree[best] <= agree[0] + cfg.rank_margin:
             return results
-        results.insert(0, results.pop(best))
+        results.insert(0, results.pop(at[best]))
         return [replace(m, rank=i + 1) for i, m in enumerate(results)]
 
     def _check_look_alikes(self, image: np.ndarray, obj: FoundObject, top: int) -> list[ModelMatch]:
