@@ -494,7 +494,10 @@ class FixedFitRegistrar:
     a render square of a given size relative to the searched image (1.0: plausible)."""
 
     def __init__(self, iou: float, side: float = 1.0) -> None:
+        from cadsearch.register.appearance import AppearanceJudge
+
         self.iou, self.side = iou, side
+        self.judge = AppearanceJudge()  # its config only: the stub renders nothing
 
     def refine(self, model_id, target, frame, polar_deg, azimuth_deg, alternatives=()):
         from cadsearch.register import Placement, Registration
@@ -505,6 +508,9 @@ class FixedFitRegistrar:
 
     def check_look_alikes(self, model_id, image, frame, polar_deg, azimuth_deg):
         return None  # no look-alike wins: the search's pose stands
+
+    def compare_models(self, image, frame, candidates):
+        return None  # nothing rendered: the ranking stands
 
 
 def test_a_registered_result_gets_its_match_from_the_outline_fit(search_ws: Path) -> None:
