@@ -114,7 +114,9 @@ class Registrar:
             return refine_pose(mesh, target, frame, polar_deg, azimuth_deg, self._renderer, self.config, model_id,
                                alternatives)  # fmt: skip
 
-    def _framed_render(self, mesh: Any, model_id: str, polar_deg: float, azimuth_deg: float):
+    def _framed_render(
+        self, mesh: Any, model_id: str, polar_deg: float, azimuth_deg: float
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``mesh`` rendered in colour at (polar, azimuth) and framed as a query of that render would be (its object
         box plus the framing margin): ((S, S, 3) uint8 over a grey backdrop, (S, S) coverage in [0, 1]),
         S = the judge's ``input_size``. Call with the lock held."""

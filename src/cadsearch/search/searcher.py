@@ -358,12 +358,10 @@ class Searcher:
         look_alike_min_match: see ``look_alikes`` (default :data:`LOOK_ALIKE_MIN_MATCH`).
         look_alike_models: before that, render the best models of the first one's category (among the first
             ``rank_models`` of the registrar's :class:`~cadsearch.register.appearance.LookAlikeConfig`, 2) at their
-            poses and put first a lower-ranked one whose render agrees with the query clearly better
-            (``rank_margin``) than the first model's, unless
-            the first model's score is already ``rank_below`` or more
-            (:meth:`~cadsearch.register.Registrar.compare_models`); its score stays its own, so the first result
-            may then score below the second. Whole-photo objects only, as ``look_alikes``; off when
-            ``refine_top`` is 0.
+            poses (:meth:`~cadsearch.register.Registrar.compare_models`) and put first a lower-ranked one whose
+            render agrees with the query clearly better (``rank_margin``) than the first model's, unless the first
+            model's score is already ``rank_below`` or more; its score stays its own, so the first result may then
+            score below the second. Whole-photo objects only, as ``look_alikes``; off when ``refine_top`` is 0.
         view_maps: the view maps of the indexed views of models whose kind the network never trained on
             (:mod:`cadsearch.index.view_maps`, loaded with the index by :meth:`from_workspace`), or None. Such a
             model's pose is then read from the views whose maps are nearest the query's
