@@ -33,6 +33,7 @@ import argparse
 import copy
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,7 @@ from real_photos import SHARED, high_confidence, summarise
 from cadsearch.evaluate.run import IndexAnswerer, answer_split, symmetry_orders
 from cadsearch.evaluate.splits import graphics_split, photo_split
 from cadsearch.library import Library
-from cadsearch.register.appearance import AppearanceJudge, LookAlikeConfig
+from cadsearch.register.appearance import AppearanceJudge
 from cadsearch.search import Searcher
 from cadsearch.search.matching import EXACT_MATCH_THRESHOLD
 
@@ -73,9 +74,10 @@ OLD_LOOK_ALIKE_MARGIN = 0.01
 
 
 def with_look_alike_margin(searcher: Searcher, margin: float) -> Searcher:
-    """The same search with the look-alike check's margin set to ``margin`` (its own registrar and judge)."""
+    """The same search with the look-alike check's margin set to ``margin`` (its own registrar and judge; the judge's
+    other settings kept)."""
     variant = searcher.with_options()
-    variant.registrar.judge = AppearanceJudge(LookAlikeConfig(margin=margin))
+    variant.registrar.judge = AppearanceJudge(replace(variant.registrar.judge.config, margin=margin))
     return variant
 
 

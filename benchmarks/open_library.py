@@ -50,13 +50,13 @@ from typing import Any
 
 import numpy as np
 from accuracy import parse_kv
+from category_vote import with_look_alike_margin
 
 from cadsearch.evaluate.run import TOP_K, Answer, IndexAnswerer, answer_split, read_raw, run_evaluation
 from cadsearch.evaluate.splits import graphics_split
 from cadsearch.index import build_index
 from cadsearch.library import Library
 from cadsearch.models import checkpoint_path, train_model
-from cadsearch.register.appearance import AppearanceJudge, LookAlikeConfig
 from cadsearch.render.job import RenderConfig, render_views
 from cadsearch.search import Searcher
 from cadsearch.search.matching import EXACT_MATCH_THRESHOLD, roc_auc
@@ -236,8 +236,7 @@ def measure(ws: Path, state: dict[str, Any], args: argparse.Namespace) -> dict[s
     search |= {} if args.look_alike_models is None else {"look_alike_models": args.look_alike_models == "on"}
     searchers = {a: Searcher.from_workspace(lws, a, **search) for a in archs}
     if args.look_alike_margin is not None:
-        for s in searchers.values():
-            s.registrar.judge = AppearanceJudge(LookAlikeConfig(margin=args.look_alike_margin))
+        searchers = {a: with_look_alike_margin(s, args.look_alike_margin) for a, s in searchers.items()}
     answerers = {a: RecordingAnswerer(s) for a, s in searchers.items()}
     out: dict[str, Any] = {"calibration": {}, "graphics": {}, "match": {}, "photos": {}}
     for a in archs:
