@@ -12,15 +12,17 @@ not with its mirror image too: ``mirror_rank=0``, :func:`cadsearch.search.scorin
 gate before ``Searcher.look_alike_min_match``), ``look_alikes_old_margin`` (the default search with the look-alike
 check's margin before 2026-12-05, 0.01 instead of :attr:`~cadsearch.register.appearance.LookAlikeConfig.margin`),
 ``no_look_alike_models`` (the default search without the look-alike *models* check:
-``Searcher(look_alike_models=False)``), ``score_t`` (the mirror vote at the score temperature), ``plain`` (the vote
-on the query alone, score temperature) and ``off`` (no vote); ``--votes`` picks some of them. Prints one line per
+``Searcher(look_alike_models=False)``), ``look_alikes_before_modes`` (the look-alike pose check before 2026-12-06: the
+estimate's look-alikes only, taken for a sure exact match only: :data:`BEFORE_MODES`), ``score_t`` (the mirror vote
+at the score temperature), ``plain`` (the vote on the query alone, score temperature) and ``off`` (no vote);
+``--votes`` picks some of them. Prints one line per
 search and split, with the share of queries whose vote asked the crops and the p50 time per query, and writes
 ``benchmarks/results/category_vote_<arch>.json``.
 
 Usage:
     python benchmarks/category_vote.py BASE_WORKSPACE VARIANT ARCH
         [--votes on,no_kinds,no_mirror_rank,look_alikes_at_exact,look_alikes_old_margin,no_look_alike_models,
-         mirror,crops,score_t,plain,off]
+         look_alikes_before_modes,mirror,crops,score_t,plain,off]
         [--json PATH] [--workspace WS]
 
 ``--workspace`` reads the network and index from WS instead of ``BASE/variants/VARIANT`` (e.g. a hard-linked copy,
@@ -35,6 +37,7 @@ import json
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from real_photos import SHARED, high_confidence, summarise
@@ -73,12 +76,23 @@ class RecordingAnswerer(IndexAnswerer):
 OLD_LOOK_ALIKE_MARGIN = 0.01
 
 
-def with_look_alike_margin(searcher: Searcher, margin: float) -> Searcher:
-    """The same search with the look-alike check's margin set to ``margin`` (its own registrar and judge; the judge's
-    other settings kept)."""
+def with_judge(searcher: Searcher, **changes: Any) -> Searcher:
+    """The same search with the appearance judge's :class:`~cadsearch.register.appearance.LookAlikeConfig` changed
+    (its own registrar and judge; the judge's other settings and ONNX export kept)."""
     variant = searcher.with_options()
-    variant.registrar.judge = AppearanceJudge(replace(variant.registrar.judge.config, margin=margin))
+    judge = variant.registrar.judge
+    variant.registrar.judge = AppearanceJudge(replace(judge.config, **changes), judge.onnx_path)
     return variant
+
+
+def with_look_alike_margin(searcher: Searcher, margin: float) -> Searcher:
+    """The same search with the look-alike check's margin set to ``margin``."""
+    return with_judge(searcher, margin=margin)
+
+
+#: The look-alike pose check before 2026-12-06 (``look_alikes_before_modes``): the estimate's look-alikes only (no
+#: pose-head modes), taken only for a sure exact match (no agreement gate).
+BEFORE_MODES = {"pose_modes": 0, "sure_agreement": float("inf")}
 
 
 def main() -> None:
@@ -113,6 +127,7 @@ def main() -> None:
         "look_alikes_at_exact": lambda: RecordingAnswerer(s.with_options(look_alike_min_match=EXACT_MATCH_THRESHOLD)),
         "look_alikes_old_margin": lambda: RecordingAnswerer(with_look_alike_margin(s, OLD_LOOK_ALIKE_MARGIN)),
         "no_look_alike_models": lambda: RecordingAnswerer(s.with_options(look_alike_models=False)),
+        "look_alikes_before_modes": lambda: RecordingAnswerer(with_judge(s, **BEFORE_MODES)),
     }
     answerers = {v: answerers[v]() for v in args.votes.split(",")}
     shown = ("n", "category_top1", "azimuth_acc30_sector_balanced", "azimuth_median_deg", "top1", "pose_mean_deg")

@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 from accuracy import parse_kv
-from category_vote import with_look_alike_margin
+from category_vote import BEFORE_MODES, with_judge, with_look_alike_margin
 
 from cadsearch.evaluate.run import TOP_K, Answer, IndexAnswerer, answer_split, read_raw, run_evaluation
 from cadsearch.evaluate.splits import graphics_split
@@ -237,6 +237,8 @@ def measure(ws: Path, state: dict[str, Any], args: argparse.Namespace) -> dict[s
     searchers = {a: Searcher.from_workspace(lws, a, **search) for a in archs}
     if args.look_alike_margin is not None:
         searchers = {a: with_look_alike_margin(s, args.look_alike_margin) for a, s in searchers.items()}
+    if args.look_alikes_before_modes:
+        searchers = {a: with_judge(s, **BEFORE_MODES) for a, s in searchers.items()}
     answerers = {a: RecordingAnswerer(s) for a, s in searchers.items()}
     out: dict[str, Any] = {"calibration": {}, "graphics": {}, "match": {}, "photos": {}}
     for a in archs:
@@ -374,6 +376,11 @@ def main() -> None:
     ap.add_argument(
         "--look-alike-models", choices=("on", "off"), default=None,
         help="the look-alike models check (Searcher(look_alike_models=...); default: the product's)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--look-alikes-before-modes", action="store_true",
+        help="the look-alike pose check before 2026-12-06 (category_vote.BEFORE_MODES: the estimate's look-alikes "
+        "only, for sure exact matches only)",
     )  # fmt: skip
     args = ap.parse_args()
     ws: Path = args.workspace

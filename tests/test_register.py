@@ -229,6 +229,41 @@ def test_look_alike_poses_are_the_back_and_the_mirror_sides() -> None:
     assert look_alike_poses(80.0, 200.0) == [(80.0, 200.0), (80.0, 20.0), (80.0, 160.0), (80.0, 340.0)]
 
 
+def test_the_pose_check_judges_the_head_modes_and_their_look_alikes_once_each() -> None:
+    from cadsearch.register.appearance import pose_candidates
+
+    assert pose_candidates(60.0, 30.0) == [(60.0, 30.0), (60.0, 210.0), (60.0, 330.0), (60.0, 150.0)]
+    # a mode near the estimate adds nothing; a distinct one adds itself and its look-alikes, in that order
+    found = pose_candidates(60.0, 30.0, [(62.0, 35.0, 0.5), (80.0, 120.0, 0.3)])
+    assert found == [(60.0, 30.0), (60.0, 210.0), (60.0, 330.0), (60.0, 150.0),
+                     (80.0, 120.0), (80.0, 300.0), (80.0, 240.0), (80.0, 60.0)]  # fmt: skip
+    # a side view's mirror side is its back: judged once
+    assert pose_candidates(80.0, 90.0) == [(80.0, 90.0), (80.0, 270.0)]
+    assert pose_candidates(80.0, 90.0, [(80.0, 95.0, 1.0)], separation_deg=1.0)[-1] == (80.0, 85.0)
+
+
+def test_the_appearance_judge_on_onnx_agrees_with_torch(tmp_path) -> None:
+    """The export is made on first use where it is missing, reused after, and gives torch's agreements; a folder that
+    cannot hold it leaves the judge on torch."""
+    from cadsearch.register.appearance import AppearanceJudge
+
+    rng = np.random.default_rng(0)
+    query = rng.integers(0, 256, (160, 160, 3), np.uint8)
+    renders = np.stack([query, rng.integers(0, 256, (160, 160, 3), np.uint8)])
+    coverage = np.ones((2, 160, 160))
+    eager = AppearanceJudge().agreement(query, renders, coverage)
+    path = tmp_path / "judge.onnx"
+    onnx = AppearanceJudge(onnx_path=path)
+    assert np.allclose(onnx.agreement(query, renders, coverage), eager, atol=1e-4) and path.is_file()
+    assert type(onnx._body).__name__ == "OnnxBackbone"
+    made = path.stat().st_mtime_ns
+    assert np.allclose(AppearanceJudge(onnx_path=path).agreement(query, renders, coverage), eager, atol=1e-4)
+    assert path.stat().st_mtime_ns == made
+    (tmp_path / "file").write_text("")
+    unwritable = AppearanceJudge(onnx_path=tmp_path / "file" / "judge.onnx")  # its folder is a file
+    assert np.allclose(unwritable.agreement(query, renders, coverage), eager, atol=1e-5)
+
+
 def test_a_look_alike_must_agree_clearly_better_to_replace_the_estimate(monkeypatch) -> None:
     """A near-symmetric object's back agrees with the photo almost as well as its front: a few hundredths of cosine
     are no evidence, and the estimate stands."""
@@ -246,8 +281,8 @@ def test_a_look_alike_must_agree_clearly_better_to_replace_the_estimate(monkeypa
     assert loose.choose(None, None, None, candidates).chosen == 1
 
 
-@pytest.mark.parametrize("truth", [(70.0, 35.0), (55.0, 240.0)])
-def test_the_look_alike_check_tells_the_front_from_the_back(chair: trimesh.Trimesh, truth) -> None:
+@pytest.mark.parametrize(("truth", "side"), [((70.0, 35.0), (70.0, 95.0)), ((55.0, 240.0), (55.0, 180.0))])
+def test_the_look_alike_check_tells_the_front_from_the_back(chair: trimesh.Trimesh, truth, side) -> None:
     """Silhouettes cannot tell these poses apart (the registration above stays local); the model's appearance can."""
     from cadsearch.register import Registrar
 
@@ -260,6 +295,11 @@ def test_the_look_alike_check_tells_the_front_from_the_back(chair: trimesh.Trime
     assert max(back.agreement) > back.agreement[0] + registrar.judge.config.margin
     right = registrar.check_look_alikes("c", photo, frame, *truth)
     assert right.chosen == 0 and (right.polar_deg, right.azimuth_deg) == truth
+    # `side` (60° of azimuth off) is no look-alike of the truth: only the pose head's other viewpoints bring it back
+    alone = registrar.check_look_alikes("c", photo, frame, *side)
+    assert pose_error_deg(*truth, alone.polar_deg, alone.azimuth_deg) > 45.0
+    found = registrar.check_look_alikes("c", photo, frame, *side, [(*side, 0.6), (truth[0] + 5.0, truth[1], 0.3)])
+    assert pose_error_deg(*truth, found.polar_deg, found.azimuth_deg) < 6.0
     registrar.close()
 
 

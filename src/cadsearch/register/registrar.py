@@ -12,13 +12,15 @@ from __future__ import annotations
 import sys
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cadsearch.errors import CadsearchError
 from cadsearch.framing import MARGIN, Frame, frame_for, frame_image
-from cadsearch.register.appearance import AppearanceJudge, LookAlikeChoice, LookAlikeConfig, look_alike_poses
+from cadsearch.register.appearance import AppearanceJudge, LookAlikeChoice, LookAlikeConfig, pose_candidates
 from cadsearch.register.refine import RefineConfig, Registration, SilhouetteRenderer, refine_pose
 from cadsearch.render.cameras import Camera
 
@@ -36,6 +38,8 @@ class Registrar:
         config: :class:`~cadsearch.register.refine.RefineConfig`.
         cache_size: meshes kept loaded.
         look_alikes: :class:`~cadsearch.register.appearance.LookAlikeConfig` of :meth:`check_look_alikes`.
+        appearance_onnx: the appearance judge's ONNX export (:class:`~cadsearch.register.appearance.AppearanceJudge`'s
+            ``onnx_path``); None: torch eager.
     """
 
     def __init__(
@@ -44,6 +48,7 @@ class Registrar:
         config: RefineConfig = RefineConfig(),
         cache_size: int = 16,
         look_alikes: LookAlikeConfig = LookAlikeConfig(),
+        appearance_onnx: str | Path | None = None,
     ) -> None:
         self.library = library
         self.config = config
@@ -51,7 +56,7 @@ class Registrar:
         self._meshes: OrderedDict[str, Any] = OrderedDict()
         self._renderer: SilhouetteRenderer | None = None
         self._colour: Any = None  # RasterRenderer of the look-alike check, made on first use
-        self.judge = AppearanceJudge(look_alikes)
+        self.judge = AppearanceJudge(look_alikes, appearance_onnx)
         self._lock = threading.Lock()
         #: Why registration cannot run in this process (no OpenGL context), or None. Searches then keep their
         #: poses rather than fail: registration refines an answer, it is not needed to give one.
@@ -134,16 +139,25 @@ class Registrar:
         return frame_image(rgb, cfg.input_size, square), frame_image(grey, cfg.input_size, square)[..., 0] / 255.0
 
     def check_look_alikes(
-        self, model_id: str, image: np.ndarray, frame: Frame | None, polar_deg: float, azimuth_deg: float
+        self,
+        model_id: str,
+        image: np.ndarray,
+        frame: Frame | None,
+        polar_deg: float,
+        azimuth_deg: float,
+        modes: Sequence[Sequence[float]] = (),
     ) -> LookAlikeChoice | None:
-        """Which of the estimate's look-alike poses (:func:`~cadsearch.register.appearance.look_alike_poses`)
-        ``model_id``'s rendered appearance supports in ``image``'s ``frame`` (the square the network saw; None: the
-        whole image padded to a square). None when the mesh cannot be loaded or there is no OpenGL context."""
+        """Which of the estimate's look-alike poses, and of ``modes``' (the pose head's other probable viewpoints,
+        (polar_deg, azimuth_deg, ...), most probable first; the first ``pose_modes`` of the judge's config are used)
+        with theirs (:func:`~cadsearch.register.appearance.pose_candidates`), ``model_id``'s rendered appearance
+        supports in ``image``'s ``frame`` (the square the network saw; None: the whole image padded to a square).
+        None when the mesh cannot be loaded or there is no OpenGL context."""
+        cfg = self.judge.config
         with self._lock:
             mesh = self._drawable(model_id)
             if mesh is None:
                 return None
-            candidates = look_alike_poses(polar_deg, azimuth_deg)
+            candidates = pose_candidates(polar_deg, azimuth_deg, list(modes)[: cfg.pose_modes], cfg.separation_deg)
             renders, cover = zip(*(self._framed_render(mesh, model_id, p, a) for p, a in candidates), strict=True)
         query = frame_image(image, self.judge.config.input_size, frame)
         return self.judge.choose(query, np.stack(renders), np.stack(cover), candidates)

@@ -31,6 +31,7 @@ from cadsearch.index.faiss_index import ViewIndex, index_dir
 from cadsearch.index.view_maps import IndexViewMaps, load_view_maps
 from cadsearch.models.predictor import trained_categories
 from cadsearch.register import Placement, Registrar, object_mask
+from cadsearch.register.appearance import APPEARANCE_ONNX_FILE, LookAlikeConfig
 from cadsearch.register.masks import mask_is_trusted, restrict_to_box
 from cadsearch.search.kinds import KIND_PRIOR_POWER, KindProfiles
 from cadsearch.search.matching import (
@@ -87,9 +88,11 @@ REGISTER_SIDE_RANGE = (0.7, 1.4)
 #: left, down, up); 4 of them measured best among shifts and zooms of 0.9–1.35 (BENCHMARKS.md, "A softer category
 #: vote").
 VOTE_SHIFT = 0.06
-#: The look-alike check (``Searcher(look_alikes=...)``) asks a model's renders about the pose only when the model's
-#: ``match`` is at least this. At the exact-match threshold (0.5) it flipped the viewpoint of chair photos whose
-#: chair is not in the library (BENCHMARKS.md, "The look-alike check's gate").
+#: The look-alike check (``Searcher(look_alikes=...)``) takes the pose a model's renders support when the model's
+#: ``match`` is at least this, or when the winning render itself agrees with the query at least
+#: :attr:`~cadsearch.register.appearance.LookAlikeConfig.sure_agreement`. At the exact-match threshold (0.5) alone it
+#: flipped the viewpoint of chair photos whose chair is not in the library (BENCHMARKS.md, "The look-alike check's
+#: gate").
 LOOK_ALIKE_MIN_MATCH = 0.7
 #: ``vote_crops_below``: the extra views are asked only when the vote on the query and its mirror image gives its
 #: winner less than this share of the mass. At 0.9 they gave the development photos all that asking them always
@@ -351,10 +354,13 @@ class Searcher:
         refine_top: how many of each object's best models are registered (:mod:`cadsearch.register`: pose, roll,
             scale and position refined until the model's silhouette lies on the photo's object mask); 0 = none.
             Needs the library (meshes) and an object mask: the detector's mask head, or a plain backdrop.
-        look_alikes: before registration, check each of those ``refine_top`` models whose ``match`` is at least
-            ``look_alike_min_match`` for a look-alike pose (the back, the mirror side) that its rendered appearance
-            supports better (:mod:`cadsearch.register.appearance`; needs the library, not a mask). Objects searched as
-            the whole photo only, not detections in a room photo.
+        look_alikes: before registration, check each of those ``refine_top`` models for a pose that its rendered
+            appearance supports better (:mod:`cadsearch.register.appearance`; needs the library, not a mask): a
+            look-alike of its pose (the back, the mirror side), or one of the pose head's other probable viewpoints
+            (:attr:`FoundObject.pose_modes`) or theirs. The check's pose is taken when the model's ``match`` is at
+            least ``look_alike_min_match``, or when its render agrees with the query at least ``sure_agreement``
+            (:class:`~cadsearch.register.appearance.LookAlikeConfig`: that close a likeness is itself evidence that
+            the object is the model). Objects searched as the whole photo only, not detections in a room photo.
         look_alike_min_match: see ``look_alikes`` (default :data:`LOOK_ALIKE_MIN_MATCH`).
         look_alike_models: before that, render the best models of the first one's category (among the first
             ``rank_models`` of the registrar's :class:`~cadsearch.register.appearance.LookAlikeConfig`, 2) at their
@@ -373,6 +379,8 @@ class Searcher:
             a search without the vote, never runs the classifier.
         kind_classifier: the ImageNet classifier (:class:`~cadsearch.models.imagenet.ImageNetClassifier`; default:
             torch eager, or the workspace's ONNX export from :meth:`from_workspace`).
+        appearance_onnx: the ONNX export of the look-alike checks' body (:class:`~cadsearch.register.appearance.
+            AppearanceJudge`; :meth:`from_workspace`: in the workspace's ``index/``); None: torch eager.
 
     ``threads`` sets torch's intra-op threads (process-wide; default 1, None leaves it unchanged).
     """
@@ -407,6 +415,7 @@ class Searcher:
         kinds: KindProfiles | None = None,
         kind_prior: float = KIND_PRIOR_POWER,
         kind_classifier: Any = None,
+        appearance_onnx: str | Path | None = None,
     ) -> None:
         if threads:
             # One photo through a small CNN gains little from intra-op threads, and on a shared 2-core machine
@@ -462,7 +471,8 @@ class Searcher:
 
             kind_classifier = ImageNetClassifier("lite0")  # loads on its first query (torch eager: no file to write)
         self.kind_classifier = kind_classifier
-        self.registrar = Registrar(library) if library is not None else None
+        self.appearance_onnx = Path(appearance_onnx) if appearance_onnx is not None else None
+        self.registrar = Registrar(library, appearance_onnx=appearance_onnx) if library is not None else None
         names, inverse = np.unique(index.table.model_id.astype(str), return_inverse=True)
         self.model_ids: list[str] = names.tolist()
         self._model_index = inverse.astype(np.int64)
@@ -511,6 +521,7 @@ class Searcher:
             "kinds": self.kinds,
             "kind_prior": self.kind_prior,
             "kind_classifier": self.kind_classifier,
+            "appearance_onnx": self.appearance_onnx,
         }
         return Searcher(self.predictor, self.index, self.library, **(current | options))
 
@@ -558,6 +569,9 @@ class Searcher:
 
             kwargs.setdefault("kind_classifier", imagenet_classifier(ws))
             kwargs["kinds"] = load_or_build_kind_profiles(ws, kwargs["kind_classifier"])
+        kwargs.setdefault(
+            "appearance_onnx", ws / "index" / APPEARANCE_ONNX_FILE.format(input_size=LookAlikeConfig().input_size)
+        )
         if kwargs.get("localiser") is None and has_detector(ws):
             kwargs["localiser"] = Localiser(detector_dir(ws))
         if kwargs.get("crop") is None:
@@ -779,11 +793,16 @@ class Searcher:
         pose (back, mirror side) its rendered appearance supports, where one does (:mod:`cadsearch.register.
         appearance`; before registration, which cannot tell a pose from its look-alikes)."""
         results = list(obj.results)
+        modes = () if obj.pose_modes is None else np.asarray(obj.pose_modes)[:, :2].tolist()
+        sure = self.registrar.judge.config.sure_agreement
         for i, m in enumerate(results[:top]):
-            if m.match < self.look_alike_min_match:
-                continue  # maybe another object than this model: its renders are then no evidence of the pose
-            choice = self.registrar.check_look_alikes(m.model_id, image, obj.frame, m.polar_deg, m.azimuth_deg)
-            if choice is not None and choice.chosen:
+            choice = self.registrar.check_look_alikes(m.model_id, image, obj.frame, m.polar_deg, m.azimuth_deg,
+                                                      modes)  # fmt: skip
+            if choice is None or not choice.chosen:
+                continue
+            # a photo of another object than this model (a chair not in the library) matches it poorly and agrees
+            # with none of its renders closely: then its renders are no evidence of the pose
+            if m.match >= self.look_alike_min_match or choice.agreement[choice.chosen] >= sure:
                 results[i] = replace(m, polar_deg=choice.polar_deg, azimuth_deg=choice.azimuth_deg)
         return results
 
