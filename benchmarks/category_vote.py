@@ -13,7 +13,9 @@ gate before ``Searcher.look_alike_min_match``), ``look_alikes_old_margin`` (the 
 check's margin before 2026-12-05, 0.01 instead of :attr:`~cadsearch.register.appearance.LookAlikeConfig.margin`),
 ``no_look_alike_models`` (the default search without the look-alike *models* check:
 ``Searcher(look_alike_models=False)``), ``look_alikes_before_modes`` (the look-alike pose check before 2026-12-06: the
-estimate's look-alikes only, taken for a sure exact match only: :data:`BEFORE_MODES`), ``score_t`` (the mirror vote
+estimate's look-alikes only, taken for a sure exact match only, and the look-alike models compared at their
+estimates: :data:`BEFORE_MODES`), ``look_alike_models_at_estimate`` (today's pose check, but the look-alike models
+compared at their estimates, not at the poses their own pose checks find best), ``score_t`` (the mirror vote
 at the score temperature), ``plain`` (the vote on the query alone, score temperature) and ``off`` (no vote);
 ``--votes`` picks some of them. Prints one line per
 search and split, with the share of queries whose vote asked the crops and the p50 time per query, and writes
@@ -22,7 +24,7 @@ search and split, with the share of queries whose vote asked the crops and the p
 Usage:
     python benchmarks/category_vote.py BASE_WORKSPACE VARIANT ARCH
         [--votes on,no_kinds,no_mirror_rank,look_alikes_at_exact,look_alikes_old_margin,no_look_alike_models,
-         look_alikes_before_modes,mirror,crops,score_t,plain,off]
+         look_alikes_before_modes,look_alike_models_at_estimate,mirror,crops,score_t,plain,off]
         [--json PATH] [--workspace WS]
 
 ``--workspace`` reads the network and index from WS instead of ``BASE/variants/VARIANT`` (e.g. a hard-linked copy,
@@ -90,9 +92,10 @@ def with_look_alike_margin(searcher: Searcher, margin: float) -> Searcher:
     return with_judge(searcher, margin=margin)
 
 
-#: The look-alike pose check before 2026-12-06 (``look_alikes_before_modes``): the estimate's look-alikes only (no
-#: pose-head modes), taken only for a sure exact match (no agreement gate).
-BEFORE_MODES = {"pose_modes": 0, "sure_agreement": float("inf")}
+#: The look-alike checks before 2026-12-06 (``look_alikes_before_modes``): the pose check judges the estimate's
+#: look-alikes only (no pose-head modes) and is taken only for a sure exact match (no agreement gate); the look-alike
+#: models check compares the models at their estimates.
+BEFORE_MODES = {"pose_modes": 0, "sure_agreement": float("inf"), "rank_at_best_pose": False}
 
 
 def main() -> None:
@@ -128,6 +131,7 @@ def main() -> None:
         "look_alikes_old_margin": lambda: RecordingAnswerer(with_look_alike_margin(s, OLD_LOOK_ALIKE_MARGIN)),
         "no_look_alike_models": lambda: RecordingAnswerer(s.with_options(look_alike_models=False)),
         "look_alikes_before_modes": lambda: RecordingAnswerer(with_judge(s, **BEFORE_MODES)),
+        "look_alike_models_at_estimate": lambda: RecordingAnswerer(with_judge(s, rank_at_best_pose=False)),
     }
     answerers = {v: answerers[v]() for v in args.votes.split(",")}
     shown = ("n", "category_top1", "azimuth_acc30_sector_balanced", "azimuth_median_deg", "top1", "pose_mean_deg")

@@ -239,6 +239,9 @@ def measure(ws: Path, state: dict[str, Any], args: argparse.Namespace) -> dict[s
         searchers = {a: with_look_alike_margin(s, args.look_alike_margin) for a, s in searchers.items()}
     if args.look_alikes_before_modes:
         searchers = {a: with_judge(s, **BEFORE_MODES) for a, s in searchers.items()}
+    if args.judge:
+        changes = {k: float(v) for k, v in (kv.split("=", 1) for kv in args.judge)}
+        searchers = {a: with_judge(s, **changes) for a, s in searchers.items()}
     answerers = {a: RecordingAnswerer(s) for a, s in searchers.items()}
     out: dict[str, Any] = {"calibration": {}, "graphics": {}, "match": {}, "photos": {}}
     for a in archs:
@@ -381,6 +384,10 @@ def main() -> None:
         "--look-alikes-before-modes", action="store_true",
         help="the look-alike pose check before 2026-12-06 (category_vote.BEFORE_MODES: the estimate's look-alikes "
         "only, for sure exact matches only)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--judge", action="append", default=[], metavar="FIELD=VALUE",
+        help="a numeric LookAlikeConfig field of the appearance judge, changed (repeatable; e.g. mode_margin=0.1)",
     )  # fmt: skip
     args = ap.parse_args()
     ws: Path = args.workspace

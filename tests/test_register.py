@@ -279,6 +279,15 @@ def test_a_look_alike_must_agree_clearly_better_to_replace_the_estimate(monkeypa
     loose = AppearanceJudge(LookAlikeConfig(margin=0.01))
     monkeypatch.setattr(loose, "agreement", lambda *_: np.asarray([0.50, 0.53, 0.40, 0.45]))
     assert loose.choose(None, None, None, candidates).chosen == 1
+    # beyond the estimate's look-alikes (here the first two), the pose head's other viewpoints need mode_margin
+    modes = AppearanceJudge(LookAlikeConfig(margin=0.05, mode_margin=0.1))
+    for agreement, chosen in (
+        ([0.50, 0.53, 0.58, 0.59], 0),
+        ([0.50, 0.53, 0.58, 0.61], 3),
+        ([0.5, 0.56, 0.59, 0.6], 1),
+    ):
+        monkeypatch.setattr(modes, "agreement", lambda *_, a=agreement: np.asarray(a))
+        assert modes.choose(None, None, None, candidates, look_alikes=2).chosen == chosen
 
 
 @pytest.mark.parametrize(("truth", "side"), [((70.0, 35.0), (70.0, 95.0)), ((55.0, 240.0), (55.0, 180.0))])
@@ -322,6 +331,47 @@ def test_the_look_alike_models_check_prefers_the_model_in_the_photo(chair: trime
     registrar.close()
 
 
+def test_look_alike_models_are_compared_at_the_poses_their_own_checks_find_best() -> None:
+    """``rank_at_best_pose``: each compared model is rendered at the best pose of its own pose check (here the second
+    model's estimate is 90° off its best), and the first model's check is reused by the pose check after."""
+    from cadsearch.register.appearance import LookAlikeChoice, LookAlikeConfig
+    from cadsearch.search.searcher import FoundObject, ModelMatch, Searcher
+
+    ranked = [ModelMatch(i + 1, f"m{i}", f"m{i}", "chair", s, 80.0, 10.0, "", 0.9) for i, s in enumerate((0.6, 0.3))]
+    best = {"m0": (80.0, 10.0), "m1": (80.0, 100.0)}
+    checks, compared = [], []
+
+    def pose_check(image, obj, m):
+        checks.append(m.model_id)
+        candidates = ((m.polar_deg, m.azimuth_deg), (80.0, 100.0))
+        agreement = (0.5, 0.3) if best[m.model_id] == candidates[0] else (0.2, 0.6)
+        return LookAlikeChoice(*best[m.model_id], candidates, agreement, int(agreement[1] > agreement[0] + 0.05))
+
+    def compare(image, frame, candidates):
+        compared.append(candidates)
+        return np.asarray([0.5, 0.6] if candidates[1][1:] == (80.0, 100.0) else [0.5, 0.2])
+
+    for at_best in (True, False):
+        checks.clear(), compared.clear()
+        judge = type("Judge", (), {"config": LookAlikeConfig(rank_at_best_pose=at_best, sure_agreement=0.35)})()
+        registrar = type("Reg", (), {"judge": judge, "compare_models": staticmethod(compare)})()
+        searcher = type("S", (), {"registrar": registrar, "look_alikes": True, "look_alike_min_match": 0.7,
+                                  "_pose_check": staticmethod(pose_check)})()  # fmt: skip
+        obj = FoundObject((0, 0, 10, 10), None, list(ranked))
+        checked = {}
+        obj.results = Searcher._rank_look_alike_models(searcher, np.zeros((10, 10, 3), np.uint8), obj, checked)
+        if at_best:
+            assert compared == [[("m0", 80.0, 10.0), ("m1", 80.0, 100.0)]] and obj.results[0].model_id == "m1"
+            assert checks == ["m0", "m1"] and set(checked) == {"m0", "m1"}
+        else:
+            assert compared == [[("m0", 80.0, 10.0), ("m1", 80.0, 10.0)]] and obj.results[0].model_id == "m0"
+            assert checks == [] and checked == {}
+        # the pose check then runs on the new first model once, reusing the ranking's check where it made one
+        first = Searcher._check_look_alikes(searcher, np.zeros((10, 10, 3), np.uint8), obj, 1, checked)[0]
+        assert (first.polar_deg, first.azimuth_deg) == best[first.model_id]
+        assert checks == (["m0", "m1"] if at_best else ["m0"])
+
+
 def test_a_look_alike_model_goes_first_only_when_its_render_agrees_clearly_better() -> None:
     """The searcher's reordering rule: the best-agreeing of the first ``rank_models`` models goes first when it beats
     the first model by ``rank_margin``, unless the ranking is sure of its first model (``rank_below``) or the model is
@@ -344,7 +394,7 @@ def test_a_look_alike_model_goes_first_only_when_its_render_agrees_clearly_bette
 
         judge = type("Judge", (), {"config": LookAlikeConfig()})()
         registrar = type("Reg", (), {"judge": judge, "compare_models": staticmethod(compare)})()
-        searcher = type("S", (), {"registrar": registrar})()
+        searcher = type("S", (), {"registrar": registrar, "look_alikes": False})()  # compared at their estimates
         obj = FoundObject((0, 0, 10, 10), None, results(first_score, *other))
         ranked = Searcher._rank_look_alike_models(searcher, np.zeros((10, 10, 3), np.uint8), obj)
         # rank_models = 2: the third is not rendered; a first model scoring 0.995 is not second-guessed at all, nor

@@ -158,9 +158,10 @@ class Registrar:
             if mesh is None:
                 return None
             candidates = pose_candidates(polar_deg, azimuth_deg, list(modes)[: cfg.pose_modes], cfg.separation_deg)
+            look_alikes = len(pose_candidates(polar_deg, azimuth_deg, (), cfg.separation_deg))
             renders, cover = zip(*(self._framed_render(mesh, model_id, p, a) for p, a in candidates), strict=True)
         query = frame_image(image, self.judge.config.input_size, frame)
-        return self.judge.choose(query, np.stack(renders), np.stack(cover), candidates)
+        return self.judge.choose(query, np.stack(renders), np.stack(cover), candidates, look_alikes)
 
     def compare_models(
         self, image: np.ndarray, frame: Frame | None, candidates: list[tuple[str, float, float]]

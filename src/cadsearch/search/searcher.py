@@ -31,7 +31,7 @@ from cadsearch.index.faiss_index import ViewIndex, index_dir
 from cadsearch.index.view_maps import IndexViewMaps, load_view_maps
 from cadsearch.models.predictor import trained_categories
 from cadsearch.register import Placement, Registrar, object_mask
-from cadsearch.register.appearance import APPEARANCE_ONNX_FILE, LookAlikeConfig
+from cadsearch.register.appearance import APPEARANCE_ONNX_FILE, LookAlikeChoice, LookAlikeConfig
 from cadsearch.register.masks import mask_is_trusted, restrict_to_box
 from cadsearch.search.kinds import KIND_PRIOR_POWER, KindProfiles
 from cadsearch.search.matching import (
@@ -363,11 +363,13 @@ class Searcher:
             the object is the model). Objects searched as the whole photo only, not detections in a room photo.
         look_alike_min_match: see ``look_alikes`` (default :data:`LOOK_ALIKE_MIN_MATCH`).
         look_alike_models: before that, render the best models of the first one's category (among the first
-            ``rank_models`` of the registrar's :class:`~cadsearch.register.appearance.LookAlikeConfig`, 2) at their
-            poses (:meth:`~cadsearch.register.Registrar.compare_models`) and put first a lower-ranked one whose
-            render agrees with the query clearly better (``rank_margin``) than the first model's, unless the first
-            model's score is already ``rank_below`` or more; its score stays its own, so the first result may then
-            score below the second. Whole-photo objects only, as ``look_alikes``; off when ``refine_top`` is 0.
+            ``rank_models`` of the registrar's :class:`~cadsearch.register.appearance.LookAlikeConfig`, 2), each at
+            the pose its own look-alike pose check finds best (``rank_at_best_pose``; at its estimate when
+            ``look_alikes`` is off; :meth:`~cadsearch.register.Registrar.compare_models`), and put first a
+            lower-ranked one whose render agrees with the query clearly better (``rank_margin``) than the first
+            model's, unless the first model's score is already ``rank_below`` or more; its score stays its own, so
+            the first result may then score below the second. Whole-photo objects only, as ``look_alikes``; off
+            when ``refine_top`` is 0.
         view_maps: the view maps of the indexed views of models whose kind the network never trained on
             (:mod:`cadsearch.index.view_maps`, loaded with the index by :meth:`from_workspace`), or None. Such a
             model's pose is then read from the views whose maps are nearest the query's
@@ -723,13 +725,14 @@ class Searcher:
         for obj in objects:
             if not obj.results:
                 continue
+            checked: dict[str, LookAlikeChoice] = {}  # each model's pose check, made once
             if self.look_alike_models and obj.detection_score is None:
-                obj.results = self._rank_look_alike_models(image, obj)
+                obj.results = self._rank_look_alike_models(image, obj, checked)
             if self.look_alikes and obj.detection_score is None:
                 # only a square that holds the object alone (a product shot, a render) is compared with the renders:
                 # a detection's square in a room photo holds other things, often with a tilted camera, and there the
                 # check changed 5 of 40 rolled room composites' answers, 4 for the worse (BENCHMARKS.md)
-                obj.results = self._check_look_alikes(image, obj, top)
+                obj.results = self._check_look_alikes(image, obj, top, checked)
             frame = obj.frame if obj.frame is not None else frame_for(h, w)
             found = object_mask(image, frame, self.localiser)
             if found is None:
@@ -764,11 +767,15 @@ class Searcher:
             obj.results = results
         return 1000 * (time.perf_counter() - t0)
 
-    def _rank_look_alike_models(self, image: np.ndarray, obj: FoundObject) -> list[ModelMatch]:
+    def _rank_look_alike_models(
+        self, image: np.ndarray, obj: FoundObject, checked: dict[str, LookAlikeChoice] | None = None
+    ) -> list[ModelMatch]:
         """``obj``'s results with the best-agreeing of its first ``rank_models`` models of the first one's category
         moved to the front when its render, at its own pose, agrees with the query better than the first model's by
         ``rank_margin``, if the first model's score is below ``rank_below``
-        (:class:`~cadsearch.register.appearance.LookAlikeConfig`); ranks renumbered, scores unchanged."""
+        (:class:`~cadsearch.register.appearance.LookAlikeConfig`); ranks renumbered, scores unchanged. With
+        ``rank_at_best_pose``, each model is rendered at the pose its own pose check finds best (kept in ``checked``
+        for :meth:`_check_look_alikes`)."""
         cfg = self.registrar.judge.config
         results = list(obj.results)
         if not results or results[0].score >= cfg.rank_below:
@@ -777,8 +784,18 @@ class Searcher:
         at = [i for i, m in enumerate(results[: cfg.rank_models]) if m.category == results[0].category]
         if len(at) < 2:
             return results
+        poses = [(results[i].polar_deg, results[i].azimuth_deg) for i in at]
+        checked = {} if checked is None else checked
+        if cfg.rank_at_best_pose and self.look_alikes:
+            for j, i in enumerate(at):
+                choice = self._pose_check(image, obj, results[i])
+                if choice is None:
+                    return results
+                checked[results[i].model_id] = choice
+                best = int(np.argmax(choice.agreement))
+                poses[j] = choice.candidates[best]
         agree = self.registrar.compare_models(
-            image, obj.frame, [(results[i].model_id, results[i].polar_deg, results[i].azimuth_deg) for i in at]
+            image, obj.frame, [(results[i].model_id, *pose) for i, pose in zip(at, poses, strict=True)]
         )
         if agree is None:
             return results
@@ -788,16 +805,24 @@ class Searcher:
         results.insert(0, results.pop(at[best]))
         return [replace(m, rank=i + 1) for i, m in enumerate(results)]
 
-    def _check_look_alikes(self, image: np.ndarray, obj: FoundObject, top: int) -> list[ModelMatch]:
-        """``obj``'s results with the pose of each of its ``top`` best exact matches replaced by the look-alike
-        pose (back, mirror side) its rendered appearance supports, where one does (:mod:`cadsearch.register.
-        appearance`; before registration, which cannot tell a pose from its look-alikes)."""
-        results = list(obj.results)
+    def _pose_check(self, image: np.ndarray, obj: FoundObject, m: ModelMatch) -> LookAlikeChoice | None:
+        """The look-alike pose check of ``m`` in ``obj`` (:meth:`~cadsearch.register.Registrar.check_look_alikes`,
+        with the pose head's modes), or None."""
         modes = () if obj.pose_modes is None else np.asarray(obj.pose_modes)[:, :2].tolist()
+        return self.registrar.check_look_alikes(m.model_id, image, obj.frame, m.polar_deg, m.azimuth_deg, modes)
+
+    def _check_look_alikes(
+        self, image: np.ndarray, obj: FoundObject, top: int, checked: dict[str, LookAlikeChoice] | None = None
+    ) -> list[ModelMatch]:
+        """``obj``'s results with the pose of each of its ``top`` best models replaced by the pose its rendered
+        appearance supports (a look-alike of its pose, or one of the pose head's other viewpoints or theirs), where
+        one does and the check's answer can be trusted (see ``look_alikes``; before registration, which cannot tell
+        a pose from its look-alikes). ``checked``: checks already made, by model id."""
+        results = list(obj.results)
+        checked = checked or {}
         sure = self.registrar.judge.config.sure_agreement
         for i, m in enumerate(results[:top]):
-            choice = self.registrar.check_look_alikes(m.model_id, image, obj.frame, m.polar_deg, m.azimuth_deg,
-                                                      modes)  # fmt: skip
+            choice = checked.get(m.model_id) or self._pose_check(image, obj, m)
             if choice is None or not choice.chosen:
                 continue
             # a photo of another object than this model (a chair not in the library) matches it poorly and agrees
