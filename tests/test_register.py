@@ -244,7 +244,7 @@ def test_the_pose_check_judges_the_head_modes_and_their_look_alikes_once_each() 
 
 def test_the_appearance_judge_on_onnx_agrees_with_torch(tmp_path) -> None:
     """The export is made on first use where it is missing, reused after, and gives torch's agreements; a folder that
-    cannot hold it leaves the judge on torch."""
+    cannot hold it, or an export onnxruntime cannot load, leaves the judge on torch."""
     from cadsearch.register.appearance import AppearanceJudge
 
     rng = np.random.default_rng(0)
@@ -262,6 +262,9 @@ def test_the_appearance_judge_on_onnx_agrees_with_torch(tmp_path) -> None:
     (tmp_path / "file").write_text("")
     unwritable = AppearanceJudge(onnx_path=tmp_path / "file" / "judge.onnx")  # its folder is a file
     assert np.allclose(unwritable.agreement(query, renders, coverage), eager, atol=1e-5)
+    (tmp_path / "broken.onnx").write_bytes(b"not an onnx file")  # an interrupted copy, say
+    broken = AppearanceJudge(onnx_path=tmp_path / "broken.onnx")
+    assert np.allclose(broken.agreement(query, renders, coverage), eager, atol=1e-5)
 
 
 def test_a_look_alike_must_agree_clearly_better_to_replace_the_estimate(monkeypatch) -> None:

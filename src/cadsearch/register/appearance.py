@@ -119,7 +119,7 @@ class LookAlikeChoice:
 
     Attributes:
         polar_deg, azimuth_deg: the chosen pose, degrees (the estimate when no look-alike won).
-        candidates: the (polar, azimuth) poses judged, the estimate first (:func:`look_alike_poses`).
+        candidates: the (polar, azimuth) poses judged, the estimate first (:func:`pose_candidates`).
         agreement: (len(candidates),) each candidate's agreement with the query, cosine units.
         chosen: index of the chosen candidate (0: the estimate stands).
     """
@@ -192,8 +192,9 @@ class AppearanceJudge:
                     net = FrozenBackbone("lite0", "stride16", self.config.input_size)
                     export_onnx(net, self.config.input_size, self.onnx_path)
                 self._body = OnnxBackbone(self.onnx_path)
-            except (ImportError, OSError):
-                self._body = None  # no onnxruntime, or a folder we cannot write: torch eager below
+            except Exception:  # noqa: BLE001 - onnxruntime's load errors derive from Exception only
+                # no onnxruntime, a folder we cannot write, or an export onnxruntime cannot load: torch eager below
+                self._body = None
         if self._body is None:
             net = net or FrozenBackbone("lite0", "stride16", self.config.input_size)
 
