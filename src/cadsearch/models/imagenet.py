@@ -66,28 +66,12 @@ class ImageNetClassifier:
         self._lock = threading.Lock()
 
     def _load(self):
+        from cadsearch.models.onnx_runtime import frozen_body
+
         with self._lock:
-            if self._run is not None:
-                return self._run
-            net = None
-            if self.onnx_path is not None:
-                try:
-                    from cadsearch.models.onnx_runtime import OnnxBackbone, export_onnx
-
-                    if not self.onnx_path.is_file():
-                        net = _network(self.backbone, IMAGENET_SIZE)
-                        export_onnx(net, IMAGENET_SIZE, self.onnx_path)
-                    self._run = OnnxBackbone(self.onnx_path, self.threads)
-                except (ImportError, OSError):
-                    self._run = None  # no onnxruntime, or a folder we cannot write: torch eager below
             if self._run is None:
-                net = net or _network(self.backbone, IMAGENET_SIZE)
-
-                def run(x: torch.Tensor, net=net) -> torch.Tensor:
-                    with torch.no_grad():
-                        return net(x)
-
-                self._run = run
+                build = lambda: _network(self.backbone, IMAGENET_SIZE)  # noqa: E731
+                self._run = frozen_body(build, IMAGENET_SIZE, self.onnx_path, self.threads)
             return self._run
 
     def probabilities(

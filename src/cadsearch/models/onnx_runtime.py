@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ import torch.nn as nn
 
 from cadsearch.workspace import atomic_write_bytes
 
-__all__ = ["export_onnx", "OnnxBackbone", "measure_backends"]
+__all__ = ["export_onnx", "OnnxBackbone", "frozen_body", "measure_backends"]
 
 
 def export_onnx(body: nn.Module, input_size: int, path: str | Path) -> Path:
@@ -60,6 +61,35 @@ class OnnxBackbone:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         out = self.session.run(None, {"image": np.ascontiguousarray(x.detach().numpy(), np.float32)})[0]
         return torch.from_numpy(out)
+
+
+def frozen_body(
+    build: Callable[[], nn.Module], input_size: int, onnx_path: str | Path | None, threads: int | None = None
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A frozen body as a callable (B, 3, S, S) float32 tensor → its output tensor: on onnxruntime from the export at
+    ``onnx_path`` (made there from ``build()`` at ``input_size`` when missing), else torch eager on ``build()``.
+
+    Torch eager when ``onnx_path`` is None, onnxruntime is missing, the folder cannot be written, or the export cannot
+    be loaded (an interrupted copy): a frozen body is a pure function of its input, so either backend gives the same
+    answer, the export only runs it faster.
+    """
+    net = None
+    if onnx_path is not None:
+        onnx_path = Path(onnx_path)
+        try:
+            if not onnx_path.is_file():
+                net = build()
+                export_onnx(net, input_size, onnx_path)
+            return OnnxBackbone(onnx_path, threads)
+        except Exception:  # noqa: BLE001 - onnxruntime's load errors derive from Exception only
+            pass
+    net = net or build()
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return net(x)
+
+    return run
 
 
 def _throughput(fn, x: torch.Tensor, repeats: int = 3) -> float:

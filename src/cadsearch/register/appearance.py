@@ -175,34 +175,14 @@ class AppearanceJudge:
         self._lock = threading.Lock()
 
     def _load(self):
-        """The body as a callable (B, 3, S, S) normalised float tensor → (B, C, h, w) tensor. Call with the lock
-        held."""
-        import torch
-
+        """The body as a callable (B, 3, S, S) normalised float tensor → (B, C, h, w) tensor
+        (:func:`~cadsearch.models.onnx_runtime.frozen_body`). Call with the lock held."""
+        from cadsearch.models.onnx_runtime import frozen_body
         from cadsearch.models.transfer import FrozenBackbone
 
-        if self._body is not None:
-            return self._body
-        net = None
-        if self.onnx_path is not None:
-            try:
-                from cadsearch.models.onnx_runtime import OnnxBackbone, export_onnx
-
-                if not self.onnx_path.is_file():
-                    net = FrozenBackbone("lite0", "stride16", self.config.input_size)
-                    export_onnx(net, self.config.input_size, self.onnx_path)
-                self._body = OnnxBackbone(self.onnx_path)
-            except Exception:  # noqa: BLE001 - onnxruntime's load errors derive from Exception only
-                # no onnxruntime, a folder we cannot write, or an export onnxruntime cannot load: torch eager below
-                self._body = None
         if self._body is None:
-            net = net or FrozenBackbone("lite0", "stride16", self.config.input_size)
-
-            def run(x: torch.Tensor, net=net) -> torch.Tensor:
-                with torch.no_grad():
-                    return net(x)
-
-            self._body = run
+            size = self.config.input_size
+            self._body = frozen_body(lambda: FrozenBackbone("lite0", "stride16", size), size, self.onnx_path)
         return self._body
 
     def _features(self, squares: np.ndarray):
