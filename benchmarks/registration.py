@@ -142,7 +142,10 @@ def run_composites(
         row["pose_before"] = float(rotation_errors_deg([pose], [[top.polar_deg, top.azimuth_deg, 0.0]], order)[0])
         frame = obj.frame if obj.frame is not None else frame_for(h, w)
         found = object_mask(photo, frame, searcher.localiser)
-        masks: dict[str, np.ndarray | None] = {"product": None, "true": frame_mask(truth, 256, frame)}
+        # the true mask at the product mask's size (the detector's input size, e.g. 384), so the two compare pixel
+        # by pixel; 256 when there is no product mask
+        size = found[0].shape[0] if found is not None else 256
+        masks: dict[str, np.ndarray | None] = {"product": None, "true": frame_mask(truth, size, frame)}
         # the starts besides each model's estimate, as the product's registration has them (the pose head's other
         # modes where the mask can be trusted; the true mask always can)
         starts: dict[str, list] = {"true": registration_alternatives(obj, masks["true"], frame, "backdrop")}
@@ -156,7 +159,7 @@ def run_composites(
                 / max(np.logical_or(masks["product"] >= 0.5, masks["true"] >= 0.5).sum(), 1)
             )
         # the product as `cadsearch search` answers: its own registration of the top model, kept only when it fits
-        # (Searcher's REGISTER_MIN_FIT and REGISTER_SIDE_RANGE), else the unregistered answer
+        # (Searcher's REGISTER_MIN_FIT and REGISTER_SIZE_RANGE), else the unregistered answer
         answer = product.search(photo, k=1).objects[0].results[0]
         row["registered"] = answer.placement is not None
         placed = answer.placement if answer.placement is not None else before

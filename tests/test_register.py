@@ -12,7 +12,7 @@ from cadsearch.framing import Frame, frame_for
 from cadsearch.library.procedural import generate_chair
 from cadsearch.register import Placement, RefineConfig, object_mask, refine_pose, silhouette_iou, warp_render
 from cadsearch.register.masks import restrict_to_box
-from cadsearch.register.refine import SilhouetteRenderer, silhouette_mesh
+from cadsearch.register.refine import SilhouetteRenderer, silhouette_extent, silhouette_mesh
 from cadsearch.render.cameras import Camera, camera_rotation, pose_error_deg, rotation_error_deg
 from cadsearch.render.raster import RasterRenderer
 
@@ -154,6 +154,19 @@ def test_refine_stays_put_when_the_estimate_is_right(chair: trimesh.Trimesh) -> 
     assert pose_error_deg(80.0, 300.0, reg.polar_deg, reg.azimuth_deg) < 3.0 and abs(reg.roll_deg) < 2.0
     # on the refinement's 80-cell grid over a 320 px frame the chair's 2–3 px legs are half-covered cells
     assert reg.iou > 0.8 and reg.iou >= reg.iou_start
+    # the placed model's size is its outline's, not its render square's (which the chair fills only in part)
+    ys, xs = np.nonzero(alpha > 0.5)
+    size = max(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
+    assert abs(reg.extent - size) < 0.05 * size and reg.extent < 0.9 * reg.placement.side
+
+
+def test_silhouette_extent_is_the_longer_side_of_its_box() -> None:
+    sil = np.zeros((100, 100), np.float32)
+    sil[10:40, 45:55] = 1.0
+    assert silhouette_extent(sil) == pytest.approx(0.3)
+    sil[60:62, 5:95] = 0.6
+    assert silhouette_extent(sil) == pytest.approx(0.9)
+    assert silhouette_extent(np.zeros((8, 8))) == 0.0
 
 
 def test_silhouette_mesh_keeps_the_outline_of_a_dense_mesh() -> None:

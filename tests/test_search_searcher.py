@@ -490,21 +490,24 @@ def test_a_mask_nothing_fits_leaves_the_result_unregistered(search_ws: Path, mon
 
 
 class FixedFitRegistrar:
-    """Stands in for :class:`~cadsearch.register.Registrar`: every model 'registered' with a given outline IoU and
-    a render square of a given size relative to the searched image (1.0: plausible)."""
+    """Stands in for :class:`~cadsearch.register.Registrar`: every model 'registered' with a given outline IoU, a
+    placed model of a given ``size`` relative to the object's expected size (1.0: plausible) and a render square
+    ``square`` times the searched square (default ``size``: the model fills the renders' mean share of it)."""
 
-    def __init__(self, iou: float, side: float = 1.0) -> None:
+    def __init__(self, iou: float, size: float = 1.0, square: float | None = None) -> None:
         from cadsearch.register.appearance import AppearanceJudge
 
-        self.iou, self.side = iou, side
+        self.iou, self.size, self.square = iou, size, size if square is None else square
         self.judge = AppearanceJudge()  # its config only: the stub renders nothing
 
     def refine(self, model_id, target, frame, polar_deg, azimuth_deg, alternatives=()):
+        from cadsearch.framing import RENDER_FILL
         from cadsearch.register import Placement, Registration
 
         s = frame.side
-        return Registration(polar_deg, azimuth_deg, 0.0, Placement(frame.x0 + s / 2, frame.y0 + s / 2, self.side * s),
-                            self.iou, self.iou, 1, 1.0)  # fmt: skip
+        placement = Placement(frame.x0 + s / 2, frame.y0 + s / 2, self.square * s)
+        extent = RENDER_FILL * self.size * s
+        return Registration(polar_deg, azimuth_deg, 0.0, placement, self.iou, self.iou, 1, 1.0, extent)
 
     def check_look_alikes(self, model_id, image, frame, polar_deg, azimuth_deg, modes=()):
         return None  # no look-alike wins: the search's pose stands
@@ -525,11 +528,14 @@ def test_a_registered_result_gets_its_match_from_the_outline_fit(search_ws: Path
     plain = searcher.search(image, k=2, refine_top=0).results
     assert plain[0].match == pytest.approx(DEFAULT_MATCH_MODEL.predict(np.array(plain[0].match_features))[0])
 
-    def top_two(iou: float, side: float = 1.0) -> list[ModelMatch]:
-        searcher.registrar = FixedFitRegistrar(iou, side)
+    def top_two(iou: float, size: float = 1.0, square: float | None = None) -> list[ModelMatch]:
+        searcher.registrar = FixedFitRegistrar(iou, size, square)
         return searcher.search(image, k=2).results
 
-    good, poor, implausible = top_two(0.95), top_two(0.3), top_two(0.95, side=0.3)
+    good, poor, implausible = top_two(0.95), top_two(0.3), top_two(0.95, size=0.3)
+    # a model seen end-on fills a small share of its render square: the square is large, the model is not
+    end_on = top_two(0.95, square=1.7)
+    assert end_on[0].placement is not None and end_on[0].silhouette_iou == 0.95
     assert good[0].match == pytest.approx(1 / (1 + np.exp(-(10 * 0.95 - 6.0))))
     assert good[0].placement is not None and good[0].silhouette_iou == 0.95
     # a poor fit is evidence against this model even though the registration itself is not kept

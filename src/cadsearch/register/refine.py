@@ -60,6 +60,7 @@ __all__ = [
     "Registration",
     "SilhouetteRenderer",
     "refine_pose",
+    "silhouette_extent",
     "silhouette_iou",
     "silhouette_mesh",
     "resample_mask",
@@ -133,6 +134,9 @@ class Registration:
         iou: silhouette IoU (masks thresholded at 0.5) with the target mask after refinement, in [0, 1].
         iou_start: the same before refinement (the estimate, moment-aligned at roll 0).
         renders: silhouette renders spent; ms: wall time in milliseconds.
+        extent: the longer side of the registered silhouette's bounding box, photo pixels (in the render's own axes,
+            before roll): how large the placed model looks, whatever share of its render square it fills at this
+            pose.
     """
 
     polar_deg: float
@@ -143,6 +147,7 @@ class Registration:
     iou_start: float
     renders: int
     ms: float
+    extent: float = 0.0
 
 
 #: Meshes with more faces than this are simplified for silhouettes (:func:`silhouette_mesh`).
@@ -235,6 +240,15 @@ def silhouette_iou(a: np.ndarray, b: np.ndarray, threshold: float = 0.5) -> floa
 
 
 _BASE_GRIDS: dict[int, torch.Tensor] = {}
+
+
+def silhouette_extent(sil: np.ndarray, threshold: float = 0.5) -> float:
+    """The longer side of the bounding box of ``sil`` (an (S, S) silhouette render) ≥ ``threshold``, as a share of
+    its side S (0 for an empty one)."""
+    ys, xs = np.nonzero(np.asarray(sil) >= threshold)
+    if not len(xs):
+        return 0.0
+    return float(max(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)) / sil.shape[0]
 
 
 def _base_grid(g: int) -> torch.Tensor:
@@ -494,8 +508,9 @@ def refine_pose(
         params, _ = _polish(best_sil, tgt, params, cfg, _STEPS0 / 4, levels=2)
         iou = _hard_iou(best_sil, params, tgt, cfg.grid)
         placement = _params_to_placement(params, frame)
+        extent = silhouette_extent(best_sil) * placement.side
         return Registration(pose[0], pose[1], placement.roll_deg, placement, iou, iou_start, renders,
-                            1000 * (time.perf_counter() - t0))  # fmt: skip
+                            1000 * (time.perf_counter() - t0), extent)  # fmt: skip
     finally:
         torch.set_num_threads(threads)
         if own:

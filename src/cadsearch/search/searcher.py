@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from cadsearch.errors import InputError
-from cadsearch.framing import MARGIN, METHODS, Frame, check_crop_method, frame_for, frame_query
+from cadsearch.framing import MARGIN, METHODS, RENDER_FILL, Frame, check_crop_method, frame_for, frame_query
 from cadsearch.index.faiss_index import ViewIndex, index_dir
 from cadsearch.index.view_maps import IndexViewMaps, load_view_maps
 from cadsearch.models.predictor import trained_categories
@@ -78,11 +78,14 @@ DETECT_MIN_ZOOM = 1.4
 #: A registration is kept only when its outline fits the mask at least this well (silhouette IoU on the
 #: refinement's grid): below it the mask or the start was wrong, and the search's pose and framing are kept.
 REGISTER_MIN_FIT = 0.5
-#: ... and only when the registered render square's side is within this range of the square the object fills as
-#: in the renders (RENDER_FILL of it): its detection box's crop square, else the square searched. Measured on
-#: development photos: the detector's masks of real chairs often cover only a seat or a back, and the model was
-#: then shrunk onto that part (BENCHMARKS.md, registration).
-REGISTER_SIDE_RANGE = (0.7, 1.4)
+#: ... and only when the placed model's size (the longer side of its registered silhouette's box,
+#: :attr:`~cadsearch.register.Registration.extent`) is within this range of the object's expected size: RENDER_FILL
+#: of the square the object would fill as in the renders (its detection box's crop square, else the square searched).
+#: Measured on development photos: the detector's masks of real chairs often cover only a seat or a back, and the
+#: model was then shrunk onto that part (BENCHMARKS.md, registration). The silhouette, not its render square: a
+#: model seen end-on (a rifle from its muzzle, a chair from above) fills much less of its square than the renders'
+#: mean, and its right registrations were dropped as "too large" (BENCHMARKS.md, "The registered model's size").
+REGISTER_SIZE_RANGE = (0.7, 1.4)
 
 #: ``vote_crops``: the category vote's extra views of a query, shifts of its square by this share of the side (right,
 #: left, down, up); 4 of them measured best among shifts and zooms of 0.9–1.35 (BENCHMARKS.md, "A softer category
@@ -328,7 +331,7 @@ class Searcher:
         outline_model: the exact-match model of registered results (:data:`~cadsearch.search.matching.
             OUTLINE_FEATURES`: the view features and the registered outline's IoU), fitted beside it; None: registered
             results keep ``match_model``'s answer. Used for a registered result whose placement is plausible
-            (:data:`REGISTER_SIDE_RANGE`), even when its outline fits too poorly to keep its pose (a poor fit is
+            (:data:`REGISTER_SIZE_RANGE`), even when its outline fits too poorly to keep its pose (a poor fit is
             evidence that the object is another model).
         k_views: nearest views retrieved per query. Scores are calibrated for the ``k_views`` stored with the
             index (the default); with a smaller ``k`` they are no longer calibrated (ECE 0.007 at 256, 0.31 at 64).
@@ -715,7 +718,7 @@ class Searcher:
     def _register(self, image: np.ndarray, objects: list[FoundObject], top: int) -> float:
         """Register the ``top`` best models of each object in place (:mod:`cadsearch.register`): refined polar,
         azimuth, roll, placement and silhouette IoU. Objects without a mask, and registrations that fit poorly or
-        implausibly (:data:`REGISTER_MIN_FIT`, :data:`REGISTER_SIDE_RANGE`), keep the search's result. Where the
+        implausibly (:data:`REGISTER_MIN_FIT`, :data:`REGISTER_SIZE_RANGE`), keep the search's result. Where the
         mask can be trusted (:func:`~cadsearch.register.masks.mask_is_trusted`), the pose head's other modes
         (:attr:`FoundObject.pose_modes`) are tried as starts too, weighed by their probability. Returns ms."""
         if top <= 0 or self.registrar is None:
@@ -748,8 +751,8 @@ class Searcher:
                 if reg is None:
                     continue
                 # the square the object would fill as in the renders: its detection box's crop square, else the frame
-                expected = frame_for(h, w, obj.box, MARGIN).side if obj.detection_score is not None else frame.side
-                if not REGISTER_SIDE_RANGE[0] <= reg.placement.side / expected <= REGISTER_SIDE_RANGE[1]:
+                square = frame_for(h, w, obj.box, MARGIN).side if obj.detection_score is not None else frame.side
+                if not REGISTER_SIZE_RANGE[0] <= reg.extent / (RENDER_FILL * square) <= REGISTER_SIZE_RANGE[1]:
                     continue  # implausible (shrunk onto part of the object): neither its pose nor its fit is evidence
                 if self.outline_model is not None and m.match_features is not None:
                     x = np.asarray([*m.match_features, reg.iou], np.float64)
