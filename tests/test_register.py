@@ -76,6 +76,10 @@ def test_refine_recovers_roll_scale_position_and_pose(chair: trimesh.Trimesh) ->
     assert abs(reg.placement.side - placement.side) < 0.05 * placement.side
     assert np.hypot(reg.placement.cx - placement.cx, reg.placement.cy - placement.cy) < 6.0
     assert reg.renders <= 1 + RefineConfig().max_renders  # the estimate, then the local search's budget
+    # the placed model is as large as the rolled chair looks in the photo
+    ys, xs = np.nonzero(alpha > 0.5)
+    size = max(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
+    assert abs(reg.extent - size) < 0.06 * size
 
 
 def test_wide_refinement_recovers_from_a_mirrored_estimate(chair: trimesh.Trimesh) -> None:
@@ -160,13 +164,15 @@ def test_refine_stays_put_when_the_estimate_is_right(chair: trimesh.Trimesh) -> 
     assert abs(reg.extent - size) < 0.05 * size and reg.extent < 0.9 * reg.placement.side
 
 
-def test_silhouette_extent_is_the_longer_side_of_its_box() -> None:
+def test_silhouette_extent_is_the_longer_side_of_its_box_in_the_photo() -> None:
     sil = np.zeros((100, 100), np.float32)
-    sil[10:40, 45:55] = 1.0
-    assert silhouette_extent(sil) == pytest.approx(0.3)
-    sil[60:62, 5:95] = 0.6
-    assert silhouette_extent(sil) == pytest.approx(0.9)
-    assert silhouette_extent(np.zeros((8, 8))) == 0.0
+    sil[10:40, 45:55] = 1.0  # a 30 x 10 bar
+    assert silhouette_extent(sil, Placement(50, 50, 100)) == pytest.approx(30.0)
+    assert silhouette_extent(sil, Placement(50, 50, 200)) == pytest.approx(60.0)  # a render square twice as large
+    assert silhouette_extent(sil, Placement(50, 50, 100, 90.0)) == pytest.approx(30.0)  # lying: as wide as it was tall
+    # turned by 45°, its box in the photo is (30 + 10) / √2 on each side
+    assert silhouette_extent(sil, Placement(50, 50, 100, 45.0)) == pytest.approx(40 / np.sqrt(2), abs=1.0)
+    assert silhouette_extent(np.zeros((8, 8)), Placement(4, 4, 8)) == 0.0
 
 
 def test_silhouette_mesh_keeps_the_outline_of_a_dense_mesh() -> None:

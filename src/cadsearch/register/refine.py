@@ -134,9 +134,8 @@ class Registration:
         iou: silhouette IoU (masks thresholded at 0.5) with the target mask after refinement, in [0, 1].
         iou_start: the same before refinement (the estimate, moment-aligned at roll 0).
         renders: silhouette renders spent; ms: wall time in milliseconds.
-        extent: the longer side of the registered silhouette's bounding box, photo pixels (in the render's own axes,
-            before roll): how large the placed model looks, whatever share of its render square it fills at this
-            pose.
+        extent: the longer side of the placed silhouette's axis-aligned box in the photo, pixels (roll included):
+            how large the model looks, whatever share of its render square it fills at this pose.
     """
 
     polar_deg: float
@@ -242,13 +241,17 @@ def silhouette_iou(a: np.ndarray, b: np.ndarray, threshold: float = 0.5) -> floa
 _BASE_GRIDS: dict[int, torch.Tensor] = {}
 
 
-def silhouette_extent(sil: np.ndarray, threshold: float = 0.5) -> float:
-    """The longer side of the bounding box of ``sil`` (an (S, S) silhouette render) ≥ ``threshold``, as a share of
-    its side S (0 for an empty one)."""
+def silhouette_extent(sil: np.ndarray, placement: Placement, threshold: float = 0.5) -> float:
+    """How large a placed model looks in the photo: the longer side of the axis-aligned box, photo pixels, of the
+    silhouette ``sil`` ((S, S) render of the model at its pose, ≥ ``threshold`` inside) placed by ``placement``
+    (turned by its roll, as the photo shows it); 0 for an empty silhouette."""
     ys, xs = np.nonzero(np.asarray(sil) >= threshold)
     if not len(xs):
         return 0.0
-    return float(max(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)) / sil.shape[0]
+    size = sil.shape[0]
+    corners = placement.to_photo(np.stack([xs + 0.5, ys + 0.5], axis=1).astype(np.float64), size)
+    pixel = placement.side / size  # a render pixel's side in the photo: the points are pixel centres
+    return float(max(np.ptp(corners[:, 0]), np.ptp(corners[:, 1])) + pixel)
 
 
 def _base_grid(g: int) -> torch.Tensor:
@@ -508,7 +511,7 @@ def refine_pose(
         params, _ = _polish(best_sil, tgt, params, cfg, _STEPS0 / 4, levels=2)
         iou = _hard_iou(best_sil, params, tgt, cfg.grid)
         placement = _params_to_placement(params, frame)
-        extent = silhouette_extent(best_sil) * placement.side
+        extent = silhouette_extent(best_sil, placement)
         return Registration(pose[0], pose[1], placement.roll_deg, placement, iou, iou_start, renders,
                             1000 * (time.perf_counter() - t0), extent)  # fmt: skip
     finally:
