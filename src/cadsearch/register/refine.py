@@ -146,7 +146,7 @@ class Registration:
     iou_start: float
     renders: int
     ms: float
-    extent: float = 0.0
+    extent: float
 
 
 #: Meshes with more faces than this are simplified for silhouettes (:func:`silhouette_mesh`).

@@ -78,7 +78,7 @@ DETECT_MIN_ZOOM = 1.4
 #: A registration is kept only when its outline fits the mask at least this well (silhouette IoU on the
 #: refinement's grid): below it the mask or the start was wrong, and the search's pose and framing are kept.
 REGISTER_MIN_FIT = 0.5
-#: ... and only when the placed model's size (the longer side of its registered silhouette's box,
+#: ... and only when the placed model's size (the longer side of its registered silhouette's box in the photo,
 #: :attr:`~cadsearch.register.Registration.extent`) is within this range of the object's expected size: RENDER_FILL
 #: of the square the object would fill as in the renders (its detection box's crop square, else the square searched).
 #: Measured on development photos: the detector's masks of real chairs often cover only a seat or a back, and the
