@@ -240,7 +240,7 @@ def measure(ws: Path, state: dict[str, Any], args: argparse.Namespace) -> dict[s
     if args.look_alikes_before_modes:
         searchers = {a: with_judge(s, **BEFORE_MODES) for a, s in searchers.items()}
     if args.judge:
-        changes = {k: float(v) for k, v in (kv.split("=", 1) for kv in args.judge)}
+        changes = parse_kv(args.judge)  # JSON values: pose_modes=2 stays an int, rank_at_best_pose=false a bool
         searchers = {a: with_judge(s, **changes) for a, s in searchers.items()}
     answerers = {a: RecordingAnswerer(s) for a, s in searchers.items()}
     out: dict[str, Any] = {"calibration": {}, "graphics": {}, "match": {}, "photos": {}}
@@ -387,7 +387,7 @@ def main() -> None:
     )  # fmt: skip
     ap.add_argument(
         "--judge", action="append", default=[], metavar="FIELD=VALUE",
-        help="a numeric LookAlikeConfig field of the appearance judge, changed (repeatable; e.g. mode_margin=0.1)",
+        help="a LookAlikeConfig field of the appearance judge, changed (repeatable; JSON values, e.g. mode_margin=0.1)",
     )  # fmt: skip
     args = ap.parse_args()
     ws: Path = args.workspace
