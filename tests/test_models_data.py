@@ -217,6 +217,17 @@ def test_the_transfer_network_trains_beside_100_extra_chairs_by_default_and_olde
     assert not _same_run(new | {"extra_chairs": 0}, new)  # a run of the old default starts over, said so
 
 
+def test_the_scratch_network_trains_40_epochs_by_default_and_a_finished_20_epoch_run_is_extended():
+    from dataclasses import asdict
+
+    from cadsearch.models.train import TrainConfig, _same_run
+
+    assert TrainConfig.defaults("scratch").epochs == 40
+    assert TrainConfig.defaults("transfer").epochs == 20  # unchanged: not measured with more
+    new = asdict(TrainConfig.defaults("scratch"))
+    assert _same_run(new | {"epochs": 20}, new)  # the run's length only: an older run resumes and goes on
+
+
 def test_a_checkpoint_from_before_the_metric_term_existed_resumes_as_the_same_run():
     from dataclasses import asdict
 
