@@ -16,6 +16,7 @@ from PIL import Image
 
 from cadsearch.errors import InputError
 from cadsearch.evaluate import DESIGN_KEYS, design_json, graphics_split, model_metrics, run_evaluation
+from cadsearch.evaluate.report import write_report
 from cadsearch.evaluate.run import ClassifierAnswerer, answer_split, read_raw
 from cadsearch.library import Library
 
@@ -122,6 +123,7 @@ def test_graphics_perfect_vs_constant(workspace, model_ids, graphics_truth, tmp_
     assert bad["top1"] == 0.5 and bad["pose_mean_deg"] > 20.0 and bad["acc15"] < 1.0
     assert set(good["extra"]["per_model"]) == set(model_ids)
     assert set(good["extra"]["by_symmetry"]) == {"none"}  # procedural chairs have no rotational symmetry
+    assert set(good["extra"]["by_category"]) == {"chair"}  # the catalog's category of each true model
     assert not notes
 
     names = {p.name for p in out.iterdir()}
@@ -177,6 +179,27 @@ def test_symmetric_models_count_equivalent_poses_as_right(workspace, model_ids, 
         assert set(model_metrics(rows, "graphics")["extra"]["by_symmetry"]) == {name}
     assert np.all(errors["none"] > 10.0) and np.all(errors["3-fold"] > 5.0)
     assert np.all(errors["4-fold"] < 0.01) and np.all(errors["continuous"] < 0.01)
+
+
+def test_pose_error_is_broken_down_by_category(workspace, model_ids, graphics_truth, tmp_path) -> None:
+    """A network right about one model and a quarter turn off about the other, the two recorded as different
+    kinds: the second kind carries all the pose error, is listed first, and the report has the table."""
+    right, off = model_ids
+    truth = {k: (m, p, (a + 90.0) % 360.0 if m == off else a) for k, (m, p, a) in graphics_truth.items()}
+    queries = graphics_split(workspace, model_ids, views_per_model=3, progress=False)
+    kinds = {right: "chair", off: "cup"}
+    raw = answer_split(answerers(scratch=FakePredictor(model_ids, truth)), queries, progress=False, categories=kinds)
+    assert [r["true_category"] for r in raw["scratch"]] == [kinds[r["true_model_id"]] for r in raw["scratch"]]
+    m = model_metrics(raw["scratch"], "graphics")
+    by = m["extra"]["by_category"]
+    assert list(by) == ["cup", "chair"] and by["cup"]["n"] == by["chair"]["n"] == 3
+    assert by["cup"]["pose_error_share"] == pytest.approx(1.0) and by["chair"]["pose_error_share"] < 1e-3
+    assert by["cup"]["pose_mean_deg"] > 10.0 and by["chair"]["pose_mean_deg"] < 0.01
+    assert by["cup"]["top1"] == by["chair"]["top1"] == 1.0
+    result = {"split": "graphics", "ranking": "classifier", "models": {"scratch": m}}
+    write_report(tmp_path / "r", result, raw, queries, render_predicted=False)
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "## By category of the true model" in md and "| cup | scratch | 3 | 100.0 % |" in md
 
 
 def test_missing_models(workspace, model_ids, graphics_truth, tmp_path) -> None:

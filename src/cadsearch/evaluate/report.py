@@ -228,6 +228,25 @@ def render_markdown(
             _table(["symmetry", "model", "n", "mean E", "median E", "Acc@30"], sym_rows),
             "",
         ]
+    by_category = {a: models[a]["extra"].get("by_category", {}) for a in archs}
+    kinds = list(dict.fromkeys(c for a in archs for c in by_category[a]))
+    if len(kinds) > 1:
+        cat_rows = [
+            [c, a, str(g["n"]), _pct(g["top1"]), _deg(g["pose_mean_deg"]), _deg(g["pose_median_deg"]),
+             _pct(g["acc30"]), _pct(g["pose_error_share"])]
+            for c in kinds
+            for a in archs
+            if (g := by_category[a].get(c))
+        ]  # fmt: skip
+        parts += [
+            "## By category of the true model",
+            "",
+            "Most pose error first. *Share of E* = the category's part of the summed pose error: a kind whose views "
+            "flip between look-alikes (front and back) shows a large share and a mean far above its median.",
+            "",
+            _table(["category", "model", "n", "top-1", "mean E", "median E", "Acc@30", "share of E"], cat_rows),
+            "",
+        ]
 
     if split.kind == "photos":
         az = {a: models[a]["extra"]["azimuth"] for a in archs}

@@ -245,14 +245,17 @@ def answer_split(
     symmetry: Mapping[str, int] | None = None,
     progress: bool = True,
     warn: Warn | None = None,
+    categories: Mapping[str, str] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Stage 1: every query of ``split`` asked of every answerer. Returns ``{arch: [raw row, ...]}``.
 
     Each image is decoded once and shared by all answerers. A query whose image fails to decode is skipped with
     a warning and appended to ``split.skipped``. ``symmetry`` maps a model id to its ``symmetry_order`` (1 none,
     n n-fold, 0 continuous; missing = 1): the pose error of a query of that model is the smallest over its
-    symmetric equivalents. A raw row holds: ``query_id``, ``image`` (path), ``mirrored``,
+    symmetric equivalents. ``categories`` maps a model id to its catalog category (the report's per-category
+    breakdown). A raw row holds: ``query_id``, ``image`` (path), ``mirrored``,
     ``true_model_id``/``true_polar_deg``/``true_azimuth_deg`` (None when unlabelled), ``symmetry_order``,
+    ``true_category`` (None when unlabelled or not in ``categories``),
     ``seen`` (1 if the network trained on the true model, 0 if not, None when unlabelled), ``true_rank``
     (1-based rank of the true model among the top 5 answers; 0 = not among them; None when unlabelled),
     ``pred_polar_deg``, ``pred_azimuth_deg``, ``pose_error_deg``, ``azimuth_error_deg`` (None when not
@@ -262,6 +265,7 @@ def answer_split(
 
     warn = warn or _stderr
     symmetry = symmetry or {}
+    categories = categories or {}
     rows: dict[str, list[dict[str, Any]]] = {arch: [] for arch in answerers}
     for q in tqdm(split.queries, unit="query", desc=f"evaluate {split.name}", disable=not progress):
         try:
@@ -272,12 +276,13 @@ def answer_split(
             split.skipped.append(message)
             continue
         order = symmetry.get(q.model_id, mt.NO_SYMMETRY) if q.model_id is not None else mt.NO_SYMMETRY
+        category = categories.get(q.model_id) if q.model_id is not None else None
         for arch, answerer in answerers.items():
-            rows[arch].append(_raw_row(q, answerer.answer(image), order, answerer.trained_ids))
+            rows[arch].append(_raw_row(q, answerer.answer(image), order, answerer.trained_ids, category))
     return rows
 
 
-def _raw_row(q, answer: Answer, order: int, trained_ids: frozenset[str]) -> dict[str, Any]:
+def _raw_row(q, answer: Answer, order: int, trained_ids: frozenset[str], category: str | None = None) -> dict[str, Any]:
     pose_err = mt.pose_errors_deg(_opt(q.polar_deg), _opt(q.azimuth_deg), answer.polar_deg, answer.azimuth_deg, order)
     az_err = mt.azimuth_errors_deg(_opt(q.azimuth_deg), answer.azimuth_deg, order)
     labelled = q.model_id is not None
@@ -289,6 +294,7 @@ def _raw_row(q, answer: Answer, order: int, trained_ids: frozenset[str]) -> dict
         "true_polar_deg": q.polar_deg,
         "true_azimuth_deg": q.azimuth_deg,
         "symmetry_order": int(order),
+        "true_category": category,
         "seen": int(q.model_id in trained_ids) if labelled else None,
         "true_rank": int(mt.rank_in_results([q.model_id], [answer.model_ids])[0]) if labelled else None,
         "pred_polar_deg": round(float(answer.polar_deg), 4),
@@ -390,7 +396,9 @@ def model_metrics(rows: list[dict[str, Any]], kind: str, skipped: int = 0) -> di
     fields over the queries of models the network was not trained on (its held-out models, and models added to
     the library after training), None when there are none. ``extra`` holds the azimuth-only summary, per-sector
     accuracies (sector-balanced Acc@30 against "always front-right" answers), the share of front/back flips
-    (azimuth error > 150°), pose per symmetry class, and for the graphics split a per-model breakdown.
+    (azimuth error > 150°), pose per symmetry class, per category of the true model (``by_category``: DESIGN.md's
+    fields plus ``pose_error_share``, the category's share of the summed pose error, which says where the mean
+    comes from), and for the graphics split a per-model breakdown.
     """
     n_rec, _, _ = _recognition(rows)
     pose_err = _column(rows, "pose_error_deg")
@@ -436,6 +444,7 @@ def model_metrics(rows: list[dict[str, Any]], kind: str, skipped: int = 0) -> di
     extra["by_symmetry"] = {
         symmetry_name(order): _design_fields([r for r in rows if r.get("symmetry_order") == order]) for order in orders
     }
+    extra["by_category"] = _by_category(rows)
     levels = sorted({str(r["confidence"]) for r in rows if r.get("confidence")})
     if levels:  # the dev photo set grades its labels high/low: errors on rough labels are partly the label's
         extra["by_confidence"] = {}
@@ -454,6 +463,24 @@ def model_metrics(rows: list[dict[str, Any]], kind: str, skipped: int = 0) -> di
             }
     m["extra"] = extra
     return m
+
+
+def _by_category(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """DESIGN.md's fields per category of the true model (rows without one left out), most pose error first, each
+    with ``pose_error_share``: its part of the summed pose error of all rows, in [0, 1] (None without poses). A few
+    kinds that flip between look-alike views (front and back) can carry most of a library's mean pose error while
+    its median stays small; this is where that shows."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r.get("true_category"):
+            groups.setdefault(str(r["true_category"]), []).append(r)
+    errors = _column(rows, "pose_error_deg")
+    total = float(np.nansum(errors)) if np.isfinite(errors).any() else 0.0
+    out = {}
+    for name, g in groups.items():
+        summed = float(np.nansum(_column(g, "pose_error_deg")))
+        out[name] = _design_fields(g) | {"pose_error_share": summed / total if total > 0 else None}
+    return dict(sorted(out.items(), key=lambda kv: (-(kv[1]["pose_error_share"] or 0.0), kv[0])))
 
 
 def _per_model(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -542,6 +569,13 @@ def symmetry_orders(workspace: str | Path) -> dict[str, int]:
     return {m.model_id: int(m.symmetry_order) for m in Library.open(workspace).list()}
 
 
+def model_categories(workspace: str | Path) -> dict[str, str]:
+    """``{model_id: category}`` of the workspace's catalog."""
+    from cadsearch.library import Library
+
+    return {m.model_id: str(m.category) for m in Library.open(workspace).list()}
+
+
 def run_evaluation(
     workspace: str | Path,
     models: str | Sequence[str] | None = "both",
@@ -628,7 +662,10 @@ def run_evaluation(
     out = Path(report_dir) if report_dir is not None else default_report_dir(workspace, the_split.name)
 
     # Stage 1: raw answers, saved before anything is summarised.
-    raw = answer_split(answerers, the_split, symmetry_orders(workspace), progress=progress, warn=warn)
+    raw = answer_split(
+        answerers, the_split, symmetry_orders(workspace), progress=progress, warn=warn,
+        categories=model_categories(workspace),
+    )  # fmt: skip
     for arch, rows in raw.items():
         write_raw(out / f"raw_{arch}.csv", rows)
 
