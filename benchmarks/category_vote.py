@@ -145,7 +145,7 @@ def main() -> None:
         for a in answerers.values():
             a.ms.clear()
             a.asked.clear()
-        raw = answer_split(answerers, split, symmetry_orders(base), progress=False)
+        raw = answer_split(answerers, split, symmetry_orders(base), progress=False, categories=category_of)
         res[kind] = {v: summarise(rows, kind, category_of, truth) for v, rows in raw.items()}
         for v, r in res[kind].items():
             r["crops_asked"] = float(np.mean(answerers[v].asked)) if answerers[v].asked else 0.0

@@ -114,6 +114,8 @@ def summarise(rows: list[dict], kind: str, category_of: dict[str, str], truth: s
                 "category_top1": category_top1(chairs, category_of),
                 "pose_mean_deg": mc["pose_mean_deg"],
             },
+            # where the pose error lies (rows answered with categories=...: cadsearch evaluate's per-category table)
+            "by_category": m["extra"]["by_category"],
         }
     return out
 
@@ -218,7 +220,7 @@ def main() -> None:
                 "overrides": overrides,
             }
             for split, kind, truth in ((photos, "photos", "chair"), (graphics, "graphics", None)):
-                raw = answer_split(answerers, split, symmetry, progress=True)
+                raw = answer_split(answerers, split, symmetry, progress=True, categories=category_of)
                 for vote, rows in raw.items():
                     write_raw(ws / "reports" / "real_photos" / f"raw_{arch}_{kind}_vote-{vote}.csv", rows)
                 entry[kind] = {vote: summarise(rows, kind, category_of, truth) for vote, rows in raw.items()}
