@@ -228,6 +228,17 @@ def test_the_scratch_network_trains_40_epochs_by_default_and_a_finished_20_epoch
     assert _same_run(new | {"epochs": 20}, new)  # the run's length only: an older run resumes and goes on
 
 
+def test_the_scratch_pose_loss_weighs_twice_by_default_and_a_run_weighted_once_starts_over():
+    from dataclasses import asdict
+
+    from cadsearch.models.train import TrainConfig, _same_run
+
+    assert TrainConfig.defaults("scratch").pose_weight == 2.0
+    assert TrainConfig.defaults("transfer").pose_weight == 1.0  # unchanged: not measured with 2
+    new = asdict(TrainConfig.defaults("scratch"))
+    assert not _same_run(new | {"pose_weight": 1.0}, new)  # another loss is another run, not a longer one
+
+
 def test_a_checkpoint_from_before_the_metric_term_existed_resumes_as_the_same_run():
     from dataclasses import asdict
 
