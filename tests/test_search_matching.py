@@ -252,3 +252,18 @@ def test_old_calibration_files_without_the_outline_model_are_refitted(search_ws:
     again = load_or_fit_calibration(search_ws, "scratch", index, fake)
     assert again["temperature"] != 9.0 and "outline" in again["match"]
     assert json.loads(path.read_text())["version"] == CALIBRATION_VERSION > 2
+
+
+def test_a_quick_calibration_registers_fewer_queries_and_is_then_used(search_ws: Path) -> None:
+    """The demo fits the outline model on a few registered queries (registering is most of a fit's time); the
+    stored fit says how many, and later searches read it rather than fitting again."""
+    from cadsearch.search.calibration import load_or_fit_calibration
+
+    fake = fake_for(search_ws)
+    build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
+    index = load_index(search_ws, "scratch")
+    full = load_or_fit_calibration(search_ws, "scratch", index, fake)["match"]["outline"]["n_queries"]
+    (index_dir(search_ws, "scratch") / CALIBRATION_FILE).unlink()
+    quick = load_or_fit_calibration(search_ws, "scratch", index, fake, outline_limit=3)
+    assert quick["match"]["outline"]["n_queries"] == 3 < full
+    assert load_or_fit_calibration(search_ws, "scratch", index, fake) == quick  # stored: not fitted again

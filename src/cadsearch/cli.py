@@ -732,7 +732,7 @@ def demo(
     views: Annotated[int, typer.Option(help="Views per chair.", min=8)] = 60,
     size: Annotated[int, typer.Option(help="Image side in pixels.", min=32)] = 128,
     workers: Annotated[int, typer.Option(help="Render worker processes.", min=1)] = 2,
-    train_minutes: Annotated[float, typer.Option(help="Training time per network, in minutes.")] = 1.5,
+    train_minutes: Annotated[float, typer.Option(help="Training time per network, in minutes.")] = 1.0,
     serve: Annotated[bool, typer.Option(help="Serve the web app at the end.")] = True,
     port: Annotated[int, typer.Option(help="Port of the web app.")] = 8000,
 ) -> None:

@@ -114,8 +114,16 @@ def _calibration_ids(index: ViewIndex, predictor: Any, workspace: Path, limit: i
     return ids
 
 
-def calibrate(index: ViewIndex, predictor: Any, workspace: Path, limit: int = CALIBRATION_QUERIES) -> dict[str, Any]:
-    """Fit the score temperature on held-out views, leave-one-out (see :mod:`cadsearch.search.scoring`)."""
+def calibrate(
+    index: ViewIndex,
+    predictor: Any,
+    workspace: Path,
+    limit: int = CALIBRATION_QUERIES,
+    outline_limit: int = OUTLINE_QUERIES,
+) -> dict[str, Any]:
+    """Fit the score temperature on held-out views, leave-one-out (see :mod:`cadsearch.search.scoring`), the
+    category vote's temperature and the match models (:func:`fit_match`, its outline model on at most
+    ``outline_limit`` queries)."""
     if len(index) < 2:
         return fit_temperature([]) | {"k_views": DEFAULT_K_VIEWS}
     ids = _calibration_ids(index, predictor, workspace, limit)
@@ -137,7 +145,7 @@ def calibrate(index: ViewIndex, predictor: Any, workspace: Path, limit: int = CA
         )
     fit = fit_temperature(records) | {"k_views": DEFAULT_K_VIEWS}
     fit["category"] = fit_category(index, workspace, ids)
-    match = fit_match(index, predictor, workspace, ids, fit["temperature"])
+    match = fit_match(index, predictor, workspace, ids, fit["temperature"], outline_limit=outline_limit)
     if match is not None:
         fit["match"] = match
     return fit
@@ -454,12 +462,15 @@ def _identity(index: ViewIndex) -> dict[str, Any]:
     return {"fingerprint": index.meta.get("fingerprint"), "built_at": index.meta.get("built_at"), "views": len(index)}
 
 
-def load_or_fit_calibration(workspace: str | Path, arch: str, index: ViewIndex, predictor: Any) -> dict[str, Any]:
+def load_or_fit_calibration(
+    workspace: str | Path, arch: str, index: ViewIndex, predictor: Any, outline_limit: int = OUTLINE_QUERIES
+) -> dict[str, Any]:
     """The index's calibration (``{"temperature", "n", "nll", "top1", "ece", "mean_confidence", "k_views"}``,
     ``"category"`` (the vote's temperature, :func:`fit_category`, or None) and ``"match"``, with its ``"outline"``
     model, see :func:`fit_match`, when they could be fitted): read from ``calibration.json`` when it was fitted for
     this very index by this version (a file without ``"category"`` gets it added), else fitted now and written
-    atomically.
+    atomically. ``outline_limit`` only bounds a new fit (the demo's quick one; ``match.outline.n_queries`` says how
+    many a stored fit used): registering its queries is most of a fit's time, about 0.5 s each on 2 busy cores.
     """
     path = index_dir(workspace, arch) / CALIBRATION_FILE
     identity = _identity(index)
@@ -475,6 +486,6 @@ def load_or_fit_calibration(workspace: str | Path, arch: str, index: ViewIndex, 
             return calibration
     except (OSError, ValueError, KeyError, TypeError):
         pass  # none yet, or unreadable: fit again
-    calibration = calibrate(index, predictor, Path(workspace))
+    calibration = calibrate(index, predictor, Path(workspace), outline_limit=outline_limit)
     atomic_write_json(path, {"version": CALIBRATION_VERSION, "index": identity, "calibration": calibration})
     return calibration
