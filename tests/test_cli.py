@@ -86,6 +86,8 @@ def test_generate_render_and_demo(tmp_path: Path, capsys) -> None:
         "1",
         "--train-minutes",
         "0.05",
+        "--photos",
+        "3",
         "--no-serve",
     )
     assert code == 0, out
@@ -93,3 +95,6 @@ def test_generate_render_and_demo(tmp_path: Path, capsys) -> None:
     assert (reports / "demo_library.png").exists() and (reports / "demo_overlay_0.png").exists()
     assert (reports / "eval-graphics" / "report.md").exists()
     assert "score" in out and "top-1" in out
+    if (reports / "experiment.json").exists():  # the shared data is there: evaluated on its first 3 photos only
+        rows = json.loads((reports / "experiment.json").read_text())["rows"]
+        assert {(r["split"], r["n"]) for r in rows if r["split"] != "graphics"} == {("dev_viewpoints_first3", 3)}

@@ -735,6 +735,12 @@ def demo(
     train_minutes: Annotated[float, typer.Option(help="Training time per network, in minutes.")] = 1.0,
     serve: Annotated[bool, typer.Option(help="Serve the web app at the end.")] = True,
     port: Annotated[int, typer.Option(help="Port of the web app.")] = 8000,
+    photos: Annotated[
+        int | None,
+        typer.Option(
+            help="Development photos to evaluate on when ../shared/data is there (default: all; 0: none).", min=0
+        ),
+    ] = None,
 ) -> None:
     """Run the whole pipeline on built-in procedural chairs, then serve the web app."""
     from cadsearch.demo import run_demo
@@ -748,6 +754,7 @@ def demo(
         train_minutes=train_minutes,
         serve=serve,
         port=port,
+        photos=photos,
     )
 
 
