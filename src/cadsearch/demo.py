@@ -212,7 +212,7 @@ def run_demo(
     for arch in list_models():
         built = build_index(workspace, arch, progress=True)
         # fitted here, not on the first search, with fewer registered queries for the outline model: 150 took
-        # 72 s per network, a ninth of the demo (2026-12-06)
+        # 72 s per network, each a ninth of the demo (2026-12-06)
         index = load_index(workspace, arch)
         cal = load_or_fit_calibration(
             workspace, arch, index, load_predictor(checkpoint_path(workspace, arch)), DEMO_OUTLINE_QUERIES
@@ -232,7 +232,7 @@ def run_demo(
     wrote["evaluation"] = reports / "eval-graphics" / "report.md"
     if evaluate_photos:  # the reference's experiment: both networks, on renders and on real photos, in one table
         # The photos alone, not their mirror images too (as `cadsearch evaluate` asks by default): each query runs
-        # the whole search, and the 236 queries of both took 330 of the demo's 657 s (2026-12-06), over its budget.
+        # the whole search, and the 236 queries took 165 of the demo's 657 s (2026-12-06), over its budget.
         dev = _photo_split(shared, workspace, photos)
         on_dev = run_evaluation(workspace, models="both", split=dev, mirror_photos=False, progress=True)
         _say(experiment_markdown([result, on_dev]))
