@@ -22,6 +22,8 @@ from cadsearch.workspace import atomic_open
 __all__ = ["run_demo"]
 
 STAGES = 8
+#: The development photos' split CSV, relative to the shared data folder.
+DEV_PHOTOS = Path("photos") / "dev_viewpoints.csv"
 
 
 def _say(message: str) -> None:
@@ -48,7 +50,7 @@ def _shared_data() -> Path | None:
         Path(__file__).resolve().parents[3] / ".." / "shared" / "data",
     ]
     for c in candidates:
-        if c and (Path(c) / "photos" / "dev_viewpoints.csv").exists():
+        if c and (Path(c) / DEV_PHOTOS).exists():
             return Path(c)
     return None
 
@@ -56,7 +58,7 @@ def _shared_data() -> Path | None:
 def _photo_split(shared: Path, workspace: Path, limit: int | None) -> Path:
     """The development photos' split CSV, or, with ``limit``, a copy of its first ``limit`` rows (photo paths made
     absolute) at ``<workspace>/eval/dev_viewpoints_first<limit>.csv``, written atomically."""
-    csv_path = shared / "photos" / "dev_viewpoints.csv"
+    csv_path = shared / DEV_PHOTOS
     if limit is None:
         return csv_path
     with csv_path.open(newline="", encoding="utf-8-sig") as f:
@@ -72,7 +74,7 @@ def _photo_split(shared: Path, workspace: Path, limit: int | None) -> Path:
 
 def _demo_photo(shared: Path) -> tuple[Path, float, float] | None:
     """A labelled real chair photo (path, polar, azimuth) from the development set."""
-    csv_path = shared / "photos" / "dev_viewpoints.csv"
+    csv_path = shared / DEV_PHOTOS
     with csv_path.open(newline="") as f:
         for row in csv.DictReader(f):
             if row.get("confidence") == "high" and row["azimuth_deg"] and row["polar_deg"]:
@@ -190,8 +192,8 @@ def run_demo(
             f"pose mean {v.get('pose_mean_deg', float('nan')):.0f}°"
         )
     _say("      detector (finds the chairs in a whole photo): a short run on a few hundred composites")
-    # scaled with the networks' time, so that a quick demo (tests) trains a tiny detector
-    f = min(1.0, train_minutes / 1.0)
+    # scaled with the networks' time (fully from one minute on), so that a quick demo (tests) trains a tiny detector
+    f = min(1.0, train_minutes)
     d = train_detector(
         workspace,
         DEMO_DETECTOR
