@@ -239,6 +239,19 @@ def test_the_scratch_pose_loss_weighs_twice_by_default_and_a_run_weighted_once_s
     assert not _same_run(new | {"pose_weight": 1.0}, new)  # another loss is another run, not a longer one
 
 
+def test_the_scratch_network_rolls_10_degrees_within_a_40_minute_budget_by_default():
+    from dataclasses import asdict
+
+    from cadsearch.models.train import TrainConfig, _same_run
+
+    scratch, transfer = TrainConfig.defaults("scratch"), TrainConfig.defaults("transfer")
+    assert (scratch.roll, scratch.max_minutes) == (10.0, 40.0)
+    assert (transfer.roll, transfer.max_minutes) == (25.0, 0.0)  # unchanged: not measured
+    new = asdict(scratch)
+    assert not _same_run(new | {"roll": 25.0}, new)  # other views are another run: it starts over
+    assert _same_run(new | {"max_minutes": 0.0}, new)  # the budget is the run's length: a run without it resumes
+
+
 def test_a_checkpoint_from_before_the_metric_term_existed_resumes_as_the_same_run():
     from dataclasses import asdict
 

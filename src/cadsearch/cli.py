@@ -260,7 +260,10 @@ def train(
     ] = None,
     pose_head: Annotated[str | None, typer.Option(help="bins or vector.")] = None,
     backbone: Annotated[str | None, typer.Option(help="Transfer backbone: lite0, lite1 or lite2.")] = None,
-    max_minutes: Annotated[float | None, typer.Option(help="Time budget; the schedule follows it.")] = None,
+    max_minutes: Annotated[
+        float | None,
+        typer.Option(help="Budget of the training steps, minutes; the schedule follows it (scratch: 40; 0: none)."),
+    ] = None,
     extra_chairs: Annotated[
         int | None,
         typer.Option(
