@@ -111,7 +111,8 @@ DEFAULT_INPUT = {"scratch": 64, "transfer": 160}  # measured: see the package do
 #: the held-out views' validation pose better at every epoch from the third. A second training of the default (seed 1):
 #: renders 10.57°, photos sector-balanced 0.831 (BENCHMARKS.md, "A second seed of the scratch default").
 #: The scratch network's camera roll is ±10° (±25° before, still the transfer network's) and its training steps have a
-#: 40-minute budget (the cosine schedule follows it; here 40 epochs need 45 min of steps). On the 166-model library
+#: 40-minute budget (the cosine schedule follows it; here 40 epochs took 45.39 min of steps in one run, 39.26 in
+#: another). On the 166-model library
 #: (seed 0, one training each; BENCHMARKS.md, "Camera roll ±10° for the scratch network, and its training time"):
 #: ±10° took the renders' pose mean through the search from 10.18° (10.57° for seed 1) to 9.15°, top-1 0.899 → 0.920,
 #: chairs 4.97° / 0.942 → 3.94° / 0.964; the photos' sector-balanced Acc@30 0.826 → 0.805 (median 11.47 → 8.87°).
