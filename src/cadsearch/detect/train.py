@@ -93,9 +93,9 @@ class DetectorConfig:
     width: int = 64  # channels of the head (96 measured 2.2x the step time)
     # training composites (each seen once per epoch, cached features). 6000: with 3000 the box head overfitted
     # after epoch 3-6; twice as many took synthetic clutter top-1 through search from 0.76 to 0.835-0.875 (pose
-    # mean 16.9° to 9.5-12.4°) and the development photos from 0.658 to 0.692-0.706, two seed-0 trainings
-    # (BENCHMARKS.md, the localiser's fifth round), for 17 min of training alone instead of 9 and a feature cache
-    # of 5.8 GB instead of 3.2
+    # mean 16.9° to 9.5-12.4°) and the development photos from 0.658 to 0.692-0.706, two seed-0 trainings (seed 1:
+    # 0.83, 13.8°; BENCHMARKS.md, the localiser's fifth round), for 17 min of training alone instead of 9 and a
+    # feature cache of 5.8 GB instead of 3.2
     composites: int = 6000
     val_composites: int = 300
     cutouts: int = 1500  # rendered views to paste
