@@ -362,3 +362,28 @@ def test_composite_settings_are_checked_before_any_work(tmp_path: Path) -> None:
         train_detector(tmp_path, {"composite.nope": 1}, progress=False)
     with pytest.raises(InputError, match="composite setting table_p must be a float"):
         train_detector(tmp_path, {"composite.table_p": "many"}, progress=False)
+
+
+def test_cached_features_keep_every_composite_in_order_across_batches() -> None:
+    """The feature cache is written in place batch by batch (32 per batch): every row must hold its own
+    composite's features, the last, partial batch included."""
+    from cadsearch.detect.train import DetectorConfig, _make_set
+
+    seen: list[np.ndarray] = []
+
+    def body_fn(x: np.ndarray) -> tuple[np.ndarray, ...]:
+        # one value per photo and channel, distinct for every composite: its mean pixel and its position
+        start = sum(len(s) for s in seen)
+        v = x.mean(axis=(1, 2, 3)) + 1000 * np.arange(start, start + len(x))
+        seen.append(v)
+        return tuple(np.broadcast_to(v[:, None, None, None], (len(x), 2, 64 // s, 64 // s)).copy()
+                     for s in (4, 8, 16, 32))  # fmt: skip
+
+    cfg = DetectorConfig(input_size=64, composites=37, val_composites=8, cutouts=3)
+    data = _make_set(37, 5, _cutouts(), BackgroundPhotos([]), cfg, body_fn, False, "test")
+    expected = np.concatenate(seen)
+    assert len(expected) == 37 and [len(s) for s in seen] == [32, 5]
+    for key, stride in (("c4", 4), ("c8", 8), ("c16", 16), ("c32", 32)):
+        assert data[key].shape == (37, 2, 64 // stride, 64 // stride) and data[key].dtype == np.float16
+        assert np.allclose(data[key][:, 0, 0, 0], expected.astype(np.float16))
+    assert data["targets"]["heat"].shape[0] == 37
