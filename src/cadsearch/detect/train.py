@@ -95,7 +95,7 @@ class DetectorConfig:
     # after epoch 3-6; twice as many took synthetic clutter top-1 through search from 0.76 to 0.835-0.875 (pose
     # mean 16.9° to 9.5-12.4°) and the development photos from 0.658 to 0.692-0.706, two seed-0 trainings (seed 1:
     # 0.83, 13.8°; BENCHMARKS.md, the localiser's fifth round), for 17 min of training alone instead of 9 and a
-    # feature cache of 5.8 GB instead of 3.2
+    # feature cache of 5.8 GB instead of 3.2 (10⁹ bytes)
     composites: int = 6000
     val_composites: int = 300
     cutouts: int = 1500  # rendered views to paste
@@ -275,7 +275,8 @@ def _make_set(
     :meth:`Localiser.segment` for a found object's mask; boxes are then those cut to the square (objects with under
     30 % of their box inside it are dropped from the box targets, not from the mask)."""
     # the features go straight into arrays of all n rows, allocated at the first batch: collecting them in lists and
-    # concatenating at the end held the cache twice at its peak (12.9 GB for 6,000 composites; 5.8 GB of cache)
+    # concatenating at the end held the cache twice at its peak (peak RSS 12.4 GiB for 6,000 composites, 5.4 GiB of
+    # them the cache; 8.8 GiB since)
     feats: dict[str, np.ndarray] = {}
     done = 0
     targets, truths, images, fgs, fulls, shown_masks = [], [], [], [], [], []
