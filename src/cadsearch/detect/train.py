@@ -13,7 +13,8 @@ much (the composites are drawn on the CPU either way).
    for a found object's mask; the validation composites are used both ways) and run the frozen body once on each
    (onnxruntime). Its four maps are cached in RAM as fp16 with the targets: 895 kB per composite at the default
    384 px (stride 4: 24 × 96 × 96 = 442 kB, stride 8: 184 kB, stride 16 and 32: 221 kB, the stride-4 mask target
-   9 kB as uint8; 393 kB at 256 px), 3.2 GB for the default 3,000 + 2 × 300 (peak RSS of the run 7.6–7.9 GB).
+   9 kB as uint8; 393 kB at 256 px), 5.8 GB for the default 6,000 + 2 × 300 (peak RSS of the run 8.84 GiB; 3.2 GB
+   for 3,000).
    The body never changes, so the heads then train for many cheap epochs on the cache. (Recomputing the stride-4
    stage on the fly instead would cost the body's first three blocks at full resolution every step: caching is
    cheaper while it fits.)
@@ -91,11 +92,12 @@ class DetectorConfig:
     input_size: int = 384
     backbone: str = "lite0"
     width: int = 64  # channels of the head (96 measured 2.2x the step time)
-    # training composites (each seen once per epoch, cached features). 6000: with 3000 the box head overfitted
-    # after epoch 3-6; twice as many took synthetic clutter top-1 through search from 0.76 to 0.835-0.875 (pose
-    # mean 16.9° to 9.5-12.4°) and the development photos from 0.658 to 0.692-0.706, two seed-0 trainings (seed 1:
-    # 0.83, 13.8°; BENCHMARKS.md, the localiser's fifth round), for 17 min of training alone instead of 9 and a
-    # feature cache of 5.8 GB instead of 3.2 (10⁹ bytes)
+    # training composites (each seen once per epoch, cached features). 6000: with 3000 the validation loss was
+    # lowest at epoch 6 and rose from there in both runs (the head overfits its cached composites); twice as many
+    # took synthetic clutter top-1 through search from 0.76 to 0.835-0.875 (pose mean 16.9° to 9.5-12.4°) and the
+    # development photos from 0.658 to 0.692-0.706, two seed-0 trainings (seed 1: 0.83, 13.8°; BENCHMARKS.md, the
+    # localiser's fifth round), for 17 min of training alone instead of 9 and a feature cache of 5.8 GB instead of
+    # 3.2 (10⁹ bytes)
     composites: int = 6000
     val_composites: int = 300
     cutouts: int = 1500  # rendered views to paste
