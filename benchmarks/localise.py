@@ -328,6 +328,9 @@ def main() -> None:
     ap.add_argument("--baseline-without-vote", action="store_true",
                     help="the baseline decodes without box voting (BOX_VOTE_IOU); with no --baseline, the baseline "
                          "is the workspace's own detector")  # fmt: skip
+    ap.add_argument("--baseline-threshold", type=float, default=None,
+                    help="the baseline detects at this score threshold (default: its checkpoint's); with no "
+                         "--baseline, the baseline is the workspace's own detector")  # fmt: skip
     args = ap.parse_args()
     torch.set_num_threads(1)
     ws = args.workspace
@@ -346,13 +349,13 @@ def main() -> None:
         results["rooms"] = rooms(loc, args.rooms, pictures)
     if "photos" not in skip and args.photos.is_file():
         results["photos"] = dev_photos(searcher, args.photos, pictures=pictures)
-    if args.baseline or args.baseline_without_vote:
+    if args.baseline or args.baseline_without_vote or args.baseline_threshold is not None:
         base_folder = args.baseline or loc.folder
-        base = Localiser(base_folder, flip_test=loc.flip_test,
+        base = Localiser(base_folder, flip_test=loc.flip_test, threshold=args.baseline_threshold,
                          box_vote_iou=None if args.baseline_without_vote else loc.box_vote_iou)  # fmt: skip
         searcher.localiser = base
         results["baseline"] = {"folder": str(base_folder), "detector_metrics": base.metrics,
-                               "box_vote_iou": base.box_vote_iou}  # fmt: skip
+                               "box_vote_iou": base.box_vote_iou, "threshold": base.threshold}  # fmt: skip
         if "clutter" not in skip:
             results["baseline"]["clutter"] = clutter(ws, searcher, base, held, args.n, pictures,
                                                      ("detect", "detect_verify"), " (baseline)")  # fmt: skip
