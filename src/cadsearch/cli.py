@@ -273,14 +273,6 @@ def train(
             min=0,
         ),
     ] = None,
-    object_photos: Annotated[
-        str | None,
-        typer.Option(
-            help="detector only: product photos of the library's kinds of object on a plain or gradient backdrop (a "
-            "folder, or a text file listing them), keyed off the backdrop and pasted among the renders "
-            "(--set photo_share=0.25: their share of the pasted objects). Keep the photos you judge it on out.",
-        ),
-    ] = None,
     overrides: Annotated[
         list[str] | None,
         typer.Option("--set", help="Any training option as KEY=VALUE (repeatable), e.g. --set input_size=96."),
@@ -289,16 +281,14 @@ def train(
     """Train a model on the rendered views (resumes an interrupted run with the same settings).
 
     `cadsearch train detector` trains the localiser that finds every object of the library's kinds in a whole
-    photo (on composites of the renders over room photos; --backgrounds FOLDER, --object-photos, --epochs, --lr,
-    --batch-size, --seed, --max-minutes and --set KEY=VALUE apply)."""
+    photo (on composites of the renders over room photos; --backgrounds FOLDER, --epochs, --lr, --batch-size,
+    --seed, --max-minutes and --set KEY=VALUE apply)."""
     from cadsearch.models import train_model
 
     options = dict(_parse_override(o) for o in overrides or [])
     if arch == "detector":
-        _train_detector(options, epochs, batch_size, lr, seed, backgrounds, max_minutes, object_photos)
+        _train_detector(options, epochs, batch_size, lr, seed, backgrounds, max_minutes)
         return
-    if object_photos is not None:
-        raise InputError("--object-photos trains the detector only: cadsearch train detector --object-photos PATH")
     named = {
         "epochs": epochs,
         "batch_size": batch_size,
@@ -329,11 +319,11 @@ def train(
     typer.echo(f"checkpoint: {summary.checkpoint}")
 
 
-def _train_detector(options: dict, epochs, batch_size, lr, seed, backgrounds, max_minutes, object_photos) -> None:
+def _train_detector(options: dict, epochs, batch_size, lr, seed, backgrounds, max_minutes) -> None:
     from cadsearch.detect import train_detector
 
     named = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "backgrounds": backgrounds,
-             "max_minutes": max_minutes, "object_photos": object_photos}  # fmt: skip
+             "max_minutes": max_minutes}  # fmt: skip
     options.update({k: v for k, v in named.items() if v is not None})
     summary = train_detector(_workspace(), options)
     m = summary.metrics

@@ -71,7 +71,6 @@ from cadsearch.detect.model import (
     MultiScaleBody,
     export_body_onnx,
 )
-from cadsearch.detect.photo_cutouts import load_photo_cutouts, mix_cutouts, object_photo_files
 from cadsearch.errors import InputError
 from cadsearch.framing import MARGIN, Frame, frame_for, frame_image
 from cadsearch.workspace import atomic_write_bytes
@@ -103,11 +102,6 @@ class DetectorConfig:
     val_composites: int = 300
     cutouts: int = 1500  # rendered views to paste
     backgrounds: str = "auto"  # a folder of room photos; auto: shared/data/backgrounds if present; procedural: none
-    # product photos of the library's kinds of object on a plain or gradient backdrop (a folder, or a text file
-    # listing them), keyed off their backdrop and pasted among the renders: real materials and light
-    # (:mod:`cadsearch.detect.photo_cutouts`); "" = renders only
-    object_photos: str = ""
-    photo_share: float = 0.25  # share of the training composites' pasted objects drawn from the object photos
     # the learning rate decays to 0 over these epochs (or max_minutes, whichever ends first): with 30 the box head
     # peaked at epoch 5-6 and then overfitted the cached composites at a high rate; with 12 it kept improving to
     # epoch 6-12 (BENCHMARKS.md, the localiser's second round)
@@ -130,8 +124,6 @@ class DetectorConfig:
         for name in ("composites", "val_composites", "cutouts", "epochs", "batch_size", "width"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not 0 <= self.photo_share < 1:
-            raise InputError(f"photo_share must be in [0, 1), got {self.photo_share}")
 
 
 @dataclass
@@ -474,9 +466,6 @@ def _payload(head: dict[str, torch.Tensor], mask_head: dict[str, torch.Tensor], 
 
 
 def _same_run(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether stored settings ``a`` and current ``b`` describe one run (all but its length equal); a setting added
-    since ``a`` was stored counts at its default, so a run interrupted before an upgrade still resumes."""
-    a = asdict(DetectorConfig()) | a
     return {k: v for k, v in a.items() if k not in _RUN_LENGTH} == {k: v for k, v in b.items() if k not in _RUN_LENGTH}
 
 
@@ -516,7 +505,6 @@ def train_detector(
             raise InputError(f"detector setting {key} must be a {type(current).__name__}, got {value!r}") from None
     cfg.validate()
     comp = dataclasses.replace(CompositeConfig(), **comp_overrides)
-    listed = object_photo_files(cfg.object_photos) if cfg.object_photos else []  # a bad path fails before any work
     t_start = time.perf_counter()
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
@@ -532,19 +520,10 @@ def train_detector(
     cutouts = load_cutouts(ws, cfg.cutouts, cfg.seed, progress)
     if not cutouts:
         raise InputError(f"no rendered views with an object in {ws}; run `cadsearch render` first")
-    train_cutouts = cutouts
-    if listed:
-        real = load_photo_cutouts(listed, progress)
-        notes.append(f"object photos: {len(real)} of {len(listed)} keyed off a plain backdrop"
-                     + (f", {cfg.photo_share:.0%} of the training composites' objects" if real else
-                        " (none used: photos on a plain or gradient backdrop, each object whole)"))  # fmt: skip
-        # the validation composites keep the renders alone: comparable with detectors trained without photos, and
-        # not flattered by the few photos the training repeats
-        train_cutouts = mix_cutouts(cutouts, real, cfg.photo_share)
     photos = BackgroundPhotos(files)
     body = MultiScaleBody(cfg.backbone, cfg.input_size)
     body_fn = _body_runner(body, folder)
-    train = _make_set(cfg.composites, cfg.seed * 1000 + 1, train_cutouts, photos, cfg, body_fn, progress, "composites",
+    train = _make_set(cfg.composites, cfg.seed * 1000 + 1, cutouts, photos, cfg, body_fn, progress, "composites",
                       square_share=cfg.square_share, comp=comp)  # fmt: skip
     val = _make_set(cfg.val_composites, cfg.seed * 1000 + 2, cutouts, photos, cfg, body_fn, progress, "validation",
                     full_masks=True, comp=comp)  # fmt: skip
