@@ -179,3 +179,43 @@ def test_refine_options_reach_the_searcher_and_the_table_shows_roll_and_fit(
     assert code == 0 and seen[-1] == 2 and all("placement" in r for r in json.loads(out)["results"][:2])
     code, _, err = run(capsys, "--workspace", str(search_ws), "search", image, "--refine-top", "0")
     assert code == 2 and "Traceback" not in err
+
+
+def test_detect_threshold_sets_the_lowest_object_score_and_needs_a_detector(
+    search_ws: Path, monkeypatch, capsys
+) -> None:
+    from cadsearch.detect import Detection
+
+    class Scored:
+        """Two objects, scored 0.8 and 0.35, kept at or above :attr:`threshold` as the localiser keeps them."""
+
+        threshold = 0.3
+
+        def detect(self, image):
+            found = [Detection((2.0, 2.0, 30.0, 30.0), 0.8), Detection((20.0, 20.0, 46.0, 46.0), 0.35)]
+            return [d for d in found if d.score >= self.threshold]
+
+    fake = fake_for(search_ws)
+    build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
+    made: list[Searcher] = []
+
+    def load(cls, ws, model=None, crop=None, **kwargs):
+        localiser = None if crop == "auto" else Scored()
+        made.append(Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws),
+                             crop=crop or ("detect" if localiser else "auto"), localiser=localiser))  # fmt: skip
+        return made[-1]
+
+    monkeypatch.setattr(Searcher, "from_workspace", classmethod(load))
+    photo = str(search_ws / read_view_table(search_ws)[0].path)
+    ws = ["--workspace", str(search_ws)]
+    code, out, err = run(capsys, *ws, "search", photo, "--json")
+    assert code == 0, err
+    assert [o["detection_score"] for o in json.loads(out)["objects"]] == [0.8, 0.35]
+    code, out, err = run(capsys, *ws, "search", photo, "--json", "--detect-threshold", "0.5")
+    assert code == 0, err
+    assert [o["detection_score"] for o in json.loads(out)["objects"]] == [0.8]
+    assert made[-1].localiser.threshold == 0.5
+    code, _, err = run(capsys, *ws, "search", photo, "--crop", "auto", "--detect-threshold", "0.5")
+    assert code == 2 and err.count("\n") == 1 and "--detect-threshold needs --crop detect" in err
+    code, _, err = run(capsys, *ws, "search", photo, "--detect-threshold", "1.5")
+    assert code == 2 and err.count("\n") == 1

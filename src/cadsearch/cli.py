@@ -484,6 +484,16 @@ def search(
     refine_top: Annotated[
         int, typer.Option(help="How many of each object's best models to register (with --refine).", min=1)
     ] = 1,
+    detect_threshold: Annotated[
+        float | None,
+        typer.Option(
+            help="With --crop detect: the lowest detection score of an object (default: the detector's, 0.3). "
+            "Higher: fewer false objects in a room photo, more objects missed (README, whole photos).",
+            min=0.0,
+            max=1.0,
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Find the library models a photo shows, with a score and the camera pose of each."""
     code = _run_search(
@@ -495,6 +505,7 @@ def search(
         overlay=overlay,
         crop=crop,
         refine_top=refine_top if refine else 0,
+        detect_threshold=detect_threshold,
     )
     if code:
         raise typer.Exit(code)
@@ -546,6 +557,7 @@ def _run_search(
     overlay: str | Path | None = None,
     crop: str | None = None,
     refine_top: int = 1,
+    detect_threshold: float | None = None,
 ) -> int:
     """``cadsearch search IMAGE...``: answer every query; an unreadable image gets a one-line error on stderr
     and the others still run.
@@ -554,11 +566,12 @@ def _run_search(
     ``overlay``, writes the top model's registration overlay (``OUT.png``, or ``OUT-<i>.png`` for several
     queries; every found object's best model, numbered boxes). ``crop`` is the crop method
     (:data:`~cadsearch.search.searcher.CROP_CHOICES`; None: ``detect`` when a detector is trained, else ``auto``).
-    ``refine_top``: how many of each object's best models are registered (0: none). Returns the exit
-    code: 0, or 2 if any image could not be read.
+    ``refine_top``: how many of each object's best models are registered (0: none). ``detect_threshold``: the
+    detector's lowest object score (None: its own). Returns the exit code: 0, or 2 if any image could not be read.
 
     Raises:
-        InputError: no trained model or no index (nothing can be answered).
+        InputError: no trained model or no index (nothing can be answered), or ``detect_threshold`` without a
+            detector.
     """
     from cadsearch.imageio import read_image
     from cadsearch.search import Searcher
@@ -569,6 +582,10 @@ def _run_search(
     if not images:
         raise InputError("give at least one image to search for")
     searcher = Searcher.from_workspace(workspace, model=model, crop=crop, refine_top=refine_top)
+    if detect_threshold is not None:
+        if searcher.localiser is None or searcher.crop != "detect":
+            raise InputError("--detect-threshold needs --crop detect and a trained detector (cadsearch train detector)")
+        searcher.localiser.threshold = float(detect_threshold)
     code = 0
     for i, path in enumerate(images):
         t0 = time.perf_counter()
