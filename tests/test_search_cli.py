@@ -181,31 +181,40 @@ def test_refine_options_reach_the_searcher_and_the_table_shows_roll_and_fit(
     assert code == 2 and "Traceback" not in err
 
 
-def test_detect_threshold_sets_the_lowest_object_score_and_needs_a_detector(
-    search_ws: Path, monkeypatch, capsys
-) -> None:
-    from cadsearch.detect import Detection
+class _Scored:
+    """A localiser that finds two objects, scored 0.8 and 0.35, and keeps those at or above :attr:`threshold` as
+    :class:`~cadsearch.detect.Localiser` does."""
 
-    class Scored:
-        """Two objects, scored 0.8 and 0.35, kept at or above :attr:`threshold` as the localiser keeps them."""
+    threshold = 0.3
 
-        threshold = 0.3
+    def detect(self, image):
+        from cadsearch.detect import Detection
 
-        def detect(self, image):
-            found = [Detection((2.0, 2.0, 30.0, 30.0), 0.8), Detection((20.0, 20.0, 46.0, 46.0), 0.35)]
-            return [d for d in found if d.score >= self.threshold]
+        found = [Detection((2.0, 2.0, 30.0, 30.0), 0.8), Detection((20.0, 20.0, 46.0, 46.0), 0.35)]
+        return [d for d in found if d.score >= self.threshold]
 
+
+def _scored_searchers(search_ws: Path, monkeypatch) -> list[Searcher]:
+    """``Searcher.from_workspace`` patched to build fake-network searchers with a :class:`_Scored` localiser (none
+    for ``crop="auto"``); returns the list of those it built."""
     fake = fake_for(search_ws)
     build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
     made: list[Searcher] = []
 
     def load(cls, ws, model=None, crop=None, **kwargs):
-        localiser = None if crop == "auto" else Scored()
+        localiser = None if crop == "auto" else _Scored()
         made.append(Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws),
                              crop=crop or ("detect" if localiser else "auto"), localiser=localiser))  # fmt: skip
         return made[-1]
 
     monkeypatch.setattr(Searcher, "from_workspace", classmethod(load))
+    return made
+
+
+def test_detect_threshold_sets_the_lowest_object_score_and_needs_a_detector(
+    search_ws: Path, monkeypatch, capsys
+) -> None:
+    made = _scored_searchers(search_ws, monkeypatch)
     photo = str(search_ws / read_view_table(search_ws)[0].path)
     ws = ["--workspace", str(search_ws)]
     code, out, err = run(capsys, *ws, "search", photo, "--json")
@@ -219,3 +228,25 @@ def test_detect_threshold_sets_the_lowest_object_score_and_needs_a_detector(
     assert code == 2 and err.count("\n") == 1 and "--detect-threshold needs --crop detect" in err
     code, _, err = run(capsys, *ws, "search", photo, "--detect-threshold", "1.5")
     assert code == 2 and err.count("\n") == 1
+
+
+def test_evaluate_takes_the_detect_threshold_as_search_does(search_ws: Path, monkeypatch, capsys) -> None:
+    from cadsearch.errors import InputError
+    from cadsearch.evaluate.run import load_answerers
+    from cadsearch.models import checkpoint_path
+
+    _scored_searchers(search_ws, monkeypatch)
+    checkpoint_path(search_ws, "scratch").parent.mkdir(parents=True, exist_ok=True)
+    checkpoint_path(search_ws, "scratch").write_bytes(b"")  # present; the patched loader never reads it
+    answerers = load_answerers(search_ws, "scratch", "index", print, crop="detect", detect_threshold=0.5)
+    searcher = answerers["scratch"].searcher
+    photo = np.asarray(Image.open(search_ws / read_view_table(search_ws)[0].path).convert("RGB"))
+    assert [o.detection_score for o in searcher.search(photo, k=1).objects] == [0.8]
+    for ranking in ("index", "classifier"):  # the classifier ranking has no searcher to refuse it
+        with pytest.raises(InputError, match="--detect-threshold needs --crop detect"):
+            load_answerers(search_ws, "scratch", ranking, print, crop="auto", detect_threshold=0.5)
+    with pytest.raises(InputError, match="between 0 and 1"):
+        searcher.set_detect_threshold(-0.1)
+    code, _, err = run(capsys, "--workspace", str(search_ws), "evaluate", "--model", "scratch", "--crop", "auto",
+                       "--detect-threshold", "0.5")  # fmt: skip
+    assert code == 2 and err.count("\n") == 1 and "--detect-threshold needs --crop detect" in err

@@ -583,9 +583,7 @@ def _run_search(
         raise InputError("give at least one image to search for")
     searcher = Searcher.from_workspace(workspace, model=model, crop=crop, refine_top=refine_top)
     if detect_threshold is not None:
-        if searcher.localiser is None or searcher.crop != "detect":
-            raise InputError("--detect-threshold needs --crop detect and a trained detector (cadsearch train detector)")
-        searcher.localiser.threshold = float(detect_threshold)
+        searcher.set_detect_threshold(detect_threshold)
     code = 0
     for i, path in enumerate(images):
         t0 = time.perf_counter()
@@ -669,6 +667,16 @@ def evaluate(
     refine: Annotated[
         bool, typer.Option(help="Register the top answer before its pose is scored, as `cadsearch search --refine`.")
     ] = True,
+    detect_threshold: Annotated[
+        float | None,
+        typer.Option(
+            help="With --crop detect: the lowest detection score of an object, as `cadsearch search "
+            "--detect-threshold` (default: the detector's, 0.3).",
+            min=0.0,
+            max=1.0,
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Evaluate the trained models as `cadsearch search` answers: top-1/top-5 and pose error, report and plots."""
     from cadsearch.evaluate import default_report_dir, design_json, run_evaluation
@@ -708,6 +716,7 @@ def evaluate(
                 ranking=r,
                 crop=crop,
                 refine_top=1 if refine else 0,
+                detect_threshold=detect_threshold,
             )
             results.append(result)
             if as_json:

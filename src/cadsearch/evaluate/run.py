@@ -188,22 +188,28 @@ def load_answerers(
     warn: Warn,
     crop: str | None = None,
     refine_top: int = 1,
+    detect_threshold: float | None = None,
 ) -> dict[str, Answerer]:
     """Load the networks of ``models`` (``"both"``: whichever exist) for ``ranking``: a
     :class:`~cadsearch.search.Searcher` per network (checkpoint and index; ``refine_top`` of each answer
     registered, as ``cadsearch search --refine-top``) for ``index``, the checkpoint alone for ``classifier``.
-    ``crop`` as ``cadsearch search --crop``; None: the same default (:func:`default_crop`).
-    Raises InputError if none can be used; with ``"both"`` a missing one is skipped with a note."""
+    ``crop`` as ``cadsearch search --crop``; None: the same default (:func:`default_crop`). ``detect_threshold``
+    as ``cadsearch search --detect-threshold`` (None: the detector's own).
+    Raises InputError if none can be used (or ``detect_threshold`` without ``detect``); with ``"both"`` a missing
+    one is skipped with a note."""
     from cadsearch.models import checkpoint_path, load_predictor
 
     if ranking not in RANKINGS:
         raise InputError(f"unknown ranking {ranking!r}; choose {' or '.join(RANKINGS)}")
     crop = default_crop(workspace) if crop is None else crop
+    if detect_threshold is not None and crop != "detect":  # before any network is loaded
+        raise InputError("--detect-threshold needs --crop detect and a trained detector (cadsearch train detector)")
     localiser = None
     if crop == "detect" and ranking == "classifier":
         from cadsearch.detect import Localiser, detector_dir
 
-        localiser = Localiser(detector_dir(workspace))  # no detector: its own one-line InputError
+        # no detector: its own one-line InputError
+        localiser = Localiser(detector_dir(workspace), threshold=detect_threshold)
     archs, explicit = resolve_models(models)
     loaded: dict[str, Answerer] = {}
     for arch in archs:
@@ -219,7 +225,10 @@ def load_answerers(
         from cadsearch.search import Searcher
 
         try:
-            loaded[arch] = IndexAnswerer(Searcher.from_workspace(workspace, arch, crop=crop, refine_top=refine_top))
+            searcher = Searcher.from_workspace(workspace, arch, crop=crop, refine_top=refine_top)
+            if detect_threshold is not None:
+                searcher.set_detect_threshold(detect_threshold)
+            loaded[arch] = IndexAnswerer(searcher)
         except InputError as err:
             if explicit:
                 raise
@@ -588,6 +597,7 @@ def run_evaluation(
     ranking: str = "index",
     crop: str | None = None,
     refine_top: int = 1,
+    detect_threshold: float | None = None,
     backgrounds: str = "random",
     workers: int = 1,
     answerers: Mapping[str, Answerer] | None = None,
@@ -612,6 +622,8 @@ def run_evaluation(
             given it only labels the result.
         refine_top: models registered per answer (0: none), as ``cadsearch search --refine-top``; the pose of the
             top answer is then the registered one.
+        detect_threshold: with ``crop="detect"``, the lowest detection score of an object, as ``cadsearch search
+            --detect-threshold`` (None: the detector's own; unused with ``answerers`` given).
         backgrounds: graphics split backgrounds: ``"random"`` or a folder of images.
         answerers: already loaded answerers by arch (skips loading; tests, the web app). ``ranking`` then only
             labels the result.
@@ -640,7 +652,7 @@ def run_evaluation(
         given = next(iter(answerers.values()), None) if answerers else None
         crop = getattr(given, "crop", None) or default_crop(workspace)
     if answerers is None:
-        answerers = load_answerers(workspace, models, ranking, note, crop, refine_top)
+        answerers = load_answerers(workspace, models, ranking, note, crop, refine_top, detect_threshold)
     else:
         archs, explicit = resolve_models(models)
         missing = [a for a in archs if a not in answerers]

@@ -530,6 +530,19 @@ class Searcher:
         }
         return Searcher(self.predictor, self.index, self.library, **(current | options))
 
+    def set_detect_threshold(self, threshold: float) -> None:
+        """Find objects down to detection score ``threshold`` (0–1; ``cadsearch search --detect-threshold``): higher
+        means fewer false objects in a room photo and more objects missed.
+
+        Raises:
+            InputError: the threshold is outside [0, 1], or this searcher does not crop with a detector.
+        """
+        if not 0.0 <= threshold <= 1.0:
+            raise InputError(f"--detect-threshold must be between 0 and 1, got {threshold}")
+        if self.localiser is None or self.crop != "detect":
+            raise InputError("--detect-threshold needs --crop detect and a trained detector (cadsearch train detector)")
+        self.localiser.threshold = float(threshold)
+
     def _check_crop(self, crop: str) -> str:
         if crop == "detect":
             if self.localiser is None:
