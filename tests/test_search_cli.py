@@ -247,6 +247,9 @@ def test_evaluate_takes_the_detect_threshold_as_search_does(search_ws: Path, mon
             load_answerers(search_ws, "scratch", ranking, print, crop="auto", detect_threshold=0.5)
     with pytest.raises(InputError, match="between 0 and 1"):
         searcher.set_detect_threshold(-0.1)
+    sibling = searcher.with_options()  # shares the localiser it was made with
+    searcher.set_detect_threshold(0.3)
+    assert searcher.localiser.threshold == 0.3 and sibling.localiser.threshold == 0.5
     code, _, err = run(capsys, "--workspace", str(search_ws), "evaluate", "--model", "scratch", "--crop", "auto",
                        "--detect-threshold", "0.5")  # fmt: skip
     assert code == 2 and err.count("\n") == 1 and "--detect-threshold needs --crop detect" in err

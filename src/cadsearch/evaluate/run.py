@@ -202,8 +202,10 @@ def load_answerers(
     if ranking not in RANKINGS:
         raise InputError(f"unknown ranking {ranking!r}; choose {' or '.join(RANKINGS)}")
     crop = default_crop(workspace) if crop is None else crop
-    if detect_threshold is not None and crop != "detect":  # before any network is loaded
-        raise InputError("--detect-threshold needs --crop detect and a trained detector (cadsearch train detector)")
+    if detect_threshold is not None:  # before any network is loaded
+        from cadsearch.search.searcher import check_detect_threshold
+
+        check_detect_threshold(detect_threshold, crop)
     localiser = None
     if crop == "detect" and ranking == "classifier":
         from cadsearch.detect import Localiser, detector_dir

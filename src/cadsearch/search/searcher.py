@@ -16,6 +16,7 @@ best views' cameras with the pose head (:mod:`cadsearch.search.pose`).
 from __future__ import annotations
 
 import contextlib
+import copy
 import threading
 import time
 from collections.abc import Sequence
@@ -309,6 +310,15 @@ def registration_alternatives(
     return [(float(p), float(a), float(m)) for p, a, m in np.asarray(obj.pose_modes, np.float64)]
 
 
+def check_detect_threshold(threshold: float, crop: str | None) -> None:
+    """Refuse a detection threshold (``--detect-threshold``) outside [0, 1], or one for a search that does not crop
+    with a detector (``crop`` other than ``detect``; None: no detector), with one clear line (:class:`InputError`)."""
+    if not 0.0 <= threshold <= 1.0:
+        raise InputError(f"--detect-threshold must be between 0 and 1, got {threshold}")
+    if crop != "detect":
+        raise InputError("--detect-threshold needs --crop detect and a trained detector (cadsearch train detector)")
+
+
 class Searcher:
     """Answers photo → ranked models with score and pose. Load once, search many times (thread-safe).
 
@@ -532,15 +542,14 @@ class Searcher:
 
     def set_detect_threshold(self, threshold: float) -> None:
         """Find objects down to detection score ``threshold`` (0–1; ``cadsearch search --detect-threshold``): higher
-        means fewer false objects in a room photo and more objects missed.
+        means fewer false objects in a room photo and more objects missed. Searchers made from this one before
+        (:meth:`with_options`) keep their threshold: this one gets its own copy of the localiser.
 
         Raises:
-            InputError: the threshold is outside [0, 1], or this searcher does not crop with a detector.
+            InputError: see :func:`check_detect_threshold`, or no detector.
         """
-        if not 0.0 <= threshold <= 1.0:
-            raise InputError(f"--detect-threshold must be between 0 and 1, got {threshold}")
-        if self.localiser is None or self.crop != "detect":
-            raise InputError("--detect-threshold needs --crop detect and a trained detector (cadsearch train detector)")
+        check_detect_threshold(threshold, self.crop if self.localiser is not None else None)
+        self.localiser = copy.copy(self.localiser)
         self.localiser.threshold = float(threshold)
 
     def _check_crop(self, crop: str) -> str:
