@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -356,6 +357,28 @@ def test_context_failure_is_a_one_line_error(monkeypatch):
         monkeypatch.delenv(raster.GL_BACKEND_ENV)
         release_renderers()
     gl_context()  # back to normal
+
+
+def test_any_thread_can_render_a_new_mesh():
+    """A context belongs to the thread that made it (another cannot make buffers on it): a web request thread that
+    registers a model never uploaded before must still render it, exactly as the main thread does."""
+    renderer = RasterRenderer(SIZE)
+    renderer.render(trimesh.creation.box(), Camera(90, 0))  # the context exists, made for the main thread's call
+    sphere = trimesh.creation.icosphere(subdivisions=2)
+    answers: list = []
+
+    def render_in_thread() -> None:
+        try:
+            answers.append(renderer.render(sphere, Camera(60, 30)))
+        except Exception as exc:  # noqa: BLE001 - the failure is the answer
+            answers.append(exc)
+
+    worker = threading.Thread(target=render_in_thread)
+    worker.start()
+    worker.join()
+    assert isinstance(answers[0], RenderOutput), answers[0]
+    again = RasterRenderer(SIZE).render(sphere, Camera(60, 30))
+    assert answers[0].alpha.max() > 0 and np.array_equal(answers[0].rgb, again.rgb)
 
 
 def _render_in_child(queue) -> None:

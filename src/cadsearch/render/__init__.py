@@ -41,11 +41,9 @@ def release_renderers() -> None:
     """Release the rendering resources this process holds for all renderers: today the rasteriser's OpenGL
     context (and the meshes and framebuffers on it).
 
-    An OpenGL context is current only in the thread that made it; a caller that moves rendering to another
-    thread (the web app's render thread) calls this first, so that the next render makes a context there.
-    Existing renderers stay usable; a process that holds nothing is left as it is. The ray tracer keeps no
-    thread-bound state (its scenes belong to each renderer and go with :meth:`close`), so there is nothing to
-    release for it.
+    The next render makes a new context (on the rasteriser's GL thread, :mod:`cadsearch.render.raster`). Existing
+    renderers stay usable; a process that holds nothing is left as it is. The ray tracer keeps no thread-bound
+    state (its scenes belong to each renderer and go with :meth:`close`), so there is nothing to release for it.
     """
     from cadsearch.render.raster import release_gl
 

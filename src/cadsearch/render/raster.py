@@ -18,6 +18,11 @@ identical corners shared; closed parts back-face culled, see :func:`closed_faces
 small LRU cache keyed by the mesh object (the cache holds a reference, so an id is never reused while cached,
 and a changed mesh — trimesh's content hash — is re-uploaded).
 
+Threads: an OpenGL context belongs to the thread it was made in (another thread may draw with it, but not make a
+buffer or texture: "cannot create buffer"), so all GL work of a process runs on one thread of its own
+(:func:`_on_gl_thread`), whichever thread asks for a render: a web server's request threads, the registration of
+a search, a thumbnail thread. It also serialises the renders, which share one context.
+
 Processes: Mesa cannot render in a child forked after the parent initialised OpenGL (the child's first draw
 hangs), so worker pools must use the ``spawn`` or ``forkserver`` start method (or fork before the parent
 renders); a forked child that tries gets a :class:`~cadsearch.errors.CadsearchError` instead of a hang.
@@ -38,8 +43,10 @@ import math
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import trimesh
@@ -613,9 +620,30 @@ class _GLState:
 
 
 _STATE: _GLState | None = None
-_LOCK = threading.RLock()  # GL contexts are not thread-safe; renders within a process are serialised
+_LOCK = threading.RLock()  # guards _STATE; the GL work itself runs on the one GL thread
 #: pid of the process that first initialised OpenGL here (inherited by forked children).
 _GL_INIT_PID: int | None = None
+#: The thread that does all of this process's GL work, and the pid it was started in (threads do not survive fork).
+_GL_THREAD: ThreadPoolExecutor | None = None
+_GL_THREAD_PID: int | None = None
+_GL_THREAD_LOCK = threading.Lock()
+_GL_THREAD_NAME = "cadsearch-gl"
+
+T = TypeVar("T")
+
+
+def _on_gl_thread(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` run on this process's GL thread (started on first use), its result or exception returned to
+    the caller: the context is made in that thread, so every thread may render (see the module notes)."""
+    global _GL_THREAD, _GL_THREAD_PID
+    if threading.current_thread().name.startswith(_GL_THREAD_NAME):
+        return fn(*args)  # already there (a GL call made from GL work): waiting on itself would deadlock
+    with _GL_THREAD_LOCK:
+        if _GL_THREAD is None or os.getpid() != _GL_THREAD_PID:
+            _GL_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix=_GL_THREAD_NAME)
+            _GL_THREAD_PID = os.getpid()
+        executor = _GL_THREAD
+    return executor.submit(fn, *args).result()
 
 
 def gl_context() -> Any:
@@ -623,7 +651,7 @@ def gl_context() -> Any:
 
     Raises :class:`~cadsearch.errors.CadsearchError` with a one-line explanation when no context can be made.
     """
-    return _state().ctx
+    return _on_gl_thread(_state).ctx
 
 
 def _state() -> _GLState:
@@ -665,11 +693,25 @@ def _state() -> _GLState:
 def release_gl() -> None:
     """Release this process's GL context and everything on it (meshes, framebuffers); the next render makes
     a new one. Renderers stay usable."""
+    if _STATE is not None:
+        _on_gl_thread(_release_state)
+
+
+def _release_state() -> None:
     global _STATE
     with _LOCK:
         if _STATE is not None and _STATE.pid == os.getpid():
             _STATE.release()
         _STATE = None
+
+
+def _drop_meshes() -> None:
+    """Release the uploaded meshes of this process's context (the context and framebuffers stay)."""
+    with _LOCK:
+        if _STATE is not None and _STATE.pid == os.getpid():
+            for m in _STATE.meshes.values():
+                m.release()
+            _STATE.meshes.clear()
 
 
 # --- the renderer -------------------------------------------------------------------------------------------
@@ -753,21 +795,20 @@ class RasterRenderer:
             lights = random_lights(camera_seed(camera))
         else:
             lights = default_lights()
-        with _LOCK:
-            state = _state()
-            gpu = self._upload(state, mesh, key)
-            return self._draw(state, gpu, camera, lights)
+        return _on_gl_thread(self._render_on_gl_thread, mesh, key, camera, lights)
+
+    def _render_on_gl_thread(self, mesh: trimesh.Trimesh, key: Any, camera: Camera, lights: Any) -> RenderOutput:
+        state = _state()
+        gpu = self._upload(state, mesh, key)
+        return self._draw(state, gpu, camera, lights)
 
     def close(self) -> None:
         """Drop this process's uploaded meshes (the shared context and framebuffers stay for other renderers)."""
         if self._closed:
             return
         self._closed = True
-        with _LOCK:
-            if _STATE is not None and _STATE.pid == os.getpid():
-                for m in _STATE.meshes.values():
-                    m.release()
-                _STATE.meshes.clear()
+        if _STATE is not None:  # nothing uploaded in this process: no GL thread to start
+            _on_gl_thread(_drop_meshes)
 
     def __enter__(self) -> RasterRenderer:
         return self

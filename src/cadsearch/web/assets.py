@@ -39,7 +39,7 @@ POSED_CACHE_SIZE = 512
 
 
 def _drop_gl_context() -> None:
-    """Release the process's OpenGL context, if any, so that the next render makes one in the calling thread."""
+    """Release the process's OpenGL context, if any (the next render makes a new one)."""
     from cadsearch.render import release_renderers
 
     release_renderers()
@@ -48,12 +48,9 @@ def _drop_gl_context() -> None:
 class ModelAssets:
     """Makes and caches the pictures and files of ``library``'s models.
 
-    Thread-safe. Every mesh load and every render runs on one dedicated thread: an OpenGL context is current in
-    the thread that made it, so renders from a pool of request threads fail ("cannot create buffer"), and
-    the library's mesh cache is not thread-safe either. On a CPU renderer parallel renders would not be
-    faster anyway. The render thread starts by dropping any context another thread of the process made
-    (e.g. ``cadsearch demo`` rendering views before it serves), so that it makes and owns its own; :meth:`close`
-    drops that one again and stops the thread.
+    Thread-safe. Every mesh load and every render runs on one dedicated thread: the library's mesh cache is not
+    thread-safe (the renders themselves run on the rasteriser's own GL thread, whichever thread asks, see
+    :mod:`cadsearch.render.raster`). :meth:`close` releases the process's OpenGL context and stops the thread.
     """
 
     def __init__(self, library: Any, workspace: Path, thumbnail_size: int = 256):
@@ -63,16 +60,14 @@ class ModelAssets:
         self._renderer = None
         self._lock = threading.Lock()  # guards the in-memory cache only
         self._posed: OrderedDict[tuple, bytes] = OrderedDict()
-        self._render_thread = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="cadsearch-render", initializer=_drop_gl_context
-        )
+        self._render_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cadsearch-render")
 
     def _on_render_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` on the render thread and wait for its result (exceptions propagate)."""
         return self._render_thread.submit(fn, *args).result()
 
     def close(self) -> None:
-        """Release the render thread's OpenGL context and stop the thread (after the renders already asked for)."""
+        """Release the process's OpenGL context and stop the thread (after the renders already asked for)."""
         if self._renderer is not None:
             self._on_render_thread(_drop_gl_context)
             self._renderer = None
