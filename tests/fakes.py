@@ -1,5 +1,6 @@
 """Test helpers that hold no tests and no fixtures (fixtures live in ``conftest.py``): a fake predictor for the
-index and search tests, the web app wired to a fake searcher, and image files of every awkward kind.
+index and search tests (and searchers built on it with a fake localiser), the web app wired to a fake searcher, and
+image files of every awkward kind.
 
 The fake predictor stands in for a trained network: its embedding of an image is a pseudo-random unit vector
 seeded by a hash of the pixels (so a view's own image finds exactly that view), and its pose head answers the
@@ -75,6 +76,40 @@ def fake_for(ws: Path) -> FakePredictor:
         rgb = np.asarray(Image.open(ws / r.path).convert("RGB"))
         poses[image_hash(rgb)] = (r.polar_deg, r.azimuth_deg)
     return FakePredictor(sorted({r.model_id for r in read_view_table(ws)}), poses)
+
+
+class ScoredLocaliser:
+    """A localiser that finds two objects, scored 0.8 and 0.35, and keeps those at or above :attr:`threshold` as
+    :class:`~cadsearch.detect.Localiser` does."""
+
+    threshold = 0.3
+
+    def detect(self, image):
+        from cadsearch.detect import Detection
+
+        found = [Detection((2.0, 2.0, 30.0, 30.0), 0.8), Detection((20.0, 20.0, 46.0, 46.0), 0.35)]
+        return [d for d in found if d.score >= self.threshold]
+
+
+def patch_scored_searchers(ws: Path, monkeypatch) -> list:
+    """``Searcher.from_workspace`` patched to build searchers of ``ws`` on the fake predictor (its index built here)
+    with a :class:`ScoredLocaliser` (none for ``crop="auto"``); returns the list of those it built."""
+    from cadsearch.index import build_index, load_index
+    from cadsearch.library import Library
+    from cadsearch.search import Searcher
+
+    fake = fake_for(ws)
+    build_index(ws, "scratch", progress=False, predictor=fake, fingerprint="A")
+    made: list = []
+
+    def load(cls, workspace, model=None, crop=None, **kwargs):
+        localiser = None if crop == "auto" else ScoredLocaliser()
+        made.append(Searcher(fake, load_index(ws, "scratch"), Library.open(ws),
+                             crop=crop or ("detect" if localiser else "auto"), localiser=localiser))  # fmt: skip
+        return made[-1]
+
+    monkeypatch.setattr(Searcher, "from_workspace", classmethod(load))
+    return made
 
 
 # --- the web app with a fake searcher -------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from cadsearch.library import Library
 from cadsearch.render.job import read_view_table
 from cadsearch.search import Searcher
 from cadsearch.search.matching import MatchModel
-from fakes import fake_for
+from fakes import fake_for, patch_scored_searchers
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:
@@ -181,40 +181,10 @@ def test_refine_options_reach_the_searcher_and_the_table_shows_roll_and_fit(
     assert code == 2 and "Traceback" not in err
 
 
-class _Scored:
-    """A localiser that finds two objects, scored 0.8 and 0.35, and keeps those at or above :attr:`threshold` as
-    :class:`~cadsearch.detect.Localiser` does."""
-
-    threshold = 0.3
-
-    def detect(self, image):
-        from cadsearch.detect import Detection
-
-        found = [Detection((2.0, 2.0, 30.0, 30.0), 0.8), Detection((20.0, 20.0, 46.0, 46.0), 0.35)]
-        return [d for d in found if d.score >= self.threshold]
-
-
-def _scored_searchers(search_ws: Path, monkeypatch) -> list[Searcher]:
-    """``Searcher.from_workspace`` patched to build fake-network searchers with a :class:`_Scored` localiser (none
-    for ``crop="auto"``); returns the list of those it built."""
-    fake = fake_for(search_ws)
-    build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
-    made: list[Searcher] = []
-
-    def load(cls, ws, model=None, crop=None, **kwargs):
-        localiser = None if crop == "auto" else _Scored()
-        made.append(Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws),
-                             crop=crop or ("detect" if localiser else "auto"), localiser=localiser))  # fmt: skip
-        return made[-1]
-
-    monkeypatch.setattr(Searcher, "from_workspace", classmethod(load))
-    return made
-
-
 def test_detect_threshold_sets_the_lowest_object_score_and_needs_a_detector(
     search_ws: Path, monkeypatch, capsys
 ) -> None:
-    made = _scored_searchers(search_ws, monkeypatch)
+    made = patch_scored_searchers(search_ws, monkeypatch)
     photo = str(search_ws / read_view_table(search_ws)[0].path)
     ws = ["--workspace", str(search_ws)]
     code, out, err = run(capsys, *ws, "search", photo, "--json")
@@ -235,7 +205,7 @@ def test_evaluate_takes_the_detect_threshold_as_search_does(search_ws: Path, mon
     from cadsearch.evaluate.run import load_answerers
     from cadsearch.models import checkpoint_path
 
-    _scored_searchers(search_ws, monkeypatch)
+    patch_scored_searchers(search_ws, monkeypatch)
     checkpoint_path(search_ws, "scratch").parent.mkdir(parents=True, exist_ok=True)
     checkpoint_path(search_ws, "scratch").write_bytes(b"")  # present; the patched loader never reads it
     answerers = load_answerers(search_ws, "scratch", "index", print, crop="detect", detect_threshold=0.5)

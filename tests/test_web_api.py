@@ -13,11 +13,23 @@ import trimesh
 from fastapi.testclient import TestClient
 from PIL import Image, ImageOps
 
+from cadsearch.cli import main
+from cadsearch.errors import InputError
 from cadsearch.imageio import read_image
 from cadsearch.library import Library
+from cadsearch.render.job import read_view_table
+from cadsearch.web import Settings
 from cadsearch.web.deps import get_searcher
 from cadsearch.web.testing import FakeSearcher
-from fakes import TEST_UPLOAD_LIMIT, exif_rotated_jpeg, make_app, odd_images, png_bomb, png_bytes
+from fakes import (
+    TEST_UPLOAD_LIMIT,
+    exif_rotated_jpeg,
+    make_app,
+    odd_images,
+    patch_scored_searchers,
+    png_bomb,
+    png_bytes,
+)
 
 DESIGN_KEYS = ["rank", "model_id", "name", "category", "score", "match", "polar_deg", "azimuth_deg", "roll_deg"]
 REGISTERED_KEYS = [*DESIGN_KEYS, "placement", "silhouette_iou"]  # a result refined by registration
@@ -235,6 +247,31 @@ def test_unexpected_errors_are_a_generic_500(web_ws: Path):
         assert "secret" not in r.text and "/srv" not in r.text
         page = client.get("/results/x/overlay.png?rank=abc", headers={"accept": "text/html"})
         assert page.status_code in (404, 422) and "Traceback" not in page.text
+
+
+def test_the_detect_threshold_setting_reaches_the_searcher(search_ws: Path, monkeypatch, capsys):
+    patch_scored_searchers(search_ws, monkeypatch)  # its localiser finds two objects, scored 0.8 and 0.35
+    photo = (search_ws / read_view_table(search_ws)[0].path).read_bytes()
+    found = {}
+    for threshold in (None, 0.5):
+        with TestClient(make_app(search_ws, detect_threshold=threshold)) as client:  # the app loads the searcher
+            r = upload(client, photo)
+            assert r.status_code == 200, r.text
+            found[threshold] = [o["detection_score"] for o in r.json()["objects"]]
+    assert found == {None: [0.8, 0.35], 0.5: [0.8]}
+    monkeypatch.setenv("CADSEARCH_WEB_DETECT_THRESHOLD", "0.5")
+    assert Settings.from_env(search_ws).detect_threshold == 0.5
+    for bad, words in (("1.5", "between 0 and 1"), ("high", "not a number")):
+        monkeypatch.setenv("CADSEARCH_WEB_DETECT_THRESHOLD", bad)
+        with pytest.raises(InputError, match=words):
+            Settings.from_env(search_ws)
+    monkeypatch.delenv("CADSEARCH_WEB_DETECT_THRESHOLD")
+    # `cadsearch serve` refuses it at once, in one line, where no detector is trained (search_ws has none)
+    monkeypatch.setattr("uvicorn.run", lambda *args, **kwargs: pytest.fail("served without a detector"))
+    with pytest.raises(SystemExit) as stop:
+        main(["--workspace", str(search_ws), "serve", "--port", "8765", "--detect-threshold", "0.4"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1 and "cadsearch train detector" in err
 
 
 # --- models ---------------------------------------------------------------------------------------------------

@@ -745,11 +745,21 @@ def serve(
     examples: Annotated[
         Path | None, typer.Option(help="A folder of photos to offer as examples (read in place, never copied).")
     ] = None,
+    detect_threshold: Annotated[
+        float | None,
+        typer.Option(
+            help="With a trained detector: the lowest detection score of an object, as `cadsearch search "
+            "--detect-threshold` (default: the detector's, 0.3).",
+            min=0.0,
+            max=1.0,
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve the web app: upload a photo, see the ranked models with score, pose, overlay and a 3D view."""
     from cadsearch.web import serve as serve_app
 
-    serve_app(_workspace(), host=host, port=port, model=model, examples_dir=examples)
+    serve_app(_workspace(), host=host, port=port, model=model, examples_dir=examples, detect_threshold=detect_threshold)
 
 
 # --- demo ---------------------------------------------------------------------------------------------------

@@ -42,16 +42,21 @@ pose (polar and azimuth in degrees; polar 0 = from straight above, 90 = level; a
 
 
 def load_searcher(settings: Settings) -> Any:
-    """The searcher of ``settings.workspace`` (slow: loads the model and the index).
+    """The searcher of ``settings.workspace`` (slow: loads the model and the index), finding objects down to
+    ``settings.detect_threshold`` when it is set.
 
     Raises:
-        CadsearchError: no trained model or index in the workspace (the message says what to run).
+        CadsearchError: no trained model or index in the workspace (the message says what to run), or a detection
+            threshold without a trained detector.
     """
     try:
         from cadsearch.search import Searcher
     except ImportError as err:  # pragma: no cover - depends on which parts of the project are installed
         raise CadsearchError(f"search is not available in this installation ({err})") from None
-    return Searcher.from_workspace(settings.workspace, model=settings.model)
+    searcher = Searcher.from_workspace(settings.workspace, model=settings.model)
+    if settings.detect_threshold is not None:
+        searcher.set_detect_threshold(settings.detect_threshold)
+    return searcher
 
 
 def create_app(settings: Settings | None = None, searcher: Any = None) -> FastAPI:

@@ -25,7 +25,8 @@ def serve(
     ``examples_dir=Path(...)``); the rest come from ``CADSEARCH_WEB_*`` variables.
 
     Raises:
-        InputError: the port is taken or not allowed.
+        InputError: the port is taken or not allowed, a setting is out of range, or a detection threshold is set
+            without a trained detector.
         CadsearchError: the web dependencies are not installed.
     """
     import socket
@@ -49,6 +50,11 @@ def serve(
     except OSError as err:
         raise InputError(f"cannot listen on {host}:{port}: {err.strerror or err}; choose another --port") from None
     settings = Settings.from_env(workspace, **settings_overrides)
+    if settings.detect_threshold is not None:
+        from cadsearch.detect import has_detector
+
+        if not has_detector(settings.workspace):  # refused now, not as a page that says search is not ready
+            raise InputError("--detect-threshold needs a trained detector: run `cadsearch train detector` first")
     app = create_app(settings)
     shown = f"[{host}]" if ":" in host else host
     print(f"cadsearch web app for {Path(settings.workspace)}: http://{shown}:{port}/  (Ctrl+C stops it)", flush=True)

@@ -37,6 +37,8 @@ class Settings:
         results_kept: how many recent searches the results pages remember (in memory; older links expire).
         search_slots: searches (decode + search) running at once; more wait their turn. This bounds the memory
             of decoded uploads; the CPU gains little from more anyway.
+        detect_threshold: the lowest score of an object found in a whole photo (0–1; ``cadsearch search
+            --detect-threshold``); None = the detector's own (0.3). Needs a trained detector.
     """
 
     workspace: Path = dataclasses.field(default_factory=lambda: resolve_workspace(None))
@@ -50,6 +52,7 @@ class Settings:
     max_examples: int = 6
     results_kept: int = 64
     search_slots: int = 4
+    detect_threshold: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "workspace", Path(self.workspace).expanduser().absolute())
@@ -66,6 +69,8 @@ class Settings:
         ):
             if getattr(self, name) < 1:
                 raise InputError(f"web setting {name} must be positive, got {getattr(self, name)}")
+        if self.detect_threshold is not None and not 0.0 <= self.detect_threshold <= 1.0:
+            raise InputError(f"web setting detect_threshold must be between 0 and 1, got {self.detect_threshold}")
         if not 16 <= self.thumbnail_size <= 1024:
             raise InputError(f"web setting thumbnail_size must be between 16 and 1024, got {self.thumbnail_size}")
 
@@ -90,6 +95,11 @@ def _parse(name: str, raw: str, annotation: str) -> object:
             return int(raw.replace("_", ""))
         except ValueError:
             raise InputError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a whole number") from None
+    if "float" in annotation:
+        try:
+            return float(raw) if raw else None
+        except ValueError:
+            raise InputError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a number") from None
     if "Path" in annotation:
         return Path(raw) if raw else None
     return raw or None
