@@ -48,3 +48,30 @@ def test_16_concurrent_searches_are_all_correct(web_ws: Path):
     assert health_s < 0.5, "the event loop was blocked by searches"
     # 4 slots × 0.2 s: 16 searches take ~0.8 s in parallel, 3.2 s in series
     assert wall < 3.0
+
+
+def test_searches_that_register_models_run_at_once(search_ws: Path):
+    """A real searcher (on the fake network) registers each answer with OpenGL renders; several request threads
+    rendering at once, each model uploaded by whichever thread needs it first, all get their answers."""
+    from cadsearch.index import build_index, load_index
+    from cadsearch.render.job import read_view_table
+    from cadsearch.search import Searcher
+    from fakes import fake_for
+
+    fake = fake_for(search_ws)
+    build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
+    searcher = Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws))
+    rows = read_view_table(search_ws)
+    views = {f"q{i}.png": (search_ws / r.path).read_bytes() for i, r in enumerate(rows[::2])}  # all 3 models
+    app = make_app(search_ws, searcher, search_slots=4)
+    with running_server(app) as url, httpx.Client(base_url=url, timeout=120) as c:
+
+        def one(name: str) -> tuple[int, dict]:
+            r = c.post("/api/search", files={"image": (name, views[name], "image/png")})
+            return r.status_code, r.json()
+
+        with ThreadPoolExecutor(len(views)) as pool:
+            answers = dict(zip(views, pool.map(one, views), strict=True))
+    assert [status for status, _ in answers.values()] == [200] * len(views), answers
+    registered = [res for _, body in answers.values() for res in body["results"][:1] if "placement" in res]
+    assert registered, "no answer was registered: the test would not exercise the renders"
