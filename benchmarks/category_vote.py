@@ -15,7 +15,9 @@ check's margin before 2026-12-05, 0.01 instead of :attr:`~cadsearch.register.app
 ``Searcher(look_alike_models=False)``), ``look_alikes_before_modes`` (the look-alike pose check before 2026-12-06: the
 estimate's look-alikes only, taken for a sure exact match only, and the look-alike models compared at their
 estimates: :data:`BEFORE_MODES`), ``look_alike_models_at_estimate`` (today's pose check, but the look-alike models
-compared at their estimates, not at the poses their own pose checks find best), ``score_t`` (the mirror vote
+compared at their estimates, not at the poses their own pose checks find best), ``auto_crop`` (the default search
+with the automatic crop where a trained detector would make it ``detect``; the detector's masks still feed
+registration), ``score_t`` (the mirror vote
 at the score temperature), ``plain`` (the vote on the query alone, score temperature) and ``off`` (no vote);
 ``--votes`` picks some of them. Prints one line per
 search and split, with the share of queries whose vote asked the crops and the p50 time per query, and writes
@@ -24,7 +26,7 @@ search and split, with the share of queries whose vote asked the crops and the p
 Usage:
     python benchmarks/category_vote.py BASE_WORKSPACE VARIANT ARCH
         [--votes on,no_kinds,no_mirror_rank,look_alikes_at_exact,look_alikes_old_margin,no_look_alike_models,
-         look_alikes_before_modes,look_alike_models_at_estimate,mirror,crops,score_t,plain,off]
+         look_alikes_before_modes,look_alike_models_at_estimate,auto_crop,mirror,crops,score_t,plain,off]
         [--json PATH] [--workspace WS]
 
 ``--workspace`` reads the network and index from WS instead of ``BASE/variants/VARIANT`` (e.g. a hard-linked copy,
@@ -132,6 +134,7 @@ def main() -> None:
         "no_look_alike_models": lambda: RecordingAnswerer(s.with_options(look_alike_models=False)),
         "look_alikes_before_modes": lambda: RecordingAnswerer(with_judge(s, **BEFORE_MODES)),
         "look_alike_models_at_estimate": lambda: RecordingAnswerer(with_judge(s, rank_at_best_pose=False)),
+        "auto_crop": lambda: RecordingAnswerer(s.with_options(crop="auto")),
     }
     answerers = {v: answerers[v]() for v in args.votes.split(",")}
     shown = ("n", "category_top1", "azimuth_acc30_sector_balanced", "azimuth_median_deg", "top1", "pose_mean_deg")
