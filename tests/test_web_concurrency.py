@@ -12,9 +12,12 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from cadsearch.index import build_index, load_index
 from cadsearch.library import Library
+from cadsearch.render.job import read_view_table
+from cadsearch.search import Searcher
 from cadsearch.web.testing import FakeSearcher, running_server
-from fakes import make_app, png_bytes
+from fakes import fake_for, make_app, png_bytes
 
 
 def test_16_concurrent_searches_are_all_correct(web_ws: Path):
@@ -53,11 +56,6 @@ def test_16_concurrent_searches_are_all_correct(web_ws: Path):
 def test_searches_that_register_models_run_at_once(search_ws: Path):
     """A real searcher (on the fake network) registers each answer with OpenGL renders; several request threads
     rendering at once, each model uploaded by whichever thread needs it first, all get their answers."""
-    from cadsearch.index import build_index, load_index
-    from cadsearch.render.job import read_view_table
-    from cadsearch.search import Searcher
-    from fakes import fake_for
-
     fake = fake_for(search_ws)
     build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
     searcher = Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws))
