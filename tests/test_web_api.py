@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import resource
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -268,8 +269,11 @@ def test_the_detect_threshold_setting_reaches_the_searcher(search_ws: Path, monk
     monkeypatch.delenv("CADSEARCH_WEB_DETECT_THRESHOLD")
     # `cadsearch serve` refuses it at once, in one line, where no detector is trained (search_ws has none)
     monkeypatch.setattr("uvicorn.run", lambda *args, **kwargs: pytest.fail("served without a detector"))
+    with socket.socket() as free:  # a port nothing listens on, so that only the threshold can be refused
+        free.bind(("127.0.0.1", 0))
+        port = str(free.getsockname()[1])
     with pytest.raises(SystemExit) as stop:
-        main(["--workspace", str(search_ws), "serve", "--port", "8765", "--detect-threshold", "0.4"])
+        main(["--workspace", str(search_ws), "serve", "--port", port, "--detect-threshold", "0.4"])
     err = capsys.readouterr().err
     assert stop.value.code == 2 and err.count("\n") == 1 and "cadsearch train detector" in err
 
