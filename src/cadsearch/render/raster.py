@@ -619,8 +619,8 @@ class _GLState:
         self.ctx.release()
 
 
+#: This process's GL state; read and written on the GL thread only (:func:`_on_gl_thread`), which serialises it.
 _STATE: _GLState | None = None
-_LOCK = threading.RLock()  # guards _STATE; the GL work itself runs on the one GL thread
 #: pid of the process that first initialised OpenGL here (inherited by forked children).
 _GL_INIT_PID: int | None = None
 #: The thread that does all of this process's GL work, and the pid it was started in (threads do not survive fork).
@@ -656,38 +656,37 @@ def gl_context() -> Any:
 
 def _state() -> _GLState:
     global _STATE, _GL_INIT_PID
-    with _LOCK:
-        if _STATE is not None and _STATE.pid == os.getpid():
-            return _STATE
-        if _GL_INIT_PID is not None and os.getpid() != _GL_INIT_PID:
-            # Mesa's EGL display (and llvmpipe's rasteriser threads) do not survive fork: a new context in
-            # the child is created fine but its first draw hangs forever, even if the parent released its
-            # context first. Fail loudly instead.
-            raise CadsearchError(
-                "OpenGL was initialised before this process was forked, and Mesa cannot render in a forked "
-                "child; start render workers with the 'spawn' or 'forkserver' method, or fork them before "
-                "the parent renders anything"
-            )
-        _STATE = None
-        backend = os.environ.get(GL_BACKEND_ENV, "egl").strip().lower()
-        try:
-            import moderngl
-        except ImportError as exc:  # pragma: no cover - moderngl is a dependency
-            raise CadsearchError(f"cannot render: moderngl is not installed ({exc}); pip install moderngl") from exc
-        kwargs = {} if backend in ("", "default", "native") else {"backend": backend}
-        try:
-            ctx = moderngl.create_standalone_context(require=330, **kwargs)
-        except Exception as exc:
-            reason = " ".join(str(exc).split()) or type(exc).__name__
-            where = f"({backend.upper()})" if kwargs else "(platform default)"
-            raise CadsearchError(
-                f"cannot create a headless OpenGL context {where}: {reason}; install Mesa's EGL/GL drivers "
-                f"(Debian/Ubuntu: apt-get install libegl1 libgl1-mesa-dri) or set {GL_BACKEND_ENV}=default "
-                "on a machine with a display"
-            ) from exc
-        _GL_INIT_PID = os.getpid()
-        _STATE = _GLState(ctx)
+    if _STATE is not None and _STATE.pid == os.getpid():
         return _STATE
+    if _GL_INIT_PID is not None and os.getpid() != _GL_INIT_PID:
+        # Mesa's EGL display (and llvmpipe's rasteriser threads) do not survive fork: a new context in
+        # the child is created fine but its first draw hangs forever, even if the parent released its
+        # context first. Fail loudly instead.
+        raise CadsearchError(
+            "OpenGL was initialised before this process was forked, and Mesa cannot render in a forked "
+            "child; start render workers with the 'spawn' or 'forkserver' method, or fork them before "
+            "the parent renders anything"
+        )
+    _STATE = None
+    backend = os.environ.get(GL_BACKEND_ENV, "egl").strip().lower()
+    try:
+        import moderngl
+    except ImportError as exc:  # pragma: no cover - moderngl is a dependency
+        raise CadsearchError(f"cannot render: moderngl is not installed ({exc}); pip install moderngl") from exc
+    kwargs = {} if backend in ("", "default", "native") else {"backend": backend}
+    try:
+        ctx = moderngl.create_standalone_context(require=330, **kwargs)
+    except Exception as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        where = f"({backend.upper()})" if kwargs else "(platform default)"
+        raise CadsearchError(
+            f"cannot create a headless OpenGL context {where}: {reason}; install Mesa's EGL/GL drivers "
+            f"(Debian/Ubuntu: apt-get install libegl1 libgl1-mesa-dri) or set {GL_BACKEND_ENV}=default "
+            "on a machine with a display"
+        ) from exc
+    _GL_INIT_PID = os.getpid()
+    _STATE = _GLState(ctx)
+    return _STATE
 
 
 def release_gl() -> None:
@@ -699,19 +698,17 @@ def release_gl() -> None:
 
 def _release_state() -> None:
     global _STATE
-    with _LOCK:
-        if _STATE is not None and _STATE.pid == os.getpid():
-            _STATE.release()
-        _STATE = None
+    if _STATE is not None and _STATE.pid == os.getpid():
+        _STATE.release()
+    _STATE = None
 
 
 def _drop_meshes() -> None:
     """Release the uploaded meshes of this process's context (the context and framebuffers stay)."""
-    with _LOCK:
-        if _STATE is not None and _STATE.pid == os.getpid():
-            for m in _STATE.meshes.values():
-                m.release()
-            _STATE.meshes.clear()
+    if _STATE is not None and _STATE.pid == os.getpid():
+        for m in _STATE.meshes.values():
+            m.release()
+        _STATE.meshes.clear()
 
 
 # --- the renderer -------------------------------------------------------------------------------------------
