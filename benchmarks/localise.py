@@ -17,8 +17,9 @@ only) and ``detect`` (the trained localiser; the most confident object's results
     Pictures of the detections (true chair boxes in magenta) go to ``--pictures``.
 (c) ``photos``: the development photos plus mirrors (chairs filling the photo): the sector-balanced azimuth
     Acc@30 of the top answer's pose (the full search) and of the pose head, ``auto`` vs ``detect`` (and ``detect``
-    with the whole-photo check of the first object, ``detect_verify``, and without the zoom gate,
-    ``DETECT_MIN_ZOOM``).
+    with the whole-photo check of the first object at any size, ``detect_verify``, without it even where the object
+    is large, ``detect_crop_only`` (``DETECT_VERIFY_ZOOM``), and without the zoom gate, ``DETECT_MIN_ZOOM``).
+    The synthetic clutter reports ``detect``, ``detect_verify`` and ``detect_crop_only`` too.
 (d) speed: the localiser's ms per photo (letterbox, ONNX body + head, decode; one thread), and the whole
     ``Searcher.search`` of a one-object clutter photo with ``detect`` at 40,000 views (synthetic vectors added to
     an exact index of that size, as ``benchmarks/search_speed.py``).
@@ -109,7 +110,8 @@ def clutter_queries(ws: Path, files: list[Path], n: int) -> tuple[list, list[np.
 
 
 def clutter(ws: Path, searcher: Searcher, loc: Localiser, files: list[Path], n: int, pictures: Path | None,
-            methods: tuple[str, ...] = ("none", "auto", "grabcut", "oracle", "detect", "detect_verify"),
+            methods: tuple[str, ...] = ("none", "auto", "grabcut", "oracle", "detect", "detect_verify",
+                                        "detect_crop_only"),
             label: str = "") -> dict:  # fmt: skip
     rows, images, boxes = clutter_queries(ws, files, n)
     symmetry = symmetry_orders(ws)
@@ -125,9 +127,11 @@ def clutter(ws: Path, searcher: Searcher, loc: Localiser, files: list[Path], n: 
         for i, (im, tb) in enumerate(zip(images, boxes, strict=True)):
             t = time.perf_counter()
             if method.startswith("detect"):
+                verify_zoom = searcher.detect_verify_zoom
                 searcher.detect_verify = method == "detect_verify"
+                searcher.detect_verify_zoom = 0.0 if method == "detect_crop_only" else verify_zoom
                 res = searcher.search(im, k=5, crop="detect")
-                searcher.detect_verify = False
+                searcher.detect_verify, searcher.detect_verify_zoom = False, verify_zoom
                 dets = [o.box for o in res.objects if o.detection_score is not None]
                 if i < 12 and method == "detect":
                     shown.append(draw_boxes(im, dets, [o.detection_score for o in res.objects if dets], [tb]))
@@ -236,18 +240,19 @@ def rooms(loc: Localiser, folder: Path, pictures: Path | None, label: str = "", 
 
 
 def dev_photos(searcher: Searcher, csv_path: Path,
-               methods: tuple[str, ...] = ("auto", "detect", "detect_verify", "detect_no_gate"),
+               methods: tuple[str, ...] = ("auto", "detect", "detect_verify", "detect_crop_only", "detect_no_gate"),
                label: str = "", pictures: Path | None = None) -> dict:  # fmt: skip
     split = photo_split(csv_path, mirror=True)
     labelled = [q for q in split.queries if q.polar_deg is not None and q.azimuth_deg is not None]
     az_true = np.array([q.azimuth_deg for q in labelled], np.float64)
     out = {}
-    gate = searcher.detect_min_zoom
+    gate, verify_zoom = searcher.detect_min_zoom, searcher.detect_verify_zoom
     for method in methods:
         search_az, head_az, detected = [], [], 0
         cells, captions = [], []
         searcher.detect_min_zoom = 1.0 if method == "detect_no_gate" else gate
         searcher.detect_verify = method == "detect_verify"
+        searcher.detect_verify_zoom = 0.0 if method == "detect_crop_only" else verify_zoom
         for q in labelled:
             res = searcher.search(q.image(), k=1, crop="auto" if method == "auto" else "detect")
             search_az.append(res.results[0].azimuth_deg)
@@ -272,7 +277,7 @@ def dev_photos(searcher: Searcher, csv_path: Path,
               f"{r['azimuth_acc30_balanced_search']:.3f}, head "
               f"{r['azimuth_acc30_balanced_head']:.3f}; median {r['azimuth_median_deg_search']:.1f}°; detected "
               f"{r['detected']:.2f}", flush=True)  # fmt: skip
-    searcher.detect_min_zoom, searcher.detect_verify = gate, False
+    searcher.detect_min_zoom, searcher.detect_verify, searcher.detect_verify_zoom = gate, False, verify_zoom
     return out
 
 
@@ -289,7 +294,7 @@ def speed(searcher: Searcher, loc: Localiser, images: list[np.ndarray], views: i
         loc_ms.append(1000 * (time.perf_counter() - t))
     x, table, _ = synthetic(views, searcher.index.dim)
     big = Searcher(searcher.predictor, ViewIndex.build(x, table, "IDMap,Flat"), None, crop="detect", localiser=loc,
-                   temperature=searcher.temperature)  # fmt: skip
+                   temperature=searcher.temperature, detect_verify_zoom=searcher.detect_verify_zoom)  # fmt: skip
     total, n_obj = [], []
     for im in images:
         res = big.search(im, k=5)

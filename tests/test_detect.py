@@ -313,6 +313,36 @@ def test_a_partial_box_loses_to_the_whole_photo_when_that_answer_is_surer(search
     assert checked.objects[0].box == (0.0, 0.0, 20.0, 20.0) and checked.objects[0].detection_score == 0.7
 
 
+def test_a_large_partial_box_loses_to_the_whole_photo_by_default(search_ws: Path) -> None:
+    from cadsearch.framing import MARGIN, frame_for
+    from cadsearch.render.job import read_view_table
+    from cadsearch.search.searcher import DETECT_MIN_ZOOM, DETECT_VERIFY_ZOOM
+
+    row = read_view_table(search_ws)[4]
+    view = np.asarray(Image.open(search_ws / row.path).convert("RGB"))  # a whole view: the fake's exact match
+    h, w = view.shape[:2]
+
+    def zoom(box) -> float:
+        return max(h, w) / frame_for(h, w, box, MARGIN).side
+
+    # a box whose square zooms in between the gate and DETECT_VERIFY_ZOOM (a chair's seat in a product shot), and a
+    # smaller one (an object in a room photo)
+    large = next((0.0, 0.0, float(b), float(b)) for b in range(w, 0, -1) if zoom((0, 0, b, b)) > DETECT_MIN_ZOOM + 0.05)
+    small = (0.0, 0.0, 0.4 * w, 0.4 * h)
+    assert zoom(large) < DETECT_VERIFY_ZOOM < zoom(small)
+    for box, whole_wins in ((large, True), (small, False)):
+        searcher = _searcher(search_ws, [Detection(box, 0.7)])
+        searcher.predictor = FramedFake(searcher.predictor)
+        assert not searcher.detect_verify and searcher.detect_verify_zoom == DETECT_VERIFY_ZOOM
+        res = searcher.search(view, k=1)
+        assert (res.objects[0].frame is None) == whole_wins, box
+        assert (res.results[0].best_view_id == row.view_id) == whole_wins, box
+        assert res.objects[0].box == box and res.objects[0].detection_score == 0.7
+        # without the check, the crop's answer stands
+        crop_only = searcher.with_options(detect_verify_zoom=0.0).search(view, k=1)
+        assert crop_only.objects[0].frame is not None and crop_only.results[0].best_view_id != row.view_id
+
+
 class ColourPredictor:
     """Two 'models', red and blue: the classifier's probabilities are the mean red and blue of the square the
     network is shown (the frame it is given), so the answer tells which part of the photo was framed."""
