@@ -310,13 +310,25 @@ def test_a_partial_box_loses_to_the_whole_photo_when_that_answer_is_surer(search
     plain, checked = plain.search(view, k=1), checked.search(view, k=1)
     assert plain.objects[0].frame is not None and plain.results[0].best_view_id != row.view_id
     assert checked.objects[0].frame is None and checked.results[0].best_view_id == row.view_id
-    assert checked.objects[0].box == (0.0, 0.0, 20.0, 20.0) and checked.objects[0].detection_score == 0.7
+    # the whole photo's answer is the whole photo's object, not the box's
+    h, w = view.shape[:2]
+    assert checked.objects[0].box == (0.0, 0.0, float(w), float(h)) and checked.objects[0].detection_score is None
+
+
+def _band_box(h: int, w: int) -> tuple[float, float, float, float]:
+    """A square box at the photo's corner whose square zooms in a little more than the gate
+    (:data:`~cadsearch.search.searcher.DETECT_MIN_ZOOM`), less than ``DETECT_VERIFY_ZOOM``."""
+    from cadsearch.framing import MARGIN, frame_for
+    from cadsearch.search.searcher import DETECT_MIN_ZOOM
+
+    return next((0.0, 0.0, float(b), float(b)) for b in range(w, 0, -1)
+                if max(h, w) / frame_for(h, w, (0, 0, b, b), MARGIN).side > DETECT_MIN_ZOOM + 0.05)  # fmt: skip
 
 
 def test_a_large_partial_box_loses_to_the_whole_photo_by_default(search_ws: Path) -> None:
     from cadsearch.framing import MARGIN, frame_for
     from cadsearch.render.job import read_view_table
-    from cadsearch.search.searcher import DETECT_MIN_ZOOM, DETECT_VERIFY_ZOOM
+    from cadsearch.search.searcher import DETECT_VERIFY_ZOOM
 
     row = read_view_table(search_ws)[4]
     view = np.asarray(Image.open(search_ws / row.path).convert("RGB"))  # a whole view: the fake's exact match
@@ -327,7 +339,7 @@ def test_a_large_partial_box_loses_to_the_whole_photo_by_default(search_ws: Path
 
     # a box whose square zooms in between the gate and DETECT_VERIFY_ZOOM (a chair's seat in a product shot), and a
     # smaller one (an object in a room photo)
-    large = next((0.0, 0.0, float(b), float(b)) for b in range(w, 0, -1) if zoom((0, 0, b, b)) > DETECT_MIN_ZOOM + 0.05)
+    large = _band_box(h, w)
     small = (0.0, 0.0, 0.4 * w, 0.4 * h)
     assert zoom(large) < DETECT_VERIFY_ZOOM < zoom(small)
     for box, whole_wins in ((large, True), (small, False)):
@@ -337,10 +349,36 @@ def test_a_large_partial_box_loses_to_the_whole_photo_by_default(search_ws: Path
         res = searcher.search(view, k=1)
         assert (res.objects[0].frame is None) == whole_wins, box
         assert (res.results[0].best_view_id == row.view_id) == whole_wins, box
-        assert res.objects[0].box == box and res.objects[0].detection_score == 0.7
+        assert res.objects[0].box == ((0.0, 0.0, float(w), float(h)) if whole_wins else box)
+        assert res.objects[0].detection_score == (None if whole_wins else 0.7)
         # without the check, the crop's answer stands
         crop_only = searcher.with_options(detect_verify_zoom=0.0).search(view, k=1)
         assert crop_only.objects[0].frame is not None and crop_only.results[0].best_view_id != row.view_id
+
+
+def test_a_whole_photo_first_object_beside_found_ones_is_listed_and_numbered(search_ws: Path, monkeypatch) -> None:
+    """The whole photo's answer won for the first object, a second object keeps its box: the table names both,
+    the overlay numbers the second box 2."""
+    import cadsearch.detect.pictures as pictures
+    from cadsearch.cli import _results_table
+    from cadsearch.render.job import read_view_table
+    from cadsearch.search.overlay import render_objects_overlay
+
+    row = read_view_table(search_ws)[4]
+    view = np.asarray(Image.open(search_ws / row.path).convert("RGB"))
+    h, w = view.shape[:2]
+    part, other = _band_box(h, w), (0.6 * w, 0.6 * h, float(w), float(h))
+    searcher = _searcher(search_ws, [Detection(part, 0.7), Detection(other, 0.4)])
+    searcher.predictor = FramedFake(searcher.predictor)
+    res = searcher.search(view, k=1)
+    assert [o.detection_score for o in res.objects] == [None, 0.4]
+    table = _results_table("photo.png", res)
+    assert f"object 1: the whole photo [0, 0, {w}, {h}]" in table and "object 2: box" in table
+    drawn = []
+    real = pictures.draw_boxes
+    monkeypatch.setattr(pictures, "draw_boxes", lambda *a, **kw: drawn.append(kw.get("numbers")) or real(*a, **kw))
+    picture = render_objects_overlay(searcher.library, view, res.objects)
+    assert drawn == [[2]] and picture.ndim == 3
 
 
 class ColourPredictor:

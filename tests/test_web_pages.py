@@ -185,6 +185,41 @@ def test_results_page_numbers_the_objects_and_shows_each_ones_matches(web_ws: Pa
         assert client.get(url + "/overlay.png?object=3").status_code == 404
 
 
+class WholeFirstSearcher(FakeSearcher):
+    """The first object's answer is the whole photo's (it beat a part's box), a second object was found."""
+
+    def search(self, image, k: int = 5):
+        from cadsearch.search.searcher import FoundObject
+
+        first = super().search(image, k)
+        second = super().search(image[::-1].copy(), k)
+        h, w = image.shape[:2]
+        first.objects = [FoundObject((0.0, 0.0, float(w), float(h)), None, first.results),
+                         FoundObject((w / 2, h / 4, float(w), float(h)), 0.47, second.results)]  # fmt: skip
+        return first
+
+
+def test_results_page_lists_a_whole_photo_first_object_and_numbers_the_found_box_2(web_ws: Path):
+    from cadsearch.detect.pictures import draw_boxes
+
+    searcher = WholeFirstSearcher(Library.open(web_ws))
+    with TestClient(make_app(web_ws, searcher), headers=HTML) as client:
+        url = search_upload(client, png_bytes(3)).headers["location"]
+        page = client.get(url).text
+        assert "2 objects found" in page and "whole photo" in page and "47%" in page
+        assert 'href="' + url + '?object=1"' in page and 'href="' + url + '?object=2"' in page
+        assert "for object 1 of 2" in page
+        boxes = np.asarray(Image.open(io.BytesIO(client.get(url + "/boxes.png").content)).convert("RGB"))
+        photo = np.asarray(Image.open(io.BytesIO(client.get(url + "/query.jpg").content)).convert("RGB"))
+        h, w = boxes.shape[:2]
+        # the one box drawn is numbered 2, as its link says (the photo under it is the page's display copy)
+        assert boxes.shape == photo.shape
+        two = draw_boxes(np.zeros_like(boxes), [(w / 2, h / 4, float(w), float(h))], [0.47], numbers=[2])
+        one = draw_boxes(np.zeros_like(boxes), [(w / 2, h / 4, float(w), float(h))], [0.47])
+        ink = two.any(axis=2)
+        assert (boxes[ink] == two[ink]).all() and not (boxes[one.any(axis=2)] == one[one.any(axis=2)]).all()
+
+
 # --- registered results: roll, fit, the refined overlay, the 3D view turned by the roll ------------------------
 
 

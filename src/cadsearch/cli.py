@@ -522,7 +522,10 @@ def _results_table(path: str, result) -> str:
     if len(objects) > 1 or (objects and objects[0].detection_score is not None):
         for i, obj in enumerate(objects, 1):
             box = ", ".join(f"{v:.0f}" for v in obj.box)
-            lines.append(f"  object {i}: box [{box}], detection score {obj.detection_score:.2f}")
+            if obj.detection_score is None:  # the whole photo's answer won over a box of a part of it
+                lines.append(f"  object {i}: the whole photo [{box}]")
+            else:
+                lines.append(f"  object {i}: box [{box}], detection score {obj.detection_score:.2f}")
             lines += ["  " + line for line in _match_lines(obj.results)]
         return "\n".join(lines)
     lines += _match_lines(result.results)

@@ -268,6 +268,8 @@ def run_demo(
             if obj.detection_score is not None:
                 box = ", ".join(f"{v:.0f}" for v in obj.box)
                 _say(f"        object {n} (detection score {obj.detection_score:.2f}, box [{box}])")
+            elif len(res.objects) > 1:  # the whole photo's answer won over the box of a part of it
+                _say(f"        object {n} (the whole photo)")
             for m in obj.results:
                 pose = f"θ {m.polar_deg:5.1f}°  φ {m.azimuth_deg:5.1f}°"
                 if m.placement is not None:  # registered: its outline was fitted to the photo's object

@@ -26,9 +26,11 @@ def draw_boxes(
     scores: Sequence[float | None] | None = None,
     truths: Sequence[Sequence[float]] = (),
     numbered: bool = True,
+    numbers: Sequence[int] | None = None,
 ) -> np.ndarray:
     """``image`` (H, W, 3) uint8 with ``boxes`` (photo pixels ``(x0, y0, x1, y1)``) drawn, each labelled with its
-    number (1 = first) and score; ``truths`` drawn thinner in :data:`TRUTH_RGB` underneath. Returns a new array."""
+    number (``numbers``, default 1 = first) and score; ``truths`` drawn thinner in :data:`TRUTH_RGB` underneath.
+    Returns a new array."""
     im = Image.fromarray(np.asarray(image, np.uint8)).convert("RGB")
     draw = ImageDraw.Draw(im)
     h, w = im.height, im.width
@@ -40,7 +42,8 @@ def draw_boxes(
         x0, y0, x1, y1 = (float(v) for v in b)
         draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline=BOX_RGB, width=line)
         score = scores[i] if scores is not None else None
-        label = " ".join(([str(i + 1)] if numbered else []) + ([f"{score:.2f}"] if score is not None else []))
+        number = numbers[i] if numbers is not None else i + 1
+        label = " ".join(([str(number)] if numbered else []) + ([f"{score:.2f}"] if score is not None else []))
         if label:
             tx0, ty0, tx1, ty1 = draw.textbbox((0, 0), label, font=font)
             lx, ly = x0, max(0.0, y0 - (ty1 - ty0) - 2 * line)

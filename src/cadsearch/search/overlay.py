@@ -201,6 +201,8 @@ def render_objects_overlay(library: Any, image: np.ndarray, objects: Any, size: 
         registered = getattr(best, "placement", None)
         placement = registered.scaled(scale) if registered is not None else None
         out = render_overlay(library, out, best, size=target, frame=frame, box=box, placement=placement)
-    boxes = [tuple(v * scale for v in o.box) for o in objects if o.detection_score is not None]
-    scores = [o.detection_score for o in objects if o.detection_score is not None]
-    return draw_boxes(out, boxes, scores) if boxes else out
+    # numbered as the objects are (1 = first), also when the first is the whole photo (no box drawn for it)
+    numbers = [i for i, o in enumerate(objects, 1) if o.detection_score is not None]
+    boxes = [tuple(v * scale for v in objects[i - 1].box) for i in numbers]
+    scores = [objects[i - 1].detection_score for i in numbers]
+    return draw_boxes(out, boxes, scores, numbers=numbers) if boxes else out

@@ -79,8 +79,8 @@ DETECT_MIN_ZOOM = 1.4
 #: :data:`DETECT_MIN_ZOOM` still crops to) is also searched as the whole photo, and the more confident of the two
 #: answers is kept: on photos that a chair fills, the localiser often boxes only a part of it. Measured with two
 #: detectors (BENCHMARKS.md, "The detect crop on product photos"): the development photos' sector-balanced azimuth
-#: Acc@30 0.643 → 0.678 and 0.648 → 0.659, the synthetic clutter top-1 0.835 → 0.82 and 0.84 → 0.84; checking every
-#: crop so (``detect_verify``) lost 8.5 and 9.5 points of that top-1 (a confidently wrong whole-photo answer beat a
+#: Acc@30 0.643 → 0.678 and 0.648 → 0.661, the synthetic clutter top-1 0.835 → 0.82 and 0.84 → 0.84; checking every
+#: crop so (``detect_verify``) lost 9 and 9.5 points of that top-1 (a confidently wrong whole-photo answer beat a
 #: small chair's crop).
 DETECT_VERIFY_ZOOM = 1.7
 
@@ -341,7 +341,8 @@ class Searcher:
         localiser: the trained :class:`~cadsearch.detect.Localiser`, or None (``detect`` is then refused).
         detect_min_zoom: see :data:`DETECT_MIN_ZOOM`.
         detect_verify: with ``detect``, also search the most confident object as ``auto`` frames the whole photo
-            and keep whichever answer has the higher top score, whatever the object's size. Off: measured
+            and keep whichever answer has the higher top score, whatever the object's size (the whole photo's answer
+            replaces that object, with the whole photo's box and no detection score). Off: measured
             (``benchmarks/localise.py``) it raised the development photos' azimuth Acc@30 only from 0.621 to 0.641
             (auto: 0.663) and lowered the synthetic clutter top-1 from 0.715 to 0.630 (a confidently wrong
             whole-photo answer wins).
@@ -726,7 +727,9 @@ class Searcher:
         frames = detection_frames(h, w, found, self.detect_min_zoom)
         # the most confident object is also searched as auto frames the whole photo (a chair filling a product shot
         # is often boxed only in part), always with detect_verify, else where its square zooms in little
-        # (DETECT_VERIFY_ZOOM); the more confident answer is kept
+        # (DETECT_VERIFY_ZOOM); the more confident answer is kept. When the whole photo's wins, the first object is
+        # the whole photo (its box, no detection score), as when nothing is found: registration, the look-alike
+        # checks and the overlay then take the whole photo's object, not the box of a part of it.
         verify = frames[0] is not None and (self.detect_verify or frames[0].side * self.detect_verify_zoom > max(h, w))
         whole = frame_query(image, "auto") if verify else None
         batch = frames + [whole] if verify else frames
@@ -745,7 +748,7 @@ class Searcher:
             head = part.head_pose
             crop_score = objects[0].results[0].score if objects[0].results else 0.0
             if part.results and part.results[0].score > crop_score:
-                objects[0] = FoundObject(objects[0].box, objects[0].detection_score, part.results, whole, head,
+                objects[0] = FoundObject((0.0, 0.0, float(w), float(h)), None, part.results, whole, head,
                                          part.pose_modes)  # fmt: skip
         timing["register"] = self._register(image, objects, refine_top)
         first = objects[0]

@@ -165,7 +165,9 @@ async def results_page(
     item = _stored_or_404(store, search_id)
     chosen = _object_or_404(item, object)
     results = chosen["results"] if chosen else item.result.results
-    detected = [o for o in _objects(item) if o["score"] is not None]
+    found = _objects(item)
+    # every object once any was detected (the first may be the whole photo, when its answer beat a part's box)
+    shown = found if any(o["score"] is not None for o in found) else []
     matches = [
         {
             "m": m,
@@ -183,7 +185,7 @@ async def results_page(
             "active": "search",
             "item": item,
             "matches": matches,
-            "objects": detected,
+            "objects": shown,
             "selected": object if chosen else 1,
             "exact_match": is_exact_match(results),  # the selected object's verdict
             "total_ms": float(item.payload.get("timing_ms", {}).get("total", 0.0)),
@@ -213,7 +215,8 @@ async def boxes_image(search_id: str, store: ResultStore = Depends(get_store)) -
     item = _stored_or_404(store, search_id)
     if "boxes.png" not in item.cache:
         detected = [o for o in _objects(item) if o["score"] is not None]
-        picture = draw_boxes(item.image, [o["box"] for o in detected], [o["score"] for o in detected])
+        picture = draw_boxes(item.image, [o["box"] for o in detected], [o["score"] for o in detected],
+                             numbers=[o["number"] for o in detected])  # fmt: skip
         item.cache["boxes.png"] = await run_in_threadpool(encode_png, picture)
     return Response(item.cache["boxes.png"], media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
