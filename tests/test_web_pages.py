@@ -152,7 +152,10 @@ def test_static_files_are_served(client: TestClient):
 
 
 class TwoObjectSearcher(FakeSearcher):
-    """The fake's ranking, answered for two detected objects (the second with other matches)."""
+    """The fake's ranking, answered for two detected objects (the second with other matches); ``whole_first``: the
+    first object's answer is the whole photo's instead (it beat a part's box), the second one was found."""
+
+    whole_first = False
 
     def search(self, image, k: int = 5):
         from cadsearch.search.searcher import FoundObject
@@ -161,7 +164,9 @@ class TwoObjectSearcher(FakeSearcher):
         second = super().search(image[::-1].copy(), k)
         h, w = image.shape[:2]
         boxes = [(0.0, 0.0, w / 2, h / 2), (w / 2, h / 4, float(w), float(h))]
-        first.objects = [FoundObject(boxes[0], 0.91, first.results), FoundObject(boxes[1], 0.47, second.results)]
+        one = FoundObject((0.0, 0.0, float(w), float(h)), None, first.results) if self.whole_first else FoundObject(
+            boxes[0], 0.91, first.results)  # fmt: skip
+        first.objects = [one, FoundObject(boxes[1], 0.47, second.results)]
         return first
 
 
@@ -185,24 +190,11 @@ def test_results_page_numbers_the_objects_and_shows_each_ones_matches(web_ws: Pa
         assert client.get(url + "/overlay.png?object=3").status_code == 404
 
 
-class WholeFirstSearcher(FakeSearcher):
-    """The first object's answer is the whole photo's (it beat a part's box), a second object was found."""
-
-    def search(self, image, k: int = 5):
-        from cadsearch.search.searcher import FoundObject
-
-        first = super().search(image, k)
-        second = super().search(image[::-1].copy(), k)
-        h, w = image.shape[:2]
-        first.objects = [FoundObject((0.0, 0.0, float(w), float(h)), None, first.results),
-                         FoundObject((w / 2, h / 4, float(w), float(h)), 0.47, second.results)]  # fmt: skip
-        return first
-
-
 def test_results_page_lists_a_whole_photo_first_object_and_numbers_the_found_box_2(web_ws: Path):
     from cadsearch.detect.pictures import draw_boxes
 
-    searcher = WholeFirstSearcher(Library.open(web_ws))
+    searcher = TwoObjectSearcher(Library.open(web_ws))
+    searcher.whole_first = True
     with TestClient(make_app(web_ws, searcher), headers=HTML) as client:
         url = search_upload(client, png_bytes(3)).headers["location"]
         page = client.get(url).text
