@@ -315,33 +315,34 @@ def test_a_partial_box_loses_to_the_whole_photo_when_that_answer_is_surer(search
     assert checked.objects[0].box == (0.0, 0.0, float(w), float(h)) and checked.objects[0].detection_score is None
 
 
+def _zoom(h: int, w: int, box) -> float:
+    """How much the square a detected ``box`` is searched in zooms into an (h, w) photo (as the searcher frames it)."""
+    from cadsearch.framing import MARGIN, frame_for
+
+    return max(h, w) / frame_for(h, w, box, MARGIN).side
+
+
 def _band_box(h: int, w: int) -> tuple[float, float, float, float]:
     """A square box at the photo's corner whose square zooms in a little more than the gate
     (:data:`~cadsearch.search.searcher.DETECT_MIN_ZOOM`), less than ``DETECT_VERIFY_ZOOM``."""
-    from cadsearch.framing import MARGIN, frame_for
     from cadsearch.search.searcher import DETECT_MIN_ZOOM
 
     return next((0.0, 0.0, float(b), float(b)) for b in range(w, 0, -1)
-                if max(h, w) / frame_for(h, w, (0, 0, b, b), MARGIN).side > DETECT_MIN_ZOOM + 0.05)  # fmt: skip
+                if _zoom(h, w, (0, 0, b, b)) > DETECT_MIN_ZOOM + 0.05)  # fmt: skip
 
 
 def test_a_large_partial_box_loses_to_the_whole_photo_by_default(search_ws: Path) -> None:
-    from cadsearch.framing import MARGIN, frame_for
     from cadsearch.render.job import read_view_table
     from cadsearch.search.searcher import DETECT_VERIFY_ZOOM
 
     row = read_view_table(search_ws)[4]
     view = np.asarray(Image.open(search_ws / row.path).convert("RGB"))  # a whole view: the fake's exact match
     h, w = view.shape[:2]
-
-    def zoom(box) -> float:
-        return max(h, w) / frame_for(h, w, box, MARGIN).side
-
     # a box whose square zooms in between the gate and DETECT_VERIFY_ZOOM (a chair's seat in a product shot), and a
     # smaller one (an object in a room photo)
     large = _band_box(h, w)
     small = (0.0, 0.0, 0.4 * w, 0.4 * h)
-    assert zoom(large) < DETECT_VERIFY_ZOOM < zoom(small)
+    assert _zoom(h, w, large) < DETECT_VERIFY_ZOOM < _zoom(h, w, small)
     for box, whole_wins in ((large, True), (small, False)):
         searcher = _searcher(search_ws, [Detection(box, 0.7)])
         searcher.predictor = FramedFake(searcher.predictor)

@@ -468,9 +468,9 @@ def search(
     crop: Annotated[
         str | None,
         typer.Option(
-            help="Find the object(s) before embedding: detect (every object, each searched; the default once "
-            "`cadsearch train detector` ran), auto (on a plain or gradient backdrop; the default otherwise), "
-            "backdrop, grabcut, saliency, or none (the whole photo).",
+            help="Find the object(s) before embedding: detect (every object, each searched, a large first box also "
+            "against the whole photo; the default once `cadsearch train detector` ran), auto (on a plain or "
+            "gradient backdrop; the default otherwise), backdrop, grabcut, saliency, or none (the whole photo).",
             show_default=False,
         ),
     ] = None,
