@@ -22,11 +22,14 @@ only) and ``detect`` (the trained localiser; the most confident object's results
     The synthetic clutter reports ``detect``, ``detect_verify`` and ``detect_crop_only`` too.
 (d) speed: the localiser's ms per photo (letterbox, ONNX body + head, decode; one thread), and the whole
     ``Searcher.search`` of a one-object clutter photo with ``detect`` at 40,000 views (synthetic vectors added to
-    an exact index of that size, as ``benchmarks/search_speed.py``).
+    an exact index of that size, as ``benchmarks/search_speed.py``). The localiser runs the detector's 8-bit copy
+    where it has one (:mod:`cadsearch.detect.quantize`; ``setup.precision`` says which); with ``--baseline-fp32`` the
+    baseline is the same detector's 32-bit graph, timed photo by photo in turn with it.
 
 Usage:
     python benchmarks/localise.py WORKSPACE [--n 200] [--json benchmarks/results/localise.json]
         [--pictures WORKSPACE/reports] [--baseline OLD_DETECTOR_FOLDER] [--baseline-without-vote]
+        [--baseline-threshold T] [--baseline-fp32] [--skip clutter,rooms,photos,speed]
 """
 
 from __future__ import annotations
@@ -192,7 +195,7 @@ def rooms(loc: Localiser, folder: Path, pictures: Path | None, label: str = "", 
              zip(truths, photos, strict=True)]  # fmt: skip
     n_large, n_all = int(sum(m.sum() for m in large)), int(sum(len(t) for t in truths))
     low = Localiser(loc.folder, threshold=min(THRESHOLDS), max_objects=loc.max_objects, flip_test=loc.flip_test,
-                    box_vote_iou=loc.box_vote_iou)  # fmt: skip
+                    box_vote_iou=loc.box_vote_iou, precision="fp32" if loc.precision == "fp32" else "auto")  # fmt: skip
     t0 = time.perf_counter()
     found = [low.detect(im) for im in photos]
     detect_ms = 1000 * (time.perf_counter() - t0) / len(photos)
@@ -281,33 +284,44 @@ def dev_photos(searcher: Searcher, csv_path: Path,
     return out
 
 
-def speed(searcher: Searcher, loc: Localiser, images: list[np.ndarray], views: int = 40000) -> dict:
-    """Localiser ms per photo and the whole detect search at ``views`` views (synthetic vectors, exact index)."""
+def speed(searcher: Searcher, loc: Localiser, images: list[np.ndarray], views: int = 40000,
+          baseline: Localiser | None = None) -> dict:  # fmt: skip
+    """Localiser ms per photo and the whole detect search at ``views`` views (synthetic vectors, exact index); with
+    ``baseline``, the same for it too, photo by photo in turn with ``loc`` (so both see the same machine load)."""
     from search_speed import synthetic
 
     from cadsearch.index.faiss_index import ViewIndex
 
-    loc_ms = []
+    locs = {"": loc} | ({"baseline_": baseline} if baseline is not None else {})
+    loc_ms: dict[str, list[float]] = {key: [] for key in locs}
     for im in images:
-        t = time.perf_counter()
-        loc.detect(im)
-        loc_ms.append(1000 * (time.perf_counter() - t))
+        for key, each in locs.items():
+            t = time.perf_counter()
+            each.detect(im)
+            loc_ms[key].append(1000 * (time.perf_counter() - t))
     x, table, _ = synthetic(views, searcher.index.dim)
-    big = Searcher(searcher.predictor, ViewIndex.build(x, table, "IDMap,Flat"), None, crop="detect", localiser=loc,
-                   temperature=searcher.temperature, detect_verify_zoom=searcher.detect_verify_zoom)  # fmt: skip
-    total, n_obj = [], []
+    index = ViewIndex.build(x, table, "IDMap,Flat")
+    bigs = {key: Searcher(searcher.predictor, index, None, crop="detect", localiser=each,
+                          temperature=searcher.temperature, detect_verify_zoom=searcher.detect_verify_zoom)
+            for key, each in locs.items()}  # fmt: skip
+    total: dict[str, list[float]] = {key: [] for key in locs}
+    n_obj: dict[str, list[int]] = {key: [] for key in locs}
     for im in images:
-        res = big.search(im, k=5)
-        total.append(res.timing_ms["total"])
-        n_obj.append(len(res.objects))
-    one = [t for t, k in zip(total, n_obj, strict=True) if k == 1] or total
-    out = {"localiser_p50_ms": float(np.median(loc_ms[2:] or loc_ms)), "views": views,
-           "search_detect_p50_ms_one_object": float(np.median(one)),
-           "search_detect_p50_ms_all": float(np.median(total)),
-           "one_object_photos": int(sum(k == 1 for k in n_obj)), "photos": len(images)}  # fmt: skip
-    print(f"speed    localiser p50 {out['localiser_p50_ms']:.1f} ms; search (detect) p50 at {views} views "
-          f"{out['search_detect_p50_ms_one_object']:.1f} ms on {out['one_object_photos']} one-object photos "
-          f"({out['search_detect_p50_ms_all']:.1f} ms all)", flush=True)  # fmt: skip
+        for key, big in bigs.items():
+            res = big.search(im, k=5)
+            total[key].append(res.timing_ms["total"])
+            n_obj[key].append(len(res.objects))
+    out: dict = {"views": views, "photos": len(images)}
+    for key in locs:
+        one = [t for t, k in zip(total[key], n_obj[key], strict=True) if k == 1] or total[key]
+        out |= {f"{key}localiser_p50_ms": float(np.median(loc_ms[key][2:] or loc_ms[key])),
+                f"{key}search_detect_p50_ms_one_object": float(np.median(one)),
+                f"{key}search_detect_p50_ms_all": float(np.median(total[key])),
+                f"{key}one_object_photos": int(sum(k == 1 for k in n_obj[key]))}  # fmt: skip
+        label = f" ({locs[key].precision}, {key.rstrip('_') or 'measured'})"
+        print(f"speed    localiser{label} p50 {out[f'{key}localiser_p50_ms']:.1f} ms; search (detect) p50 at {views} "
+              f"views {out[f'{key}search_detect_p50_ms_one_object']:.1f} ms on {out[f'{key}one_object_photos']} "
+              f"one-object photos ({out[f'{key}search_detect_p50_ms_all']:.1f} ms all)", flush=True)  # fmt: skip
     return out
 
 
@@ -333,6 +347,11 @@ def main() -> None:
     ap.add_argument("--baseline-without-vote", action="store_true",
                     help="the baseline decodes without box voting (BOX_VOTE_IOU); with no --baseline, the baseline "
                          "is the workspace's own detector")  # fmt: skip
+    ap.add_argument("--baseline-fp32", action="store_true",
+                    help="the baseline runs the 32-bit graph (Localiser(precision='fp32')) where the measured "
+                         "localiser runs the detector's 8-bit copy; with no --baseline, the baseline is the "
+                         "workspace's own detector; the speed section then times both, photo by photo in "
+                         "turn")  # fmt: skip
     ap.add_argument("--baseline-threshold", type=float, default=None,
                     help="the baseline detects at this score threshold (default: its checkpoint's); with no "
                          "--baseline, the baseline is the workspace's own detector")  # fmt: skip
@@ -347,20 +366,23 @@ def main() -> None:
     held = split_backgrounds(files)[1]
     results: dict = {"setup": {"workspace": str(ws), "threshold": loc.threshold, "max_objects": loc.max_objects,
                                "box_vote_iou": loc.box_vote_iou, "detector_metrics": loc.metrics,
-                               "backend": loc.backend}}  # fmt: skip
+                               "backend": loc.backend, "precision": loc.precision}}  # fmt: skip
     if "clutter" not in skip:
         results["clutter"] = clutter(ws, searcher, loc, held, args.n, pictures)
     if "rooms" not in skip and (args.rooms / "boxes.csv").is_file():
         results["rooms"] = rooms(loc, args.rooms, pictures)
     if "photos" not in skip and args.photos.is_file():
         results["photos"] = dev_photos(searcher, args.photos, pictures=pictures)
-    if args.baseline or args.baseline_without_vote or args.baseline_threshold is not None:
+    base = None
+    if args.baseline or args.baseline_without_vote or args.baseline_threshold is not None or args.baseline_fp32:
         base_folder = args.baseline or loc.folder
         base = Localiser(base_folder, flip_test=loc.flip_test, threshold=args.baseline_threshold,
-                         box_vote_iou=None if args.baseline_without_vote else loc.box_vote_iou)  # fmt: skip
+                         box_vote_iou=None if args.baseline_without_vote else loc.box_vote_iou,
+                         precision="fp32" if args.baseline_fp32 else "auto")  # fmt: skip
         searcher.localiser = base
         results["baseline"] = {"folder": str(base_folder), "detector_metrics": base.metrics,
-                               "box_vote_iou": base.box_vote_iou, "threshold": base.threshold}  # fmt: skip
+                               "box_vote_iou": base.box_vote_iou, "threshold": base.threshold,
+                               "precision": base.precision}  # fmt: skip
         if "clutter" not in skip:
             results["baseline"]["clutter"] = clutter(ws, searcher, base, held, args.n, pictures,
                                                      ("detect", "detect_verify"), " (baseline)")  # fmt: skip
@@ -373,7 +395,7 @@ def main() -> None:
     if "speed" not in skip:
         rows = read_view_table(ws, "eval_views")[:40]
         images = ac.make_queries(ws, rows, held, seed=5)["clutter"][0]
-        results["speed"] = speed(searcher, loc, images)
+        results["speed"] = speed(searcher, loc, images, baseline=base if args.baseline_fp32 else None)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2) + "\n")

@@ -111,6 +111,7 @@ def trained_fixture(tmp_path_factory) -> Path:
     assert "detector_composites.png" in names <= {"detector_composites.png", "detector_object_masks.png"}
     assert 0.0 <= summary.metrics["mask_iou"] <= 1.0 and 0.0 <= summary.metrics["mask_iou_object"] <= 1.0
     assert summary.best_epoch == 1 and summary.best_mask_epoch == 1
+    assert summary.int8_onnx == summary.onnx.parent / "detector-int8.onnx" and summary.int8_onnx.is_file()
     assert Image.open(summary.pictures[0]).size[0] > 100
     # resume: the same settings with one more epoch continue from the first
     again = train_detector(ws, settings | {"epochs": 2}, progress=False)
@@ -149,7 +150,7 @@ def test_a_trained_localiser_segments_any_square_of_the_photo(trained: Path) -> 
     folder = detector_dir(trained)
     outputs = {o.name: o.shape for o in ort.InferenceSession(str(folder / "detector.onnx")).get_outputs()}
     assert list(outputs) == ["heat", "size", "offset", "mask"] and outputs["mask"][1:] == [1, 16, 16]
-    loc = Localiser(folder)
+    loc = Localiser(folder, precision="fp32")  # the 32-bit graph, which the torch fallback must reproduce
     assert loc.has_mask and loc.backend == "onnx"
     photo = np.random.default_rng(1).integers(0, 255, (90, 150, 3), dtype=np.uint8)
     whole = loc.segment(photo)
@@ -184,7 +185,7 @@ def test_a_detector_from_before_masks_still_detects_and_says_it_has_no_mask(trai
     graph.graph.output.remove(next(o for o in graph.graph.output if o.name == "mask"))
     onnx.save(graph, str(tmp_path / "detector.onnx"))
     photo = np.full((80, 120, 3), 128, np.uint8)
-    new = Localiser(folder, threshold=0.0).detect(photo)
+    new = Localiser(folder, threshold=0.0, precision="fp32").detect(photo)
     for backend in ("onnx", "torch"):
         if backend == "torch":
             (tmp_path / "detector.onnx").unlink()
@@ -215,6 +216,86 @@ def test_a_missing_or_broken_detector_is_one_clear_error(tmp_path: Path) -> None
     (tmp_path / "best.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(InputError, match="unreadable"):
         Localiser(tmp_path)
+
+
+def _copy_detector(trained: Path, to: Path) -> Path:
+    import shutil
+
+    from cadsearch.detect.quantize import INT8_CHECK, INT8_ONNX
+
+    to.mkdir(exist_ok=True)
+    for name in ("best.pt", "detector.onnx", INT8_ONNX, INT8_CHECK):
+        shutil.copy(detector_dir(trained) / name, to / name)
+    return to
+
+
+def test_training_writes_an_8bit_copy_that_the_localiser_runs_and_that_agrees_with_the_32bit_graph(
+    trained: Path,
+) -> None:
+    import onnx
+
+    from cadsearch.detect.composites import BackgroundPhotos, load_cutouts
+    from cadsearch.detect.quantize import calibration_squares
+
+    folder = detector_dir(trained)
+    fast, full = Localiser(folder), Localiser(folder, precision="fp32")
+    assert (fast.precision, full.precision) == ("int8", "fp32") and "onnx int8" in repr(fast)
+    squares = calibration_squares(load_cutouts(trained, 4, seed=5), BackgroundPhotos([]), 64, n=3, seed=9)
+    heat8, size8, _ = fast.maps(squares)
+    heat, size, _ = full.maps(squares)
+    assert 0 < np.abs(heat8 - heat).max() < 0.1 and np.abs(size8 - size).mean() < 0.1  # close, not the same graph
+    # the stem and the stride-4 blocks stay 32-bit: no quantised tensor feeds them; later blocks are quantised
+    graph = onnx.load(str(folder / "detector-int8.onnx")).graph
+    dequantised = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    convs = {n.name: n for n in graph.node if n.op_type == "Conv"}
+    stem = [n for name, n in convs.items() if "/body/stem/" in name]
+    late = [n for name, n in convs.items() if "/body/blocks.10/" in name]
+    assert stem and late
+    assert not any(i in dequantised for n in stem for i in n.input)
+    assert all(n.input[0] in dequantised and n.input[1] in dequantised for n in late)
+
+
+def test_an_8bit_copy_that_is_stale_broken_or_wrong_on_this_cpu_is_not_used(trained: Path, tmp_path: Path) -> None:
+    import onnx
+
+    from cadsearch.detect.quantize import INT8_CHECK, INT8_ONNX
+
+    photo = np.random.default_rng(3).integers(0, 255, (80, 120, 3), dtype=np.uint8)
+    expected = Localiser(detector_dir(trained), threshold=0.0, precision="fp32").detect(photo)
+    # retrained since the copy was made (another detector.onnx)
+    stale = _copy_detector(trained, tmp_path / "stale")
+    graph = onnx.load(str(stale / "detector.onnx"))
+    graph.doc_string = "another training"
+    onnx.save(graph, str(stale / "detector.onnx"))
+    # the copy's outputs disagree with the 32-bit ones stored beside it (as where 8-bit products saturate)
+    wrong = _copy_detector(trained, tmp_path / "wrong")
+    with np.load(wrong / INT8_CHECK) as check:
+        doctored = {k: check[k] for k in check.files}
+    doctored["heat"] = np.clip(doctored["heat"] + 0.2, 0.0, 1.0)
+    np.savez_compressed(wrong / INT8_CHECK, **doctored)
+    broken = _copy_detector(trained, tmp_path / "broken")
+    (broken / INT8_ONNX).write_bytes(b"not a graph")
+    missing = _copy_detector(trained, tmp_path / "missing")
+    (missing / INT8_CHECK).unlink()
+    for folder in (stale, wrong, broken, missing):
+        loc = Localiser(folder, threshold=0.0)
+        assert (loc.backend, loc.precision) == ("onnx", "fp32"), folder.name
+        if folder.name != "stale":
+            assert [d.box for d in loc.detect(photo)] == [d.box for d in expected], folder.name
+    assert Localiser(_copy_detector(trained, tmp_path / "good")).precision == "int8"  # the copying is not the cause
+    with pytest.raises(InputError, match="precision"):
+        Localiser(detector_dir(trained), precision="int4")
+
+
+def test_the_full_precision_nodes_are_the_stem_and_the_stride4_blocks() -> None:
+    from cadsearch.detect.quantize import full_precision_nodes
+
+    names = ["/body/stem/stem.0/Conv", "/body/blocks.0/_depthwise_conv/Conv", "/body/blocks.2/_project_conv/Conv",
+             "/body/blocks.3/_expand_conv/Conv", "/body/blocks.12/_expand_conv/Conv", "/head/blocks.1/Conv",
+             "/mask_head/up/Conv"]  # fmt: skip
+    assert full_precision_nodes(names, 2) == names[:3]
+    with pytest.raises(ValueError, match="stem"):
+        full_precision_nodes(names[1:], 2)
 
 
 class FakeLocaliser:

@@ -340,6 +340,8 @@ def _train_detector(options: dict, epochs, batch_size, lr, seed, backgrounds, ma
     for picture in summary.pictures:
         typer.echo(f"picture: {picture}")
     typer.echo(f"checkpoint: {summary.checkpoint}")
+    if summary.int8_onnx is not None:
+        typer.echo(f"8-bit copy for faster search: {summary.int8_onnx}")
 
 
 @inspect_app.command("filters")

@@ -208,6 +208,7 @@ def run_demo(
         f"{100 * d.metrics.get('recall50', 0):.0f}%, {d.metrics.get('fp_per_image', float('nan')):.2f} false "
         f"positives per photo, object-mask IoU {100 * d.metrics.get('mask_iou', float('nan')):.0f}%; pictures: "
         f"{', '.join(str(p) for p in d.pictures)}"
+        + (f"; search runs its 8-bit copy {d.int8_onnx.name}" if d.int8_onnx is not None else "")
     )
 
     _stage(5, "indexing every view and calibrating the scores", t0)

@@ -8,6 +8,7 @@ searches each found object):
 - :mod:`cadsearch.detect.model`: the frozen body's stride-4/8/16/32 maps + a CenterNet-style box head and a
   stride-4 object-mask head, ONNX export;
 - :mod:`cadsearch.detect.train`: ``cadsearch train detector`` (cached body features, resume, ``best.pt``);
+- :mod:`cadsearch.detect.quantize`: the graph's 8-bit copy that the localiser runs where it passes its check;
 - :mod:`cadsearch.detect.localiser`: :class:`Localiser` (ONNX inference, peak decoding, NMS) → :class:`Detection`;
   :meth:`Localiser.segment`: the objects' foreground probability over any square of the photo;
 - :mod:`cadsearch.detect.masks`: masks framed like the photo and mapped back, IoU, tinting;

@@ -2,7 +2,8 @@
 
 The photo is letterboxed exactly as the networks frame a whole photo (:func:`cadsearch.framing.frame_for` of the
 whole photo, padded with its border's median colour by :func:`cadsearch.framing.frame_image`) to the detector's
-input square; the ONNX graph of body + head (:mod:`cadsearch.detect.model`) runs once; :func:`decode` turns its
+input square; the ONNX graph of body + head (:mod:`cadsearch.detect.model`; its 8-bit copy where the detector has
+one that passes its check on this CPU, :mod:`cadsearch.detect.quantize`) runs once; :func:`decode` turns its
 maps into boxes: local maxima of the centre heat map (3 × 3) above ``threshold``, each with its predicted size and
 sub-cell offset, then each box voted by its neighbours (the heat-weighted mean of the boxes that the cells around it
 predict, :data:`BOX_VOTE_IOU`), non-maximum suppression (:func:`nms`) and at most ``max_objects`` boxes. Boxes are
@@ -30,7 +31,18 @@ from scipy import ndimage
 from cadsearch.errors import InputError
 from cadsearch.framing import Frame, as_rgb_uint8, frame_for, frame_image
 
-__all__ = ["Detection", "Localiser", "decode", "nms", "box_iou", "letterbox", "detector_dir", "DEFAULT_THRESHOLD"]
+__all__ = [
+    "Detection",
+    "Localiser",
+    "decode",
+    "nms",
+    "box_iou",
+    "letterbox",
+    "input_tensor",
+    "detector_dir",
+    "DEFAULT_THRESHOLD",
+    "PRECISIONS",
+]
 
 #: Default score threshold of a detection (heat-map peak probability).
 DEFAULT_THRESHOLD = 0.3
@@ -50,6 +62,9 @@ MIN_BOX_SIDE = 4.0
 BOX_VOTE_IOU: float | None = 0.4
 #: Lowest heat of a cell whose box takes part in a vote.
 BOX_VOTE_MIN_HEAT = 0.05
+#: ``Localiser(precision=...)``: ``auto`` runs the detector's 8-bit graph when it has one that passes its check on
+#: this CPU (:mod:`cadsearch.detect.quantize`), else the 32-bit one; ``fp32`` always the 32-bit one.
+PRECISIONS = ("auto", "fp32")
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,27 @@ def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, Frame]:
     a = as_rgb_uint8(image)
     frame = frame_for(a.shape[0], a.shape[1])
     return frame_image(a, size, frame), frame
+
+
+def input_tensor(squares: np.ndarray) -> np.ndarray:
+    """(B, S, S, 3) uint8 input squares → (B, 3, S, S) float32, normalised as the body was trained (ImageNet mean
+    and standard deviation)."""
+    from cadsearch.detect.model import MEAN, STD
+
+    x = squares.astype(np.float32).transpose(0, 3, 1, 2) / 255.0
+    x = (x - np.asarray(MEAN, np.float32)[:, None, None]) / np.asarray(STD, np.float32)[:, None, None]
+    return np.ascontiguousarray(x)
+
+
+def onnx_session(path: str | Path, threads: int = 1):
+    """An onnxruntime CPU session of a detector graph (``threads`` intra-op threads, all graph optimisations)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -175,6 +211,8 @@ class Localiser:
         threshold: lowest detection score returned (default: the checkpoint's, else :data:`DEFAULT_THRESHOLD`).
         max_objects: most detections returned per photo.
         backend: ``onnx`` (the exported body + head on onnxruntime) or ``torch`` (fallback).
+        precision: ``int8`` (the detector's 8-bit graph, :mod:`cadsearch.detect.quantize`: asked for by
+            ``precision="auto"``, the default, and used when it exists and passes its check on this CPU) or ``fp32``.
         has_mask: whether the detector has an object-mask head (:meth:`segment`); False for checkpoints trained
             before it existed (they still detect).
         box_vote_iou: box voting overlap of :func:`decode` (None: each peak's own box, as before voting existed).
@@ -188,8 +226,12 @@ class Localiser:
         threads: int = 1,
         flip_test: bool | None = None,
         box_vote_iou: float | None = BOX_VOTE_IOU,
+        precision: str = "auto",
     ) -> None:
         import torch
+
+        if precision not in PRECISIONS:
+            raise InputError(f"unknown detector precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
 
         folder = Path(folder)
         self.folder = folder
@@ -217,16 +259,16 @@ class Localiser:
         self.metrics: dict[str, Any] = ckpt.get("metrics", {})
         self._session = None
         self._net = None
+        self.precision = "fp32"
         onnx_path = folder / str(ckpt.get("onnx", "detector.onnx"))
-        if onnx_path.is_file():
-            try:
-                import onnxruntime as ort
+        if precision == "auto" and onnx_path.name == "detector.onnx":
+            from cadsearch.detect.quantize import load_int8_session
 
-                opts = ort.SessionOptions()
-                opts.intra_op_num_threads = threads
-                opts.inter_op_num_threads = 1
-                opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-                self._session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+            self._session = load_int8_session(folder, threads)
+            self.precision = "int8" if self._session is not None else "fp32"
+        if self._session is None and onnx_path.is_file():
+            try:
+                self._session = onnx_session(onnx_path, threads)
             except Exception:  # noqa: BLE001 - torch always works
                 self._session = None
         if self._session is not None:
@@ -247,12 +289,9 @@ class Localiser:
     def _run(self, squares: np.ndarray) -> dict[str, np.ndarray]:
         """(B, S, S, 3) uint8 input squares → the net's raw outputs by name (``heat``, ``size``, ``offset`` and,
         with a mask head, ``mask`` logits (B, 1, S/4, S/4)), one pass."""
-        from cadsearch.detect.model import MEAN, STD
-
-        x = squares.astype(np.float32).transpose(0, 3, 1, 2) / 255.0
-        x = (x - np.asarray(MEAN, np.float32)[:, None, None]) / np.asarray(STD, np.float32)[:, None, None]
+        x = input_tensor(squares)
         if self._session is not None:
-            outs = self._session.run(None, {"image": np.ascontiguousarray(x)})
+            outs = self._session.run(None, {"image": x})
         else:
             import torch
 
@@ -353,4 +392,5 @@ class Localiser:
 
     def __repr__(self) -> str:
         vote = "no box vote" if self.box_vote_iou is None else f"box vote {self.box_vote_iou:g}"
-        return f"Localiser(input={self.input_size}, threshold={self.threshold:g}, {vote}, {self.backend})"
+        backend = f"{self.backend} {self.precision}" if self.backend == "onnx" else self.backend
+        return f"Localiser(input={self.input_size}, threshold={self.threshold:g}, {vote}, {backend})"

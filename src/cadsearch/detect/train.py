@@ -30,6 +30,8 @@ much (the composites are drawn on the CPU either way).
    head of the best-F1 epoch, the mask head of the best-mask epoch), both written atomically; at the end the best
    heads are exported with the body to ``detector.onnx`` and pictures of their detections and masks on validation
    composites and held-out room photos are written to ``reports/detector_*.png``.
+5. An 8-bit copy of ``detector.onnx`` for the localiser (:mod:`cadsearch.detect.quantize`), calibrated on
+   :data:`~cadsearch.detect.quantize.CALIBRATION_COMPOSITES` fresh training composites (seconds).
 
 Resume: re-running with the same settings continues from ``last.pt`` (the cache is rebuilt, deterministically); a
 change of only ``epochs`` or ``max_minutes`` extends the run; any other change starts over.
@@ -140,6 +142,7 @@ class DetectorSummary:
     pictures: list[Path]
     notes: list[str]
     best_mask_epoch: int = 0
+    int8_onnx: Path | None = None  # the 8-bit copy the localiser runs (None: none that passes its check)
 
 
 def default_backgrounds() -> Path | None:
@@ -634,11 +637,32 @@ def train_detector(
     net.head.load_state_dict(best["head"])
     net.mask_head.load_state_dict(best["mask_head"])
     onnx_path = export_detector_onnx(net, folder / "detector.onnx")
+    int8 = _quantize(folder, cutouts, photos, cfg, comp, body.taps[0], notes)
     shown = val["images"]
     pictures = write_detection_sheets(ws, folder, shown, val["truths"][: len(shown)], photos_held_out(cfg),
                                       truth_masks=val["image_masks"])  # fmt: skip
     return DetectorSummary(epoch, best_epoch, best_box_metrics | best_mask_metrics, time.perf_counter() - t_start,
-                           folder / "best.pt", onnx_path, pictures, notes, best_mask_epoch)  # fmt: skip
+                           folder / "best.pt", onnx_path, pictures, notes, best_mask_epoch, int8)  # fmt: skip
+
+
+def _quantize(folder: Path, cutouts, photos: BackgroundPhotos, cfg: DetectorConfig, comp: CompositeConfig,
+              last_full_precision_block: int, notes: list[str]) -> Path | None:  # fmt: skip
+    """The 8-bit copy of ``folder/detector.onnx`` (:mod:`cadsearch.detect.quantize`), calibrated on fresh training
+    composites; None, with a note, when it cannot be made or fails its own check here (the localiser then runs
+    the 32-bit graph, as it always could)."""
+    from cadsearch.detect.quantize import calibration_squares, load_int8_session, quantize_detector
+
+    try:
+        squares = calibration_squares(cutouts, photos, cfg.input_size, seed=cfg.seed, comp=comp)
+        path = quantize_detector(folder, squares, last_full_precision_block)
+    except Exception as exc:  # noqa: BLE001 - an optimisation: the detector is trained and usable without it
+        notes.append(f"no 8-bit copy of the detector ({type(exc).__name__}: {exc}); searches run the 32-bit graph")
+        return None
+    if load_int8_session(folder) is None:
+        notes.append("the 8-bit copy of the detector disagrees with the 32-bit graph on this CPU; searches here run "
+                     "the 32-bit graph")  # fmt: skip
+        return None
+    return path
 
 
 def photos_held_out(cfg: DetectorConfig, n: int = 8) -> list[Path]:
