@@ -1,4 +1,4 @@
-"""An 8-bit copy of the detector's ONNX graph: the localiser runs it on the CPU in about three quarters of the time.
+"""An 8-bit copy of the detector's ONNX graph: the localiser runs it on the CPU in about 0.7 of the time.
 
 ``cadsearch train detector`` ends by writing, beside ``detector.onnx``:
 
@@ -6,8 +6,8 @@
   channel, 8-bit activations with ranges calibrated on :data:`CALIBRATION_COMPOSITES` training composites). The
   stem and the body's blocks up to the end of its stride-4 stage stay in 32-bit floats: on the 65 room photos
   quantising them too moved the heat map twice as much (mean change at cells of heat > 0.2: 0.020 against 0.011)
-  and cost three of the 36 large room chairs at the default threshold (two detectors: ``BENCHMARKS.md``, "An 8-bit
-  localiser"), while keeping them costs only a little of the speed;
+  and cost three of the 17 large room chairs the 32-bit graph found at the default threshold (``BENCHMARKS.md``, "An
+  8-bit localiser"), while keeping them costs only a little of the speed;
 - ``detector-int8-check.npz``: one calibration square, the 32-bit graph's heat and mask probabilities on it, and the
   SHA-256 of the ``detector.onnx`` it was made from.
 
@@ -51,9 +51,9 @@ INT8_CHECK = "detector-int8-check.npz"
 #: photos (mean change at hot cells 0.0203 and 0.0197, all layers quantised).
 CALIBRATION_COMPOSITES = 64
 #: Largest change of the heat map's probability, at any cell of the check square, that the 8-bit graph may make.
-#: On this machine the largest change over all cells of the 65 room photos was 0.05-0.06 (two detectors).
+#: On this machine the largest change over all cells of the 65 room photos was 0.049-0.050 (two detectors).
 CHECK_MAX_HEAT_CHANGE = 0.1
-#: Largest mean change of the mask probability over the check square (0.003-0.004 over the room photos here).
+#: Largest mean change of the mask probability over the check square (0.0031-0.0038 over the room photos here).
 CHECK_MEAN_MASK_CHANGE = 0.02
 
 
