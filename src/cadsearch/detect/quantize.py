@@ -20,7 +20,6 @@ graph that is right here may not be right there; the localiser then runs the 32-
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import tempfile
@@ -31,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from cadsearch.detect.localiser import input_tensor, letterbox, onnx_session
-from cadsearch.workspace import atomic_open
+from cadsearch.workspace import atomic_open, file_fingerprint
 
 __all__ = [
     "INT8_ONNX",
@@ -55,15 +54,6 @@ CALIBRATION_COMPOSITES = 64
 CHECK_MAX_HEAT_CHANGE = 0.1
 #: Largest mean change of the mask probability over the check square (0.0031-0.0038 over the room photos here).
 CHECK_MEAN_MASK_CHANGE = 0.02
-
-
-def sha256_of(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def full_precision_nodes(node_names: Sequence[str], last_block: int) -> list[str]:
@@ -158,7 +148,7 @@ def quantize_detector(folder: str | Path, squares: np.ndarray, last_full_precisi
                         nodes_to_exclude=full_precision_nodes(names, last_full_precision_block))  # fmt: skip
         reference = _probabilities(onnx_session(source), inputs[0])
         check: dict[str, Any] = {"square": squares[0], "heat": reference[0].astype(np.float32),
-                                 "fp32_sha256": np.array(sha256_of(source))}  # fmt: skip
+                                 "fp32_sha256": np.array(file_fingerprint(source))}  # fmt: skip
         if reference[1] is not None:
             check["mask"] = reference[1].astype(np.float32)
         with atomic_open(folder / INT8_CHECK) as f:
@@ -177,7 +167,7 @@ def load_int8_session(folder: str | Path, threads: int = 1):
         return None
     try:
         with np.load(check_path) as check:
-            if str(check["fp32_sha256"]) != sha256_of(source):
+            if str(check["fp32_sha256"]) != file_fingerprint(source):
                 return None
             reference = (check["heat"].astype(np.float64),
                          check["mask"].astype(np.float64) if "mask" in check else None)  # fmt: skip

@@ -20,7 +20,7 @@ from PIL import Image
 
 from cadsearch.errors import InputError
 from cadsearch.render.job import ViewRow
-from cadsearch.workspace import atomic_write_bytes
+from cadsearch.workspace import atomic_write_bytes, file_fingerprint
 
 __all__ = ["CHUNK_VIEWS", "view_key", "file_fingerprint", "embed_views", "load_parts"]
 
@@ -31,15 +31,6 @@ CHUNK_VIEWS = 512
 def view_key(row: ViewRow) -> str:
     """What a view's vector depends on besides the network: ``view_id|polar|azimuth|quality|background``."""
     return f"{row.view_id}|{row.polar_deg:.4f}|{row.azimuth_deg:.4f}|{row.quality}|{row.background}"
-
-
-def file_fingerprint(path: str | Path) -> str:
-    """sha256 hex digest of a file (a checkpoint): vectors are only reused under the same network."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _read_rgb(root: Path, row: ViewRow) -> np.ndarray:
