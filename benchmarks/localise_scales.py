@@ -47,8 +47,8 @@ import autocrop as ac  # noqa: E402 - the synthetic clutter set is autocrop's
 import localise as lb  # noqa: E402 - rooms' boxes and the matching rule are localise.py's
 
 from cadsearch.detect.composites import split_backgrounds  # noqa: E402
-from cadsearch.detect.localiser import Detection, decode, letterbox, nms  # noqa: E402
-from cadsearch.detect.model import MEAN, STD, DetectorNet, export_detector_onnx  # noqa: E402
+from cadsearch.detect.localiser import Detection, decode, input_tensor, letterbox, nms  # noqa: E402
+from cadsearch.detect.model import DetectorNet, export_detector_onnx  # noqa: E402
 from cadsearch.imageio import read_image  # noqa: E402
 from cadsearch.render.backgrounds import IMAGE_SUFFIXES  # noqa: E402
 from cadsearch.render.job import read_view_table  # noqa: E402
@@ -60,7 +60,7 @@ class ScaledLocaliser:
     """A trained detector run at other input sizes (see the module doc); ``detect`` as ``Localiser.detect``."""
 
     def __init__(self, folder: Path, sizes: tuple[int, ...], split: float, cache: Path) -> None:
-        import onnxruntime as ort
+        from cadsearch.models.onnx_runtime import cpu_session
 
         ckpt = torch.load(folder / "best.pt", map_location="cpu", weights_only=False)
         self.train_size, self.stride = int(ckpt["input_size"]), float(ckpt["stride"])
@@ -75,15 +75,11 @@ class ScaledLocaliser:
                 if net.mask_head is not None:
                     net.mask_head.load_state_dict(ckpt["mask_head"])
                 export_detector_onnx(net, path)
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads, opts.inter_op_num_threads = 1, 1
-            self.sessions[s] = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            self.sessions[s] = cpu_session(path, 1)
 
     def _pass(self, image: np.ndarray, size: int, threshold: float, keep_large: bool | None):
         square, frame = letterbox(image, size)
-        x = square.astype(np.float32).transpose(2, 0, 1)[None] / 255.0 - np.asarray(MEAN, np.float32)[:, None, None]
-        x = x / np.asarray(STD, np.float32)[:, None, None]
-        heat, sizes, offset = self.sessions[size].run(None, {"image": np.ascontiguousarray(x, np.float32)})[:3]
+        heat, sizes, offset = self.sessions[size].run(None, {"image": input_tensor(square[None])})[:3]
         heat = 1.0 / (1.0 + np.exp(-heat[0, 0]))
         # sizes are fractions of the trained input: decode them against it, centres on this input's grid
         boxes, scores = decode(heat, sizes[0], offset[0], self.stride, self.train_size, threshold)

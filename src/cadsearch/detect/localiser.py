@@ -104,17 +104,6 @@ def input_tensor(squares: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
-def onnx_session(path: str | Path, threads: int = 1):
-    """An onnxruntime CPU session of a detector graph (``threads`` intra-op threads, all graph optimisations)."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU matrix (len(a), len(b)) of boxes (N, 4) and (M, 4) ``(x0, y0, x1, y1)``."""
     a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
@@ -268,7 +257,9 @@ class Localiser:
             self.precision = "int8" if self._session is not None else "fp32"
         if self._session is None and onnx_path.is_file():
             try:
-                self._session = onnx_session(onnx_path, threads)
+                from cadsearch.models.onnx_runtime import cpu_session
+
+                self._session = cpu_session(onnx_path, threads)
             except Exception:  # noqa: BLE001 - torch always works
                 self._session = None
         if self._session is not None:

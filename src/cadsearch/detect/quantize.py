@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from cadsearch.detect.localiser import input_tensor, letterbox, onnx_session
+from cadsearch.detect.localiser import input_tensor, letterbox
+from cadsearch.models.onnx_runtime import cpu_session
 from cadsearch.workspace import atomic_open, file_fingerprint
 
 __all__ = [
@@ -146,7 +147,7 @@ def quantize_detector(folder: str | Path, squares: np.ndarray, last_full_precisi
         quantize_static(str(prepared), str(quantised), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         nodes_to_exclude=full_precision_nodes(names, last_full_precision_block))  # fmt: skip
-        reference = _probabilities(onnx_session(source), inputs[0])
+        reference = _probabilities(cpu_session(source, 1), inputs[0])
         check: dict[str, Any] = {"square": squares[0], "heat": reference[0].astype(np.float32),
                                  "fp32_sha256": np.array(file_fingerprint(source))}  # fmt: skip
         if reference[1] is not None:
@@ -172,7 +173,7 @@ def load_int8_session(folder: str | Path, threads: int = 1):
             reference = (check["heat"].astype(np.float64),
                          check["mask"].astype(np.float64) if "mask" in check else None)  # fmt: skip
             square = check["square"]
-        session = onnx_session(path, threads)
+        session = cpu_session(path, threads)
         heat, mask = changes(reference, _probabilities(session, input_tensor(square[None])))
     except Exception:  # noqa: BLE001 - a broken 8-bit copy means the 32-bit graph, never a failed search
         return None

@@ -345,13 +345,11 @@ def _body_runner(body: MultiScaleBody, folder: Path):
     """(B, 3, S, S) float32 numpy → (c16, c32) numpy: onnxruntime when the export works, else torch eager."""
     path = folder / f"body4-{body.input_size}.onnx"  # four taps (c4, c8, c16, c32); "body-*" had two
     try:
-        import onnxruntime as ort
+        from cadsearch.models.onnx_runtime import cpu_session
 
         if not path.is_file():
             export_body_onnx(body, path)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = torch.get_num_threads()
-        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        session = cpu_session(path, torch.get_num_threads())
         return lambda x: tuple(session.run(None, {"image": x}))
     except Exception as exc:  # noqa: BLE001 - torch always works
         tqdm.write(f"onnx backend unavailable ({exc}); using torch")

@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from cadsearch.workspace import atomic_write_bytes
 
-__all__ = ["export_onnx", "OnnxBackbone", "frozen_body", "measure_backends"]
+__all__ = ["export_onnx", "cpu_session", "OnnxBackbone", "frozen_body", "measure_backends"]
 
 
 def export_onnx(body: nn.Module, input_size: int, path: str | Path) -> Path:
@@ -45,17 +45,23 @@ def export_onnx(body: nn.Module, input_size: int, path: str | Path) -> Path:
     return path
 
 
+def cpu_session(path: str | Path, threads: int):
+    """An onnxruntime session of the graph at ``path`` on the CPU provider: ``threads`` intra-op threads, one
+    inter-op thread, every graph optimisation (the frozen body here, the detector and its 8-bit copy)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
 class OnnxBackbone:
     """Callable: (B, 3, S, S) float32 tensor → (B, C, h, w) float32 tensor, on onnxruntime's CPU provider."""
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or torch.get_num_threads()
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(path, threads or torch.get_num_threads())
         self.path = Path(path)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
