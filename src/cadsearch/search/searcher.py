@@ -81,9 +81,9 @@ DETECT_MIN_ZOOM = 1.4
 #: detectors (BENCHMARKS.md, "The detect crop on product photos"): the development photos' sector-balanced azimuth
 #: Acc@30 0.643 → 0.678 and 0.648 → 0.661, the synthetic clutter top-1 0.835 → 0.82 and 0.84 → 0.84; checking every
 #: crop so (``detect_verify``) lost 9 and 9.5 points of that top-1 (a confidently wrong whole-photo answer beat a
-#: small chair's crop). Its cost: the rolled registration composites of ``benchmarks/registration.py`` (objects
-#: 20–70 % of the photo) lose about 1.1° of pose (7.82° → 8.94° with the product's masks; BENCHMARKS.md,
-#: "Registration through today's product").
+#: small chair's crop). Its cost: on the rolled registration composites (objects 20–70 % of the photo) the top
+#: model's registered pose lost about 1.1° (7.82° → 8.94° mean with the product's masks, ``registration_configs.py``
+#: 'default=' with this check off and on; BENCHMARKS.md, "Registration through today's product").
 DETECT_VERIFY_ZOOM = 1.7
 
 #: A registration is kept only when its outline fits the mask at least this well (silhouette IoU on the
