@@ -12,7 +12,10 @@ Prints a table and writes ``benchmarks/results/registration_configs.json``.
 Usage:
     python benchmarks/registration_configs.py WORKSPACE NAME=KEY=VALUE[,KEY=VALUE] ... [--composites 40] [--seed 0]
 
-e.g. ``... /tmp/ws 'estimate=hypotheses=1' 'default='`` (``default=``: ``RefineConfig()``).
+e.g. ``... /tmp/ws 'estimate=hypotheses=1' 'default='`` (``default=``: ``RefineConfig()``). One key is not a
+``RefineConfig`` field: ``silhouettes=raster`` draws the silhouettes with the full rasteriser
+(``RasterRenderer(samples=1).render(...).alpha``, shading, depth test and resolve pass) instead of the product's
+coverage path (:class:`~cadsearch.render.raster.CoverageRenderer`): the same masks, to time the two.
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ from cadsearch.detect.masks import frame_mask
 from cadsearch.evaluate.run import symmetry_orders
 from cadsearch.framing import frame_for
 from cadsearch.metrics import rotation_errors_deg
-from cadsearch.register import RefineConfig, Registrar, object_mask
+from cadsearch.register import RefineConfig, Registrar, SilhouetteRenderer, object_mask
 from cadsearch.register.masks import restrict_to_box
+from cadsearch.render.cameras import Camera
 from cadsearch.render.raster import RasterRenderer
 from cadsearch.search import Searcher
 from cadsearch.search.searcher import registration_alternatives
@@ -44,11 +48,37 @@ from cadsearch.workspace import atomic_write_text
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def parse_config(spec: str) -> tuple[str, RefineConfig]:
-    """``NAME=KEY=VALUE,KEY=VALUE`` → (name, RefineConfig with those overrides); ``NAME=`` → the defaults."""
+class RasterSilhouettes(SilhouetteRenderer):
+    """The silhouettes as the full rasteriser draws them (one sample per pixel): the ablation of the coverage path."""
+
+    def __init__(self, size: int = 96, cache_size: int = 8) -> None:
+        super().__init__(size, cache_size)
+        self._renderer.close()
+        self._renderer = RasterRenderer(size=self.size, samples=1, cache_size=cache_size)
+
+    def __call__(self, mesh: Any, polar_deg: float, azimuth_deg: float, key: Any = None) -> np.ndarray:
+        camera = Camera(float(polar_deg), float(azimuth_deg) % 360.0)
+        drawn = self._mesh_for(mesh, key)
+        return self._renderer.render(drawn, camera, key=None if key is None else ("silhouette", key)).alpha
+
+
+def parse_config(spec: str) -> tuple[str, RefineConfig, str]:
+    """``NAME=KEY=VALUE,KEY=VALUE`` → (name, RefineConfig with those overrides, silhouettes: ``coverage`` or
+    ``raster``); ``NAME=`` → the defaults."""
     name, _, overrides = spec.partition("=")
     kwargs = dict(kv.split("=", 1) for kv in overrides.split(",") if kv)
-    return name, RefineConfig(**{k: _literal(v) for k, v in kwargs.items()})
+    silhouettes = kwargs.pop("silhouettes", "coverage")
+    if silhouettes not in ("coverage", "raster"):
+        raise SystemExit(f"silhouettes must be coverage or raster, got {silhouettes!r}")
+    return name, RefineConfig(**{k: _literal(v) for k, v in kwargs.items()}), silhouettes
+
+
+def make_registrar(library: Any, cfg: RefineConfig, silhouettes: str) -> Registrar:
+    registrar = Registrar(library, cfg)
+    if silhouettes == "raster":
+        # the registrar makes its coverage renderer on first use; give it the ablation's instead
+        registrar._renderer = RasterSilhouettes(cfg.render_size, cache_size=registrar.cache_size)
+    return registrar
 
 
 def main() -> None:
@@ -59,13 +89,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=RESULTS / "registration_configs.json")
     args = ap.parse_args()
-    configs = dict(parse_config(spec) for spec in args.configs)
+    parsed = [parse_config(spec) for spec in args.configs]
+    configs = {name: cfg for name, cfg, _ in parsed}
     searcher = Searcher.from_workspace(args.workspace, refine_top=0)
     library, symmetry = searcher.library, symmetry_orders(args.workspace)
     ids = sorted(set(searcher.model_ids))
     photos = BackgroundPhotos(split_backgrounds(sorted((SHARED / "backgrounds").glob("*.*")))[1], max_side=640)
     renderer = RasterRenderer(size=RENDER, samples=4)
-    registrars = {name: Registrar(library, cfg) for name, cfg in configs.items()}
+    registrars = {name: make_registrar(library, cfg, silhouettes) for name, cfg, silhouettes in parsed}
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in configs}
     rng = np.random.default_rng(args.seed)  # the same draws as benchmarks/registration.py
     for i in range(args.composites):
@@ -112,7 +143,8 @@ def main() -> None:
               f"{s['ms']['median'] / base['median']:.2f})")  # fmt: skip
     result = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
               "setup": {k: str(v) for k, v in vars(args).items()},
-              "configs": {name: {k: str(v) for k, v in vars(cfg).items()} for name, cfg in configs.items()},
+              "configs": {name: {k: str(v) for k, v in vars(cfg).items()} | {"silhouettes": silhouettes}
+                          for name, cfg, silhouettes in parsed},
               "summary": summary, "rows": rows}  # fmt: skip
     args.json.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.json, json.dumps(result, indent=2))
