@@ -29,10 +29,11 @@ scale and image position:
    (those within :attr:`~RefineConfig.refine_margin` of the best score) go through the pose search (the render
    budget shared) and the same score picks the answer.
 5. **Pose search** (:func:`refine_pose`): only θ and φ need new renders (:class:`SilhouetteRenderer`: the
-   rasteriser's coverage path, one sample per pixel, about 0.5–2.5 ms each at 96 px). From the estimate, the four neighbours at ± ``step`` degrees are
-   rendered and 2D-aligned from the current best placement; the best neighbour is taken if it agrees better, else
-   the step is halved, down to :attr:`RefineConfig.min_step_deg`. A weak prior (:attr:`prior_weight`) keeps the
-   pose near the estimate when the silhouette cannot tell (symmetric objects: a flat IoU landscape).
+   rasteriser's coverage path, one sample per pixel, about 0.3–2.4 ms each at 96 px). From the estimate, the four
+   neighbours at ± ``step`` degrees are rendered and 2D-aligned from the current best placement; the best neighbour
+   is taken if it agrees better, else the step is halved, down to :attr:`RefineConfig.min_step_deg`. A weak prior
+   (:attr:`prior_weight`) keeps the pose near the estimate when the silhouette cannot tell (symmetric objects: a
+   flat IoU landscape).
 
 Silhouettes cannot tell a pose from its mirror image about the viewing direction (front and back views of many
 objects have the same outline), so the search moves locally: it refines the estimate, and replaces it only by
