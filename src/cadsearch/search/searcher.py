@@ -96,12 +96,11 @@ REGISTER_MIN_FIT = 0.5
 #: model was then shrunk onto that part (BENCHMARKS.md, registration). The silhouette, not its render square: a
 #: model seen end-on (a rifle from its muzzle, a chair from above) fills much less of its square than the renders'
 #: mean, and its right registrations were dropped as "too large" (BENCHMARKS.md, "The registered model's size").
-#: The upper end is wide because a detection box often covers only part of the object (its top, in most misses),
-#: and the right outline is then larger than the box says: at 1.4 the rolled room composites lost 3 registrations
-#: of fit 0.87–0.93 at 1.42–1.53 (their outlines within 1 px of the true chairs' size), and widening it to 2.0
-#: raised those composites' IoU 0.739 → 0.780 and the development photos' Acc@30 after registration 0.743 → 0.753
-#: (BENCHMARKS.md, "The registered model's size, partial boxes"); a model too large inside the frame fits the mask
-#: poorly anyway (REGISTER_MIN_FIT).
+#: The upper end is wide because a detection box often covers only part of the object, and the right outline is
+#: then larger than the box says: at 1.4 the rolled room composites lost 3 right registrations so (their outlines
+#: within 1 px of the true chairs' size), and widening it to 2.0 raised those composites' IoU 0.738 → 0.779 and the
+#: development photos' Acc@30 after registration 0.742 → 0.753 (BENCHMARKS.md, "The registered model's size,
+#: partial boxes"); a model too large inside the frame fits the mask poorly anyway (REGISTER_MIN_FIT).
 REGISTER_SIZE_RANGE = (0.7, 2.0)
 
 #: ``vote_crops``: the category vote's extra views of a query, shifts of its square by this share of the side (right,
