@@ -536,9 +536,10 @@ def test_a_registered_result_gets_its_match_from_the_outline_fit(search_ws: Path
     # a model seen end-on fills a small share of its render square: the square is large, the model is not
     end_on = top_two(0.95, square=1.7)
     assert end_on[0].placement is not None and end_on[0].silhouette_iou == 0.95
-    # an outline larger than expected (a detection box around part of the object) is kept; one twice too large is not
-    larger, huge = top_two(0.95, size=1.8), top_two(0.95, size=2.2)
-    assert larger[0].placement is not None and huge[0].placement is None
+    # an outline larger than expected (a detection box around part of the object) is kept, and so is one a little
+    # smaller (a box around more than the object); one twice too large is not
+    larger, smaller, huge = top_two(0.95, size=1.8), top_two(0.95, size=0.65), top_two(0.95, size=2.2)
+    assert larger[0].placement is not None and smaller[0].placement is not None and huge[0].placement is None
     assert good[0].match == pytest.approx(1 / (1 + np.exp(-(10 * 0.95 - 6.0))))
     assert good[0].placement is not None and good[0].silhouette_iou == 0.95
     # a poor fit is evidence against this model even though the registration itself is not kept
