@@ -53,7 +53,8 @@ class RasterSilhouettes(SilhouetteRenderer):
 
     def __init__(self, size: int = 96, cache_size: int = 8) -> None:
         super().__init__(size, cache_size)
-        self._renderer.close()
+        # the coverage renderer made above holds nothing yet; not closed, since closing a renderer drops every mesh
+        # this process has uploaded (the composites' renderer's too)
         self._renderer = RasterRenderer(size=self.size, samples=1, cache_size=cache_size)
 
     def __call__(self, mesh: Any, polar_deg: float, azimuth_deg: float, key: Any = None) -> np.ndarray:
