@@ -12,7 +12,11 @@ when trained) without registration, then:
   head, else a plain backdrop: none on room photos);
 - *true mask*: the same refinement against the composite's exact mask (what the refinement can do with a perfect
   mask), and *true model*: the true model registered (from the search's pose for it, else the top model's), to
-  separate registration from recognition.
+  separate registration from recognition;
+- *the product*: ``Searcher.search`` with its own registration (the answer a user gets), beside the same search
+  without the look-alike check and without the outline ranking (``outline_rank=1``), with each search's time (run
+  in that order on each composite, so the later ones find the meshes already loaded). The contact sheet
+  ``WORKSPACE/reports/registration/composites.png`` shows the product's answers on the first 24 (true outline red).
 
 Silhouette IoU is measured in photo pixels (the placed render's coverage ≥ 0.5 against the true mask), pose error
 with roll by :func:`cadsearch.metrics.rotation_errors_deg` (symmetry-aware), and refinement time per model.
@@ -55,7 +59,7 @@ from cadsearch.render.cameras import Camera
 from cadsearch.render.raster import RasterRenderer
 from cadsearch.search import Searcher
 from cadsearch.search.overlay import fit_to_box, render_overlay
-from cadsearch.search.searcher import registration_alternatives
+from cadsearch.search.searcher import OUTLINE_RANK_MODELS, registration_alternatives
 from cadsearch.workspace import atomic_open, atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -120,6 +124,7 @@ def run_composites(
     registrar = Registrar(library, config)
     product = _with_refine(searcher, 1, config)
     no_check = _with_refine(searcher, 1, config, look_alikes=False)  # the product without the look-alike check
+    no_outline = _with_refine(searcher, 1, config, outline_rank=1)  # ... and without the outline ranking
     renderer = RasterRenderer(size=RENDER, samples=4)
     rng = np.random.default_rng(seed)
     rows: list[dict[str, Any]] = []
@@ -160,8 +165,15 @@ def run_composites(
             )
         # the product as `cadsearch search` answers: its own registration of the top model, kept only when it fits
         # (Searcher's REGISTER_MIN_FIT and REGISTER_SIZE_RANGE), else the unregistered answer
-        answer = product.search(photo, k=1).objects[0].results[0]
+        t0 = time.perf_counter()
+        answered = product.search(photo, k=1).objects[0]
+        row["search_ms_product"] = 1000 * (time.perf_counter() - t0)  # the whole search, registration included
+        answer = answered.results[0]
+        if len(pictures) < 24:
+            box = answered.box if answered.detection_score is not None else None
+            pictures.append(_picture(library, photo, answer, truth, answered.frame, box))
         row["registered"] = answer.placement is not None
+        row["found_product"] = answer.model_id == model_id  # the product's first model, after the outline ranking
         placed = answer.placement if answer.placement is not None else before
         row["iou_product"] = placed_iou(renderer, library.mesh(answer.model_id),
                                         (answer.polar_deg, answer.azimuth_deg), placed, truth)  # fmt: skip
@@ -173,6 +185,15 @@ def run_composites(
                                                  (plain.polar_deg, plain.azimuth_deg), placed, truth)  # fmt: skip
         est = [[plain.polar_deg, plain.azimuth_deg, plain.roll_deg]]
         row["pose_product_no_check"] = float(rotation_errors_deg([pose], est, order)[0])
+        t0 = time.perf_counter()
+        plain = no_outline.search(photo, k=1).objects[0].results[0]
+        row["search_ms_product_no_outline"] = 1000 * (time.perf_counter() - t0)
+        row["found_product_no_outline"] = plain.model_id == model_id
+        placed = plain.placement if plain.placement is not None else before
+        row["iou_product_no_outline"] = placed_iou(renderer, library.mesh(plain.model_id),
+                                                   (plain.polar_deg, plain.azimuth_deg), placed, truth)  # fmt: skip
+        est = [[plain.polar_deg, plain.azimuth_deg, plain.roll_deg]]
+        row["pose_product_no_outline"] = float(rotation_errors_deg([pose], est, order)[0])
         for name, target in masks.items():
             if target is None:
                 continue
@@ -192,8 +213,6 @@ def run_composites(
                     row[f"iou_after_{name}"] = placed_iou(renderer, top_mesh, (reg.polar_deg, reg.azimuth_deg),
                                                           reg.placement, truth)  # fmt: skip
                     row[f"pose_after_{name}"] = per_rank[-1]["pose"]
-                    if name == "product" and len(pictures) < 24:
-                        pictures.append(_picture(library, photo, m, reg, truth))
             row[f"ranks_{name}"] = per_rank
             # the true model registered, from the search's pose for it (else the top model's): registration alone
             start = next((m for m in obj.results if m.model_id == model_id), top)
@@ -221,10 +240,15 @@ def summarise_composites(rows: list[dict[str, Any]]) -> dict[str, Any]:
                            "with_product_mask": sum("iou_after_product" in r for r in rows)}  # fmt: skip
     out["registered_share"] = sum(r.get("registered", False) for r in rows) / max(len(rows), 1)
     out["mask_trusted_share"] = sum(r.get("mask_trusted", False) for r in rows) / max(len(rows), 1)
-    for key in ("iou_before", "iou_product", "iou_product_no_check", "iou_after_product", "iou_after_true", "mask_iou",
-                "true_model_iou_product", "true_model_iou_true"):  # fmt: skip
+    for key in ("found_product", "found_product_no_outline"):
+        out[key] = sum(r.get(key, False) for r in rows) / max(len(rows), 1)
+    for key in ("search_ms_product", "search_ms_product_no_outline"):
         out[key] = stats([r.get(key) for r in rows])
-    for key in ("pose_before", "pose_product", "pose_product_no_check", "pose_after_product", "pose_after_true"):
+    for key in ("iou_before", "iou_product", "iou_product_no_check", "iou_product_no_outline", "iou_after_product",
+                "iou_after_true", "mask_iou", "true_model_iou_product", "true_model_iou_true"):  # fmt: skip
+        out[key] = stats([r.get(key) for r in rows])
+    for key in ("pose_before", "pose_product", "pose_product_no_check", "pose_product_no_outline", "pose_after_product",
+                "pose_after_true"):  # fmt: skip
         out[key] = stats([r.get(key) for r in rows])
         out[key + "_found"] = stats([r.get(key) for r in found])  # library objects recognised: their own pose
     for key in ("true_model_pose_product", "true_model_pose_true"):
@@ -239,19 +263,19 @@ def summarise_composites(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _picture(library, photo: np.ndarray, match, reg, truth: np.ndarray) -> np.ndarray:
-    """The registered overlay with the true outline in red: (H, W, 3) uint8, longer side 320."""
-    from dataclasses import replace
-
-    m = replace(match, polar_deg=reg.polar_deg, azimuth_deg=reg.azimuth_deg, roll_deg=reg.roll_deg,
-                placement=reg.placement, silhouette_iou=reg.iou)  # fmt: skip
-    over = render_overlay(library, photo, m, size=320)
+def _picture(library, photo: np.ndarray, match, truth: np.ndarray, frame=None, box=None) -> np.ndarray:
+    """The product's answer ``match`` drawn over the photo as the overlay draws it (at its registered placement; an
+    unregistered one fitted to its detection ``box``, else in its ``frame``), with the true outline in red and the
+    model's fit: (H, W, 3) uint8, longer side 320."""
+    over = render_overlay(library, photo, match, size=320, frame=frame, box=box)
     t = np.asarray(Image.fromarray((truth * 255).astype(np.uint8)).resize(over.shape[1::-1]))
     edge = (t > 127) & ~(np.asarray(Image.fromarray(t).resize((t.shape[1] // 2, t.shape[0] // 2)).resize(
         t.shape[::-1])) > 200)  # fmt: skip
     over = over.copy()
     over[edge & (t > 127)] = (255, 60, 60)
-    return over
+    label = f"fit {match.silhouette_iou:.2f}" if match.placement is not None else "not registered"
+    ImageDraw.Draw(im := Image.fromarray(over)).text((4, 4), f"{match.model_id[-12:]} {label}", fill=(255, 255, 0))
+    return np.asarray(im)
 
 
 def _sheet(pictures: list[np.ndarray], path: Path, cols: int = 6, cell: int = 320) -> None:
@@ -275,7 +299,8 @@ def run_dev_photos(
     category_of = {m.model_id: m.category for m in library.list()}
     photos = high_confidence(photo_split(csv, mirror=True))
     registered = _with_refine(searcher, 1, config)
-    answerers = {"before": IndexAnswerer(searcher), "after": IndexAnswerer(registered)}
+    answerers = {"before": IndexAnswerer(searcher), "after": IndexAnswerer(registered),
+                 "after_no_outline": IndexAnswerer(_with_refine(searcher, 1, config, outline_rank=1))}  # fmt: skip
     raw = answer_split(answerers, photos, symmetry_orders(ws), progress=True)
     out = {name: summarise(rows, "photos", category_of, "chair") for name, rows in raw.items()}
     # the sheet: 24 registered overlays of unmirrored photos, spread over the split
@@ -295,11 +320,16 @@ def run_dev_photos(
 
 
 def _with_refine(
-    searcher: Searcher, top: int, config: RefineConfig = RefineConfig(), look_alikes: bool = True
+    searcher: Searcher,
+    top: int,
+    config: RefineConfig = RefineConfig(),
+    look_alikes: bool = True,
+    outline_rank: int = OUTLINE_RANK_MODELS,
 ) -> Searcher:
-    """The same searcher (network, index, detector, calibration) with another ``refine_top``, refinement settings
-    and look-alike check (:mod:`cadsearch.register.appearance`)."""
-    other = searcher.with_options(refine_top=top, look_alikes=look_alikes)
+    """The same searcher (network, index, detector, calibration) with another ``refine_top``, refinement settings,
+    look-alike check (:mod:`cadsearch.register.appearance`) and outline ranking (:func:`~cadsearch.search.searcher.
+    rank_by_outline`; 1 = off)."""
+    other = searcher.with_options(refine_top=top, look_alikes=look_alikes, outline_rank=outline_rank)
     if other.registrar is not None:
         other.registrar.config = config
     return other
@@ -320,6 +350,11 @@ def print_table(results: dict[str, Any]) -> None:
     print(f"  without the look-alike check: IoU {f(s['iou_product_no_check'])}, pose with roll "
           f"{f(s['pose_product_no_check'], fmt='{:.1f}°')} (top-1 = true model: "
           f"{f(s['pose_product_no_check_found'], fmt='{:.1f}°')})")  # fmt: skip
+    print(f"  without the outline ranking: IoU {f(s['iou_product_no_outline'])}, pose with roll "
+          f"{f(s['pose_product_no_outline'], fmt='{:.1f}°')}; first model right {s['found_product_no_outline']:.1%} "
+          f"(with it {s['found_product']:.1%})")  # fmt: skip
+    print(f"  search ms, registration included, p50: {f(s['search_ms_product'], 'median', '{:.0f}')} "
+          f"(without the outline ranking {f(s['search_ms_product_no_outline'], 'median', '{:.0f}')})")  # fmt: skip
     print("every registration, kept or not:")
     print("                         | before  | after (product mask) | after (true mask)")
     print(f"silhouette IoU mean      | {f(s['iou_before'])}   | {f(s['iou_after_product'])}                | "
@@ -347,7 +382,7 @@ def print_table(results: dict[str, Any]) -> None:
     )
     if "dev_photos" in results:
         d = results["dev_photos"]
-        for name in ("before", "after"):
+        for name in ("before", "after", "after_no_outline"):
             p = d[name]
             print(f"dev photos {name:<6}: azimuth Acc@30 (sector-balanced) {p['azimuth_acc30_sector_balanced']:.3f}, "
                   f"median {p['azimuth_median_deg']:.1f}°")  # fmt: skip

@@ -159,7 +159,8 @@ def test_refine_options_reach_the_searcher_and_the_table_shows_roll_and_fit(
 ) -> None:
     fake = fake_for(search_ws)
     build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
-    searcher = Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws))
+    # no second model registered to compare outlines (test_search_searcher: test_the_outline_ranks_...)
+    searcher = Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws), outline_rank=1)
     seen: list[int] = []
 
     def from_workspace(cls, ws, model=None, **kwargs):

@@ -457,7 +457,8 @@ def test_unknown_crop_method_is_refused_when_the_searcher_is_made(search_ws: Pat
 def test_registered_results_carry_roll_placement_and_fit(search_ws: Path) -> None:
     fake = fake_for(search_ws)
     build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
-    searcher = Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws))  # refine_top=1: default
+    # refine_top=1: default; no second model registered to compare outlines (see test_the_outline_ranks_...)
+    searcher = Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws), outline_rank=1)
     row = read_view_table(search_ws)[0]
     image = np.asarray(Image.open(search_ws / row.path).convert("RGB"))  # a render on a plain backdrop
     result = searcher.search(image, k=2)
@@ -523,7 +524,9 @@ def test_a_registered_result_gets_its_match_from_the_outline_fit(search_ws: Path
     build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
     # an outline model that listens to the outline only: match = σ(10 (iou − 0.6))
     outline = MatchModel((0.0, 0.0, 0.0, 0.0, 10.0), -6.0, (0.0,) * 5, (1.0,) * 5, OUTLINE_FEATURES)
-    searcher = Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws), outline_model=outline)
+    library = Library.open(search_ws)
+    # the top model alone is registered (no second one to compare outlines with: test_the_outline_ranks_...)
+    searcher = Searcher(fake, load_index(search_ws, "scratch"), library, outline_model=outline, outline_rank=1)
     image = np.asarray(Image.open(search_ws / read_view_table(search_ws)[0].path).convert("RGB"))  # plain backdrop
     plain = searcher.search(image, k=2, refine_top=0).results
     assert plain[0].match == pytest.approx(DEFAULT_MATCH_MODEL.predict(np.array(plain[0].match_features))[0])
@@ -551,6 +554,112 @@ def test_a_registered_result_gets_its_match_from_the_outline_fit(search_ws: Path
     # without an outline model (an index calibrated before it existed), registration leaves match alone
     searcher.outline_model = None
     assert top_two(0.3)[0].match == pytest.approx(plain[0].match)
+
+
+def _match(rank: int, model_id: str, category: str = "chair", fit: float | None = None) -> ModelMatch:
+    """A result with a given outline fit (registered when ``fit`` is given) and score 0.9/rank."""
+    from cadsearch.register import Placement
+
+    placement = Placement(10.0, 10.0, 20.0) if fit is not None else None
+    return ModelMatch(rank, model_id, model_id, category, score=0.9 / rank, polar_deg=60.0, azimuth_deg=30.0 * rank,
+                      best_view_id=f"{model_id}/0000", placement=placement, silhouette_iou=fit)  # fmt: skip
+
+
+def test_rank_by_outline_puts_a_clearly_better_fit_first() -> None:
+    from dataclasses import replace
+
+    from cadsearch.search.searcher import OUTLINE_RANK_BELOW, OUTLINE_RANK_MARGIN, rank_by_outline
+
+    def order(results: list[ModelMatch], n: int = 2) -> list[str]:
+        out = rank_by_outline(results, n)
+        assert [m.rank for m in out] == list(range(1, len(results) + 1))  # ranks renumbered
+        assert sorted(m.score for m in out) == sorted(m.score for m in results)  # scores unchanged
+        return [m.model_id for m in out]
+
+    margin = OUTLINE_RANK_MARGIN
+    assert order([_match(1, "a", fit=0.6), _match(2, "b", fit=0.6 + margin + 0.01), _match(3, "c")]) == ["b", "a", "c"]
+    assert order([_match(1, "a", fit=0.6), _match(2, "b", fit=0.6 + margin - 0.01)]) == ["a", "b"]  # not clearly
+    assert order([_match(1, "a", fit=0.6), _match(2, "b", "table", fit=0.95)]) == ["a", "b"]  # another kind
+    assert order([_match(1, "a"), _match(2, "b", fit=0.55)]) == ["b", "a"]  # the first's registration not kept
+    assert order([_match(1, "a"), _match(2, "b")]) == ["a", "b"]  # nothing registered
+    assert order([_match(1, "a", fit=0.6), _match(2, "b", fit=0.95)], n=1) == ["a", "b"]  # off
+    sure = replace(_match(1, "a", fit=0.6), score=OUTLINE_RANK_BELOW)  # the ranking is sure of it
+    assert order([sure, _match(2, "b", fit=0.95)]) == ["a", "b"]
+    # among the first n, the best fit wins; beyond them, none counts
+    three = [_match(1, "a", fit=0.5), _match(2, "b", fit=0.7), _match(3, "c", fit=0.9), _match(4, "d", fit=0.99)]
+    assert order(three, n=3) == ["c", "a", "b", "d"] and order(three, n=2) == ["b", "a", "c", "d"]
+    assert rank_by_outline([], 2) == [] and order([_match(1, "a", fit=0.1)]) == ["a"]
+
+
+class PerModelFitRegistrar(FixedFitRegistrar):
+    """A registrar whose outline fit depends on the model (``fits``, by model id); it records the models it
+    registered."""
+
+    def __init__(self, fits: dict[str, float]) -> None:
+        super().__init__(0.0)
+        self.fits = fits
+        self.registered: list[str] = []
+
+    def refine(self, model_id, target, frame, polar_deg, azimuth_deg, alternatives=()):
+        self.registered.append(model_id)
+        self.iou = self.fits[model_id]
+        return super().refine(model_id, target, frame, polar_deg, azimuth_deg, alternatives)
+
+
+def test_the_outline_ranks_the_two_best_models(search_ws: Path) -> None:
+    """With registration on, the second model is registered too when the first's outline leaves it room to win,
+    and goes first when it fits clearly better; it keeps its registered pose and placement."""
+    from cadsearch.search.searcher import OUTLINE_RANK_BELOW, OUTLINE_RANK_MARGIN, OUTLINE_RANK_MODELS
+
+    assert OUTLINE_RANK_MODELS == 2
+    fake = fake_for(search_ws)
+    build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
+    index, library = load_index(search_ws, "scratch"), Library.open(search_ws)
+    # a soft score temperature: the ranking is not sure of its first model (else the outline is not asked)
+    searcher = Searcher(fake, index, library, temperature=1.0)
+    image = np.asarray(Image.open(search_ws / read_view_table(search_ws)[0].path).convert("RGB"))  # plain backdrop
+    plain = searcher.search(image, k=3, refine_top=0).results
+    first, second, third = (m.model_id for m in plain)
+    assert plain[0].score < OUTLINE_RANK_BELOW
+
+    def search(fits: tuple[float, float, float], k: int = 3, **options) -> tuple[list[ModelMatch], list[str]]:
+        stub = PerModelFitRegistrar(dict(zip((first, second, third), fits, strict=True)))
+        s = searcher.with_options(**options)
+        s.registrar = stub
+        return s.search(image, k=k).results, stub.registered
+
+    results, registered = search((0.6, 0.6 + OUTLINE_RANK_MARGIN + 0.05, 0.99))
+    assert registered == [first, second]  # the third is beyond the two compared
+    assert [m.model_id for m in results] == [second, first, third] and [m.rank for m in results] == [1, 2, 3]
+    assert results[0].placement is not None and results[0].silhouette_iou == pytest.approx(0.75)
+    assert results[0].score < results[1].score  # its score stays its own
+    # asking for one model gives the same first model: the two are compared all the same
+    results, registered = search((0.6, 0.6 + OUTLINE_RANK_MARGIN + 0.05, 0.99), k=1)
+    assert registered == [first, second] and [m.model_id for m in results] == [second]
+    results, registered = search((0.6, 0.65, 0.99))  # better, not clearly
+    assert registered == [first, second] and [m.model_id for m in results] == [first, second, third]
+    # a first model that fits well leaves no room: the second is not even registered
+    results, registered = search((1.0 - OUTLINE_RANK_MARGIN + 0.01, 1.0, 1.0))
+    assert registered == [first] and results[0].model_id == first and results[1].placement is None
+    # a first registration not kept (REGISTER_MIN_FIT) fits not at all: a second that fits goes first
+    results, registered = search((0.3, 0.55, 0.99))
+    assert results[0].model_id == second and results[1].placement is None
+    # off, or without registration: the search's order, one model registered (or none)
+    results, registered = search((0.6, 0.95, 0.99), outline_rank=1)
+    assert registered == [first] and results[0].model_id == first
+    results, registered = search((0.6, 0.95, 0.99), refine_top=0)
+    assert registered == [] and results[0].model_id == first
+    # refine_top beyond outline_rank: all registered, the ranking still among the first outline_rank
+    results, registered = search((0.6, 0.65, 0.99), refine_top=3)
+    assert registered == [first, second, third] and results[0].model_id == first
+    assert all(m.placement is not None for m in results)
+    # a first model the ranking is sure of keeps its place, and the second is not registered
+    sure = Searcher(fake, index, library)  # the calibrated temperature
+    assert sure.search(image, k=3, refine_top=0).results[0].score >= OUTLINE_RANK_BELOW
+    sure.registrar = stub = PerModelFitRegistrar(dict(zip((first, second, third), (0.6, 0.95, 0.99), strict=True)))
+    assert sure.search(image, k=3).results[0].model_id == first and stub.registered == [first]
+    with pytest.raises(InputError, match="outline_rank"):
+        searcher.with_options(outline_rank=0)
 
 
 class BackViewRegistrar(FixedFitRegistrar):

@@ -103,6 +103,23 @@ REGISTER_MIN_FIT = 0.5
 #: (BENCHMARKS.md, "The registered model's size, partial boxes"); a model too large inside the frame fits the mask
 #: poorly anyway (REGISTER_MIN_FIT); the lower end stays for the failure it was made for.
 REGISTER_SIZE_RANGE = (0.6, 2.0)
+#: With registration on, this many of each object's best models are registered (at least ``refine_top``), and a
+#: lower-ranked one of the first model's category whose outline fits the object's mask better than the first's by
+#: more than :data:`OUTLINE_RANK_MARGIN` goes first (:func:`rank_by_outline`), unless the ranking is sure of its
+#: first model (:data:`OUTLINE_RANK_BELOW`). The second model is registered only when it could win so: the first's
+#: fit below 1 − the margin, its score below that. Measured on rolled room composites of a 52-chair library
+#: (BENCHMARKS.md, "The outline ranks the two best models").
+OUTLINE_RANK_MODELS = 2
+#: See :data:`OUTLINE_RANK_MODELS`: a first model scored at least this keeps its place whatever the outlines say
+#: (the threshold of the look-alike model check, :attr:`~cadsearch.register.appearance.LookAlikeConfig.rank_below`).
+#: Without it the outline put a wrong model first over a right one scored 0.994 (whose own registration had not been
+#: kept) in 1 of 120 composites, and the second model was registered for 72–73 % of the queries instead of 28–38 %.
+OUTLINE_RANK_BELOW = 0.99
+#: See :data:`OUTLINE_RANK_MODELS`: the margin by which the outline (silhouette IoU on the refinement's grid) must
+#: fit better. Smaller margins swapped right models for wrong ones on one of the two seeds (the mask's errors are
+#: as large as two models' differences); the same margin measured best with backdrop masks on renders
+#: (BENCHMARKS.md, "The outline as a recognition cue").
+OUTLINE_RANK_MARGIN = 0.1
 
 #: ``vote_crops``: the category vote's extra views of a query, shifts of its square by this share of the side (right,
 #: left, down, up); 4 of them measured best among shifts and zooms of 0.9–1.35 (BENCHMARKS.md, "A softer category
@@ -310,6 +327,34 @@ def detection_frames(h: int, w: int, found: Sequence[Any], min_zoom: float = DET
     return frames
 
 
+def rank_by_outline(
+    results: list[ModelMatch], n: int, margin: float = OUTLINE_RANK_MARGIN, below: float = OUTLINE_RANK_BELOW
+) -> list[ModelMatch]:
+    """``results`` with the one of the first ``n`` that fits its object's outline best moved first, when the first
+    model scores below ``below`` and that one is of the first model's category, was registered (a placement and
+    ``silhouette_iou``) and fits better than the first model by more than ``margin`` (a first model whose
+    registration was not kept fits not at all); ranks renumbered, scores unchanged, so the first result may then
+    score below the second. Else ``results`` unchanged."""
+    if len(results) < 2 or results[0].score >= below:
+        return results
+    first = results[0]
+
+    def fit(m: ModelMatch) -> float | None:
+        return m.silhouette_iou if m.placement is not None and m.silhouette_iou is not None else None
+
+    rivals = [i for i in range(1, min(n, len(results))) if results[i].category == first.category]
+    rivals = [i for i in rivals if fit(results[i]) is not None]
+    if not rivals:
+        return results
+    best = max(rivals, key=lambda i: fit(results[i]))
+    first_fit = fit(first)
+    if first_fit is not None and fit(results[best]) <= first_fit + margin:
+        return results
+    out = list(results)
+    out.insert(0, out.pop(best))
+    return [replace(m, rank=i + 1) for i, m in enumerate(out)]
+
+
 def registration_alternatives(
     obj: FoundObject, target: np.ndarray, frame: Frame, source: str
 ) -> list[tuple[float, float, float]]:
@@ -387,6 +432,9 @@ class Searcher:
         refine_top: how many of each object's best models are registered (:mod:`cadsearch.register`: pose, roll,
             scale and position refined until the model's silhouette lies on the photo's object mask); 0 = none.
             Needs the library (meshes) and an object mask: the detector's mask head, or a plain backdrop.
+        outline_rank: with ``refine_top`` ≥ 1, up to this many of each object's best models are registered to
+            compare their outlines, and one that fits clearly better than the first goes first
+            (:data:`OUTLINE_RANK_MODELS`, :func:`rank_by_outline`); such a model keeps its registered pose. 1 = off.
         look_alikes: before registration, check each of those ``refine_top`` models for a pose that its rendered
             appearance supports better (:mod:`cadsearch.register.appearance`; needs the library, not a mask): a
             look-alike of its pose (the back, the mirror side), or one of the pose head's other probable viewpoints
@@ -444,6 +492,7 @@ class Searcher:
         detect_verify: bool = False,
         detect_verify_zoom: float = DETECT_VERIFY_ZOOM,
         refine_top: int = 1,
+        outline_rank: int = OUTLINE_RANK_MODELS,
         look_alikes: bool = True,
         look_alike_min_match: float = LOOK_ALIKE_MIN_MATCH,
         look_alike_models: bool = True,
@@ -493,6 +542,9 @@ class Searcher:
         if refine_top < 0:
             raise InputError(f"--refine-top must be 0 or more, got {refine_top}")
         self.refine_top = int(refine_top)
+        if outline_rank < 1:
+            raise InputError(f"outline_rank must be 1 or more, got {outline_rank}")
+        self.outline_rank = int(outline_rank)
         self.look_alikes = bool(look_alikes)
         if not 0.0 <= look_alike_min_match <= 1.0:
             raise InputError(f"look_alike_min_match must be between 0 and 1, got {look_alike_min_match}")
@@ -552,6 +604,7 @@ class Searcher:
             "detect_verify": self.detect_verify,
             "detect_verify_zoom": self.detect_verify_zoom,
             "refine_top": self.refine_top,
+            "outline_rank": self.outline_rank,
             "look_alikes": self.look_alikes,
             "look_alike_min_match": self.look_alike_min_match,
             "look_alike_models": self.look_alike_models,
@@ -692,12 +745,15 @@ class Searcher:
         """
         method = self.crop if crop is None else self._check_crop(crop)
         top = self.refine_top if refine_top is None else int(refine_top)
+        if k < 1:
+            raise InputError(f"k (--top) must be at least 1, got {k}")
         if method == "detect":
             return self._search_objects(image, k, top)
         t0 = time.perf_counter()
         pred, frame = self.predict_query(image, method)
         query = query_of(pred, 0) | {"kind_posterior": self._kind_posteriors(image, [frame])[0]}
         t1 = time.perf_counter()
+        asked, k = k, self._models_ranked(k, top)
         result = self.search_embedding(**query, k=k)
         crops_ms = None
         if self._vote_unsure(result):  # more views of the query for the category vote, and the search again
@@ -715,9 +771,21 @@ class Searcher:
         if crops_ms is not None:
             result.timing_ms["vote_crops"] = crops_ms  # part of embed: the crops' network time
         result.timing_ms["register"] = self._register(image, result.objects, top)
+        whole.results = whole.results[:asked]
         result.results = result.objects[0].results
         result.timing_ms["total"] = 1000 * (time.perf_counter() - t0)
         return result
+
+    def _models_ranked(self, k: int, top: int) -> int:
+        """How many models each object's search ranks for a query that returns ``k`` and registers ``top``: at least
+        those that registration compares (:attr:`outline_rank`, and the look-alike model check's ``rank_models``),
+        so that the first model does not depend on how many are asked for; the rest are dropped after."""
+        if top <= 0 or self.registrar is None:
+            return k
+        compared = self.outline_rank
+        if self.look_alike_models:
+            compared = max(compared, self.registrar.judge.config.rank_models)
+        return max(k, compared)
 
     def _search_objects(self, image: np.ndarray, k: int, refine_top: int) -> SearchResult:
         """``crop="detect"``: every detected object framed as the networks were trained and searched; nothing
@@ -733,6 +801,7 @@ class Searcher:
             result.timing_ms["total"] = 1000 * (time.perf_counter() - t0)
             return result
         frames = detection_frames(h, w, found, self.detect_min_zoom)
+        asked, k = k, self._models_ranked(k, refine_top)
         # the most confident object is also searched as auto frames the whole photo (a chair filling a product shot
         # is often boxed only in part), always with detect_verify, else where its square zooms in little
         # (DETECT_VERIFY_ZOOM); the more confident answer is kept. When the whole photo's wins, the first object is
@@ -759,6 +828,8 @@ class Searcher:
                 objects[0] = FoundObject((0.0, 0.0, float(w), float(h)), None, part.results, whole, head,
                                          part.pose_modes)  # fmt: skip
         timing["register"] = self._register(image, objects, refine_top)
+        for obj in objects:
+            obj.results = obj.results[:asked]
         first = objects[0]
         timing["total"] = 1000 * (time.perf_counter() - t0)
         return SearchResult(first.results, timing, first.head_pose, first.frame, objects)
@@ -768,7 +839,8 @@ class Searcher:
         azimuth, roll, placement and silhouette IoU. Objects without a mask, and registrations that fit poorly or
         implausibly (:data:`REGISTER_MIN_FIT`, :data:`REGISTER_SIZE_RANGE`), keep the search's result. Where the
         mask can be trusted (:func:`~cadsearch.register.masks.mask_is_trusted`), the pose head's other modes
-        (:attr:`FoundObject.pose_modes`) are tried as starts too, weighed by their probability. Returns ms."""
+        (:attr:`FoundObject.pose_modes`) are tried as starts too, weighed by their probability. Then the best-fitting
+        of the first :attr:`outline_rank` models may go first (:func:`rank_by_outline`). Returns ms."""
         if top <= 0 or self.registrar is None:
             return 0.0
         t0 = time.perf_counter()
@@ -794,7 +866,9 @@ class Searcher:
                 target = restrict_to_box(target, frame, box)
             alternatives = registration_alternatives(obj, target, frame, source)
             results = list(obj.results)
-            for i, m in enumerate(results[:top]):
+            for i, m in enumerate(results[: max(top, self.outline_rank)]):
+                if i >= top and not self._may_outrank(results[0], m):
+                    continue  # registered only to compare outlines, and it cannot win
                 reg = self.registrar.refine(m.model_id, target, frame, m.polar_deg, m.azimuth_deg, alternatives)
                 if reg is None:
                     continue
@@ -815,8 +889,17 @@ class Searcher:
                     placement=reg.placement,
                     silhouette_iou=reg.iou,
                 )
-            obj.results = results
+            obj.results = rank_by_outline(results, self.outline_rank)
         return 1000 * (time.perf_counter() - t0)
+
+    @staticmethod
+    def _may_outrank(first: ModelMatch, m: ModelMatch) -> bool:
+        """Whether ``m``, registered, could go before ``first`` (registered if it could be) by its outline
+        (:func:`rank_by_outline`): of the same category, ``first`` scored below :data:`OUTLINE_RANK_BELOW` and fitting
+        less than 1 − the margin (or not at all)."""
+        if m.category != first.category or first.score >= OUTLINE_RANK_BELOW:
+            return False
+        return first.placement is None or (first.silhouette_iou or 0.0) < 1.0 - OUTLINE_RANK_MARGIN
 
     def _rank_look_alike_models(
         self, image: np.ndarray, obj: FoundObject, checked: dict[str, LookAlikeChoice] | None = None
