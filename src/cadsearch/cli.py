@@ -480,7 +480,9 @@ def search(
         bool,
         typer.Option(
             help="Register the best model(s): refine polar, azimuth, roll, scale and position until the model's "
-            "outline lies on the photo's object (needs a detector with a mask head, or a plain backdrop)."
+            "outline lies on the photo's object (needs a detector with a mask head, or a plain backdrop). When the "
+            "ranking is unsure of its first model, the second is registered too and goes first if its outline fits "
+            "clearly better."
         ),
     ] = True,
     refine_top: Annotated[
