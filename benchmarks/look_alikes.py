@@ -11,7 +11,8 @@ Usage:
     python benchmarks/look_alikes.py WORKSPACE ARCH [--views 10] [--limit N] [--searches off,on] [--json PATH]
 
 ``--searches on`` skips the check-off search (e.g. to re-measure a change of the check against an earlier run's
-``off``: the queries and the search are deterministic).
+``off``: the queries and the search are deterministic). ``--searches no_outline,on`` compares the product with and
+without registration's outline ranking (:func:`cadsearch.search.searcher.rank_by_outline`) instead.
 """
 
 from __future__ import annotations
@@ -86,7 +87,9 @@ def main() -> None:
     ap.add_argument("arch")
     ap.add_argument("--views", type=int, default=10, help="fresh renders per model (graphics split)")
     ap.add_argument("--limit", type=int, default=0, help="only the first N queries of each split (a quick look)")
-    ap.add_argument("--searches", default="off,on", help="which of the searches to run: off (no check), on")
+    ap.add_argument("--searches", default="off,on",
+                    help="which of the searches to run: off (no check), on, no_outline (on, without the outline "
+                    "ranking of registration: outline_rank=1)")  # fmt: skip
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     ws, arch = args.workspace, args.arch
@@ -98,7 +101,7 @@ def main() -> None:
     if args.limit:
         graphics.queries, photos.queries = graphics.queries[: args.limit], photos.queries[: args.limit]
     off = s.with_options(look_alikes=False)
-    searches = {"off": off, "on": s}
+    searches = {"off": off, "on": s, "no_outline": s.with_options(outline_rank=1)}
     answerers = {name: TimedAnswerer(searches[name]) for name in args.searches.split(",")}
     res: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "workspace": str(ws), "arch": arch, "crop": s.crop}
     sym = symmetry_orders(ws)
@@ -111,18 +114,18 @@ def main() -> None:
             summary = pose_summary(rows, category_of) if kind == "graphics" else photo_summary(rows)
             summary["ms_p50"] = float(np.median(answerers[name].ms))
             res[kind][name] = summary
-    head = ("split", "check", "n", "pose mean", "median", ">90°", "Acc@30", "p50 ms")
-    print("{:9s} {:5s} {:>5s} {:>9s} {:>7s} {:>6s} {:>7s} {:>7s}".format(*head))
+    head = ("split", "search", "n", "top-1", "pose mean", "median", ">90°", "Acc@30", "p50 ms")
+    print("{:9s} {:10s} {:>5s} {:>6s} {:>9s} {:>7s} {:>6s} {:>7s} {:>7s}".format(*head))
     for name in answerers:
         g = res["graphics"][name]
         print(
-            f"{'graphics':9s} {name:5s} {g['n']:5d} {g['pose_mean_deg']:9.2f} {g['pose_median_deg']:7.2f} "
-            f"{g['over90']:6.3f} {g['acc30']:7.3f} {g['ms_p50']:7.1f}"
+            f"{'graphics':9s} {name:10s} {g['n']:5d} {g['top1']:6.3f} {g['pose_mean_deg']:9.2f} "
+            f"{g['pose_median_deg']:7.2f} {g['over90']:6.3f} {g['acc30']:7.3f} {g['ms_p50']:7.1f}"
         )
     for name in answerers:
         p = res["photos"][name]
         print(
-            f"{'photos':9s} {name:5s} {p['n']:5d} azimuth median {p['azimuth_median_deg']:.2f}, "
+            f"{'photos':9s} {name:10s} {p['n']:5d} azimuth median {p['azimuth_median_deg']:.2f}, "
             f"Acc@30 {p['azimuth_acc30']:.3f}, sector-balanced {p['azimuth_acc30_sector_balanced']:.3f}, "
             f"p50 {p['ms_p50']:.1f} ms"
         )
