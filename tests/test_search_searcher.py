@@ -29,7 +29,7 @@ from cadsearch.search.scoring import (
     rerank_with_mirror,
     vote_share,
 )
-from fakes import FakePredictor, fake_for, hash_vector, image_hash
+from fakes import FakePredictor, ScoredLocaliser, fake_for, hash_vector, image_hash
 
 DESIGN_RESULT_KEYS = ["rank", "model_id", "name", "category", "score", "match", "polar_deg", "azimuth_deg", "roll_deg"]
 
@@ -636,6 +636,11 @@ def test_the_outline_ranks_the_two_best_models(search_ws: Path) -> None:
     # asking for one model gives the same first model: the two are compared all the same
     results, registered = search((0.6, 0.6 + OUTLINE_RANK_MARGIN + 0.05, 0.99), k=1)
     assert registered == [first, second] and [m.model_id for m in results] == [second]
+    # ... and so does every object of a photo searched with the detector
+    detect = searcher.with_options(crop="detect", localiser=ScoredLocaliser())
+    detect.registrar = PerModelFitRegistrar(dict(zip((first, second, third), (0.6, 0.6, 0.6), strict=True)))
+    objects = detect.search(image, k=1).objects
+    assert len(objects) == 2 and all(len(o.results) == 1 for o in objects)
     results, registered = search((0.6, 0.65, 0.99))  # better, not clearly
     assert registered == [first, second] and [m.model_id for m in results] == [first, second, third]
     # a first model that fits well leaves no room: the second is not even registered
