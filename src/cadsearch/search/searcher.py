@@ -116,9 +116,9 @@ OUTLINE_RANK_MODELS = 2
 #: kept) in 1 of 120 composites, and the second model was registered for 72–73 % of the queries instead of 28–38 %.
 OUTLINE_RANK_BELOW = 0.99
 #: See :data:`OUTLINE_RANK_MODELS`: the margin by which the outline (silhouette IoU on the refinement's grid) must
-#: fit better. Smaller margins swapped right models for wrong ones on one of the two seeds (the mask's errors are
-#: as large as two models' differences); the same margin measured best with backdrop masks on renders
-#: (BENCHMARKS.md, "The outline as a recognition cue").
+#: fit better. Smaller margins (0, 0.05) swapped right models for look-alikes on one of the two seeds of composites;
+#: the same margin measured best with backdrop masks on renders (BENCHMARKS.md, "The outline as a recognition
+#: cue").
 OUTLINE_RANK_MARGIN = 0.1
 
 #: ``vote_crops``: the category vote's extra views of a query, shifts of its square by this share of the side (right,
