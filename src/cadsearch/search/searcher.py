@@ -327,6 +327,24 @@ def detection_frames(h: int, w: int, found: Sequence[Any], min_zoom: float = DET
     return frames
 
 
+def _outline_fit(m: ModelMatch) -> float | None:
+    """``m``'s registered outline fit (silhouette IoU on the refinement's grid), None when its registration was not
+    kept."""
+    return m.silhouette_iou if m.placement is not None and m.silhouette_iou is not None else None
+
+
+def may_outrank(
+    first: ModelMatch, m: ModelMatch, margin: float = OUTLINE_RANK_MARGIN, below: float = OUTLINE_RANK_BELOW
+) -> bool:
+    """Whether ``m``, registered, could go before ``first`` by its outline (:func:`rank_by_outline`): of the same
+    category, ``first`` scored below ``below`` and fitting less than 1 − ``margin`` (or not at all), since no fit
+    exceeds 1. The searcher registers a model beyond ``refine_top`` only when this holds."""
+    if m.category != first.category or first.score >= below:
+        return False
+    first_fit = _outline_fit(first)
+    return first_fit is None or first_fit < 1.0 - margin
+
+
 def rank_by_outline(
     results: list[ModelMatch], n: int, margin: float = OUTLINE_RANK_MARGIN, below: float = OUTLINE_RANK_BELOW
 ) -> list[ModelMatch]:
@@ -335,20 +353,16 @@ def rank_by_outline(
     ``silhouette_iou``) and fits better than the first model by more than ``margin`` (a first model whose
     registration was not kept fits not at all); ranks renumbered, scores unchanged, so the first result may then
     score below the second. Else ``results`` unchanged."""
-    if len(results) < 2 or results[0].score >= below:
+    if not results:
         return results
     first = results[0]
-
-    def fit(m: ModelMatch) -> float | None:
-        return m.silhouette_iou if m.placement is not None and m.silhouette_iou is not None else None
-
-    rivals = [i for i in range(1, min(n, len(results))) if results[i].category == first.category]
-    rivals = [i for i in rivals if fit(results[i]) is not None]
+    rivals = [i for i in range(1, min(n, len(results)))
+              if may_outrank(first, results[i], margin, below) and _outline_fit(results[i]) is not None]  # fmt: skip
     if not rivals:
         return results
-    best = max(rivals, key=lambda i: fit(results[i]))
-    first_fit = fit(first)
-    if first_fit is not None and fit(results[best]) <= first_fit + margin:
+    best = max(rivals, key=lambda i: _outline_fit(results[i]))
+    first_fit = _outline_fit(first)
+    if first_fit is not None and _outline_fit(results[best]) <= first_fit + margin:
         return results
     out = list(results)
     out.insert(0, out.pop(best))
@@ -867,7 +881,7 @@ class Searcher:
             alternatives = registration_alternatives(obj, target, frame, source)
             results = list(obj.results)
             for i, m in enumerate(results[: max(top, self.outline_rank)]):
-                if i >= top and not self._may_outrank(results[0], m):
+                if i >= top and not may_outrank(results[0], m):
                     continue  # registered only to compare outlines, and it cannot win
                 reg = self.registrar.refine(m.model_id, target, frame, m.polar_deg, m.azimuth_deg, alternatives)
                 if reg is None:
@@ -891,15 +905,6 @@ class Searcher:
                 )
             obj.results = rank_by_outline(results, self.outline_rank)
         return 1000 * (time.perf_counter() - t0)
-
-    @staticmethod
-    def _may_outrank(first: ModelMatch, m: ModelMatch) -> bool:
-        """Whether ``m``, registered, could go before ``first`` (registered if it could be) by its outline
-        (:func:`rank_by_outline`): of the same category, ``first`` scored below :data:`OUTLINE_RANK_BELOW` and fitting
-        less than 1 − the margin (or not at all)."""
-        if m.category != first.category or first.score >= OUTLINE_RANK_BELOW:
-            return False
-        return first.placement is None or (first.silhouette_iou or 0.0) < 1.0 - OUTLINE_RANK_MARGIN
 
     def _rank_look_alike_models(
         self, image: np.ndarray, obj: FoundObject, checked: dict[str, LookAlikeChoice] | None = None
