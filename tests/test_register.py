@@ -237,6 +237,9 @@ def test_without_opengl_registration_is_off_and_says_so_once(chair: trimesh.Trim
     assert registrar.refine("c", target, frame, 80.0, 30.0) is None
     assert registrar.check_look_alikes("c", np.zeros((64, 64, 3), np.uint8), frame, 80.0, 30.0) is None
     assert registrar.compare_models(np.zeros((64, 64, 3), np.uint8), frame, [("c", 80.0, 30.0)] * 2) is None
+    placed = Placement(32.0, 32.0, 48.0)
+    assert registrar.check_outline_twin("c", np.zeros((64, 64, 3), np.uint8), target, frame, 80.0, 30.0, placed,
+                                        0.9) is None  # fmt: skip
     assert "libGL.so not loaded" in registrar.unavailable
     assert capsys.readouterr().err.count("registration is off") == 1
 
@@ -331,6 +334,64 @@ def test_the_look_alike_check_tells_the_front_from_the_back(chair: trimesh.Trime
     assert pose_error_deg(*truth, alone.polar_deg, alone.azimuth_deg) > 45.0
     found = registrar.check_look_alikes("c", photo, frame, *side, [(*side, 0.6), (truth[0] + 5.0, truth[1], 0.3)])
     assert pose_error_deg(*truth, found.polar_deg, found.azimuth_deg) < 6.0
+    registrar.close()
+
+
+def test_outline_twins_outline_the_chair_almost_as_the_pose_does(chair: trimesh.Trimesh) -> None:
+    """(θ, 180° − φ) and (180° − θ, 180° − φ) outline a left-right symmetric chair nearly as (θ, φ) does (exactly in
+    an orthographic view; here perspective and thin legs leave IoU ~0.6 unaligned), far more than its back does: the
+    poses the outline-twin check compares."""
+    from cadsearch.register.appearance import outline_twins
+
+    assert outline_twins(60.0, 30.0) == [(60.0, 150.0), (120.0, 150.0)]
+    assert outline_twins(85.0, 200.0) == [(85.0, 340.0)]  # near level the two are one
+    renderer = SilhouetteRenderer(96)
+    pose = (80.0, 35.0)
+    back = silhouette_iou(renderer(chair, 80.0, 215.0), renderer(chair, *pose))
+    for twin in outline_twins(*pose, separation_deg=0.0):
+        assert silhouette_iou(renderer(chair, *twin), renderer(chair, *pose)) > 2 * back
+    renderer.close()
+
+
+def test_the_outline_twin_check_turns_a_registration_seen_from_the_wrong_side(chair: trimesh.Trimesh) -> None:
+    """Registered from the side of the chair that has (nearly) the same outline, the local search stays there; the
+    appearance tells, and the twin's own registration replaces it. The truth itself stands."""
+    from cadsearch.register import Registrar
+    from cadsearch.register.appearance import LookAlikeConfig, outline_twins
+
+    truth = (80.0, 35.0, 8.0)
+    library = type("Lib", (), {"mesh": staticmethod(lambda model_id: chair)})()
+    registrar = Registrar(library)
+    photo, alpha = _photo_of(chair, truth[0], truth[1], Placement(160.0, 120.0, 230.0, truth[2]))
+    ys, xs = np.nonzero(alpha > 0.5)
+    frame = frame_for(240, 320, (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), 0.2)
+    target = frame_mask(alpha, 192, frame)
+    wrong = registrar.refine("c", target, frame, *outline_twins(*truth[:2])[0])
+    assert rotation_error_deg(*truth, wrong.polar_deg, wrong.azimuth_deg, wrong.roll_deg) > 60.0
+    args = ("c", photo, target, frame, wrong.polar_deg, wrong.azimuth_deg, wrong.placement, wrong.iou)
+    twin = registrar.check_outline_twin(*args)
+    assert rotation_error_deg(*truth, twin.polar_deg, twin.azimuth_deg, twin.roll_deg) < 6.0
+    assert twin.iou > wrong.iou - registrar.judge.config.twin_fit_margin
+    right = registrar.refine("c", target, frame, *truth[:2])
+    refine, registered = registrar.refine, []
+    registrar.refine = lambda *a, **k: registered.append(a) or refine(*a, **k)
+    assert registrar.check_outline_twin("c", photo, target, frame, right.polar_deg, right.azimuth_deg,
+                                        right.placement, right.iou) is None  # fmt: skip
+    assert registered == []  # no twin looked more alike drawn at the registered placement: none was registered
+    # the twin's own registration must still look clearly more alike, drawn at its own placement, and at least
+    # min_agreement alike
+    for second, least, taken in (([0.5, 0.54], 0.0, False), ([0.5, 0.56], 0.0, True), ([0.5, 0.56], 0.57, False)):
+        answers = iter([np.array([0.3, 0.5, 0.2]), np.array(second)])
+        registrar._placed_agreement = lambda *a, answers=answers: next(answers)
+        assert (registrar.check_outline_twin(*args, least) is not None) == taken
+    del registrar._placed_agreement
+    registrar.refine = refine
+    # a twin must fit about as well: asked to fit far better than the registration did, it is refused
+    registrar.judge.config = LookAlikeConfig(twin_fit_margin=-0.5)
+    assert registrar.check_outline_twin(*args) is None
+    # ... and agree clearly better: at a margin no cosine can reach, it is refused too
+    registrar.judge.config = LookAlikeConfig(margin=2.0)
+    assert registrar.check_outline_twin(*args) is None
     registrar.close()
 
 

@@ -516,6 +516,10 @@ class FixedFitRegistrar:
     def compare_models(self, image, frame, candidates):
         return None  # nothing rendered: the ranking stands
 
+    def check_outline_twin(self, model_id, image, target, frame, polar_deg, azimuth_deg, placement, fit,
+                           min_agreement=0.0):  # fmt: skip
+        return None  # no outline twin agrees better: the registration stands
+
 
 def test_a_registered_result_gets_its_match_from_the_outline_fit(search_ws: Path) -> None:
     from cadsearch.search.matching import DEFAULT_MATCH_MODEL, OUTLINE_FEATURES, MatchModel
@@ -749,6 +753,68 @@ def test_a_detected_object_is_not_checked_for_look_alikes(search_ws: Path) -> No
     whole = FoundObject((0.0, 0.0, float(w), float(h)), None, results, None, None)
     searcher._register(image, [whole], 1)
     assert stub.checked == [results[0].model_id]
+
+
+class TwinRegistrar(FixedFitRegistrar):
+    """A registrar whose outline-twin check always answers a registration at (polar, azimuth + 100°), fitting
+    ``twin_fit`` and of relative size ``twin_size``; it records the (model, fit) pairs checked."""
+
+    def __init__(self, twin_fit: float = 0.9, twin_size: float = 1.0) -> None:
+        super().__init__(0.8)
+        self.twin_fit, self.twin_size = twin_fit, twin_size
+        self.checked: list[tuple[str, float]] = []
+        self.min_agreement: list[float] = []
+
+    def check_outline_twin(self, model_id, image, target, frame, polar_deg, azimuth_deg, placement, fit,
+                           min_agreement=0.0):  # fmt: skip
+        from dataclasses import replace
+
+        self.checked.append((model_id, fit))
+        self.min_agreement.append(min_agreement)
+        reg = self.refine(model_id, target, frame, polar_deg, azimuth_deg + 100.0)
+        extent = reg.extent * self.twin_size / self.size
+        return replace(reg, iou=self.twin_fit, roll_deg=7.0, extent=extent, placement=replace(reg.placement, cx=1.0))
+
+
+def test_an_outline_twin_the_appearance_supports_replaces_the_registration(search_ws: Path) -> None:
+    """Each registered model of the ``refine_top`` best is checked for an outline twin once, after registration and
+    the outline ranking; the twin's pose, roll, placement and fit replace the registered ones when it fits at least
+    REGISTER_MIN_FIT at a plausible size. Off with ``outline_twins=False``; unregistered models are not checked."""
+    from cadsearch.register.appearance import LookAlikeConfig
+    from cadsearch.search.matching import MATCH_FEATURES, MatchModel
+    from cadsearch.search.searcher import REGISTER_MIN_FIT
+
+    fake = fake_for(search_ws)
+    build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
+    searcher = Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws), outline_rank=1)
+    image = np.asarray(Image.open(search_ws / read_view_table(search_ws)[0].path).convert("RGB"))  # plain backdrop
+    plain = searcher.search(image, k=3, refine_top=0).results
+
+    def search(stub: FixedFitRegistrar, **options) -> list[ModelMatch]:
+        s = searcher.with_options(**options)
+        s.registrar = stub
+        return s.search(image, k=3, **({} if "refine_top" in options else {"refine_top": 2})).results
+
+    results = search(stub := TwinRegistrar())
+    assert stub.checked == [(plain[0].model_id, 0.8), (plain[1].model_id, 0.8)]  # the two registered, once each
+    for m, p in zip(results[:2], plain[:2], strict=True):
+        assert m.azimuth_deg == pytest.approx((p.azimuth_deg + 100.0) % 360.0) and m.polar_deg == p.polar_deg
+        assert (m.roll_deg, m.silhouette_iou, m.placement.cx) == (7.0, 0.9, 1.0)
+    assert results[2].placement is None and results[2].azimuth_deg == plain[2].azimuth_deg  # not registered
+    for stub in (TwinRegistrar(twin_fit=REGISTER_MIN_FIT - 0.01), TwinRegistrar(twin_size=3.0)):  # poor, implausible
+        assert all(m.azimuth_deg == p.azimuth_deg and m.silhouette_iou == 0.8
+                   for m, p in zip(search(stub)[:2], plain, strict=False))  # fmt: skip
+    assert search(stub := TwinRegistrar(), outline_twins=False)[0].azimuth_deg == plain[0].azimuth_deg
+    assert stub.checked == []
+    # a registration that was not kept (fit below REGISTER_MIN_FIT) is not checked
+    unkept = TwinRegistrar()
+    unkept.iou = REGISTER_MIN_FIT - 0.1
+    assert search(unkept)[0].placement is None and unkept.checked == []
+    # the look-alike check's gate: a twin must agree at least sure_agreement unless the model surely is the object
+    n = len(MATCH_FEATURES)
+    for bias, need in ((6.0, 0.0), (-6.0, LookAlikeConfig().sure_agreement)):  # match 0.998, 0.002
+        search(stub := TwinRegistrar(), match_model=MatchModel((0.0,) * n, bias, (0.0,) * n, (1.0,) * n))
+        assert stub.min_agreement == [need, need]
 
 
 def test_with_options_keeps_every_other_option(searcher: Searcher) -> None:

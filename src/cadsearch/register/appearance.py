@@ -56,6 +56,7 @@ __all__ = [
     "LookAlikeChoice",
     "AppearanceJudge",
     "look_alike_poses",
+    "outline_twins",
     "pose_candidates",
 ]
 
@@ -98,6 +99,9 @@ class LookAlikeConfig:
             look-alikes, the pose head's other viewpoints), not at its estimate (one pose check per model compared):
             the 166-model library's renders had the right model first 0.30–1.20 points more often on four networks
             (BENCHMARKS.md, "The pose head's other viewpoints").
+        twin_fit_margin: the outline-twin check after registration (:meth:`~cadsearch.register.Registrar.
+            check_outline_twin`) takes a registered twin only when its silhouette fit (IoU) is at most this much
+            below the registered pose's: a twin has the same outline, so a clearly worse fit means it is not one.
     """
 
     input_size: int = 160
@@ -111,6 +115,7 @@ class LookAlikeConfig:
     rank_margin: float = 0.05
     rank_below: float = 0.99
     rank_at_best_pose: bool = True
+    twin_fit_margin: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -136,6 +141,19 @@ def look_alike_poses(polar_deg: float, azimuth_deg: float) -> list[tuple[float, 
     and both 180° − φ (azimuths in [0, 360), degrees; DESIGN.md's convention: φ = 0 is the front view)."""
     a = float(azimuth_deg)
     return [(float(polar_deg), x % 360.0) for x in (a, a + 180.0, 360.0 - a, 180.0 - a)]
+
+
+def outline_twins(polar_deg: float, azimuth_deg: float, separation_deg: float = 15.0) -> list[tuple[float, float]]:
+    """The poses whose silhouette is (nearly) that of (θ, φ) for a left-right symmetric object: (θ, 180° − φ), the
+    same height from the other side of the object's left-right plane (the front seen as the back, mirrored), and
+    (180° − θ, 180° − φ), its exact twin in an orthographic view (the opposite viewing direction shows the mirror
+    image of an outline, and the object's symmetry mirrors it back); the second is left out within
+    ``separation_deg`` (pose error) of the first, as at θ ≈ 90°. Azimuths in [0, 360), degrees."""
+    out = [(float(polar_deg), (180.0 - azimuth_deg) % 360.0)]
+    twin = (180.0 - float(polar_deg), (180.0 - azimuth_deg) % 360.0)
+    if float(pose_error_deg(*twin, *out[0])) >= separation_deg:
+        out.append(twin)
+    return out
 
 
 def pose_candidates(

@@ -37,7 +37,9 @@ scale and image position:
 
 Silhouettes cannot tell a pose from its mirror image about the viewing direction (front and back views of many
 objects have the same outline), so the search moves locally: it refines the estimate, and replaces it only by
-another pose the search itself found probable (4.), never by one the outline alone suggests.
+another pose the search itself found probable (4.), never by one the outline alone suggests. The object's
+appearance can tell them apart: after registration the searcher compares renders of the registered pose and of its
+outline twins with the photo (:meth:`cadsearch.register.Registrar.check_outline_twin`).
 """
 
 from __future__ import annotations

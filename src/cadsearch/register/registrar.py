@@ -20,7 +20,14 @@ import numpy as np
 
 from cadsearch.errors import CadsearchError
 from cadsearch.framing import MARGIN, Frame, frame_for, frame_image
-from cadsearch.register.appearance import AppearanceJudge, LookAlikeChoice, LookAlikeConfig, pose_candidates
+from cadsearch.register.appearance import (
+    AppearanceJudge,
+    LookAlikeChoice,
+    LookAlikeConfig,
+    outline_twins,
+    pose_candidates,
+)
+from cadsearch.register.placement import Placement, warp_render
 from cadsearch.register.refine import RefineConfig, Registration, SilhouetteRenderer, refine_pose
 from cadsearch.render.cameras import Camera
 
@@ -137,6 +144,88 @@ class Registrar:
         square = frame_for(cfg.render_size, cfg.render_size, box, MARGIN)
         grey = (np.clip(out.alpha, 0.0, 1.0) * 255).astype(np.uint8)
         return frame_image(rgb, cfg.input_size, square), frame_image(grey, cfg.input_size, square)[..., 0] / 255.0
+
+    def _placed_render(
+        self, mesh: Any, model_id: str, polar_deg: float, azimuth_deg: float, placement: Placement, square: Frame
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``mesh`` rendered in colour at (polar, azimuth) and drawn at ``placement`` (photo pixels, roll included),
+        cut to the photo's ``square`` at the judge's ``input_size`` S: ((S, S, 3) uint8 over a grey backdrop, (S, S)
+        coverage in [0, 1]). Call with the lock held."""
+        cfg = self.judge.config
+        if self._colour is None:
+            from cadsearch.render.raster import RasterRenderer
+
+            self._colour = RasterRenderer(cfg.render_size, cache_size=self.cache_size)
+        out = self._colour.render(mesh, Camera(polar_deg, azimuth_deg), key=model_id)
+        k = cfg.input_size / square.side  # photo pixels → square pixels: the placement in the square's pixels
+        at = Placement((placement.cx - square.x0) * k, (placement.cy - square.y0) * k, placement.side * k,
+                       placement.roll_deg)  # fmt: skip
+        rgb, alpha = warp_render(at, out.rgb, out.alpha, cfg.input_size, cfg.input_size)  # rgb premultiplied
+        return np.clip(rgb + _BACKDROP * (1.0 - alpha[..., None]), 0, 255).astype(np.uint8), alpha
+
+    def _placed_agreement(self, model_id: str, image: np.ndarray, poses: list[tuple[float, float, Placement]],
+                          square: Frame) -> np.ndarray | None:  # fmt: skip
+        """Each (polar, azimuth, placement) of ``model_id`` drawn into ``image`` and judged on its ``square``
+        (:meth:`~cadsearch.register.appearance.AppearanceJudge.agreement`) → (len(poses),) cosine units; None when
+        the mesh cannot be loaded or there is no OpenGL context."""
+        with self._lock:
+            mesh = self._drawable(model_id)
+            if mesh is None:
+                return None
+            renders, cover = zip(*(self._placed_render(mesh, model_id, p, a, at, square) for p, a, at in poses),
+                                 strict=True)  # fmt: skip
+        query = frame_image(image, self.judge.config.input_size, square)
+        return self.judge.agreement(query, np.stack(renders), np.stack(cover))
+
+    def check_outline_twin(
+        self,
+        model_id: str,
+        image: np.ndarray,
+        target: np.ndarray,
+        frame: Frame,
+        polar_deg: float,
+        azimuth_deg: float,
+        placement: Placement,
+        fit: float,
+        min_agreement: float = 0.0,
+    ) -> Registration | None:
+        """The registration of an outline twin of ``model_id``'s registered pose when the photo's appearance says the
+        object was seen from there, else None.
+
+        A silhouette cannot tell a pose from its outline twins (:func:`~cadsearch.register.appearance.
+        outline_twins`: the front seen as the back), so registration can lock onto the wrong one; the object's
+        appearance can tell. Each twin is drawn at the registered ``placement`` (it has the same outline) and judged
+        with the registered pose on the placement's square of ``image``; the best twin, if it agrees better by the
+        judge's ``margin``, is registered from its pose against ``target`` (the object mask over ``frame``), and
+        taken if it fits about as well (``twin_fit_margin`` below ``fit`` at most) and, drawn at its own
+        placement, still agrees better by ``margin`` and at least ``min_agreement``. One colour render and a judge
+        pass per twin, plus a registration and a second pass only where a twin wins the first.
+
+        Args:
+            model_id, image, target, frame: as :meth:`refine` ((H, W, 3) uint8 photo; (S, S) mask over ``frame``).
+            polar_deg, azimuth_deg, placement, fit: the registered pose (degrees), placement (photo pixels) and
+                silhouette IoU.
+            min_agreement: the least agreement (cosine) the twin's render must reach: a photo of another object
+                than the model agrees with none of its renders closely, and then they are no evidence of the pose
+                (the searcher asks the judge's ``sure_agreement`` unless the model surely is the object).
+        """
+        cfg = self.judge.config
+        twins = outline_twins(polar_deg, azimuth_deg, cfg.separation_deg)
+        square = Frame(placement.cx - placement.side / 2, placement.cy - placement.side / 2, placement.side)
+        first = self._placed_agreement(
+            model_id, image, [(polar_deg, azimuth_deg, placement)] + [(p, a, placement) for p, a in twins], square
+        )
+        if first is None:
+            return None
+        best = int(np.argmax(first[1:]))
+        if first[1 + best] < first[0] + cfg.margin:
+            return None
+        twin = self.refine(model_id, target, frame, *twins[best])
+        if twin is None or twin.iou < fit - cfg.twin_fit_margin:
+            return None
+        both = [(polar_deg, azimuth_deg, placement), (twin.polar_deg, twin.azimuth_deg, twin.placement)]
+        again = self._placed_agreement(model_id, image, both, square)
+        return twin if again is not None and again[1] >= max(again[0] + cfg.margin, min_agreement) else None
 
     def check_look_alikes(
         self,

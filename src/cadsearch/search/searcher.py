@@ -369,6 +369,14 @@ def rank_by_outline(
     return [replace(m, rank=i + 1) for i, m in enumerate(out)]
 
 
+def registered(match: ModelMatch, registration: Any) -> ModelMatch:
+    """``match`` with a :class:`~cadsearch.register.Registration`'s pose (azimuth in [0, 360)), roll, placement
+    and silhouette fit."""
+    r = registration
+    return replace(match, polar_deg=r.polar_deg, azimuth_deg=r.azimuth_deg % 360.0, roll_deg=r.roll_deg,
+                   placement=r.placement, silhouette_iou=r.iou)  # fmt: skip
+
+
 def registration_alternatives(
     obj: FoundObject, target: np.ndarray, frame: Frame, source: str
 ) -> list[tuple[float, float, float]]:
@@ -465,6 +473,14 @@ class Searcher:
             model's, unless the first model's score is already ``rank_below`` or more; its score stays its own, so
             the first result may then score below the second. Whole-photo objects only, as ``look_alikes``; off
             when ``refine_top`` is 0.
+        outline_twins: after registration, check each registered model of the ``refine_top`` best for an outline
+            twin of its registered pose (the front seen as the back: the same silhouette) that the photo's
+            appearance supports clearly better, and take the twin's registration when it fits as well
+            (:meth:`~cadsearch.register.Registrar.check_outline_twin`), under the look-alike check's gate: the
+            model's ``match`` at least ``look_alike_min_match``, or the twin's render agreeing at least
+            ``sure_agreement``. Every object, detections in room photos included: drawn at the registered placement
+            and roll, the renders are compared with the object where it lies, not with a square that holds other
+            things.
         view_maps: the view maps of the indexed views of models whose kind the network never trained on
             (:mod:`cadsearch.index.view_maps`, loaded with the index by :meth:`from_workspace`), or None. Such a
             model's pose is then read from the views whose maps are nearest the query's
@@ -510,6 +526,7 @@ class Searcher:
         look_alikes: bool = True,
         look_alike_min_match: float = LOOK_ALIKE_MIN_MATCH,
         look_alike_models: bool = True,
+        outline_twins: bool = True,
         view_maps: IndexViewMaps | None = None,
         kinds: KindProfiles | None = None,
         kind_prior: float = KIND_PRIOR_POWER,
@@ -564,6 +581,7 @@ class Searcher:
             raise InputError(f"look_alike_min_match must be between 0 and 1, got {look_alike_min_match}")
         self.look_alike_min_match = float(look_alike_min_match)
         self.look_alike_models = bool(look_alike_models)
+        self.outline_twins = bool(outline_twins)
         self.view_maps = view_maps
         if kind_prior < 0:
             raise InputError(f"kind_prior must be 0 or more, got {kind_prior}")
@@ -622,6 +640,7 @@ class Searcher:
             "look_alikes": self.look_alikes,
             "look_alike_min_match": self.look_alike_min_match,
             "look_alike_models": self.look_alike_models,
+            "outline_twins": self.outline_twins,
             "view_maps": self.view_maps,
             "kinds": self.kinds,
             "kind_prior": self.kind_prior,
@@ -854,7 +873,8 @@ class Searcher:
         implausibly (:data:`REGISTER_MIN_FIT`, :data:`REGISTER_SIZE_RANGE`), keep the search's result. Where the
         mask can be trusted (:func:`~cadsearch.register.masks.mask_is_trusted`), the pose head's other modes
         (:attr:`FoundObject.pose_modes`) are tried as starts too, weighed by their probability. Then the best-fitting
-        of the first :attr:`outline_rank` models may go first (:func:`rank_by_outline`). Returns ms."""
+        of the first :attr:`outline_rank` models may go first (:func:`rank_by_outline`), and each of the ``top``
+        registered ones may take an outline twin's registration (:attr:`outline_twins`). Returns ms."""
         if top <= 0 or self.registrar is None:
             return 0.0
         t0 = time.perf_counter()
@@ -879,31 +899,36 @@ class Searcher:
             if box is not None:  # the mask may hold other objects too: keep this one's box
                 target = restrict_to_box(target, frame, box)
             alternatives = registration_alternatives(obj, target, frame, source)
+            # the square the object would fill as in the renders: its detection box's crop square, else the frame
+            square = frame_for(h, w, obj.box, MARGIN).side if obj.detection_score is not None else frame.side
+
+            def plausible(reg: Any, square: float = square) -> bool:
+                return REGISTER_SIZE_RANGE[0] <= reg.extent / (RENDER_FILL * square) <= REGISTER_SIZE_RANGE[1]
+
             results = list(obj.results)
             for i, m in enumerate(results[: max(top, self.outline_rank)]):
                 if i >= top and not may_outrank(results[0], m):
                     continue  # registered only to compare outlines, and it cannot win
                 reg = self.registrar.refine(m.model_id, target, frame, m.polar_deg, m.azimuth_deg, alternatives)
-                if reg is None:
-                    continue
-                # the square the object would fill as in the renders: its detection box's crop square, else the frame
-                square = frame_for(h, w, obj.box, MARGIN).side if obj.detection_score is not None else frame.side
-                if not REGISTER_SIZE_RANGE[0] <= reg.extent / (RENDER_FILL * square) <= REGISTER_SIZE_RANGE[1]:
+                if reg is None or not plausible(reg):
                     continue  # implausible (shrunk onto part of the object): neither its pose nor its fit is evidence
                 if self.outline_model is not None and m.match_features is not None:
                     x = np.asarray([*m.match_features, reg.iou], np.float64)
                     results[i] = m = replace(m, match=float(self.outline_model.predict(x)[0]))
                 if reg.iou < REGISTER_MIN_FIT:
                     continue
-                results[i] = replace(
-                    m,
-                    polar_deg=reg.polar_deg,
-                    azimuth_deg=reg.azimuth_deg % 360.0,
-                    roll_deg=reg.roll_deg,
-                    placement=reg.placement,
-                    silhouette_iou=reg.iou,
-                )
-            obj.results = rank_by_outline(results, self.outline_rank)
+                results[i] = registered(m, reg)
+            results = rank_by_outline(results, self.outline_rank)
+            for i, m in enumerate(results[:top] if self.outline_twins else ()):
+                if m.placement is None:
+                    continue
+                # as for the look-alike check: unless the model surely is the object, only a close likeness counts
+                sure = 0.0 if m.match >= self.look_alike_min_match else self.registrar.judge.config.sure_agreement
+                pose = (m.polar_deg, m.azimuth_deg, m.placement, m.silhouette_iou)
+                twin = self.registrar.check_outline_twin(m.model_id, image, target, frame, *pose, sure)
+                if twin is not None and twin.iou >= REGISTER_MIN_FIT and plausible(twin):
+                    results[i] = registered(m, twin)
+            obj.results = results
         return 1000 * (time.perf_counter() - t0)
 
     def _rank_look_alike_models(
