@@ -59,7 +59,7 @@ from cadsearch.render.cameras import Camera
 from cadsearch.render.raster import RasterRenderer
 from cadsearch.search import Searcher
 from cadsearch.search.overlay import fit_to_box, render_overlay
-from cadsearch.search.searcher import OUTLINE_RANK_MODELS, registration_alternatives
+from cadsearch.search.searcher import registration_alternatives
 from cadsearch.workspace import atomic_open, atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -105,6 +105,14 @@ def placement_before(renderer, mesh, match, obj, h: int, w: int) -> Placement:
     return fit_to_box(alpha, obj.box) or Placement.from_frame(frame)
 
 
+#: The product's ablations, each without one step: (name, Searcher option, its value).
+ABLATIONS = (
+    ("no_check", "look_alikes", False),
+    ("no_outline", "outline_rank", 1),
+    ("no_twins", "outline_twins", False),
+)
+
+
 def stats(values: list[float]) -> dict[str, float | int | None]:
     v = np.asarray([x for x in values if x is not None and np.isfinite(x)], np.float64)
     if not len(v):
@@ -123,8 +131,8 @@ def run_composites(
     photos = BackgroundPhotos(held, max_side=640)
     registrar = Registrar(library, config)
     product = _with_refine(searcher, 1, config)
-    no_check = _with_refine(searcher, 1, config, look_alikes=False)  # the product without the look-alike check
-    no_outline = _with_refine(searcher, 1, config, outline_rank=1)  # ... and without the outline ranking
+    # the product without one of its steps: the look-alike check, the outline ranking, the outline-twin check
+    ablations = {name: _with_refine(searcher, 1, config, **{option: value}) for name, option, value in ABLATIONS}
     renderer = RasterRenderer(size=RENDER, samples=4)
     rng = np.random.default_rng(seed)
     rows: list[dict[str, Any]] = []
@@ -179,21 +187,16 @@ def run_composites(
                                         (answer.polar_deg, answer.azimuth_deg), placed, truth)  # fmt: skip
         est = [[answer.polar_deg, answer.azimuth_deg, answer.roll_deg]]
         row["pose_product"] = float(rotation_errors_deg([pose], est, order)[0])
-        plain = no_check.search(photo, k=1).objects[0].results[0]
-        placed = plain.placement if plain.placement is not None else before
-        row["iou_product_no_check"] = placed_iou(renderer, library.mesh(plain.model_id),
-                                                 (plain.polar_deg, plain.azimuth_deg), placed, truth)  # fmt: skip
-        est = [[plain.polar_deg, plain.azimuth_deg, plain.roll_deg]]
-        row["pose_product_no_check"] = float(rotation_errors_deg([pose], est, order)[0])
-        t0 = time.perf_counter()
-        plain = no_outline.search(photo, k=1).objects[0].results[0]
-        row["search_ms_product_no_outline"] = 1000 * (time.perf_counter() - t0)
-        row["found_product_no_outline"] = plain.model_id == model_id
-        placed = plain.placement if plain.placement is not None else before
-        row["iou_product_no_outline"] = placed_iou(renderer, library.mesh(plain.model_id),
-                                                   (plain.polar_deg, plain.azimuth_deg), placed, truth)  # fmt: skip
-        est = [[plain.polar_deg, plain.azimuth_deg, plain.roll_deg]]
-        row["pose_product_no_outline"] = float(rotation_errors_deg([pose], est, order)[0])
+        for name, variant in ablations.items():
+            t0 = time.perf_counter()
+            plain = variant.search(photo, k=1).objects[0].results[0]
+            row[f"search_ms_product_{name}"] = 1000 * (time.perf_counter() - t0)
+            row[f"found_product_{name}"] = plain.model_id == model_id
+            placed = plain.placement if plain.placement is not None else before
+            row[f"iou_product_{name}"] = placed_iou(renderer, library.mesh(plain.model_id),
+                                                    (plain.polar_deg, plain.azimuth_deg), placed, truth)  # fmt: skip
+            est = [[plain.polar_deg, plain.azimuth_deg, plain.roll_deg]]
+            row[f"pose_product_{name}"] = float(rotation_errors_deg([pose], est, order)[0])
         for name, target in masks.items():
             if target is None:
                 continue
@@ -240,15 +243,15 @@ def summarise_composites(rows: list[dict[str, Any]]) -> dict[str, Any]:
                            "with_product_mask": sum("iou_after_product" in r for r in rows)}  # fmt: skip
     out["registered_share"] = sum(r.get("registered", False) for r in rows) / max(len(rows), 1)
     out["mask_trusted_share"] = sum(r.get("mask_trusted", False) for r in rows) / max(len(rows), 1)
-    for key in ("found_product", "found_product_no_outline"):
+    variants = [""] + [f"_{name}" for name, _, _ in ABLATIONS]
+    for key in [f"found_product{v}" for v in variants]:
         out[key] = sum(r.get(key, False) for r in rows) / max(len(rows), 1)
-    for key in ("search_ms_product", "search_ms_product_no_outline"):
+    for key in [f"search_ms_product{v}" for v in variants]:
         out[key] = stats([r.get(key) for r in rows])
-    for key in ("iou_before", "iou_product", "iou_product_no_check", "iou_product_no_outline", "iou_after_product",
-                "iou_after_true", "mask_iou", "true_model_iou_product", "true_model_iou_true"):  # fmt: skip
+    for key in ["iou_before"] + [f"iou_product{v}" for v in variants] + ["iou_after_product", "iou_after_true",
+                "mask_iou", "true_model_iou_product", "true_model_iou_true"]:  # fmt: skip
         out[key] = stats([r.get(key) for r in rows])
-    for key in ("pose_before", "pose_product", "pose_product_no_check", "pose_product_no_outline", "pose_after_product",
-                "pose_after_true"):  # fmt: skip
+    for key in ["pose_before"] + [f"pose_product{v}" for v in variants] + ["pose_after_product", "pose_after_true"]:
         out[key] = stats([r.get(key) for r in rows])
         out[key + "_found"] = stats([r.get(key) for r in found])  # library objects recognised: their own pose
     for key in ("true_model_pose_product", "true_model_pose_true"):
@@ -299,8 +302,9 @@ def run_dev_photos(
     category_of = {m.model_id: m.category for m in library.list()}
     photos = high_confidence(photo_split(csv, mirror=True))
     registered = _with_refine(searcher, 1, config)
-    answerers = {"before": IndexAnswerer(searcher), "after": IndexAnswerer(registered),
-                 "after_no_outline": IndexAnswerer(_with_refine(searcher, 1, config, outline_rank=1))}  # fmt: skip
+    answerers = {"before": IndexAnswerer(searcher), "after": IndexAnswerer(registered)}
+    for name, option, value in ABLATIONS:
+        answerers[f"after_{name}"] = IndexAnswerer(_with_refine(searcher, 1, config, **{option: value}))
     raw = answer_split(answerers, photos, symmetry_orders(ws), progress=True)
     out = {name: summarise(rows, "photos", category_of, "chair") for name, rows in raw.items()}
     # the sheet: 24 registered overlays of unmirrored photos, spread over the split
@@ -319,17 +323,10 @@ def run_dev_photos(
     return out
 
 
-def _with_refine(
-    searcher: Searcher,
-    top: int,
-    config: RefineConfig = RefineConfig(),
-    look_alikes: bool = True,
-    outline_rank: int = OUTLINE_RANK_MODELS,
-) -> Searcher:
-    """The same searcher (network, index, detector, calibration) with another ``refine_top``, refinement settings,
-    look-alike check (:mod:`cadsearch.register.appearance`) and outline ranking (:func:`~cadsearch.search.searcher.
-    rank_by_outline`; 1 = off)."""
-    other = searcher.with_options(refine_top=top, look_alikes=look_alikes, outline_rank=outline_rank)
+def _with_refine(searcher: Searcher, top: int, config: RefineConfig = RefineConfig(), **options: Any) -> Searcher:
+    """The same searcher (network, index, detector, calibration) with another ``refine_top``, refinement settings and
+    other search ``options`` (:class:`~cadsearch.search.Searcher`'s keywords, e.g. ``look_alikes=False``)."""
+    other = searcher.with_options(refine_top=top, **options)
     if other.registrar is not None:
         other.registrar.config = config
     return other
@@ -353,8 +350,12 @@ def print_table(results: dict[str, Any]) -> None:
     print(f"  without the outline ranking: IoU {f(s['iou_product_no_outline'])}, pose with roll "
           f"{f(s['pose_product_no_outline'], fmt='{:.1f}°')}; first model right {s['found_product_no_outline']:.1%} "
           f"(with it {s['found_product']:.1%})")  # fmt: skip
+    print(f"  without the outline-twin check: IoU {f(s['iou_product_no_twins'])}, pose with roll "
+          f"{f(s['pose_product_no_twins'], fmt='{:.1f}°')} (top-1 = true model: "
+          f"{f(s['pose_product_no_twins_found'], fmt='{:.1f}°')})")  # fmt: skip
     print(f"  search ms, registration included, p50: {f(s['search_ms_product'], 'median', '{:.0f}')} "
-          f"(without the outline ranking {f(s['search_ms_product_no_outline'], 'median', '{:.0f}')})")  # fmt: skip
+          f"(without the outline ranking {f(s['search_ms_product_no_outline'], 'median', '{:.0f}')}, without the "
+          f"outline-twin check {f(s['search_ms_product_no_twins'], 'median', '{:.0f}')})")  # fmt: skip
     print("every registration, kept or not:")
     print("                         | before  | after (product mask) | after (true mask)")
     print(f"silhouette IoU mean      | {f(s['iou_before'])}   | {f(s['iou_after_product'])}                | "
@@ -382,9 +383,8 @@ def print_table(results: dict[str, Any]) -> None:
     )
     if "dev_photos" in results:
         d = results["dev_photos"]
-        for name in ("before", "after", "after_no_outline"):
-            p = d[name]
-            print(f"dev photos {name:<6}: azimuth Acc@30 (sector-balanced) {p['azimuth_acc30_sector_balanced']:.3f}, "
+        for name, p in d.items():
+            print(f"dev photos {name:<16}: azimuth Acc@30 (sector-balanced) {p['azimuth_acc30_sector_balanced']:.3f}, "
                   f"median {p['azimuth_median_deg']:.1f}°")  # fmt: skip
 
 
