@@ -126,6 +126,15 @@ class Registrar:
             return refine_pose(mesh, target, frame, polar_deg, azimuth_deg, self._renderer, self.config, model_id,
                                alternatives)  # fmt: skip
 
+    def _colour_render(self, mesh: Any, model_id: str, polar_deg: float, azimuth_deg: float) -> Any:
+        """``mesh`` rendered in colour at (polar, azimuth), roll 0, by the look-alike renderer (made on first use, at
+        the judge's ``render_size``): a :class:`~cadsearch.render.types.RenderOutput`. Call with the lock held."""
+        if self._colour is None:
+            from cadsearch.render.raster import RasterRenderer
+
+            self._colour = RasterRenderer(self.judge.config.render_size, cache_size=self.cache_size)
+        return self._colour.render(mesh, Camera(polar_deg, azimuth_deg), key=model_id)
+
     def _framed_render(
         self, mesh: Any, model_id: str, polar_deg: float, azimuth_deg: float
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -133,11 +142,7 @@ class Registrar:
         box plus the framing margin): ((S, S, 3) uint8 over a grey backdrop, (S, S) coverage in [0, 1]),
         S = the judge's ``input_size``. Call with the lock held."""
         cfg = self.judge.config
-        if self._colour is None:
-            from cadsearch.render.raster import RasterRenderer
-
-            self._colour = RasterRenderer(cfg.render_size, cache_size=self.cache_size)
-        out = self._colour.render(mesh, Camera(polar_deg, azimuth_deg), key=model_id)
+        out = self._colour_render(mesh, model_id, polar_deg, azimuth_deg)
         rgb = (out.rgb + _BACKDROP * (1.0 - out.alpha[..., None])).astype(np.uint8)  # rgb is premultiplied
         ys, xs = np.nonzero(out.alpha > 0.5)
         box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) if len(xs) else None
@@ -152,11 +157,7 @@ class Registrar:
         cut to the photo's ``square`` at the judge's ``input_size`` S: ((S, S, 3) uint8 over a grey backdrop, (S, S)
         coverage in [0, 1]). Call with the lock held."""
         cfg = self.judge.config
-        if self._colour is None:
-            from cadsearch.render.raster import RasterRenderer
-
-            self._colour = RasterRenderer(cfg.render_size, cache_size=self.cache_size)
-        out = self._colour.render(mesh, Camera(polar_deg, azimuth_deg), key=model_id)
+        out = self._colour_render(mesh, model_id, polar_deg, azimuth_deg)
         k = cfg.input_size / square.side  # photo pixels → square pixels: the placement in the square's pixels
         at = Placement((placement.cx - square.x0) * k, (placement.cy - square.y0) * k, placement.side * k,
                        placement.roll_deg)  # fmt: skip

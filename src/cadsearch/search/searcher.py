@@ -369,6 +369,13 @@ def rank_by_outline(
     return [replace(m, rank=i + 1) for i, m in enumerate(out)]
 
 
+def plausible_size(registration: Any, square: float) -> bool:
+    """Whether a :class:`~cadsearch.register.Registration`'s placed model is as large as an object that fills
+    ``square`` (photo pixels) as in the renders, within :data:`REGISTER_SIZE_RANGE`: one shrunk onto part of the
+    object is no evidence of its pose or fit."""
+    return REGISTER_SIZE_RANGE[0] <= registration.extent / (RENDER_FILL * square) <= REGISTER_SIZE_RANGE[1]
+
+
 def registered(match: ModelMatch, registration: Any) -> ModelMatch:
     """``match`` with a :class:`~cadsearch.register.Registration`'s pose (azimuth in [0, 360)), roll, placement
     and silhouette fit."""
@@ -901,16 +908,12 @@ class Searcher:
             alternatives = registration_alternatives(obj, target, frame, source)
             # the square the object would fill as in the renders: its detection box's crop square, else the frame
             square = frame_for(h, w, obj.box, MARGIN).side if obj.detection_score is not None else frame.side
-
-            def plausible(reg: Any, square: float = square) -> bool:
-                return REGISTER_SIZE_RANGE[0] <= reg.extent / (RENDER_FILL * square) <= REGISTER_SIZE_RANGE[1]
-
             results = list(obj.results)
             for i, m in enumerate(results[: max(top, self.outline_rank)]):
                 if i >= top and not may_outrank(results[0], m):
                     continue  # registered only to compare outlines, and it cannot win
                 reg = self.registrar.refine(m.model_id, target, frame, m.polar_deg, m.azimuth_deg, alternatives)
-                if reg is None or not plausible(reg):
+                if reg is None or not plausible_size(reg, square):
                     continue  # implausible (shrunk onto part of the object): neither its pose nor its fit is evidence
                 if self.outline_model is not None and m.match_features is not None:
                     x = np.asarray([*m.match_features, reg.iou], np.float64)
@@ -926,7 +929,7 @@ class Searcher:
                 sure = 0.0 if m.match >= self.look_alike_min_match else self.registrar.judge.config.sure_agreement
                 pose = (m.polar_deg, m.azimuth_deg, m.placement, m.silhouette_iou)
                 twin = self.registrar.check_outline_twin(m.model_id, image, target, frame, *pose, sure)
-                if twin is not None and twin.iou >= REGISTER_MIN_FIT and plausible(twin):
+                if twin is not None and twin.iou >= REGISTER_MIN_FIT and plausible_size(twin, square):
                     results[i] = registered(m, twin)
             obj.results = results
         return 1000 * (time.perf_counter() - t0)
