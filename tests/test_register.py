@@ -337,19 +337,16 @@ def test_the_look_alike_check_tells_the_front_from_the_back(chair: trimesh.Trime
     registrar.close()
 
 
-def test_outline_twins_outline_the_chair_almost_as_the_pose_does(chair: trimesh.Trimesh) -> None:
-    """(θ, 180° − φ) and (180° − θ, 180° − φ) outline a left-right symmetric chair nearly as (θ, φ) does (exactly in
-    an orthographic view; here perspective and thin legs leave IoU ~0.6 unaligned), far more than its back does: the
-    poses the outline-twin check compares."""
-    from cadsearch.register.appearance import outline_twins
+def test_the_outline_twin_outlines_the_chair_almost_as_the_pose_does(chair: trimesh.Trimesh) -> None:
+    """(θ, 180° − φ) outlines a left-right symmetric chair nearly as (θ, φ) does (here perspective and thin legs leave
+    IoU ~0.6 unaligned), far more than its back does: the pose the outline-twin check compares."""
+    from cadsearch.register.appearance import outline_twin
 
-    assert outline_twins(60.0, 30.0) == [(60.0, 150.0), (120.0, 150.0)]
-    assert outline_twins(85.0, 200.0) == [(85.0, 340.0)]  # near level the two are one
+    assert outline_twin(60.0, 30.0) == (60.0, 150.0) and outline_twin(85.0, 200.0) == (85.0, 340.0)
     renderer = SilhouetteRenderer(96)
     pose = (80.0, 35.0)
     back = silhouette_iou(renderer(chair, 80.0, 215.0), renderer(chair, *pose))
-    for twin in outline_twins(*pose, separation_deg=0.0):
-        assert silhouette_iou(renderer(chair, *twin), renderer(chair, *pose)) > 2 * back
+    assert silhouette_iou(renderer(chair, *outline_twin(*pose)), renderer(chair, *pose)) > 2 * back
     renderer.close()
 
 
@@ -357,7 +354,7 @@ def test_the_outline_twin_check_turns_a_registration_seen_from_the_wrong_side(ch
     """Registered from the side of the chair that has (nearly) the same outline, the local search stays there; the
     appearance tells, and the twin's own registration replaces it. The truth itself stands."""
     from cadsearch.register import Registrar
-    from cadsearch.register.appearance import LookAlikeConfig, outline_twins
+    from cadsearch.register.appearance import LookAlikeConfig, outline_twin
 
     truth = (80.0, 35.0, 8.0)
     library = type("Lib", (), {"mesh": staticmethod(lambda model_id: chair)})()
@@ -366,7 +363,7 @@ def test_the_outline_twin_check_turns_a_registration_seen_from_the_wrong_side(ch
     ys, xs = np.nonzero(alpha > 0.5)
     frame = frame_for(240, 320, (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), 0.2)
     target = frame_mask(alpha, 192, frame)
-    wrong = registrar.refine("c", target, frame, *outline_twins(*truth[:2])[0])
+    wrong = registrar.refine("c", target, frame, *outline_twin(*truth[:2]))
     assert rotation_error_deg(*truth, wrong.polar_deg, wrong.azimuth_deg, wrong.roll_deg) > 60.0
     args = ("c", photo, target, frame, wrong.polar_deg, wrong.azimuth_deg, wrong.placement, wrong.iou)
     twin = registrar.check_outline_twin(*args)
@@ -381,7 +378,7 @@ def test_the_outline_twin_check_turns_a_registration_seen_from_the_wrong_side(ch
     # the twin's own registration must still look clearly more alike, drawn at its own placement, and at least
     # min_agreement alike
     for second, least, taken in (([0.5, 0.54], 0.0, False), ([0.5, 0.56], 0.0, True), ([0.5, 0.56], 0.57, False)):
-        answers = iter([np.array([0.3, 0.5, 0.2]), np.array(second)])
+        answers = iter([np.array([0.3, 0.5]), np.array(second)])
         registrar._placed_agreement = lambda *a, answers=answers: next(answers)
         assert (registrar.check_outline_twin(*args, least) is not None) == taken
     del registrar._placed_agreement

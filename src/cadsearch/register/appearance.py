@@ -56,7 +56,7 @@ __all__ = [
     "LookAlikeChoice",
     "AppearanceJudge",
     "look_alike_poses",
-    "outline_twins",
+    "outline_twin",
     "pose_candidates",
 ]
 
@@ -143,17 +143,17 @@ def look_alike_poses(polar_deg: float, azimuth_deg: float) -> list[tuple[float, 
     return [(float(polar_deg), x % 360.0) for x in (a, a + 180.0, 360.0 - a, 180.0 - a)]
 
 
-def outline_twins(polar_deg: float, azimuth_deg: float, separation_deg: float = 15.0) -> list[tuple[float, float]]:
-    """The poses whose silhouette is (nearly) that of (θ, φ) for a left-right symmetric object: (θ, 180° − φ), the
-    same height from the other side of the object's left-right plane (the front seen as the back, mirrored), and
-    (180° − θ, 180° − φ), its exact twin in an orthographic view (the opposite viewing direction shows the mirror
-    image of an outline, and the object's symmetry mirrors it back); the second is left out within
-    ``separation_deg`` (pose error) of the first, as at θ ≈ 90°. Azimuths in [0, 360), degrees."""
-    out = [(float(polar_deg), (180.0 - azimuth_deg) % 360.0)]
-    twin = (180.0 - float(polar_deg), (180.0 - azimuth_deg) % 360.0)
-    if float(pose_error_deg(*twin, *out[0])) >= separation_deg:
-        out.append(twin)
-    return out
+def outline_twin(polar_deg: float, azimuth_deg: float) -> tuple[float, float]:
+    """The pose whose silhouette is (nearly) that of (θ, φ) for a left-right symmetric object, seen from the same
+    height: (θ, 180° − φ), the object's other side (its front seen as its back, mirrored); azimuth in [0, 360),
+    degrees.
+
+    In an orthographic view the exact twin is (180° − θ, 180° − φ) (the opposite viewing direction shows the mirror
+    image of an outline, and the object's symmetry mirrors it back), a view from below for a photo taken from above;
+    near θ = 90° the two are one. Judged as well, that one fixed nothing the same-height twin did not, broke a
+    development photo's pose (12.5° → 72.5°, polar 110°) and cost a third render (BENCHMARKS.md, "The outline
+    twins")."""
+    return float(polar_deg), (180.0 - float(azimuth_deg)) % 360.0
 
 
 def pose_candidates(

@@ -24,7 +24,7 @@ from cadsearch.register.appearance import (
     AppearanceJudge,
     LookAlikeChoice,
     LookAlikeConfig,
-    outline_twins,
+    outline_twin,
     pose_candidates,
 )
 from cadsearch.register.placement import Placement, warp_render
@@ -190,17 +190,17 @@ class Registrar:
         fit: float,
         min_agreement: float = 0.0,
     ) -> Registration | None:
-        """The registration of an outline twin of ``model_id``'s registered pose when the photo's appearance says the
-        object was seen from there, else None.
+        """The registration of the outline twin of ``model_id``'s registered pose when the photo's appearance says
+        the object was seen from there, else None.
 
-        A silhouette cannot tell a pose from its outline twins (:func:`~cadsearch.register.appearance.
-        outline_twins`: the front seen as the back), so registration can lock onto the wrong one; the object's
-        appearance can tell. Each twin is drawn at the registered ``placement`` (it has the same outline) and judged
-        with the registered pose on the placement's square of ``image``; the best twin, if it agrees better by the
-        judge's ``margin``, is registered from its pose against ``target`` (the object mask over ``frame``), and
-        taken if it fits about as well (``twin_fit_margin`` below ``fit`` at most) and, drawn at its own
-        placement, still agrees better by ``margin`` and at least ``min_agreement``. One colour render and a judge
-        pass per twin, plus a registration and a second pass only where a twin wins the first.
+        A silhouette cannot tell a pose from its outline twin (:func:`~cadsearch.register.appearance.outline_twin`:
+        the front seen as the back), so registration can lock onto the wrong one; the object's appearance can tell.
+        The twin is drawn at the registered ``placement`` (it has the same outline) and judged with the registered
+        pose on the placement's square of ``image``; if it agrees better by the judge's ``margin``, it is registered
+        from its pose against ``target`` (the object mask over ``frame``), and taken if it fits about as well
+        (``twin_fit_margin`` below ``fit`` at most) and, drawn at its own placement, still agrees better by
+        ``margin`` and at least ``min_agreement``. Two colour renders and a judge pass, plus a registration and a
+        second pass only where the twin wins the first.
 
         Args:
             model_id, image, target, frame: as :meth:`refine` ((H, W, 3) uint8 photo; (S, S) mask over ``frame``).
@@ -211,17 +211,14 @@ class Registrar:
                 (the searcher asks the judge's ``sure_agreement`` unless the model surely is the object).
         """
         cfg = self.judge.config
-        twins = outline_twins(polar_deg, azimuth_deg, cfg.separation_deg)
+        twin_pose = outline_twin(polar_deg, azimuth_deg)
         square = Frame(placement.cx - placement.side / 2, placement.cy - placement.side / 2, placement.side)
         first = self._placed_agreement(
-            model_id, image, [(polar_deg, azimuth_deg, placement)] + [(p, a, placement) for p, a in twins], square
+            model_id, image, [(polar_deg, azimuth_deg, placement), (*twin_pose, placement)], square
         )
-        if first is None:
+        if first is None or first[1] < first[0] + cfg.margin:
             return None
-        best = int(np.argmax(first[1:]))
-        if first[1 + best] < first[0] + cfg.margin:
-            return None
-        twin = self.refine(model_id, target, frame, *twins[best])
+        twin = self.refine(model_id, target, frame, *twin_pose)
         if twin is None or twin.iou < fit - cfg.twin_fit_margin:
             return None
         both = [(polar_deg, azimuth_deg, placement), (twin.polar_deg, twin.azimuth_deg, twin.placement)]
