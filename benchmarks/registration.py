@@ -14,8 +14,9 @@ when trained) without registration, then:
   mask), and *true model*: the true model registered (from the search's pose for it, else the top model's), to
   separate registration from recognition;
 - *the product*: ``Searcher.search`` with its own registration (the answer a user gets), beside the same search
-  without the look-alike check and without the outline ranking (``outline_rank=1``), with each search's time (run
-  in that order on each composite, so the later ones find the meshes already loaded). The contact sheet
+  without each of its steps (``ABLATIONS``: the look-alike check, the outline ranking with ``outline_rank=1``, the
+  outline-twin check), on the composites and on the development photos, with each search's time on the
+  composites (run in that order on each composite, so the later ones find the meshes already loaded). The contact sheet
   ``WORKSPACE/reports/registration/composites.png`` shows the product's answers on the first 24 (true outline red).
 
 Silhouette IoU is measured in photo pixels (the placed render's coverage ≥ 0.5 against the true mask), pose error

@@ -436,7 +436,8 @@ def test_look_alike_models_are_compared_at_the_poses_their_own_checks_find_best(
         judge = type("Judge", (), {"config": LookAlikeConfig(rank_at_best_pose=at_best, sure_agreement=0.35)})()
         registrar = type("Reg", (), {"judge": judge, "compare_models": staticmethod(compare)})()
         searcher = type("S", (), {"registrar": registrar, "look_alikes": True, "look_alike_min_match": 0.7,
-                                  "_pose_check": staticmethod(pose_check)})()  # fmt: skip
+                                  "_pose_check": staticmethod(pose_check),
+                                  "_least_agreement": Searcher._least_agreement})()  # fmt: skip
         obj = FoundObject((0, 0, 10, 10), None, list(ranked))
         checked = {}
         obj.results = Searcher._rank_look_alike_models(searcher, np.zeros((10, 10, 3), np.uint8), obj, checked)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -517,7 +518,7 @@ class FixedFitRegistrar:
         return None  # nothing rendered: the ranking stands
 
     def check_outline_twin(self, model_id, image, target, frame, polar_deg, azimuth_deg, placement, fit,
-                           min_agreement=0.0):  # fmt: skip
+                           min_agreement=-math.inf):  # fmt: skip
         return None  # no outline twin agrees better: the registration stands
 
 
@@ -766,7 +767,7 @@ class TwinRegistrar(FixedFitRegistrar):
         self.min_agreement: list[float] = []
 
     def check_outline_twin(self, model_id, image, target, frame, polar_deg, azimuth_deg, placement, fit,
-                           min_agreement=0.0):  # fmt: skip
+                           min_agreement=-math.inf):  # fmt: skip
         from dataclasses import replace
 
         self.checked.append((model_id, fit))
@@ -812,7 +813,7 @@ def test_an_outline_twin_the_appearance_supports_replaces_the_registration(searc
     assert search(unkept)[0].placement is None and unkept.checked == []
     # the look-alike check's gate: a twin must agree at least sure_agreement unless the model surely is the object
     n = len(MATCH_FEATURES)
-    for bias, need in ((6.0, 0.0), (-6.0, LookAlikeConfig().sure_agreement)):  # match 0.998, 0.002
+    for bias, need in ((6.0, -math.inf), (-6.0, LookAlikeConfig().sure_agreement)):  # match 0.998, 0.002
         search(stub := TwinRegistrar(), match_model=MatchModel((0.0,) * n, bias, (0.0,) * n, (1.0,) * n))
         assert stub.min_agreement == [need, need]
 

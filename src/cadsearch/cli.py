@@ -482,7 +482,8 @@ def search(
             help="Register the best model(s): refine polar, azimuth, roll, scale and position until the model's "
             "outline lies on the photo's object (needs a detector with a mask head, or a plain backdrop). When the "
             "ranking is unsure of its first model, the second is registered too and goes first if its outline fits "
-            "clearly better."
+            "clearly better; a registration seen from the chair's other side (the same outline) is turned when the "
+            "photo's appearance says so."
         ),
     ] = True,
     refine_top: Annotated[

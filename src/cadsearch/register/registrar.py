@@ -9,6 +9,7 @@ per process anyway.
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 from collections import OrderedDict
@@ -188,7 +189,7 @@ class Registrar:
         azimuth_deg: float,
         placement: Placement,
         fit: float,
-        min_agreement: float = 0.0,
+        min_agreement: float = -math.inf,
     ) -> Registration | None:
         """The registration of the outline twin of ``model_id``'s registered pose when the photo's appearance says
         the object was seen from there, else None.

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import threading
 import time
 from collections.abc import Sequence
@@ -925,10 +926,9 @@ class Searcher:
             for i, m in enumerate(results[:top] if self.outline_twins else ()):
                 if m.placement is None:
                     continue
-                # as for the look-alike check: unless the model surely is the object, only a close likeness counts
-                sure = 0.0 if m.match >= self.look_alike_min_match else self.registrar.judge.config.sure_agreement
                 pose = (m.polar_deg, m.azimuth_deg, m.placement, m.silhouette_iou)
-                twin = self.registrar.check_outline_twin(m.model_id, image, target, frame, *pose, sure)
+                least = self._least_agreement(m)
+                twin = self.registrar.check_outline_twin(m.model_id, image, target, frame, *pose, least)
                 if twin is not None and twin.iou >= REGISTER_MIN_FIT and plausible_size(twin, square):
                     results[i] = registered(m, twin)
             obj.results = results
@@ -987,16 +987,21 @@ class Searcher:
         a pose from its look-alikes). ``checked``: checks already made, by model id."""
         results = list(obj.results)
         checked = checked or {}
-        sure = self.registrar.judge.config.sure_agreement
         for i, m in enumerate(results[:top]):
             choice = checked.get(m.model_id) or self._pose_check(image, obj, m)
             if choice is None or not choice.chosen:
                 continue
-            # a photo of another object than this model (a chair not in the library) matches it poorly and agrees
-            # with none of its renders closely: then its renders are no evidence of the pose
-            if m.match >= self.look_alike_min_match or choice.agreement[choice.chosen] >= sure:
+            if choice.agreement[choice.chosen] >= self._least_agreement(m):
                 results[i] = replace(m, polar_deg=choice.polar_deg, azimuth_deg=choice.azimuth_deg)
         return results
+
+    def _least_agreement(self, m: ModelMatch) -> float:
+        """The agreement (cosine) a render of ``m``'s model must reach with the query before the look-alike check or
+        the outline-twin check takes its pose: none (−inf) when ``m.match`` is at least :attr:`look_alike_min_match`,
+        else the judge's ``sure_agreement``. A photo of another object than this model (a chair not in the library)
+        matches it poorly and agrees with none of its renders closely: then its renders are no evidence of the
+        pose."""
+        return -math.inf if m.match >= self.look_alike_min_match else self.registrar.judge.config.sure_agreement
 
     def _kind_posteriors(self, image: np.ndarray, frames: Sequence[Frame | None]) -> list[np.ndarray | None]:
         """Each framed square's kind posterior over the vote's categories (:mod:`cadsearch.search.kinds`), indexed
