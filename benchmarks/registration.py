@@ -15,7 +15,7 @@ when trained) without registration, then:
   separate registration from recognition;
 - *the product*: ``Searcher.search`` with its own registration (the answer a user gets), beside the same search
   without each of its steps (``ABLATIONS``: the look-alike check, the outline ranking with ``outline_rank=1``, the
-  outline-twin check), on the composites and on the development photos, with each search's time on the
+  outline-twin check, the upright pass), on the composites and on the development photos, with each search's time on the
   composites (run in that order on each composite, so the later ones find the meshes already loaded). The contact sheet
   ``WORKSPACE/reports/registration/composites.png`` shows the product's answers on the first 24 (true outline red).
 
@@ -111,6 +111,7 @@ ABLATIONS = (
     ("no_check", "look_alikes", False),
     ("no_outline", "outline_rank", 1),
     ("no_twins", "outline_twins", False),
+    ("no_upright", "upright_pass", False),
 )
 
 
@@ -129,6 +130,8 @@ def run_composites(
     symmetry = symmetry_orders(ws)
     ids = sorted(set(searcher.model_ids))
     held = split_backgrounds(sorted((SHARED / "backgrounds").glob("*.*")))[1]
+    if not held:  # BackgroundPhotos would paste onto procedural backdrops: other composites, other numbers
+        raise SystemExit(f"no room photos in {SHARED / 'backgrounds'}: the composites are pasted onto them")
     photos = BackgroundPhotos(held, max_side=640)
     registrar = Registrar(library, config)
     product = _with_refine(searcher, 1, config)
@@ -354,9 +357,14 @@ def print_table(results: dict[str, Any]) -> None:
     print(f"  without the outline-twin check: IoU {f(s['iou_product_no_twins'])}, pose with roll "
           f"{f(s['pose_product_no_twins'], fmt='{:.1f}°')} (top-1 = true model: "
           f"{f(s['pose_product_no_twins_found'], fmt='{:.1f}°')})")  # fmt: skip
+    print(
+        f"  without the upright pass: IoU {f(s['iou_product_no_upright'])}, pose with roll "
+        f"{f(s['pose_product_no_upright'], fmt='{:.1f}°')}; first model right {s['found_product_no_upright']:.1%}"
+    )
     print(f"  search ms, registration included, p50: {f(s['search_ms_product'], 'median', '{:.0f}')} "
           f"(without the outline ranking {f(s['search_ms_product_no_outline'], 'median', '{:.0f}')}, without the "
-          f"outline-twin check {f(s['search_ms_product_no_twins'], 'median', '{:.0f}')})")  # fmt: skip
+          f"outline-twin check {f(s['search_ms_product_no_twins'], 'median', '{:.0f}')}, without the upright pass "
+          f"{f(s['search_ms_product_no_upright'], 'median', '{:.0f}')})")  # fmt: skip
     print("every registration, kept or not:")
     print("                         | before  | after (product mask) | after (true mask)")
     print(f"silhouette IoU mean      | {f(s['iou_before'])}   | {f(s['iou_after_product'])}                | "

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cadsearch.errors import InputError
-from cadsearch.framing import Frame, centre_frame, frame_for, frame_image
+from cadsearch.framing import Frame, centre_frame, frame_for, frame_image, upright_image
 
 
 def test_portrait_photo_is_padded_not_cropped():
@@ -63,3 +63,30 @@ def test_centre_frame_is_the_centre_crop():
     assert f == Frame(10.0, 0.0, 30.0)
     assert np.array_equal(frame_image(photo, 30, f), photo[:, 10:40])  # no padding, no resampling at its own size
     assert centre_frame(41, 40) == Frame(0.0, 0.0, 40.0)
+
+
+def test_upright_image_turns_a_rolled_object_back_upright():
+    """A bar photographed with the camera rolled by 20° (the photo turned counter-clockwise about the frame's
+    centre) is upright again in ``upright_image(..., 20)``: as ``frame_image`` cut it from the unrolled photo."""
+    from PIL import Image
+
+    photo = np.full((300, 400, 3), 90, np.uint8)
+    photo[80:220, 190:210] = 250  # an upright bar
+    photo[80:100, 150:250] = 250  # with a crossbar on top: a T, so that a turn either way shows
+    frame = Frame(110.0, 60.0, 180.0)
+    turn = Image.fromarray(photo).rotate(20, Image.Resampling.BILINEAR, center=frame.centre, fillcolor=(90,) * 3)
+    rolled = np.asarray(turn)
+    upright = frame_image(photo, 96, frame).astype(np.float64)
+
+    def diff(a: np.ndarray) -> float:
+        return float(np.abs(a.astype(np.float64) - upright).mean())
+
+    assert diff(upright_image(rolled, 96, frame, 20.0)) < 4.0
+    assert diff(frame_image(rolled, 96, frame)) > 4 * diff(upright_image(rolled, 96, frame, 20.0))
+    assert diff(upright_image(rolled, 96, frame, -20.0)) > 4 * diff(upright_image(rolled, 96, frame, 20.0))
+    assert diff(upright_image(photo, 96, frame, 0.0)) < 2.0  # no roll: the frame as frame_image cuts it
+    # past the photo's edges, at any roll, the border's colour as frame_image pads (never black corners)
+    edge = Frame(-150.0, -100.0, 300.0)
+    for roll in (0.0, 45.0, -30.0):
+        out = upright_image(photo, 64, edge, roll)
+        assert out.shape == (64, 64, 3) and (out[:4, :4] == 90).all() and out.min() >= 89

@@ -787,7 +787,9 @@ def test_an_outline_twin_the_appearance_supports_replaces_the_registration(searc
 
     fake = fake_for(search_ws)
     build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
-    searcher = Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws), outline_rank=1)
+    # the upright pass off: the twins' roll (7°) would send the photo through it (the next test)
+    searcher = Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws), outline_rank=1,
+                        upright_pass=False)  # fmt: skip
     image = np.asarray(Image.open(search_ws / read_view_table(search_ws)[0].path).convert("RGB"))  # plain backdrop
     plain = searcher.search(image, k=3, refine_top=0).results
 
@@ -816,6 +818,67 @@ def test_an_outline_twin_the_appearance_supports_replaces_the_registration(searc
     for bias, need in ((6.0, -math.inf), (-6.0, LookAlikeConfig().sure_agreement)):  # match 0.998, 0.002
         search(stub := TwinRegistrar(), match_model=MatchModel((0.0,) * n, bias, (0.0,) * n, (1.0,) * n))
         assert stub.min_agreement == [need, need]
+
+
+class RolledRegistrar(FixedFitRegistrar):
+    """A registrar whose n-th registration has roll ``rolls[n]`` and fit ``fits[n]`` (the last ones repeated)."""
+
+    def __init__(self, rolls: list[float], fits: list[float]) -> None:
+        super().__init__(fits[0])
+        self.rolls, self.fits, self.calls = rolls, fits, 0
+
+    def refine(self, model_id, target, frame, polar_deg, azimuth_deg, alternatives=()):
+        from dataclasses import replace
+
+        n = min(self.calls, len(self.fits) - 1)
+        self.calls += 1
+        reg = super().refine(model_id, target, frame, polar_deg, azimuth_deg, alternatives)
+        return replace(reg, iou=self.fits[n], roll_deg=self.rolls[n])
+
+
+def test_an_object_registered_as_rolled_is_searched_again_upright(search_ws: Path) -> None:
+    """The upright pass: a first model registered at a roll of at least UPRIGHT_MIN_ROLL sends the object's square,
+    turned upright by that roll, through the network again; its answer (registered against the same mask) replaces
+    the first only when it fits better at a roll within UPRIGHT_ROLL_AGREEMENT of the first's."""
+    from cadsearch.framing import frame_for, upright_image
+    from cadsearch.search.searcher import UPRIGHT_FIT_MARGIN, UPRIGHT_MIN_ROLL, UPRIGHT_ROLL_AGREEMENT, UPRIGHT_SIZE
+
+    fake = fake_for(search_ws)
+    build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
+    searcher = Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws), outline_rank=1,
+                        outline_twins=False, look_alikes=False, look_alike_models=False)  # fmt: skip
+    image = np.asarray(Image.open(search_ws / read_view_table(search_ws)[0].path).convert("RGB"))  # plain backdrop
+    shown: list[np.ndarray] = []
+    predict = fake.predict
+
+    def recording(images, batch_size=64, frames=None):
+        shown.extend(images)
+        return predict(images, batch_size, frames)
+
+    fake.predict = recording
+
+    def search(stub: RolledRegistrar, **options) -> ModelMatch:
+        s = searcher.with_options(**options)
+        s.registrar = stub
+        shown.clear()
+        return s.search(image, k=2, refine_top=1).results[0]
+
+    roll = 20.0
+    frame = searcher.search(image, k=1, refine_top=0).frame or frame_for(*image.shape[:2])
+    square = upright_image(image, UPRIGHT_SIZE, frame, roll)
+    first = search(stub := RolledRegistrar([roll, roll + 3.0], [0.6, 0.8]))
+    assert (first.roll_deg, first.silhouette_iou, stub.calls) == (roll + 3.0, 0.8, 2)  # the upright answer
+    assert any(im.shape == square.shape and np.array_equal(im, square) for im in shown)  # turned by the first roll
+    # not taken: a fit better by less than the margin, or a roll that disagrees with the first registration's
+    barely = 0.6 + UPRIGHT_FIT_MARGIN / 2
+    for rolls, fits in (([roll, roll], [0.6, barely]), ([roll, roll + UPRIGHT_ROLL_AGREEMENT + 1.0], [0.6, 0.9])):
+        m = search(stub := RolledRegistrar(rolls, fits))
+        assert (m.roll_deg, m.silhouette_iou, stub.calls) == (roll, 0.6, 2)
+    # not searched again: an upright registration, an unkept one, or the pass turned off
+    for rolls, fits, options in (([UPRIGHT_MIN_ROLL - 1.0], [0.6, 0.9], {}), ([roll], [0.3, 0.9], {}),
+                                 ([roll], [0.6, 0.9], {"upright_pass": False})):  # fmt: skip
+        search(stub := RolledRegistrar(rolls, fits), **options)
+        assert stub.calls == 1 and not any(im.shape == square.shape for im in shown)
 
 
 def test_with_options_keeps_every_other_option(searcher: Searcher) -> None:

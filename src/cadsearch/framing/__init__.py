@@ -6,7 +6,8 @@ share one definition instead of each re-deriving it:
 
 - :mod:`cadsearch.framing.frame`: :class:`Frame` (a square in photo pixels), :func:`frame_for` (the square around
   a box or the whole photo), :func:`frame_image` (cut a frame out, padding past the edges with the border's median
-  colour, and resize it), :func:`as_rgb_uint8`, :func:`centre_frame` (the old centre crop, for comparisons).
+  colour, and resize it), :func:`upright_image` (the same, turned to undo a camera's roll), :func:`as_rgb_uint8`,
+  :func:`centre_frame` (the old centre crop, for comparisons).
 - :mod:`cadsearch.framing.autocrop`: the automatic crop (:data:`METHODS`, :func:`crop_frame`,
   :func:`find_object_box`, :func:`backdrop_box`, :func:`backdrop_mask`, :func:`check_crop_method`,
   :func:`grabcut_available`).
@@ -30,13 +31,14 @@ from cadsearch.framing.autocrop import (
     find_object_box,
     grabcut_available,
 )
-from cadsearch.framing.frame import Frame, as_rgb_uint8, centre_frame, frame_for, frame_image
+from cadsearch.framing.frame import Frame, as_rgb_uint8, centre_frame, frame_for, frame_image, upright_image
 from cadsearch.framing.query import frame_query
 
 __all__ = [
     "Frame",
     "frame_for",
     "frame_image",
+    "upright_image",
     "centre_frame",
     "as_rgb_uint8",
     "frame_query",

@@ -26,7 +26,7 @@ from PIL import Image
 
 from cadsearch.errors import InputError
 
-__all__ = ["Frame", "frame_for", "centre_frame", "frame_image", "as_rgb_uint8", "border_colour"]
+__all__ = ["Frame", "frame_for", "centre_frame", "frame_image", "upright_image", "as_rgb_uint8", "border_colour"]
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,26 @@ def frame_image(image: np.ndarray, size: int, frame: Frame | None = None) -> np.
     out = np.empty((size, size, 3), np.uint8)
     out[:] = border_colour(a)
     return paste_frame(a, f, out, _resize)
+
+
+def upright_image(image: np.ndarray, size: int, frame: Frame, roll_deg: float) -> np.ndarray:
+    """Cut ``frame`` out of ``image`` at ``size`` × ``size`` turned by −``roll_deg`` about its centre: an object that
+    the camera saw rolled by ``roll_deg`` (counter-clockwise in the image, as a registration's ``roll_deg``) stands
+    upright in it, as the objects of the renders do. Parts outside the image get the border's median colour, as in
+    :func:`frame_image`; at ``roll_deg`` 0 the result is :func:`frame_image`'s square (resampled once more).
+
+    Returns:
+        (size, size, 3) uint8.
+    """
+    # cut a larger square around the same centre, turn it, keep its middle: the frame turned any way lies inside a
+    # square √2 times its side, so the turn never brings in anything but the photo and frame_image's padding
+    outer = size + 2 * math.ceil(size / 4)  # ≥ 1.5 × size, and (outer − size) even: the middle is whole pixels
+    cx, cy = frame.centre
+    side = frame.side * outer / size
+    cut = frame_image(image, outer, Frame(cx - side / 2, cy - side / 2, side))
+    turned = Image.fromarray(cut).rotate(-float(roll_deg), Image.Resampling.BILINEAR)
+    o = (outer - size) // 2
+    return np.asarray(turned)[o : o + size, o : o + size].copy()
 
 
 def paste_frame(a: np.ndarray, frame: Frame, out: np.ndarray, resize) -> np.ndarray:

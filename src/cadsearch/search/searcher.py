@@ -28,7 +28,16 @@ from typing import Any
 import numpy as np
 
 from cadsearch.errors import InputError
-from cadsearch.framing import MARGIN, METHODS, RENDER_FILL, Frame, check_crop_method, frame_for, frame_query
+from cadsearch.framing import (
+    MARGIN,
+    METHODS,
+    RENDER_FILL,
+    Frame,
+    check_crop_method,
+    frame_for,
+    frame_query,
+    upright_image,
+)
 from cadsearch.index.faiss_index import ViewIndex, index_dir
 from cadsearch.index.view_maps import IndexViewMaps, load_view_maps
 from cadsearch.models.predictor import trained_categories
@@ -121,6 +130,23 @@ OUTLINE_RANK_BELOW = 0.99
 #: the same margin measured best with backdrop masks on renders (BENCHMARKS.md, "The outline as a recognition
 #: cue").
 OUTLINE_RANK_MARGIN = 0.1
+
+#: The upright pass (``Searcher(upright_pass=True)``): an object whose first model was registered at a camera roll of
+#: at least this many degrees (either way) is searched again with its square turned upright
+#: (:func:`~cadsearch.framing.upright_image`): the networks learned from upright renders (rolled ones only as an
+#: augmentation), and a rolled object's square was recognised less often (rolled room composites: the right first
+#: model 0.898 at |roll| < 8° against 0.818 at 16–25°, three seeds; BENCHMARKS.md, "The upright pass").
+UPRIGHT_MIN_ROLL = 5.0
+#: ... the upright square's side, pixels (it is resized to the networks' input sizes).
+UPRIGHT_SIZE = 256
+#: ... and the upright square's answer (its models registered against the same mask as the first answer's) replaces
+#: the first when its first model's outline fits the mask better by more than this (silhouette IoU) ...
+UPRIGHT_FIT_MARGIN = 0.02
+#: ... at a roll within this many degrees of the first registration's: both register the same object in the same
+#: photo, so a camera's roll shows in both. A first roll that was the registration's mistake (a product shot of an
+#: upright armchair registered at −12.7° roll from its mask) led the upright square to another model at −25.9° that
+#: fitted that mask better and faced the wrong way (BENCHMARKS.md, "The upright pass").
+UPRIGHT_ROLL_AGREEMENT = 10.0
 
 #: ``vote_crops``: the category vote's extra views of a query, shifts of its square by this share of the side (right,
 #: left, down, up); 4 of them measured best among shifts and zooms of 0.9–1.35 (BENCHMARKS.md, "A softer category
@@ -489,6 +515,11 @@ class Searcher:
             ``sure_agreement``. Every object, detections in room photos included: drawn at the registered placement
             and roll, the renders are compared with the object where it lies, not with a square that holds other
             things.
+        upright_pass: after that, an object whose first model was registered at a roll of at least
+            :data:`UPRIGHT_MIN_ROLL` is searched again with its square turned upright by that roll, its models
+            registered as the first ones were, and that answer taken when its first model fits the object's mask
+            better at about the same roll (:data:`UPRIGHT_FIT_MARGIN`, :data:`UPRIGHT_ROLL_AGREEMENT`). It costs a
+            network pass and the registrations again, for rolled objects only.
         view_maps: the view maps of the indexed views of models whose kind the network never trained on
             (:mod:`cadsearch.index.view_maps`, loaded with the index by :meth:`from_workspace`), or None. Such a
             model's pose is then read from the views whose maps are nearest the query's
@@ -535,6 +566,7 @@ class Searcher:
         look_alike_min_match: float = LOOK_ALIKE_MIN_MATCH,
         look_alike_models: bool = True,
         outline_twins: bool = True,
+        upright_pass: bool = True,
         view_maps: IndexViewMaps | None = None,
         kinds: KindProfiles | None = None,
         kind_prior: float = KIND_PRIOR_POWER,
@@ -590,6 +622,7 @@ class Searcher:
         self.look_alike_min_match = float(look_alike_min_match)
         self.look_alike_models = bool(look_alike_models)
         self.outline_twins = bool(outline_twins)
+        self.upright_pass = bool(upright_pass)
         self.view_maps = view_maps
         if kind_prior < 0:
             raise InputError(f"kind_prior must be 0 or more, got {kind_prior}")
@@ -649,6 +682,7 @@ class Searcher:
             "look_alike_min_match": self.look_alike_min_match,
             "look_alike_models": self.look_alike_models,
             "outline_twins": self.outline_twins,
+            "upright_pass": self.upright_pass,
             "view_maps": self.view_maps,
             "kinds": self.kinds,
             "kind_prior": self.kind_prior,
@@ -881,8 +915,10 @@ class Searcher:
         implausibly (:data:`REGISTER_MIN_FIT`, :data:`REGISTER_SIZE_RANGE`), keep the search's result. Where the
         mask can be trusted (:func:`~cadsearch.register.masks.mask_is_trusted`), the pose head's other modes
         (:attr:`FoundObject.pose_modes`) are tried as starts too, weighed by their probability. Then the best-fitting
-        of the first :attr:`outline_rank` models may go first (:func:`rank_by_outline`), and each of the ``top``
-        registered ones may take an outline twin's registration (:attr:`outline_twins`). Returns ms."""
+        of the first :attr:`outline_rank` models may go first (:func:`rank_by_outline`), each of the ``top``
+        registered ones may take an outline twin's registration (:attr:`outline_twins`), and an object registered
+        as seen by a rolled camera may take the answer of its square turned upright (:attr:`upright_pass`).
+        Returns ms."""
         if top <= 0 or self.registrar is None:
             return 0.0
         t0 = time.perf_counter()
@@ -890,49 +926,89 @@ class Searcher:
         for obj in objects:
             if not obj.results:
                 continue
-            checked: dict[str, LookAlikeChoice] = {}  # each model's pose check, made once
-            if self.look_alike_models and obj.detection_score is None:
-                obj.results = self._rank_look_alike_models(image, obj, checked)
-            if self.look_alikes and obj.detection_score is None:
-                # only a square that holds the object alone (a product shot, a render) is compared with the renders:
-                # a detection's square in a room photo holds other things, often with a tilted camera, and there the
-                # check changed 5 of 40 rolled room composites' answers, 4 for the worse (BENCHMARKS.md)
-                obj.results = self._check_look_alikes(image, obj, top, checked)
             frame = obj.frame if obj.frame is not None else frame_for(h, w)
             found = object_mask(image, frame, self.localiser)
             if found is None:
+                self._check_appearance(image, obj, top)
                 continue
             target, source = found
-            box = obj.box if obj.detection_score is not None else None
-            if box is not None:  # the mask may hold other objects too: keep this one's box
-                target = restrict_to_box(target, frame, box)
-            alternatives = registration_alternatives(obj, target, frame, source)
-            # the square the object would fill as in the renders: its detection box's crop square, else the frame
-            square = frame_for(h, w, obj.box, MARGIN).side if obj.detection_score is not None else frame.side
-            results = list(obj.results)
-            for i, m in enumerate(results[: max(top, self.outline_rank)]):
-                if i >= top and not may_outrank(results[0], m):
-                    continue  # registered only to compare outlines, and it cannot win
-                reg = self.registrar.refine(m.model_id, target, frame, m.polar_deg, m.azimuth_deg, alternatives)
-                if reg is None or not plausible_size(reg, square):
-                    continue  # implausible (shrunk onto part of the object): neither its pose nor its fit is evidence
-                if self.outline_model is not None and m.match_features is not None:
-                    x = np.asarray([*m.match_features, reg.iou], np.float64)
-                    results[i] = m = replace(m, match=float(self.outline_model.predict(x)[0]))
-                if reg.iou < REGISTER_MIN_FIT:
-                    continue
-                results[i] = registered(m, reg)
-            results = rank_by_outline(results, self.outline_rank)
-            for i, m in enumerate(results[:top] if self.outline_twins else ()):
-                if m.placement is None:
-                    continue
-                pose = (m.polar_deg, m.azimuth_deg, m.placement, m.silhouette_iou)
-                least = self._least_agreement(m)
-                twin = self.registrar.check_outline_twin(m.model_id, image, target, frame, *pose, least)
-                if twin is not None and twin.iou >= REGISTER_MIN_FIT and plausible_size(twin, square):
-                    results[i] = registered(m, twin)
-            obj.results = results
+            if obj.detection_score is not None:  # the mask may hold other objects too: keep this one's box
+                target = restrict_to_box(target, frame, obj.box)
+            self._register_object(image, obj, top, target, source, frame)
+            if self.upright_pass:
+                self._search_upright(image, obj, top, target, source, frame)
         return 1000 * (time.perf_counter() - t0)
+
+    def _check_appearance(self, image: np.ndarray, obj: FoundObject, top: int) -> None:
+        """The look-alike checks before registration (:attr:`look_alike_models`, :attr:`look_alikes`), in place,
+        on objects searched as the whole photo."""
+        checked: dict[str, LookAlikeChoice] = {}  # each model's pose check, made once
+        if self.look_alike_models and obj.detection_score is None:
+            obj.results = self._rank_look_alike_models(image, obj, checked)
+        if self.look_alikes and obj.detection_score is None:
+            # only a square that holds the object alone (a product shot, a render) is compared with the renders: a
+            # detection's square in a room photo holds other things, often with a tilted camera, and there the check
+            # changed 5 of 40 rolled room composites' answers, 4 for the worse (BENCHMARKS.md)
+            obj.results = self._check_look_alikes(image, obj, top, checked)
+
+    def _register_object(
+        self, image: np.ndarray, obj: FoundObject, top: int, target: np.ndarray, source: str, frame: Frame
+    ) -> None:
+        """:meth:`_register` for one object with its mask ``target`` over ``frame`` (from ``source``: "backdrop" or
+        "detector"): the look-alike checks, the registrations, the outline ranking and the outline twins."""
+        self._check_appearance(image, obj, top)
+        h, w = image.shape[:2]
+        alternatives = registration_alternatives(obj, target, frame, source)
+        # the square the object would fill as in the renders: its detection box's crop square, else the frame
+        square = frame_for(h, w, obj.box, MARGIN).side if obj.detection_score is not None else frame.side
+        results = list(obj.results)
+        for i, m in enumerate(results[: max(top, self.outline_rank)]):
+            if i >= top and not may_outrank(results[0], m):
+                continue  # registered only to compare outlines, and it cannot win
+            reg = self.registrar.refine(m.model_id, target, frame, m.polar_deg, m.azimuth_deg, alternatives)
+            if reg is None or not plausible_size(reg, square):
+                continue  # implausible (shrunk onto part of the object): neither its pose nor its fit is evidence
+            if self.outline_model is not None and m.match_features is not None:
+                x = np.asarray([*m.match_features, reg.iou], np.float64)
+                results[i] = m = replace(m, match=float(self.outline_model.predict(x)[0]))
+            if reg.iou < REGISTER_MIN_FIT:
+                continue
+            results[i] = registered(m, reg)
+        results = rank_by_outline(results, self.outline_rank)
+        for i, m in enumerate(results[:top] if self.outline_twins else ()):
+            if m.placement is None:
+                continue
+            pose = (m.polar_deg, m.azimuth_deg, m.placement, m.silhouette_iou)
+            least = self._least_agreement(m)
+            twin = self.registrar.check_outline_twin(m.model_id, image, target, frame, *pose, least)
+            if twin is not None and twin.iou >= REGISTER_MIN_FIT and plausible_size(twin, square):
+                results[i] = registered(m, twin)
+        obj.results = results
+
+    def _search_upright(
+        self, image: np.ndarray, obj: FoundObject, top: int, target: np.ndarray, source: str, frame: Frame
+    ) -> None:
+        """The upright pass (:attr:`upright_pass`) of one registered object, in place: when its first model was
+        registered at a roll of at least :data:`UPRIGHT_MIN_ROLL`, its square turned upright
+        (:func:`~cadsearch.framing.upright_image`) is searched, and those models registered against the same mask
+        (``target`` over ``frame``) as :meth:`_register_object` does; their answer replaces the object's when its
+        first model fits the mask better (by more than :data:`UPRIGHT_FIT_MARGIN`) at a roll within
+        :data:`UPRIGHT_ROLL_AGREEMENT` of the first registration's."""
+        first = obj.results[0]
+        if first.placement is None or abs(first.roll_deg) < UPRIGHT_MIN_ROLL:
+            return
+        square = upright_image(image, UPRIGHT_SIZE, frame, first.roll_deg)
+        pred = self.predictor.predict([square], batch_size=1, frames=[None])
+        part = self.search_embedding(**query_of(pred, 0), k=len(obj.results),
+                                     kind_posterior=self._kind_posteriors(square, [None])[0])  # fmt: skip
+        upright = FoundObject(obj.box, obj.detection_score, part.results, obj.frame, part.head_pose, part.pose_modes)
+        if not upright.results:
+            return
+        self._register_object(image, upright, top, target, source, frame)
+        best = upright.results[0]
+        if (best.placement is not None and best.silhouette_iou > first.silhouette_iou + UPRIGHT_FIT_MARGIN
+                and abs(best.roll_deg - first.roll_deg) <= UPRIGHT_ROLL_AGREEMENT):  # fmt: skip
+            obj.results = upright.results  # head_pose stays the pose head's own answer for the photo's square
 
     def _rank_look_alike_models(
         self, image: np.ndarray, obj: FoundObject, checked: dict[str, LookAlikeChoice] | None = None
