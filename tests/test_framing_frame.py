@@ -90,3 +90,25 @@ def test_upright_image_turns_a_rolled_object_back_upright():
     for roll in (0.0, 45.0, -30.0):
         out = upright_image(photo, 64, edge, roll)
         assert out.shape == (64, 64, 3) and (out[:4, :4] == 90).all() and out.min() >= 89
+
+
+def test_upright_image_undoes_the_roll_a_registration_reports():
+    """The roll convention across layers: an object drawn at a registration's placement rolled by 20°
+    (:func:`cadsearch.register.warp_render`, as the registered overlay draws it) is turned back upright by
+    ``upright_image(..., 20)``, not by −20°: the upright pass turns by the roll registration reports."""
+    from cadsearch.register import Placement, warp_render
+
+    alpha = np.zeros((64, 64), np.float32)
+    alpha[8:56, 28:36] = 1.0  # a T: a bar
+    alpha[8:16, 12:52] = 1.0  # and its crossbar
+    rgb = np.zeros((64, 64, 3), np.uint8)
+
+    def photo(roll: float) -> np.ndarray:
+        _, a = warp_render(Placement(200.0, 150.0, 160.0, roll), rgb, alpha, 300, 400)
+        return np.repeat((250 * a[..., None] + 90 * (1 - a[..., None])).astype(np.uint8), 3, axis=2)
+
+    frame = Frame(120.0, 70.0, 160.0)  # the placement's square
+    upright = frame_image(photo(0.0), 96, frame).astype(np.float64)
+    back = float(np.abs(upright_image(photo(20.0), 96, frame, 20.0) - upright).mean())
+    wrong = float(np.abs(upright_image(photo(20.0), 96, frame, -20.0) - upright).mean())
+    assert back < 4.0 and wrong > 4 * back

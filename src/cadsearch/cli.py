@@ -483,7 +483,8 @@ def search(
             "outline lies on the photo's object (needs a detector with a mask head, or a plain backdrop). When the "
             "ranking is unsure of its first model, the second is registered too and goes first if its outline fits "
             "clearly better; a registration seen from the chair's other side (the same outline) is turned when the "
-            "photo's appearance says so."
+            "photo's appearance says so; an object registered as seen by a tilted camera is searched again turned "
+            "upright, and that answer kept when it fits better."
         ),
     ] = True,
     refine_top: Annotated[

@@ -134,8 +134,9 @@ OUTLINE_RANK_MARGIN = 0.1
 #: The upright pass (``Searcher(upright_pass=True)``): an object whose first model was registered at a camera roll of
 #: at least this many degrees (either way) is searched again with its square turned upright
 #: (:func:`~cadsearch.framing.upright_image`): the networks learned from upright renders (rolled ones only as an
-#: augmentation), and a rolled object's square was recognised less often (rolled room composites: the right first
-#: model 0.898 at |roll| < 8° against 0.818 at 16–25°, three seeds; BENCHMARKS.md, "The upright pass").
+#: augmentation), and a rolled object's square was recognised less often (rolled room composites, the search's first
+#: model before registration: right 0.898 at |roll| < 8° against 0.818 at 16–25°, three seeds; BENCHMARKS.md, "The
+#: upright pass").
 UPRIGHT_MIN_ROLL = 5.0
 #: ... the upright square's side, pixels (it is resized to the networks' input sizes).
 UPRIGHT_SIZE = 256
