@@ -112,6 +112,7 @@ ABLATIONS = (
     ("no_outline", "outline_rank", 1),
     ("no_twins", "outline_twins", False),
     ("no_upright", "upright_pass", False),
+    ("no_other_starts", "other_starts", False),
 )
 
 

@@ -38,6 +38,8 @@ def test_placement_turns_the_render_counter_clockwise() -> None:
     assert np.allclose(p.to_photo(np.array([[50.0, 50.0]]), 100), [[200, 150]])
     assert p.scaled(0.5) == Placement(100, 75, 50, 30.0)
     assert Placement.from_frame(Frame(10, 20, 100)) == Placement(60, 70, 100, 0.0)
+    assert p.square() == Frame(150, 100, 100)  # unturned, whatever the roll
+    assert Placement.from_frame(Frame(10, 20, 100), 30.0).square() == Frame(10, 20, 100)
 
 
 def test_camera_roll_convention() -> None:
@@ -389,6 +391,38 @@ def test_the_outline_twin_check_turns_a_registration_seen_from_the_wrong_side(ch
     # ... and agree clearly better: at a margin no cosine can reach, it is refused too
     registrar.judge.config = LookAlikeConfig(margin=2.0)
     assert registrar.check_outline_twin(*args) is None
+    registrar.close()
+
+
+def test_other_starts_find_the_pose_a_local_registration_missed(chair: trimesh.Trimesh) -> None:
+    """Registered from the mirrored azimuth, the local search stays there (the wide test above); the other-starts
+    check registers from the mirror of that, fits better and looks alike, and takes it. From the right registration
+    nothing fits better far from it. The appearance must agree at least as well, and at least min_agreement."""
+    from cadsearch.register import Registrar
+    from cadsearch.register.registrar import OTHER_START_FIT_MARGIN
+
+    truth = (70.0, 50.0, -12.0)
+    library = type("Lib", (), {"mesh": staticmethod(lambda model_id: chair)})()
+    registrar = Registrar(library)
+    photo, alpha = _photo_of(chair, truth[0], truth[1], Placement(160.0, 120.0, 220.0, truth[2]))
+    frame = frame_for(240, 320)
+    target = frame_mask(alpha, 192, frame)
+    wrong = registrar.refine("c", target, frame, truth[0], 360.0 - truth[1])
+    assert rotation_error_deg(*truth, wrong.polar_deg, wrong.azimuth_deg, wrong.roll_deg) > 30.0
+    args = ("c", photo, target, frame, wrong.polar_deg, wrong.azimuth_deg, wrong.placement, wrong.iou)
+    other = registrar.check_other_starts(*args)
+    assert rotation_error_deg(*truth, other.polar_deg, other.azimuth_deg, other.roll_deg) < 5.0
+    assert other.iou > wrong.iou + OTHER_START_FIT_MARGIN
+    right = registrar.refine("c", target, frame, *truth[:2])
+    assert registrar.check_other_starts("c", photo, target, frame, right.polar_deg, right.azimuth_deg,
+                                        right.placement, right.iou) is None  # fmt: skip
+    for agreement, least, taken in (([0.5, 0.49], -np.inf, False), ([0.5, 0.5], -np.inf, True),
+                                    ([0.5, 0.55], 0.6, False)):  # fmt: skip
+        registrar._placed_agreement = lambda *a, agreement=agreement: np.array(agreement)
+        assert (registrar.check_other_starts(*args, least) is not None) == taken
+    del registrar._placed_agreement
+    # a registration that already fitted as well as the other start's is left alone
+    assert registrar.check_other_starts(*args[:-1], other.iou - OTHER_START_FIT_MARGIN) is None
     registrar.close()
 
 

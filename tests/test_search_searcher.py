@@ -521,6 +521,10 @@ class FixedFitRegistrar:
                            min_agreement=-math.inf):  # fmt: skip
         return None  # no outline twin agrees better: the registration stands
 
+    def check_other_starts(self, model_id, image, target, frame, polar_deg, azimuth_deg, placement, fit,
+                           min_agreement=-math.inf):  # fmt: skip
+        return None  # no other start fits better: the registration stands
+
 
 def test_a_registered_result_gets_its_match_from_the_outline_fit(search_ws: Path) -> None:
     from cadsearch.search.matching import DEFAULT_MATCH_MODEL, OUTLINE_FEATURES, MatchModel
@@ -818,6 +822,63 @@ def test_an_outline_twin_the_appearance_supports_replaces_the_registration(searc
     for bias, need in ((6.0, -math.inf), (-6.0, LookAlikeConfig().sure_agreement)):  # match 0.998, 0.002
         search(stub := TwinRegistrar(), match_model=MatchModel((0.0,) * n, bias, (0.0,) * n, (1.0,) * n))
         assert stub.min_agreement == [need, need]
+
+
+class OtherStartRegistrar(FixedFitRegistrar):
+    """A registrar whose other-starts check answers a registration at (polar + 20°, azimuth) fitting ``other_fit``,
+    of relative size ``other_size``; it records the (model, fit, min_agreement) checked."""
+
+    def __init__(self, fit: float = 0.8, other_fit: float = 0.9, other_size: float = 1.0) -> None:
+        super().__init__(fit)
+        self.other_fit, self.other_size = other_fit, other_size
+        self.checked: list[tuple[str, float, float]] = []
+
+    def check_other_starts(self, model_id, image, target, frame, polar_deg, azimuth_deg, placement, fit,
+                           min_agreement=-math.inf):  # fmt: skip
+        from dataclasses import replace
+
+        self.checked.append((model_id, fit, min_agreement))
+        reg = self.refine(model_id, target, frame, polar_deg + 20.0, azimuth_deg)
+        return replace(reg, iou=self.other_fit, roll_deg=-4.0, extent=reg.extent * self.other_size / self.size)
+
+
+def test_a_registration_from_other_starts_replaces_one_that_fits_worse(search_ws: Path) -> None:
+    """Each registered model of the ``refine_top`` best that fits at least OTHER_STARTS_MIN_FIT is checked once, last;
+    the other start's pose, roll and fit replace the registered ones when it fits at least REGISTER_MIN_FIT at a
+    plausible size. A poorer first fit is not checked; off with ``other_starts=False``; under the outline twins'
+    gate."""
+    from cadsearch.register.appearance import LookAlikeConfig
+    from cadsearch.search.matching import MATCH_FEATURES, MatchModel
+    from cadsearch.search.searcher import OTHER_STARTS_MIN_FIT, REGISTER_MIN_FIT
+
+    fake = fake_for(search_ws)
+    build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
+    searcher = Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws), outline_rank=1)
+    image = np.asarray(Image.open(search_ws / read_view_table(search_ws)[0].path).convert("RGB"))  # plain backdrop
+    plain = searcher.search(image, k=3, refine_top=0).results
+
+    def search(stub: FixedFitRegistrar, **options) -> list[ModelMatch]:
+        s = searcher.with_options(**options)
+        s.registrar = stub
+        return s.search(image, k=3, refine_top=2).results
+
+    results = search(stub := OtherStartRegistrar())
+    assert [c[:2] for c in stub.checked] == [(plain[0].model_id, 0.8), (plain[1].model_id, 0.8)]
+    for m, p in zip(results[:2], plain[:2], strict=True):
+        assert (m.polar_deg, m.azimuth_deg) == pytest.approx((p.polar_deg + 20.0, p.azimuth_deg))
+        assert (m.roll_deg, m.silhouette_iou) == (-4.0, 0.9)
+    assert results[2].placement is None and results[2].polar_deg == plain[2].polar_deg  # not registered
+    for stub in (OtherStartRegistrar(other_fit=REGISTER_MIN_FIT - 0.01), OtherStartRegistrar(other_size=3.0)):
+        assert all(m.polar_deg == p.polar_deg and m.silhouette_iou == 0.8
+                   for m, p in zip(search(stub)[:2], plain, strict=False))  # fmt: skip
+    # a first fit below OTHER_STARTS_MIN_FIT (kept, above REGISTER_MIN_FIT), or the check off: nothing checked
+    for stub, options in ((OtherStartRegistrar(fit=OTHER_STARTS_MIN_FIT - 0.01), {}),
+                          (OtherStartRegistrar(), {"other_starts": False})):  # fmt: skip
+        assert search(stub, **options)[0].polar_deg == plain[0].polar_deg and stub.checked == []
+    n = len(MATCH_FEATURES)
+    for bias, need in ((6.0, -math.inf), (-6.0, LookAlikeConfig().sure_agreement)):  # match 0.998, 0.002
+        search(stub := OtherStartRegistrar(), match_model=MatchModel((0.0,) * n, bias, (0.0,) * n, (1.0,) * n))
+        assert [c[2] for c in stub.checked] == [need, need]
 
 
 class RolledRegistrar(FixedFitRegistrar):

@@ -44,6 +44,11 @@ class Placement:
         cx, cy = frame.centre
         return cls(cx, cy, frame.side, roll_deg)
 
+    def square(self) -> Frame:
+        """The render square as a :class:`~cadsearch.framing.Frame` of the photo, unturned (:meth:`from_frame`'s
+        inverse): where the appearance checks compare a placed render with the photo."""
+        return Frame(self.cx - self.side / 2, self.cy - self.side / 2, self.side)
+
     def scaled(self, factor: float) -> Placement:
         """The same placement in a copy of the photo resized by ``factor``."""
         return Placement(self.cx * factor, self.cy * factor, self.side * factor, self.roll_deg)

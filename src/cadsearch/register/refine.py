@@ -66,6 +66,7 @@ __all__ = [
     "silhouette_extent",
     "silhouette_iou",
     "silhouette_mesh",
+    "start_poses",
     "resample_mask",
     "WIDE_STARTS",
 ]
@@ -384,12 +385,7 @@ def _pick_start(pose, sil, target, target_moments, cfg: RefineConfig, render) ->
         return pose, sil
     own = _coarse_fit(sil, target, target_moments, cfg)
     best = (own + cfg.switch_margin, pose, sil)
-    cands = []
-    for start in cfg.starts:
-        if start == "mirror":
-            cands.append((pose[0], (360.0 - pose[1]) % 360.0))
-        else:
-            cands.append((float(np.clip(pose[0] + start[0], *cfg.polar_limits)), (pose[1] + start[1]) % 360.0))
+    cands = start_poses(*pose, cfg.starts, cfg.polar_limits)
 
     def consider(cands) -> float:
         nonlocal best
@@ -408,6 +404,20 @@ def _pick_start(pose, sil, target, target_moments, cfg: RefineConfig, render) ->
                 for a in np.arange(cfg.global_step, 360.0, cfg.global_step)]  # fmt: skip
         consider(ring)
     return best[1], best[2]
+
+
+def start_poses(
+    polar_deg: float, azimuth_deg: float, starts: tuple, polar_limits: tuple[float, float] = (2.0, 178.0)
+) -> list[tuple[float, float]]:
+    """The poses ``starts`` name around (θ, φ) (degrees): "mirror" is (θ, 360° − φ), a pair (Δθ, Δφ) is
+    (θ + Δθ clipped to ``polar_limits``, φ + Δφ); azimuths in [0, 360), in the order of ``starts``."""
+    out = []
+    for start in starts:
+        if start == "mirror":
+            out.append((float(polar_deg), (360.0 - float(azimuth_deg)) % 360.0))
+        else:
+            out.append((float(np.clip(polar_deg + start[0], *polar_limits)), (float(azimuth_deg) + start[1]) % 360.0))
+    return out
 
 
 def _params_to_placement(params: np.ndarray, frame: Frame) -> Placement:

@@ -149,6 +149,12 @@ UPRIGHT_FIT_MARGIN = 0.02
 #: fitted that mask better and faced the wrong way (BENCHMARKS.md, "The upright pass").
 UPRIGHT_ROLL_AGREEMENT = 10.0
 
+#: The other-starts check (``Searcher(other_starts=True)``, :meth:`~cadsearch.register.Registrar.check_other_starts`)
+#: looks again only at a registered model whose outline fits the object's mask at least this well (silhouette IoU): a
+#: poorer fit says the mask or the model is wrong, and a far pose that fits such a mask better is no evidence. Below
+#: it, 3 of the 4 development-photo answers the check changed (none for the better; BENCHMARKS.md, "Other starts").
+OTHER_STARTS_MIN_FIT = 0.7
+
 #: ``vote_crops``: the category vote's extra views of a query, shifts of its square by this share of the side (right,
 #: left, down, up); 4 of them measured best among shifts and zooms of 0.9–1.35 (BENCHMARKS.md, "A softer category
 #: vote").
@@ -404,6 +410,13 @@ def plausible_size(registration: Any, square: float) -> bool:
     return REGISTER_SIZE_RANGE[0] <= registration.extent / (RENDER_FILL * square) <= REGISTER_SIZE_RANGE[1]
 
 
+def object_square(image: np.ndarray, obj: FoundObject, frame: Frame) -> float:
+    """The side (photo pixels) of the square ``obj`` would fill as an object fills the renders: its detection box's
+    crop square, else its ``frame`` (the square the network looked at)."""
+    h, w = image.shape[:2]
+    return frame_for(h, w, obj.box, MARGIN).side if obj.detection_score is not None else frame.side
+
+
 def registered(match: ModelMatch, registration: Any) -> ModelMatch:
     """``match`` with a :class:`~cadsearch.register.Registration`'s pose (azimuth in [0, 360)), roll, placement
     and silhouette fit."""
@@ -521,6 +534,11 @@ class Searcher:
             registered as the first ones were, and that answer taken when its first model fits the object's mask
             better at about the same roll (:data:`UPRIGHT_FIT_MARGIN`, :data:`UPRIGHT_ROLL_AGREEMENT`). It costs a
             network pass and the registrations again, for rolled objects only.
+        other_starts: last, each registered model of the ``refine_top`` best whose outline fits the mask at least
+            :data:`OTHER_STARTS_MIN_FIT` is registered again from other starts around its pose (the mirrored
+            azimuth, ±45° azimuth, ±20° polar) and takes that registration when it fits better and the photo's
+            appearance agrees, under the outline twins' gate (:meth:`~cadsearch.register.Registrar.
+            check_other_starts`). It costs a registration and, where it finds a better fit, a judge pass.
         view_maps: the view maps of the indexed views of models whose kind the network never trained on
             (:mod:`cadsearch.index.view_maps`, loaded with the index by :meth:`from_workspace`), or None. Such a
             model's pose is then read from the views whose maps are nearest the query's
@@ -568,6 +586,7 @@ class Searcher:
         look_alike_models: bool = True,
         outline_twins: bool = True,
         upright_pass: bool = True,
+        other_starts: bool = True,
         view_maps: IndexViewMaps | None = None,
         kinds: KindProfiles | None = None,
         kind_prior: float = KIND_PRIOR_POWER,
@@ -624,6 +643,7 @@ class Searcher:
         self.look_alike_models = bool(look_alike_models)
         self.outline_twins = bool(outline_twins)
         self.upright_pass = bool(upright_pass)
+        self.other_starts = bool(other_starts)
         self.view_maps = view_maps
         if kind_prior < 0:
             raise InputError(f"kind_prior must be 0 or more, got {kind_prior}")
@@ -684,6 +704,7 @@ class Searcher:
             "look_alike_models": self.look_alike_models,
             "outline_twins": self.outline_twins,
             "upright_pass": self.upright_pass,
+            "other_starts": self.other_starts,
             "view_maps": self.view_maps,
             "kinds": self.kinds,
             "kind_prior": self.kind_prior,
@@ -917,8 +938,9 @@ class Searcher:
         mask can be trusted (:func:`~cadsearch.register.masks.mask_is_trusted`), the pose head's other modes
         (:attr:`FoundObject.pose_modes`) are tried as starts too, weighed by their probability. Then the best-fitting
         of the first :attr:`outline_rank` models may go first (:func:`rank_by_outline`), each of the ``top``
-        registered ones may take an outline twin's registration (:attr:`outline_twins`), and an object registered
-        as seen by a rolled camera may take the answer of its square turned upright (:attr:`upright_pass`).
+        registered ones may take an outline twin's registration (:attr:`outline_twins`), an object registered
+        as seen by a rolled camera may take the answer of its square turned upright (:attr:`upright_pass`), and a
+        registered model may take a registration from other starts around its pose (:attr:`other_starts`).
         Returns ms."""
         if top <= 0 or self.registrar is None:
             return 0.0
@@ -938,6 +960,8 @@ class Searcher:
             self._register_object(image, obj, top, target, source, frame)
             if self.upright_pass:
                 self._search_upright(image, obj, top, target, source, frame)
+            if self.other_starts:
+                self._check_other_starts(image, obj, top, target, frame)
         return 1000 * (time.perf_counter() - t0)
 
     def _check_appearance(self, image: np.ndarray, obj: FoundObject, top: int) -> None:
@@ -958,10 +982,8 @@ class Searcher:
         """:meth:`_register` for one object with its mask ``target`` over ``frame`` (from ``source``: "backdrop" or
         "detector"): the look-alike checks, the registrations, the outline ranking and the outline twins."""
         self._check_appearance(image, obj, top)
-        h, w = image.shape[:2]
         alternatives = registration_alternatives(obj, target, frame, source)
-        # the square the object would fill as in the renders: its detection box's crop square, else the frame
-        square = frame_for(h, w, obj.box, MARGIN).side if obj.detection_score is not None else frame.side
+        square = object_square(image, obj, frame)
         results = list(obj.results)
         for i, m in enumerate(results[: max(top, self.outline_rank)]):
             if i >= top and not may_outrank(results[0], m):
@@ -984,6 +1006,25 @@ class Searcher:
             twin = self.registrar.check_outline_twin(m.model_id, image, target, frame, *pose, least)
             if twin is not None and twin.iou >= REGISTER_MIN_FIT and plausible_size(twin, square):
                 results[i] = registered(m, twin)
+        obj.results = results
+
+    def _check_other_starts(
+        self, image: np.ndarray, obj: FoundObject, top: int, target: np.ndarray, frame: Frame
+    ) -> None:
+        """The other-starts check (:attr:`other_starts`) of ``obj``'s ``top`` best models, in place: each registered
+        one that fits the mask (``target`` over ``frame``) at least :data:`OTHER_STARTS_MIN_FIT` takes the
+        registration :meth:`~cadsearch.register.Registrar.check_other_starts` finds, when it is plausible in size
+        and fits at least :data:`REGISTER_MIN_FIT`."""
+        square = object_square(image, obj, frame)
+        results = list(obj.results)
+        for i, m in enumerate(results[:top]):
+            if m.placement is None or m.silhouette_iou < OTHER_STARTS_MIN_FIT:
+                continue
+            pose = (m.polar_deg, m.azimuth_deg, m.placement, m.silhouette_iou)
+            other = self.registrar.check_other_starts(m.model_id, image, target, frame, *pose,
+                                                      self._least_agreement(m))  # fmt: skip
+            if other is not None and other.iou >= REGISTER_MIN_FIT and plausible_size(other, square):
+                results[i] = registered(m, other)
         obj.results = results
 
     def _search_upright(
