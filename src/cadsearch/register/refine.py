@@ -20,7 +20,8 @@ scale and image position:
    (``benchmarks/registration.py``) they took the registered pose from 43.4° to 35.5° mean. But with the masks
    the detector gives on real photos a wrong pose often fits the wrong mask better: on the development photos
    they cost 16 points of azimuth Acc@30, so the default refines locally only (which left that accuracy
-   unchanged; BENCHMARKS.md).
+   unchanged; BENCHMARKS.md). The searcher tries most of them after registration instead, where the photo's
+   appearance must agree too (:meth:`cadsearch.register.Registrar.check_other_starts`).
 4. **The search's other hypotheses** (``alternatives`` of :func:`refine_pose`: the pose head's secondary modes
    with their probability mass, passed by the searcher only where the object mask can be trusted,
    :func:`cadsearch.register.masks.mask_is_trusted`): up to :attr:`RefineConfig.hypotheses` distinct starts, each
