@@ -843,10 +843,10 @@ class OtherStartRegistrar(FixedFitRegistrar):
 
 
 def test_a_registration_from_other_starts_replaces_one_that_fits_worse(search_ws: Path) -> None:
-    """Each registered model of the ``refine_top`` best that fits at least OTHER_STARTS_MIN_FIT is checked once, last;
-    the other start's pose, roll and fit replace the registered ones when it fits at least REGISTER_MIN_FIT at a
-    plausible size. A poorer first fit is not checked; off with ``other_starts=False``; under the outline twins'
-    gate."""
+    """Each registered model of the ``refine_top`` best that fits at least OTHER_STARTS_MIN_FIT is checked once with
+    its registered fit; the other start's pose, roll and fit replace the registered ones when it fits at least
+    REGISTER_MIN_FIT at a plausible size. A poorer first fit is not checked; off with ``other_starts=False``; under
+    the outline twins' gate."""
     from cadsearch.register.appearance import LookAlikeConfig
     from cadsearch.search.matching import MATCH_FEATURES, MatchModel
     from cadsearch.search.searcher import OTHER_STARTS_MIN_FIT, REGISTER_MIN_FIT
