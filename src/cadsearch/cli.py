@@ -484,8 +484,8 @@ def search(
             "ranking is unsure of its first model, the second is registered too and goes first if its outline fits "
             "clearly better; a registration seen from the chair's other side (the same outline) is turned when the "
             "photo's appearance says so; an object registered as seen by a tilted camera is searched again turned "
-            "upright, and that answer kept when it fits better; a registered model is registered again from other "
-            "starts around its pose, and that kept when it fits better and looks as alike."
+            "upright, and that answer kept when it fits better; a registered model that fits well is registered again "
+            "from other starts around its pose, and that kept when it fits better and looks as alike."
         ),
     ] = True,
     refine_top: Annotated[
