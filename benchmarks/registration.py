@@ -15,8 +15,9 @@ when trained) without registration, then:
   separate registration from recognition;
 - *the product*: ``Searcher.search`` with its own registration (the answer a user gets), beside the same search
   without each of its steps (``ABLATIONS``: the look-alike check, the outline ranking with ``outline_rank=1``, the
-  outline-twin check, the upright pass), on the composites and on the development photos, with each search's time on the
-  composites (run in that order on each composite, so the later ones find the meshes already loaded). The contact sheet
+  outline-twin check, the upright pass, the other starts, the far starts), on the composites and on the development
+  photos, with each search's time (on the composites run in that order on each composite, so the later ones find the
+  meshes already loaded; each development photo is asked of every variant in turn). The contact sheet
   ``WORKSPACE/reports/registration/composites.png`` shows the product's answers on the first 24 (true outline red).
 
 Silhouette IoU is measured in photo pixels (the placed render's coverage ≥ 0.5 against the true mask), pose error
@@ -113,6 +114,7 @@ ABLATIONS = (
     ("no_twins", "outline_twins", False),
     ("no_upright", "upright_pass", False),
     ("no_other_starts", "other_starts", False),
+    ("no_far_starts", "far_starts", False),
 )
 
 
@@ -300,6 +302,21 @@ def _sheet(pictures: list[np.ndarray], path: Path, cols: int = 6, cell: int = 32
         sheet.save(f, format="PNG")
 
 
+class TimedAnswerer(IndexAnswerer):
+    """The product's answerer, timing each search (``ms``: wall milliseconds, one per photo asked)."""
+
+    def __init__(self, searcher: Searcher) -> None:
+        super().__init__(searcher)
+        self.ms: list[float] = []
+
+    def answer(self, image: np.ndarray) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return super().answer(image)
+        finally:
+            self.ms.append(1000 * (time.perf_counter() - t0))
+
+
 def run_dev_photos(
     ws: Path, searcher: Searcher, csv: Path, sheet: Path, config: RefineConfig = RefineConfig()
 ) -> dict[str, Any]:
@@ -307,11 +324,14 @@ def run_dev_photos(
     category_of = {m.model_id: m.category for m in library.list()}
     photos = high_confidence(photo_split(csv, mirror=True))
     registered = _with_refine(searcher, 1, config)
-    answerers = {"before": IndexAnswerer(searcher), "after": IndexAnswerer(registered)}
+    answerers = {"before": TimedAnswerer(searcher), "after": TimedAnswerer(registered)}
     for name, option, value in ABLATIONS:
-        answerers[f"after_{name}"] = IndexAnswerer(_with_refine(searcher, 1, config, **{option: value}))
+        answerers[f"after_{name}"] = TimedAnswerer(_with_refine(searcher, 1, config, **{option: value}))
+    # every photo is asked of each answerer in turn: their times compare within the run
     raw = answer_split(answerers, photos, symmetry_orders(ws), progress=True)
     out = {name: summarise(rows, "photos", category_of, "chair") for name, rows in raw.items()}
+    for name, answerer in answerers.items():
+        out[name]["search_ms"] = stats(answerer.ms)
     # the sheet: 24 registered overlays of unmirrored photos, spread over the split
     queries = [q for q in photos.queries if not q.query_id.endswith("mirrored")]
     pictures = []
@@ -394,8 +414,9 @@ def print_table(results: dict[str, Any]) -> None:
     if "dev_photos" in results:
         d = results["dev_photos"]
         for name, p in d.items():
+            ms = f(p["search_ms"], "median", "{:.0f}")
             print(f"dev photos {name:<16}: azimuth Acc@30 (sector-balanced) {p['azimuth_acc30_sector_balanced']:.3f}, "
-                  f"median {p['azimuth_median_deg']:.1f}°")  # fmt: skip
+                  f"median {p['azimuth_median_deg']:.1f}°, search ms p50 {ms}")  # fmt: skip
 
 
 def _literal(text: str) -> Any:

@@ -426,6 +426,46 @@ def test_other_starts_find_the_pose_a_local_registration_missed(chair: trimesh.T
     registrar.close()
 
 
+def test_far_starts_find_the_pose_of_an_estimate_far_off(chair: trimesh.Trimesh) -> None:
+    """From an estimate 120° of azimuth off, the local registration stays far off; the far-starts check registers
+    from all around, finds the pose, and takes it when its render agrees better than the first pose's by
+    FAR_START_AGREEMENT_MARGIN and at least min_agreement, the first pose drawn at its registered placement or, where
+    it has none, at the answer's. An answer under min_fit, or one that ``accept`` refuses, is no answer."""
+    from cadsearch.register import Registrar
+    from cadsearch.register.registrar import FAR_START_AGREEMENT_MARGIN as MARGIN
+
+    truth = (70.0, 50.0, -12.0)
+    library = type("Lib", (), {"mesh": staticmethod(lambda model_id: chair)})()
+    registrar = Registrar(library)
+    photo, alpha = _photo_of(chair, truth[0], truth[1], Placement(160.0, 120.0, 220.0, truth[2]))
+    frame = frame_for(240, 320)
+    target = frame_mask(alpha, 192, frame)
+    estimate = (truth[0], truth[1] + 120.0)
+    local = registrar.refine("c", target, frame, *estimate)
+    assert rotation_error_deg(*truth, local.polar_deg, local.azimuth_deg, local.roll_deg) > 30.0
+    args = ("c", photo, target, frame, *estimate, None, 0.5)
+    far = registrar.check_far_starts(*args)
+    assert rotation_error_deg(*truth, far.polar_deg, far.azimuth_deg, far.roll_deg) < 5.0 and far.iou > local.iou
+    assert registrar.check_far_starts(*args[:-1], far.iou + 0.01) is None
+    assert registrar.check_far_starts(*args, accept=lambda reg: False) is None
+    judged = []
+    for agreement, least, taken in (([0.5, 0.5 + MARGIN - 0.01], -np.inf, False),
+                                    ([0.5, 0.5 + MARGIN + 0.01], -np.inf, True),
+                                    ([0.5, 0.6], 0.65, False)):  # fmt: skip
+        registrar._placed_agreement = lambda m, image, poses, square, a=agreement: judged.append(poses) or np.array(a)
+        assert (registrar.check_far_starts(*args, least) is not None) == taken
+    del registrar._placed_agreement
+    # the estimate and the answer drawn at the answer's placement; a registered pose at its own
+    assert all(poses[0][:2] == estimate and poses[0][2] is poses[1][2] for poses in judged)
+    registrar._placed_agreement = lambda m, image, poses, square: judged.append((poses, square)) or np.array([0, 1])
+    registered = ("c", photo, target, frame, local.polar_deg, local.azimuth_deg, local.placement, 0.5)
+    assert registrar.check_far_starts(*registered) is not None
+    poses, square = judged[-1]
+    assert poses[0] == (local.polar_deg, local.azimuth_deg, local.placement) and square == local.placement.square()
+    del registrar._placed_agreement
+    registrar.close()
+
+
 def test_the_look_alike_models_check_prefers_the_model_in_the_photo(chair: trimesh.Trimesh) -> None:
     """Two chairs of one family at the same pose: the photographed one's render agrees better with the photo."""
     from cadsearch.register import Registrar

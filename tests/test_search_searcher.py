@@ -525,6 +525,10 @@ class FixedFitRegistrar:
                            min_agreement=-math.inf):  # fmt: skip
         return None  # no other start fits better: the registration stands
 
+    def check_far_starts(self, model_id, image, target, frame, polar_deg, azimuth_deg, placement, min_fit,
+                         min_agreement=-math.inf, accept=None):  # fmt: skip
+        return None  # no far start fits and agrees: the first pose stands
+
 
 def test_a_registered_result_gets_its_match_from_the_outline_fit(search_ws: Path) -> None:
     from cadsearch.search.matching import DEFAULT_MATCH_MODEL, OUTLINE_FEATURES, MatchModel
@@ -879,6 +883,75 @@ def test_a_registration_from_other_starts_replaces_one_that_fits_worse(search_ws
     for bias, need in ((6.0, -math.inf), (-6.0, LookAlikeConfig().sure_agreement)):  # match 0.998, 0.002
         search(stub := OtherStartRegistrar(), match_model=MatchModel((0.0,) * n, bias, (0.0,) * n, (1.0,) * n))
         assert [c[2] for c in stub.checked] == [need, need]
+
+
+class FarStartRegistrar(FixedFitRegistrar):
+    """A registrar whose far-starts check answers a registration at (polar, azimuth + 120°) fitting ``far_fit``, of
+    relative size ``far_size``, when it passes the check's ``min_fit`` and ``accept``; it records the (model,
+    whether a placement came, min_fit, min_agreement) checked."""
+
+    def __init__(self, fit: float = 0.3, far_fit: float = 0.6, far_size: float = 1.0) -> None:
+        super().__init__(fit)
+        self.far_fit, self.far_size = far_fit, far_size
+        self.checked: list[tuple[str, float, float]] = []
+
+    def check_far_starts(self, model_id, image, target, frame, polar_deg, azimuth_deg, placement, min_fit,
+                         min_agreement=-math.inf, accept=None):  # fmt: skip
+        from dataclasses import replace
+
+        self.checked.append((model_id, placement is not None, min_fit, min_agreement))
+        reg = self.refine(model_id, target, frame, polar_deg, azimuth_deg + 120.0)
+        far = replace(reg, iou=self.far_fit, roll_deg=3.0, extent=reg.extent * self.far_size / self.size)
+        return far if far.iou >= min_fit and (accept is None or accept(far)) else None
+
+
+def test_a_first_model_registered_poorly_or_not_at_all_takes_a_registration_from_far_starts(search_ws: Path) -> None:
+    """An object whose first model could not be registered (fit under REGISTER_MIN_FIT), or fits under
+    OTHER_STARTS_MIN_FIT, has that model checked once from far starts, with its placement where it has one, under the
+    outline twins' gate and the searcher's size check; the answer must fit REGISTER_MIN_FIT where there was no
+    registration, OTHER_STARTS_MIN_FIT and better than the first fit by OTHER_START_FIT_MARGIN where there was one.
+    Its pose, roll and fit replace the first's; the other models stay as they were. A first model fitting
+    OTHER_STARTS_MIN_FIT is not checked; off with ``far_starts=False``."""
+    from cadsearch.register.appearance import LookAlikeConfig
+    from cadsearch.register.registrar import OTHER_START_FIT_MARGIN
+    from cadsearch.search.matching import MATCH_FEATURES, MatchModel
+    from cadsearch.search.searcher import OTHER_STARTS_MIN_FIT, REGISTER_MIN_FIT
+
+    fake = fake_for(search_ws)
+    build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
+    searcher = Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws), outline_rank=1)
+    image = np.asarray(Image.open(search_ws / read_view_table(search_ws)[0].path).convert("RGB"))  # plain backdrop
+    plain = searcher.search(image, k=3, refine_top=0).results
+    far_pose = (plain[0].polar_deg, (plain[0].azimuth_deg + 120.0) % 360.0)
+
+    def search(stub: FixedFitRegistrar, **options) -> list[ModelMatch]:
+        s = searcher.with_options(**options)
+        s.registrar = stub
+        return s.search(image, k=3, refine_top=2).results
+
+    poor = OTHER_STARTS_MIN_FIT - 0.01  # registered (above REGISTER_MIN_FIT), but poorly
+    for fit, placed, need in ((0.3, False, REGISTER_MIN_FIT), (0.6, True, OTHER_STARTS_MIN_FIT),
+                              (poor, True, poor + OTHER_START_FIT_MARGIN)):  # fmt: skip
+        results = search(stub := FarStartRegistrar(fit=fit, far_fit=need))
+        assert [c[:3] for c in stub.checked] == [(plain[0].model_id, placed, need)]
+        assert (results[0].polar_deg, results[0].azimuth_deg) == pytest.approx(far_pose)
+        assert (results[0].roll_deg, results[0].silhouette_iou) == (3.0, need)
+        assert all(m.polar_deg == p.polar_deg for m, p in zip(results[1:], plain[1:], strict=True))
+        # too poor an answer, or one of an implausible size: the first pose stands
+        for stub in (FarStartRegistrar(fit=fit, far_fit=need - 0.01), FarStartRegistrar(fit=fit, far_size=3.0)):
+            m = search(stub)[0]
+            assert len(stub.checked) == 1 and m.azimuth_deg == plain[0].azimuth_deg
+            assert (m.placement is not None) == placed and (not placed or m.silhouette_iou == fit)
+    # a first model fitting well, or the check off: nothing checked
+    for stub, options in (
+        (FarStartRegistrar(fit=OTHER_STARTS_MIN_FIT), {}),
+        (FarStartRegistrar(), {"far_starts": False}),
+    ):
+        assert search(stub, **options)[0].azimuth_deg == plain[0].azimuth_deg and stub.checked == []
+    n = len(MATCH_FEATURES)
+    for bias, need in ((6.0, -math.inf), (-6.0, LookAlikeConfig().sure_agreement)):  # match 0.998, 0.002
+        search(stub := FarStartRegistrar(), match_model=MatchModel((0.0,) * n, bias, (0.0,) * n, (1.0,) * n))
+        assert [c[3] for c in stub.checked] == [need]
 
 
 class RolledRegistrar(FixedFitRegistrar):

@@ -21,7 +21,8 @@ scale and image position:
    the detector gives on real photos a wrong pose often fits the wrong mask better: on the development photos
    they cost 16 points of azimuth Acc@30, so the default refines locally only (which left that accuracy
    unchanged; BENCHMARKS.md). The searcher tries most of them after registration instead, where the photo's
-   appearance must agree too (:meth:`cadsearch.register.Registrar.check_other_starts`).
+   appearance must agree too (:meth:`cadsearch.register.Registrar.check_other_starts`), and all of them for a first
+   model that fits poorly or not at all (:meth:`cadsearch.register.Registrar.check_far_starts`).
 4. **The search's other hypotheses** (``alternatives`` of :func:`refine_pose`: the pose head's secondary modes
    with their probability mass, passed by the searcher only where the object mask can be trusted,
    :func:`cadsearch.register.masks.mask_is_trusted`): up to :attr:`RefineConfig.hypotheses` distinct starts, each
@@ -47,7 +48,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -122,8 +123,13 @@ class RefineConfig:
     def wide(cls, **overrides: Any) -> RefineConfig:
         """Far starts too (:data:`WIDE_STARTS` and the ring): much better when the estimate is far off *and* the
         mask is right (composites of renders), worse with today's masks of real photos (BENCHMARKS.md), hence
-        not the default."""
-        return cls(**({"starts": WIDE_STARTS, "global_step": 30.0} | overrides))
+        not the default (the searcher uses them only for a first model that fits poorly or not at all, where the
+        photo's appearance must agree too: :meth:`cadsearch.register.Registrar.check_far_starts`)."""
+        return cls().widened(**overrides)
+
+    def widened(self, **overrides: Any) -> RefineConfig:
+        """These settings with :meth:`wide`'s far starts (and ``overrides``)."""
+        return replace(self, **({"starts": WIDE_STARTS, "global_step": 30.0} | overrides))
 
     polar_limits: tuple[float, float] = (2.0, 178.0)
 
