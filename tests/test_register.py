@@ -394,19 +394,25 @@ def test_the_outline_twin_check_turns_a_registration_seen_from_the_wrong_side(ch
     registrar.close()
 
 
+def _registrar_and_photo(chair: trimesh.Trimesh, truth: tuple[float, float, float]):
+    """A registrar over a one-chair library, and a 320 × 240 photo of the chair at ``truth`` (polar, azimuth, roll):
+    (registrar, photo, frame = the whole photo's square, target = the chair's mask over it at 192 px)."""
+    from cadsearch.register import Registrar
+
+    library = type("Lib", (), {"mesh": staticmethod(lambda model_id: chair)})()
+    photo, alpha = _photo_of(chair, truth[0], truth[1], Placement(160.0, 120.0, 220.0, truth[2]))
+    frame = frame_for(240, 320)
+    return Registrar(library), photo, frame, frame_mask(alpha, 192, frame)
+
+
 def test_other_starts_find_the_pose_a_local_registration_missed(chair: trimesh.Trimesh) -> None:
     """Registered from the mirrored azimuth, the local search stays there (the wide test above); the other-starts
     check registers from the mirror of that, fits better and looks alike, and takes it. From the right registration
     nothing fits better far from it. The appearance must agree at least as well, and at least min_agreement."""
-    from cadsearch.register import Registrar
     from cadsearch.register.registrar import OTHER_START_FIT_MARGIN
 
     truth = (70.0, 50.0, -12.0)
-    library = type("Lib", (), {"mesh": staticmethod(lambda model_id: chair)})()
-    registrar = Registrar(library)
-    photo, alpha = _photo_of(chair, truth[0], truth[1], Placement(160.0, 120.0, 220.0, truth[2]))
-    frame = frame_for(240, 320)
-    target = frame_mask(alpha, 192, frame)
+    registrar, photo, frame, target = _registrar_and_photo(chair, truth)
     wrong = registrar.refine("c", target, frame, truth[0], 360.0 - truth[1])
     assert rotation_error_deg(*truth, wrong.polar_deg, wrong.azimuth_deg, wrong.roll_deg) > 30.0
     args = ("c", photo, target, frame, wrong.polar_deg, wrong.azimuth_deg, wrong.placement, wrong.iou)
@@ -428,22 +434,17 @@ def test_other_starts_find_the_pose_a_local_registration_missed(chair: trimesh.T
 
 def test_far_starts_find_the_pose_of_an_estimate_far_off(chair: trimesh.Trimesh) -> None:
     """From an estimate 120° of azimuth off, the local registration stays far off; the far-starts check registers
-    from all around, finds the pose, and takes it when its render agrees better than the first pose's by
-    FAR_START_AGREEMENT_MARGIN and at least min_agreement, the first pose drawn at its registered placement or, where
-    it has none, at the answer's. An answer under min_fit, or one that ``accept`` refuses, is no answer."""
-    from cadsearch.register import Registrar
+    from all around, finds the pose, and takes it when its render agrees better than the estimate's, both drawn at
+    the answer's placement, by FAR_START_AGREEMENT_MARGIN and at least min_agreement. An answer under min_fit, or one
+    that ``accept`` refuses, is no answer."""
     from cadsearch.register.registrar import FAR_START_AGREEMENT_MARGIN as MARGIN
 
     truth = (70.0, 50.0, -12.0)
-    library = type("Lib", (), {"mesh": staticmethod(lambda model_id: chair)})()
-    registrar = Registrar(library)
-    photo, alpha = _photo_of(chair, truth[0], truth[1], Placement(160.0, 120.0, 220.0, truth[2]))
-    frame = frame_for(240, 320)
-    target = frame_mask(alpha, 192, frame)
+    registrar, photo, frame, target = _registrar_and_photo(chair, truth)
     estimate = (truth[0], truth[1] + 120.0)
     local = registrar.refine("c", target, frame, *estimate)
     assert rotation_error_deg(*truth, local.polar_deg, local.azimuth_deg, local.roll_deg) > 30.0
-    args = ("c", photo, target, frame, *estimate, None, 0.5)
+    args = ("c", photo, target, frame, *estimate, 0.5)
     far = registrar.check_far_starts(*args)
     assert rotation_error_deg(*truth, far.polar_deg, far.azimuth_deg, far.roll_deg) < 5.0 and far.iou > local.iou
     assert registrar.check_far_starts(*args[:-1], far.iou + 0.01) is None
@@ -455,14 +456,8 @@ def test_far_starts_find_the_pose_of_an_estimate_far_off(chair: trimesh.Trimesh)
         registrar._placed_agreement = lambda m, image, poses, square, a=agreement: judged.append(poses) or np.array(a)
         assert (registrar.check_far_starts(*args, least) is not None) == taken
     del registrar._placed_agreement
-    # the estimate and the answer drawn at the answer's placement; a registered pose at its own
+    # the estimate and the answer drawn at the answer's placement
     assert all(poses[0][:2] == estimate and poses[0][2] is poses[1][2] for poses in judged)
-    registrar._placed_agreement = lambda m, image, poses, square: judged.append((poses, square)) or np.array([0, 1])
-    registered = ("c", photo, target, frame, local.polar_deg, local.azimuth_deg, local.placement, 0.5)
-    assert registrar.check_far_starts(*registered) is not None
-    poses, square = judged[-1]
-    assert poses[0] == (local.polar_deg, local.azimuth_deg, local.placement) and square == local.placement.square()
-    del registrar._placed_agreement
     registrar.close()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -525,9 +526,9 @@ class FixedFitRegistrar:
                            min_agreement=-math.inf):  # fmt: skip
         return None  # no other start fits better: the registration stands
 
-    def check_far_starts(self, model_id, image, target, frame, polar_deg, azimuth_deg, placement, min_fit,
+    def check_far_starts(self, model_id, image, target, frame, polar_deg, azimuth_deg, min_fit,
                          min_agreement=-math.inf, accept=None):  # fmt: skip
-        return None  # no far start fits and agrees: the first pose stands
+        return None  # no far start fits and agrees: the search's pose stands
 
 
 def test_a_registered_result_gets_its_match_from_the_outline_fit(search_ws: Path) -> None:
@@ -828,6 +829,23 @@ def test_an_outline_twin_the_appearance_supports_replaces_the_registration(searc
         assert stub.min_agreement == [need, need]
 
 
+def _search_with_stub(search_ws: Path) -> tuple[list[ModelMatch], Callable[..., list[ModelMatch]]]:
+    """A plain-backdrop render of ``search_ws`` searched without registration (its 3 best results), and a function
+    ``search(stub, **options)`` that searches it again with the registrar ``stub`` (``refine_top=2``, the outline
+    ranking off) and the searcher's ``options``."""
+    fake = fake_for(search_ws)
+    build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
+    searcher = Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws), outline_rank=1)
+    image = np.asarray(Image.open(search_ws / read_view_table(search_ws)[0].path).convert("RGB"))  # plain backdrop
+
+    def search(stub: FixedFitRegistrar, **options) -> list[ModelMatch]:
+        s = searcher.with_options(**options)
+        s.registrar = stub
+        return s.search(image, k=3, refine_top=2).results
+
+    return searcher.search(image, k=3, refine_top=0).results, search
+
+
 class OtherStartRegistrar(FixedFitRegistrar):
     """A registrar whose other-starts check answers a registration at (polar + 20°, azimuth) fitting ``other_fit``,
     of relative size ``other_size``; it records the (model, fit, min_agreement) checked."""
@@ -855,17 +873,7 @@ def test_a_registration_from_other_starts_replaces_one_that_fits_worse(search_ws
     from cadsearch.search.matching import MATCH_FEATURES, MatchModel
     from cadsearch.search.searcher import OTHER_STARTS_MIN_FIT, REGISTER_MIN_FIT
 
-    fake = fake_for(search_ws)
-    build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
-    searcher = Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws), outline_rank=1)
-    image = np.asarray(Image.open(search_ws / read_view_table(search_ws)[0].path).convert("RGB"))  # plain backdrop
-    plain = searcher.search(image, k=3, refine_top=0).results
-
-    def search(stub: FixedFitRegistrar, **options) -> list[ModelMatch]:
-        s = searcher.with_options(**options)
-        s.registrar = stub
-        return s.search(image, k=3, refine_top=2).results
-
+    plain, search = _search_with_stub(search_ws)
     results = search(stub := OtherStartRegistrar())
     assert [c[:2] for c in stub.checked] == [(plain[0].model_id, 0.8), (plain[1].model_id, 0.8)]
     for m, p in zip(results[:2], plain[:2], strict=True):
@@ -888,70 +896,51 @@ def test_a_registration_from_other_starts_replaces_one_that_fits_worse(search_ws
 class FarStartRegistrar(FixedFitRegistrar):
     """A registrar whose far-starts check answers a registration at (polar, azimuth + 120°) fitting ``far_fit``, of
     relative size ``far_size``, when it passes the check's ``min_fit`` and ``accept``; it records the (model,
-    whether a placement came, min_fit, min_agreement) checked."""
+    min_fit, min_agreement) checked."""
 
     def __init__(self, fit: float = 0.3, far_fit: float = 0.6, far_size: float = 1.0) -> None:
         super().__init__(fit)
         self.far_fit, self.far_size = far_fit, far_size
         self.checked: list[tuple[str, float, float]] = []
 
-    def check_far_starts(self, model_id, image, target, frame, polar_deg, azimuth_deg, placement, min_fit,
+    def check_far_starts(self, model_id, image, target, frame, polar_deg, azimuth_deg, min_fit,
                          min_agreement=-math.inf, accept=None):  # fmt: skip
         from dataclasses import replace
 
-        self.checked.append((model_id, placement is not None, min_fit, min_agreement))
+        self.checked.append((model_id, min_fit, min_agreement))
         reg = self.refine(model_id, target, frame, polar_deg, azimuth_deg + 120.0)
         far = replace(reg, iou=self.far_fit, roll_deg=3.0, extent=reg.extent * self.far_size / self.size)
         return far if far.iou >= min_fit and (accept is None or accept(far)) else None
 
 
-def test_a_first_model_registered_poorly_or_not_at_all_takes_a_registration_from_far_starts(search_ws: Path) -> None:
-    """An object whose first model could not be registered (fit under REGISTER_MIN_FIT), or fits under
-    OTHER_STARTS_MIN_FIT, has that model checked once from far starts, with its placement where it has one, under the
-    outline twins' gate and the searcher's size check; the answer must fit REGISTER_MIN_FIT where there was no
-    registration, OTHER_STARTS_MIN_FIT and better than the first fit by OTHER_START_FIT_MARGIN where there was one.
-    Its pose, roll and fit replace the first's; the other models stay as they were. A first model fitting
-    OTHER_STARTS_MIN_FIT is not checked; off with ``far_starts=False``."""
+def test_a_first_model_left_unregistered_takes_a_registration_from_far_starts(search_ws: Path) -> None:
+    """An object whose first model fits its mask under REGISTER_MIN_FIT has that model checked once from far starts
+    (at REGISTER_MIN_FIT, under the outline twins' gate, with the searcher's size check), and its pose, roll and fit
+    replace the search's; the other models stay as they were. A registered first model is not checked, however
+    poorly it fits; off with ``far_starts=False``; an answer too poor or of an implausible size is refused."""
     from cadsearch.register.appearance import LookAlikeConfig
-    from cadsearch.register.registrar import OTHER_START_FIT_MARGIN
     from cadsearch.search.matching import MATCH_FEATURES, MatchModel
-    from cadsearch.search.searcher import OTHER_STARTS_MIN_FIT, REGISTER_MIN_FIT
+    from cadsearch.search.searcher import REGISTER_MIN_FIT
 
-    fake = fake_for(search_ws)
-    build_index(search_ws, "scratch", progress=False, predictor=fake, fingerprint="A")
-    searcher = Searcher(fake, load_index(search_ws, "scratch"), Library.open(search_ws), outline_rank=1)
-    image = np.asarray(Image.open(search_ws / read_view_table(search_ws)[0].path).convert("RGB"))  # plain backdrop
-    plain = searcher.search(image, k=3, refine_top=0).results
-    far_pose = (plain[0].polar_deg, (plain[0].azimuth_deg + 120.0) % 360.0)
-
-    def search(stub: FixedFitRegistrar, **options) -> list[ModelMatch]:
-        s = searcher.with_options(**options)
-        s.registrar = stub
-        return s.search(image, k=3, refine_top=2).results
-
-    poor = OTHER_STARTS_MIN_FIT - 0.01  # registered (above REGISTER_MIN_FIT), but poorly
-    for fit, placed, need in ((0.3, False, REGISTER_MIN_FIT), (0.6, True, OTHER_STARTS_MIN_FIT),
-                              (poor, True, poor + OTHER_START_FIT_MARGIN)):  # fmt: skip
-        results = search(stub := FarStartRegistrar(fit=fit, far_fit=need))
-        assert [c[:3] for c in stub.checked] == [(plain[0].model_id, placed, need)]
-        assert (results[0].polar_deg, results[0].azimuth_deg) == pytest.approx(far_pose)
-        assert (results[0].roll_deg, results[0].silhouette_iou) == (3.0, need)
-        assert all(m.polar_deg == p.polar_deg for m, p in zip(results[1:], plain[1:], strict=True))
-        # too poor an answer, or one of an implausible size: the first pose stands
-        for stub in (FarStartRegistrar(fit=fit, far_fit=need - 0.01), FarStartRegistrar(fit=fit, far_size=3.0)):
-            m = search(stub)[0]
-            assert len(stub.checked) == 1 and m.azimuth_deg == plain[0].azimuth_deg
-            assert (m.placement is not None) == placed and (not placed or m.silhouette_iou == fit)
-    # a first model fitting well, or the check off: nothing checked
-    for stub, options in (
-        (FarStartRegistrar(fit=OTHER_STARTS_MIN_FIT), {}),
-        (FarStartRegistrar(), {"far_starts": False}),
-    ):
+    plain, search = _search_with_stub(search_ws)
+    results = search(stub := FarStartRegistrar())
+    assert [c[:2] for c in stub.checked] == [(plain[0].model_id, REGISTER_MIN_FIT)]
+    assert (results[0].polar_deg, results[0].azimuth_deg) == pytest.approx(
+        (plain[0].polar_deg, (plain[0].azimuth_deg + 120.0) % 360.0)
+    )
+    assert (results[0].roll_deg, results[0].silhouette_iou) == (3.0, 0.6)
+    assert all(m.placement is None and m.polar_deg == p.polar_deg for m, p in zip(results[1:], plain[1:], strict=True))
+    # too poor a fit, or an implausible size: the search's pose stands
+    for stub in (FarStartRegistrar(far_fit=REGISTER_MIN_FIT - 0.01), FarStartRegistrar(far_size=3.0)):
+        m = search(stub)[0]
+        assert len(stub.checked) == 1 and m.placement is None and m.azimuth_deg == plain[0].azimuth_deg
+    # a registered first model (even a poor fit), or the check off: nothing checked
+    for stub, options in ((FarStartRegistrar(fit=REGISTER_MIN_FIT), {}), (FarStartRegistrar(), {"far_starts": False})):
         assert search(stub, **options)[0].azimuth_deg == plain[0].azimuth_deg and stub.checked == []
     n = len(MATCH_FEATURES)
     for bias, need in ((6.0, -math.inf), (-6.0, LookAlikeConfig().sure_agreement)):  # match 0.998, 0.002
         search(stub := FarStartRegistrar(), match_model=MatchModel((0.0,) * n, bias, (0.0,) * n, (1.0,) * n))
-        assert [c[3] for c in stub.checked] == [need]
+        assert [c[2] for c in stub.checked] == [need]
 
 
 class RolledRegistrar(FixedFitRegistrar):

@@ -48,12 +48,12 @@ OTHER_START_FIT_MARGIN = 0.02
 #: :attr:`~cadsearch.register.refine.RefineConfig.hypothesis_separation` (20°), so that ±20° polar count as starts.
 OTHER_START_SEPARATION = 15.0
 
-#: :meth:`Registrar.check_far_starts`' ring of starts around a pose that registered poorly or not at all: every 45°
-#: of azimuth (a second registration beside the wide one, :meth:`~cadsearch.register.refine.RefineConfig.wide`).
+#: :meth:`Registrar.check_far_starts`' ring of starts around a pose that could not be registered: every 45° of
+#: azimuth (a second registration beside the wide one, :meth:`~cadsearch.register.refine.RefineConfig.wide`).
 FAR_STARTS: tuple = tuple((0.0, float(d)) for d in range(45, 360, 45))
-#: ... and their answer is taken only when its render agrees with the photo better than the first pose's by at least
-#: this (cosine): on the development photos, whose chairs are none of the library's, a far pose that fitted their
-#: mask also agreed a little better with one of them (BENCHMARKS.md, "Far starts").
+#: ... and their answer is taken only when its render agrees with the photo better than the pose's, drawn at the same
+#: placement, by at least this (cosine): on the development photos, whose chairs are none of the library's, a far pose
+#: that fitted their mask also agreed a little better with one of them (BENCHMARKS.md, "Far starts").
 FAR_START_AGREEMENT_MARGIN = 0.05
 
 __all__ = ["FAR_STARTS", "OTHER_STARTS", "Registrar"]
@@ -300,29 +300,26 @@ class Registrar:
         frame: Frame,
         polar_deg: float,
         azimuth_deg: float,
-        placement: Placement | None,
         min_fit: float,
         min_agreement: float = -math.inf,
         accept: Callable[[Registration], bool] | None = None,
     ) -> Registration | None:
-        """``model_id`` registered from starts all around a pose that registered poorly or not at all: the
-        registration, when it fits and the photo's appearance agrees better, else None.
+        """``model_id`` registered from starts all around a pose that could not be registered: the registration,
+        when it fits and the photo's appearance agrees better, else None.
 
         A pose estimate 90° or more off (the side of a chair taken for its front) leaves the local registration on a
-        poor fit, or on none, and the other starts (:meth:`check_other_starts`, within 45°) do not reach that far.
-        Two registrations look further: the wide one (:meth:`~cadsearch.register.refine.RefineConfig.widened`: the
-        mirror, the back, ±45° azimuth, ±20° polar, then a ring of 33 poses when all of them fit poorly) and one
-        whose hypotheses are the pose and :data:`FAR_STARTS` (every 45° of azimuth). The better fit of those that fit
-        at least ``min_fit`` and pass ``accept`` (the searcher's size check) is drawn at its placement beside the
-        pose drawn at ``placement`` (its registration's; None: the answer's), both judged on that placement's square,
+        poor fit, and the search's pose stands. Two registrations look further: the wide one
+        (:meth:`~cadsearch.register.refine.RefineConfig.widened`: the mirror, the back, ±45° azimuth, ±20° polar,
+        then a ring of 33 poses when all of them fit poorly) and one whose hypotheses are the pose and
+        :data:`FAR_STARTS` (every 45° of azimuth). The better fit of those that fit at least ``min_fit`` and pass
+        ``accept`` (the searcher's size check) is drawn at its placement beside the pose drawn at the same placement,
         and taken when its render agrees with the photo better by :data:`FAR_START_AGREEMENT_MARGIN` and at least
         ``min_agreement``: a far pose that fits a mask is no evidence alone. Two registrations and a judge pass
         (about 0.3 s on this machine).
 
         Args:
             model_id, image, target, frame: as :meth:`check_other_starts`.
-            polar_deg, azimuth_deg: the pose (the registered one, or the search's), degrees.
-            placement: its registered placement (photo pixels), or None when it is not registered.
+            polar_deg, azimuth_deg: the pose (the search's), degrees.
             min_fit: the least silhouette IoU of an answer.
             min_agreement: as :meth:`check_outline_twin`'s.
             accept: a further test of a registration (None: every one).
@@ -336,9 +333,8 @@ class Registrar:
         if not fits:
             return None
         best = max(fits, key=lambda r: r.iou)
-        first = placement or best.placement
-        both = [(polar_deg, azimuth_deg, first), (best.polar_deg, best.azimuth_deg, best.placement)]
-        agree = self._placed_agreement(model_id, image, both, first.square())
+        both = [(polar_deg, azimuth_deg, best.placement), (best.polar_deg, best.azimuth_deg, best.placement)]
+        agree = self._placed_agreement(model_id, image, both, best.placement.square())
         if agree is None or agree[1] < max(agree[0] + FAR_START_AGREEMENT_MARGIN, min_agreement):
             return None
         return best
