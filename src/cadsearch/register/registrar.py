@@ -248,6 +248,18 @@ class Registrar:
         again = self._placed_agreement(model_id, image, both, square)
         return twin if again is not None and again[1] >= max(again[0] + cfg.margin, min_agreement) else None
 
+    def _refine_from_starts(
+        self, model_id: str, target: np.ndarray, frame: Frame, polar_deg: float, azimuth_deg: float, starts: tuple
+    ) -> Registration | None:
+        """One :meth:`refine` whose hypotheses are (``polar_deg``, ``azimuth_deg``) and the poses ``starts`` name
+        around it (:func:`~cadsearch.register.refine.start_poses`), all equally probable and at least
+        :data:`OTHER_START_SEPARATION` apart: the best aligned few refined, the best fit kept."""
+        cfg = self.config
+        poses = [(p, a, 1.0) for p, a in start_poses(polar_deg, azimuth_deg, starts, cfg.polar_limits)]
+        hypotheses = replace(cfg, hypotheses=len(poses) + 1,
+                             hypothesis_separation=min(cfg.hypothesis_separation, OTHER_START_SEPARATION))  # fmt: skip
+        return self.refine(model_id, target, frame, polar_deg, azimuth_deg, poses, hypotheses)
+
     def check_other_starts(
         self,
         model_id: str,
@@ -280,11 +292,7 @@ class Registrar:
                 silhouette IoU.
             min_agreement: as :meth:`check_outline_twin`'s.
         """
-        cfg = self.config
-        starts = [(p, a, 1.0) for p, a in start_poses(polar_deg, azimuth_deg, OTHER_STARTS, cfg.polar_limits)]
-        hypotheses = replace(cfg, hypotheses=len(starts) + 1,
-                             hypothesis_separation=min(cfg.hypothesis_separation, OTHER_START_SEPARATION))  # fmt: skip
-        other = self.refine(model_id, target, frame, polar_deg, azimuth_deg, starts, hypotheses)
+        other = self._refine_from_starts(model_id, target, frame, polar_deg, azimuth_deg, OTHER_STARTS)
         if other is None or other.iou <= fit + OTHER_START_FIT_MARGIN:
             return None
         square = placement.square()
@@ -324,11 +332,8 @@ class Registrar:
             min_agreement: as :meth:`check_outline_twin`'s.
             accept: a further test of a registration (None: every one).
         """
-        cfg = self.config
-        ring = [(p, a, 1.0) for p, a in start_poses(polar_deg, azimuth_deg, FAR_STARTS, cfg.polar_limits)]
-        hypotheses = replace(cfg, hypotheses=len(ring) + 1, hypothesis_separation=OTHER_START_SEPARATION)
-        found = (self.refine(model_id, target, frame, polar_deg, azimuth_deg, (), cfg.widened()),
-                 self.refine(model_id, target, frame, polar_deg, azimuth_deg, ring, hypotheses))  # fmt: skip
+        found = (self.refine(model_id, target, frame, polar_deg, azimuth_deg, (), self.config.widened()),
+                 self._refine_from_starts(model_id, target, frame, polar_deg, azimuth_deg, FAR_STARTS))  # fmt: skip
         fits = [r for r in found if r is not None and r.iou >= min_fit and (accept is None or accept(r))]
         if not fits:
             return None

@@ -536,12 +536,12 @@ class Searcher:
             registered as the first ones were, and that answer taken when its first model fits the object's mask
             better at about the same roll (:data:`UPRIGHT_FIT_MARGIN`, :data:`UPRIGHT_ROLL_AGREEMENT`). It costs a
             network pass and the registrations again, for rolled objects only.
-        other_starts: last, each registered model of the ``refine_top`` best whose outline fits the mask at least
+        other_starts: after that, each registered model of the ``refine_top`` best whose outline fits the mask at least
             :data:`OTHER_STARTS_MIN_FIT` is registered again from other starts around its pose (the mirrored
             azimuth, ±45° azimuth, ±20° polar) and takes that registration when it fits better and the photo's
             appearance agrees, under the outline twins' gate (:meth:`~cadsearch.register.Registrar.
             check_other_starts`). It costs a registration and, where it finds a better fit, a judge pass.
-        far_starts: then, an object whose first model could not be registered (no fit of at least
+        far_starts: last, an object whose first model could not be registered (no fit of at least
             :data:`REGISTER_MIN_FIT` at a plausible size) while its mask was found has that model registered from
             starts all around its pose, and takes the registration when it fits at least REGISTER_MIN_FIT and the
             photo's appearance agrees better, under the outline twins' gate
@@ -950,7 +950,7 @@ class Searcher:
         (:attr:`FoundObject.pose_modes`) are tried as starts too, weighed by their probability. Then the best-fitting
         of the first :attr:`outline_rank` models may go first (:func:`rank_by_outline`), each of the ``top``
         registered ones may take an outline twin's registration (:attr:`outline_twins`), an object registered
-        as seen by a rolled camera may take the answer of its square turned upright (:attr:`upright_pass`), and a
+        as seen by a rolled camera may take the answer of its square turned upright (:attr:`upright_pass`), a
         registered model may take a registration from other starts around its pose (:attr:`other_starts`), and a
         first model still unregistered may take one from starts all around its pose (:attr:`far_starts`).
         Returns ms."""
