@@ -436,7 +436,8 @@ def test_far_starts_find_the_pose_of_an_estimate_far_off(chair: trimesh.Trimesh)
     """From an estimate 120° of azimuth off, the local registration stays far off; the far-starts check registers
     from all around, finds the pose, and takes it when its render agrees better than the estimate's, both drawn at
     the answer's placement, by FAR_START_AGREEMENT_MARGIN and at least min_agreement. An answer under min_fit, or one
-    that ``accept`` refuses, is no answer."""
+    that ``accept`` refuses, is no answer. Without the wide registration (``wide=False``) the ring of starts alone
+    finds it, in one registration instead of two."""
     from cadsearch.register.registrar import FAR_START_AGREEMENT_MARGIN as MARGIN
 
     truth = (70.0, 50.0, -12.0)
@@ -449,6 +450,14 @@ def test_far_starts_find_the_pose_of_an_estimate_far_off(chair: trimesh.Trimesh)
     assert rotation_error_deg(*truth, far.polar_deg, far.azimuth_deg, far.roll_deg) < 5.0 and far.iou > local.iou
     assert registrar.check_far_starts(*args[:-1], far.iou + 0.01) is None
     assert registrar.check_far_starts(*args, accept=lambda reg: False) is None
+    refine, registrations = registrar.refine, []
+    registrar.refine = lambda *a, **k: registrations.append(a) or refine(*a, **k)
+    for wide, n in ((True, 2), (False, 1)):
+        registrations.clear()
+        found = registrar.check_far_starts(*args, wide=wide)
+        assert rotation_error_deg(*truth, found.polar_deg, found.azimuth_deg, found.roll_deg) < 5.0
+        assert len(registrations) == n
+    del registrar.refine
     judged = []
     for agreement, least, taken in (([0.5, 0.5 + MARGIN - 0.01], -np.inf, False),
                                     ([0.5, 0.5 + MARGIN + 0.01], -np.inf, True),

@@ -527,7 +527,7 @@ class FixedFitRegistrar:
         return None  # no other start fits better: the registration stands
 
     def check_far_starts(self, model_id, image, target, frame, polar_deg, azimuth_deg, min_fit,
-                         min_agreement=-math.inf, accept=None):  # fmt: skip
+                         min_agreement=-math.inf, accept=None, wide=True):  # fmt: skip
         return None  # no far start fits and agrees: the search's pose stands
 
 
@@ -896,18 +896,18 @@ def test_a_registration_from_other_starts_replaces_one_that_fits_worse(search_ws
 class FarStartRegistrar(FixedFitRegistrar):
     """A registrar whose far-starts check answers a registration at (polar, azimuth + 120°) fitting ``far_fit``, of
     relative size ``far_size``, when it passes the check's ``min_fit`` and ``accept``; it records the (model,
-    min_fit, min_agreement) checked."""
+    min_fit, min_agreement, wide) checked."""
 
     def __init__(self, fit: float = 0.3, far_fit: float = 0.6, far_size: float = 1.0) -> None:
         super().__init__(fit)
         self.far_fit, self.far_size = far_fit, far_size
-        self.checked: list[tuple[str, float, float]] = []
+        self.checked: list[tuple[str, float, float, bool]] = []
 
     def check_far_starts(self, model_id, image, target, frame, polar_deg, azimuth_deg, min_fit,
-                         min_agreement=-math.inf, accept=None):  # fmt: skip
+                         min_agreement=-math.inf, accept=None, wide=True):  # fmt: skip
         from dataclasses import replace
 
-        self.checked.append((model_id, min_fit, min_agreement))
+        self.checked.append((model_id, min_fit, min_agreement, wide))
         reg = self.refine(model_id, target, frame, polar_deg, azimuth_deg + 120.0)
         far = replace(reg, iou=self.far_fit, roll_deg=3.0, extent=reg.extent * self.far_size / self.size)
         return far if far.iou >= min_fit and (accept is None or accept(far)) else None
@@ -915,16 +915,18 @@ class FarStartRegistrar(FixedFitRegistrar):
 
 def test_a_first_model_left_unregistered_takes_a_registration_from_far_starts(search_ws: Path) -> None:
     """An object whose first model fits its mask under REGISTER_MIN_FIT has that model checked once from far starts
-    (at REGISTER_MIN_FIT, under the outline twins' gate, with the searcher's size check), and its pose, roll and fit
-    replace the search's; the other models stay as they were. A registered first model is not checked, however
-    poorly it fits; off with ``far_starts=False``; an answer too poor or of an implausible size is refused."""
+    (at REGISTER_MIN_FIT, the wide registration too, under the outline twins' gate, with the searcher's size check),
+    and its pose, roll and fit replace the search's; the other models stay as they were. A registered first model
+    fitting under ``far_starts_below`` is checked from the ring alone and replaced only by a fit of at least
+    FAR_STARTS_REPLACE_FIT; a better fitting one is not checked; off with ``far_starts=False``; an answer too poor or
+    of an implausible size is refused."""
     from cadsearch.register.appearance import LookAlikeConfig
     from cadsearch.search.matching import MATCH_FEATURES, MatchModel
-    from cadsearch.search.searcher import REGISTER_MIN_FIT
+    from cadsearch.search.searcher import FAR_STARTS_BELOW, FAR_STARTS_REPLACE_FIT, REGISTER_MIN_FIT
 
     plain, search = _search_with_stub(search_ws)
     results = search(stub := FarStartRegistrar())
-    assert [c[:2] for c in stub.checked] == [(plain[0].model_id, REGISTER_MIN_FIT)]
+    assert [(c[0], c[1], c[3]) for c in stub.checked] == [(plain[0].model_id, REGISTER_MIN_FIT, True)]
     assert (results[0].polar_deg, results[0].azimuth_deg) == pytest.approx(
         (plain[0].polar_deg, (plain[0].azimuth_deg + 120.0) % 360.0)
     )
@@ -934,8 +936,17 @@ def test_a_first_model_left_unregistered_takes_a_registration_from_far_starts(se
     for stub in (FarStartRegistrar(far_fit=REGISTER_MIN_FIT - 0.01), FarStartRegistrar(far_size=3.0)):
         m = search(stub)[0]
         assert len(stub.checked) == 1 and m.placement is None and m.azimuth_deg == plain[0].azimuth_deg
-    # a registered first model (even a poor fit), or the check off: nothing checked
-    for stub, options in ((FarStartRegistrar(fit=REGISTER_MIN_FIT), {}), (FarStartRegistrar(), {"far_starts": False})):
+    # a registered first model fitting poorly: the ring alone, replaced only by a fit of FAR_STARTS_REPLACE_FIT
+    poor = REGISTER_MIN_FIT + 0.05
+    for far_fit, taken in ((FAR_STARTS_REPLACE_FIT - 0.01, False), (FAR_STARTS_REPLACE_FIT, True)):
+        m = search(stub := FarStartRegistrar(fit=poor, far_fit=far_fit))[0]
+        assert [(c[1], c[3]) for c in stub.checked] == [(FAR_STARTS_REPLACE_FIT, False)]
+        assert m.silhouette_iou == (far_fit if taken else poor) and m.placement is not None
+        assert (m.azimuth_deg == pytest.approx((plain[0].azimuth_deg + 120.0) % 360.0)) is taken
+    # a registered first model fitting at least far_starts_below, or the check off: nothing checked
+    for stub, options in ((FarStartRegistrar(fit=FAR_STARTS_BELOW, far_fit=0.9), {}),
+                          (FarStartRegistrar(fit=poor, far_fit=0.9), {"far_starts_below": 0.0}),
+                          (FarStartRegistrar(), {"far_starts": False})):  # fmt: skip
         assert search(stub, **options)[0].azimuth_deg == plain[0].azimuth_deg and stub.checked == []
     n = len(MATCH_FEATURES)
     for bias, need in ((6.0, -math.inf), (-6.0, LookAlikeConfig().sure_agreement)):  # match 0.998, 0.002
@@ -1004,14 +1015,19 @@ def test_an_object_registered_as_rolled_is_searched_again_upright(search_ws: Pat
         assert stub.calls == 1 and not any(im.shape == square.shape for im in shown)
 
 
-def test_with_options_keeps_every_other_option(searcher: Searcher) -> None:
+def test_with_options_keeps_every_other_option(searcher: Searcher, monkeypatch) -> None:
     """An ablation's searcher differs from the original in the options named only; a new constructor option that
-    ``with_options`` forgets fails here."""
+    ``with_options`` forgets (and so resets to its default) fails here."""
     import inspect
 
     fixed = ("self", "predictor", "index", "library", "threads")
     names = [p for p in inspect.signature(Searcher.__init__).parameters if p not in fixed]
+    given: dict = {}
+    init = Searcher.__init__
+    monkeypatch.setattr(Searcher, "__init__", lambda self, *a, **kw: given.update(kw) or init(self, *a, **kw))
     other = searcher.with_options(look_alikes=False)
+    monkeypatch.undo()
+    assert sorted(given) == sorted([*names, "threads"])  # every option passed on, none left to its default
     assert other.look_alikes is False and searcher.look_alikes is True
     assert other.predictor is searcher.predictor and other.index is searcher.index
     for name in names:

@@ -486,8 +486,8 @@ def search(
             "photo's appearance says so; an object registered as seen by a tilted camera is searched again turned "
             "upright, and that answer kept when it fits better; a registered model that fits well is registered again "
             "from other starts around its pose, and that kept when it fits better and looks as alike; a first model "
-            "that could not be registered is registered again from starts all around it, and that kept when it "
-            "fits and looks clearly more alike."
+            "that could not be registered, or fits poorly, is registered again from starts all around it, and that "
+            "kept when it fits (well, to replace a registration) and looks clearly more alike."
         ),
     ] = True,
     refine_top: Annotated[

@@ -22,7 +22,7 @@ scale and image position:
    they cost 16 points of azimuth Acc@30, so the default refines locally only (which left that accuracy
    unchanged; BENCHMARKS.md). The searcher tries most of them after registration instead, where the photo's
    appearance must agree too (:meth:`cadsearch.register.Registrar.check_other_starts`), and all of them for a first
-   model it could not register (:meth:`cadsearch.register.Registrar.check_far_starts`).
+   model it could not register or that fits poorly (:meth:`cadsearch.register.Registrar.check_far_starts`).
 4. **The search's other hypotheses** (``alternatives`` of :func:`refine_pose`: the pose head's secondary modes
    with their probability mass, passed by the searcher only where the object mask can be trusted,
    :func:`cadsearch.register.masks.mask_is_trusted`): up to :attr:`RefineConfig.hypotheses` distinct starts, each
