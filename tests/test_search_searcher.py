@@ -918,11 +918,18 @@ def test_a_first_model_left_unregistered_takes_a_registration_from_far_starts(se
     (at REGISTER_MIN_FIT, the wide registration too, under the outline twins' gate, with the searcher's size check),
     and its pose, roll and fit replace the search's; the other models stay as they were. A registered first model
     fitting under ``far_starts_below`` is checked from the ring alone and replaced only by a fit of at least
-    FAR_STARTS_REPLACE_FIT; a better fitting one is not checked; off with ``far_starts=False``; an answer too poor or
-    of an implausible size is refused."""
+    FAR_STARTS_REPLACE_FIT (fitting under OTHER_STARTS_MIN_FIT) or FAR_START_FIT_MARGIN better (a fairer fit); a
+    better fitting one is not checked; off with ``far_starts=False``; an answer too poor or of an implausible size
+    is refused."""
     from cadsearch.register.appearance import LookAlikeConfig
     from cadsearch.search.matching import MATCH_FEATURES, MatchModel
-    from cadsearch.search.searcher import FAR_STARTS_BELOW, FAR_STARTS_REPLACE_FIT, REGISTER_MIN_FIT
+    from cadsearch.search.searcher import (
+        FAR_START_FIT_MARGIN,
+        FAR_STARTS_BELOW,
+        FAR_STARTS_REPLACE_FIT,
+        OTHER_STARTS_MIN_FIT,
+        REGISTER_MIN_FIT,
+    )
 
     plain, search = _search_with_stub(search_ws)
     results = search(stub := FarStartRegistrar())
@@ -936,13 +943,15 @@ def test_a_first_model_left_unregistered_takes_a_registration_from_far_starts(se
     for stub in (FarStartRegistrar(far_fit=REGISTER_MIN_FIT - 0.01), FarStartRegistrar(far_size=3.0)):
         m = search(stub)[0]
         assert len(stub.checked) == 1 and m.placement is None and m.azimuth_deg == plain[0].azimuth_deg
-    # a registered first model fitting poorly: the ring alone, replaced only by a fit of FAR_STARTS_REPLACE_FIT
-    poor = REGISTER_MIN_FIT + 0.05
-    for far_fit, taken in ((FAR_STARTS_REPLACE_FIT - 0.01, False), (FAR_STARTS_REPLACE_FIT, True)):
-        m = search(stub := FarStartRegistrar(fit=poor, far_fit=far_fit))[0]
-        assert [(c[1], c[3]) for c in stub.checked] == [(FAR_STARTS_REPLACE_FIT, False)]
-        assert m.silhouette_iou == (far_fit if taken else poor) and m.placement is not None
-        assert (m.azimuth_deg == pytest.approx((plain[0].azimuth_deg + 120.0) % 360.0)) is taken
+    # a registered first model fitting under far_starts_below: the ring alone, replaced only by a fit of
+    # FAR_STARTS_REPLACE_FIT (a poor fit, under OTHER_STARTS_MIN_FIT) or one FAR_START_FIT_MARGIN better (a fair one)
+    poor, fair = REGISTER_MIN_FIT + 0.05, OTHER_STARTS_MIN_FIT
+    for fit, need in ((poor, FAR_STARTS_REPLACE_FIT), (fair, fair + FAR_START_FIT_MARGIN)):
+        for far_fit, taken in ((need - 0.01, False), (need, True)):
+            m = search(stub := FarStartRegistrar(fit=fit, far_fit=far_fit))[0]
+            assert [(c[1], c[3]) for c in stub.checked] == [(pytest.approx(need), False)]
+            assert m.silhouette_iou == (far_fit if taken else fit) and m.placement is not None
+            assert (m.azimuth_deg == pytest.approx((plain[0].azimuth_deg + 120.0) % 360.0)) is taken
     # a registered first model fitting at least far_starts_below, or the check off: nothing checked
     for stub, options in ((FarStartRegistrar(fit=FAR_STARTS_BELOW, far_fit=0.9), {}),
                           (FarStartRegistrar(fit=poor, far_fit=0.9), {"far_starts_below": 0.0}),

@@ -487,7 +487,7 @@ def search(
             "upright, and that answer kept when it fits better; a registered model that fits well is registered again "
             "from other starts around its pose, and that kept when it fits better and looks as alike; a first model "
             "that could not be registered, or fits poorly, is registered again from starts all around it, and that "
-            "kept when it fits (well, to replace a registration) and looks clearly more alike."
+            "kept when it fits (better, to replace a registration) and looks clearly more alike."
         ),
     ] = True,
     refine_top: Annotated[
