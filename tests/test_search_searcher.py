@@ -952,6 +952,8 @@ def test_a_first_model_left_unregistered_takes_a_registration_from_far_starts(se
             assert [(c[1], c[3]) for c in stub.checked] == [(pytest.approx(need), False)]
             assert m.silhouette_iou == (far_fit if taken else fit) and m.placement is not None
             assert (m.azimuth_deg == pytest.approx((plain[0].azimuth_deg + 120.0) % 360.0)) is taken
+    with pytest.raises(InputError, match="far_starts_below"):
+        search(FarStartRegistrar(), far_starts_below=1.5)
     # a registered first model fitting at least far_starts_below, or the check off: nothing checked
     for stub, options in ((FarStartRegistrar(fit=FAR_STARTS_BELOW, far_fit=0.9), {}),
                           (FarStartRegistrar(fit=poor, far_fit=0.9), {"far_starts_below": 0.0}),

@@ -44,6 +44,7 @@ from cadsearch.models.predictor import trained_categories
 from cadsearch.register import Placement, Registrar, object_mask
 from cadsearch.register.appearance import APPEARANCE_ONNX_FILE, LookAlikeChoice, LookAlikeConfig
 from cadsearch.register.masks import mask_is_trusted, restrict_to_box
+from cadsearch.register.registrar import OTHER_START_FIT_MARGIN
 from cadsearch.search.kinds import KIND_PRIOR_POWER, KindProfiles
 from cadsearch.search.matching import (
     DEFAULT_MATCH_MODEL,
@@ -168,9 +169,8 @@ FAR_STARTS_BELOW = 0.85
 #: clearly more alike was right on two composites (127.4° → 6.5° at 0.735 → 0.793; 17.4° → 9.1°) and on no development
 #: photo (BENCHMARKS.md, "Far starts", "Far starts for poor fits").
 FAR_STARTS_REPLACE_FIT = 0.8
-#: See :data:`FAR_STARTS_REPLACE_FIT` (the other starts' margin, :data:`~cadsearch.register.registrar.
-#: OTHER_START_FIT_MARGIN`).
-FAR_START_FIT_MARGIN = 0.02
+#: See :data:`FAR_STARTS_REPLACE_FIT`: the other starts' margin.
+FAR_START_FIT_MARGIN = OTHER_START_FIT_MARGIN
 
 #: ``vote_crops``: the category vote's extra views of a query, shifts of its square by this share of the side (right,
 #: left, down, up); 4 of them measured best among shifts and zooms of 0.9–1.35 (BENCHMARKS.md, "A softer category
