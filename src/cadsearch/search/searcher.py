@@ -166,7 +166,7 @@ FAR_STARTS_BELOW = 0.85
 #: photos, whose chairs are none of the library's, far poses fitting poor masks better (up to 0.767 from 0.555) and
 #: looking more alike were wrong (5 of 236 photos changed for the worse, two by about 180°, with 0.7); the one composite
 #: they fixed was registered 78° off at 0.687 and the ring's pose fitted 0.866. Above 0.7 a better fit that looked
-#: clearly more alike was right on two composites (127.4° → 6.5° at 0.735 → 0.793; 17.4° → 9.1°) and on no development
+#: clearly more alike was right on two composites (127.3° → 6.4° at 0.735 → 0.793; 17.4° → 9.1°) and on no development
 #: photo (BENCHMARKS.md, "Far starts", "Far starts for poor fits").
 FAR_STARTS_REPLACE_FIT = 0.8
 #: See :data:`FAR_STARTS_REPLACE_FIT`: the other starts' margin.
