@@ -48,8 +48,8 @@ OTHER_START_FIT_MARGIN = 0.02
 #: :attr:`~cadsearch.register.refine.RefineConfig.hypothesis_separation` (20°), so that ±20° polar count as starts.
 OTHER_START_SEPARATION = 15.0
 
-#: :meth:`Registrar.check_far_starts`' ring of starts around a pose that could not be registered: every 45° of
-#: azimuth (a second registration beside the wide one, :meth:`~cadsearch.register.refine.RefineConfig.wide`).
+#: :meth:`Registrar.check_far_starts`' ring of starts around a pose that could not be registered, or fits poorly: every
+#: 45° of azimuth (a registration beside the wide one, :meth:`~cadsearch.register.refine.RefineConfig.wide`, or alone).
 FAR_STARTS: tuple = tuple((0.0, float(d)) for d in range(45, 360, 45))
 #: ... and their answer is taken only when its render agrees with the photo better than the pose's, drawn at the same
 #: placement, by at least this (cosine): on the development photos, whose chairs are none of the library's, a far pose
@@ -317,9 +317,9 @@ class Registrar:
         registration, when it fits and the photo's appearance agrees better, else None.
 
         A pose estimate 90° or more off (the side of a chair taken for its front) leaves the local registration on a
-        poor fit, and the search's pose stands. Two registrations look further: the wide one
-        (:meth:`~cadsearch.register.refine.RefineConfig.widened`: the mirror, the back, ±45° azimuth, ±20° polar,
-        then a ring of 33 poses when all of them fit poorly) and one whose hypotheses are the pose and
+        poor fit, and the search's pose stands. Two registrations look further (the second alone with ``wide=False``):
+        the wide one (:meth:`~cadsearch.register.refine.RefineConfig.widened`: the mirror, the back, ±45° azimuth,
+        ±20° polar, then a ring of 33 poses when all of them fit poorly) and one whose hypotheses are the pose and
         :data:`FAR_STARTS` (every 45° of azimuth). The better fit of those that fit at least ``min_fit`` and pass
         ``accept`` (the searcher's size check) is drawn at its placement beside the pose drawn at the same placement,
         and taken when its render agrees with the photo better by :data:`FAR_START_AGREEMENT_MARGIN` and at least
