@@ -192,6 +192,35 @@ def test_silhouette_mesh_keeps_the_outline_of_a_dense_mesh() -> None:
         sr.close()
 
 
+def test_silhouettes_of_keyed_meshes_are_kept(chair: trimesh.Trimesh) -> None:
+    sr, off = SilhouetteRenderer(48, renders_kept=2), SilhouetteRenderer(48, renders_kept=0)
+    drawn = []
+    render = sr._renderer.render
+    sr._renderer.render = lambda *a, **k: drawn.append(a[1]) or render(*a, **k)
+    try:
+        first = sr(chair, 60, 30, key="chair")
+        first[:] = 0.0  # the caller's copy: writing into it must not reach the kept one
+        again = sr(chair, 60, 390, key="chair")  # the same azimuth
+        assert len(drawn) == 1 and again.sum() > 0
+        np.testing.assert_array_equal(again, off(chair, 60, 30, key="chair"))
+        assert not off._renders  # renders_kept=0 keeps none
+        again[:] = 0.0
+        assert sr(chair, 60, 30, key="chair").sum() > 0 and len(drawn) == 1
+        sr(chair, 60, 30)  # no key: never kept
+        sr(chair, 60, 30)
+        assert len(drawn) == 3
+        sr(chair, 70, 30, key="chair")
+        sr(chair, 60, 30, key="chair")  # used again: (70, 30) is now the least recently used ...
+        sr(chair, 80, 30, key="chair")  # ... and goes for a third pose
+        sr(chair, 60, 30, key="chair")
+        assert len(drawn) == 5
+        sr(chair, 70, 30, key="chair")
+        assert len(drawn) == 6
+    finally:
+        sr.close()
+        off.close()
+
+
 def test_object_mask_from_a_plain_backdrop(chair: trimesh.Trimesh) -> None:
     photo, alpha = _photo_of(chair, 75.0, 30.0, Placement(160.0, 120.0, 220.0))
     frame = frame_for(240, 320)

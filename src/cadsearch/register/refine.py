@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -162,6 +163,9 @@ class Registration:
 
 #: Meshes with more faces than this are simplified for silhouettes (:func:`silhouette_mesh`).
 SIMPLIFY_ABOVE = 8000
+#: :class:`SilhouetteRenderer` keeps this many silhouettes of keyed meshes (96 px: 37 KB each, 19 MB in all). On 40
+#: development photos a search asked 182 silhouettes, 131 of them distinct (BENCHMARKS.md, registration).
+RENDERS_KEPT = 512
 
 
 def silhouette_mesh(mesh: Any, cell: float = 0.006) -> Any:
@@ -196,17 +200,21 @@ class SilhouetteRenderer:
     Wraps the rasteriser's coverage path (:class:`~cadsearch.render.raster.CoverageRenderer`, one sample per
     pixel, no shading); meshes
     above :data:`SIMPLIFY_ABOVE` faces are drawn from :func:`silhouette_mesh`. Meshes stay uploaded (and
-    simplified) between calls, keyed by ``key`` (else by the mesh object). Not thread-safe: one per thread, or a
+    simplified) between calls, keyed by ``key`` (else by the mesh object), and so do the last ``renders_kept``
+    silhouettes of keyed meshes (:data:`RENDERS_KEPT`): a search asks the same pose of the same model again and
+    again (each check starts from the registered pose, the hypotheses meet). Not thread-safe: one per thread, or a
     lock around it.
     """
 
-    def __init__(self, size: int = 96, cache_size: int = 8) -> None:
+    def __init__(self, size: int = 96, cache_size: int = 8, renders_kept: int | None = None) -> None:
         from cadsearch.render.raster import CoverageRenderer
 
         self.size = int(size)
         self._renderer = CoverageRenderer(size=self.size, cache_size=cache_size)
         self._simple: dict[Any, Any] = {}
         self._cache_size = cache_size
+        self._renders: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._renders_kept = RENDERS_KEPT if renders_kept is None else max(0, int(renders_kept))
 
     def _mesh_for(self, mesh: Any, key: Any) -> Any:
         if len(mesh.faces) <= SIMPLIFY_ABOVE:
@@ -219,13 +227,24 @@ class SilhouetteRenderer:
         return self._simple[name]
 
     def __call__(self, mesh: Any, polar_deg: float, azimuth_deg: float, key: Any = None) -> np.ndarray:
-        drawn = self._mesh_for(mesh, key)
-        return self._renderer.render(drawn, Camera(float(polar_deg), float(azimuth_deg) % 360.0),
-                                     key=None if key is None else ("silhouette", key))  # fmt: skip
+        camera = Camera(float(polar_deg), float(azimuth_deg) % 360.0)
+        name = None if key is None else (key, camera.polar_deg, camera.azimuth_deg)
+        kept = self._renders.get(name) if name is not None else None
+        if kept is not None:
+            self._renders.move_to_end(name)
+            return kept.copy()  # a copy: the caller may write into it
+        out = self._renderer.render(self._mesh_for(mesh, key), camera,
+                                    key=None if key is None else ("silhouette", key))  # fmt: skip
+        if name is not None and self._renders_kept:
+            self._renders[name] = out.copy()
+            if len(self._renders) > self._renders_kept:
+                self._renders.popitem(last=False)
+        return out
 
     def close(self) -> None:
         self._renderer.close()
         self._simple.clear()
+        self._renders.clear()
 
 
 def resample_mask(mask: np.ndarray, size: int) -> np.ndarray:
