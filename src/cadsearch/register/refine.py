@@ -145,7 +145,8 @@ class Registration:
         placement: the render square in photo pixels (:class:`~cadsearch.register.placement.Placement`).
         iou: silhouette IoU (masks thresholded at 0.5) with the target mask after refinement, in [0, 1].
         iou_start: the same before refinement (the estimate, moment-aligned at roll 0).
-        renders: silhouette renders spent; ms: wall time in milliseconds.
+        renders: silhouettes asked (some may have been kept from earlier: :class:`SilhouetteRenderer`); ms: wall
+            time in milliseconds.
         extent: the longer side of the placed silhouette's axis-aligned box in the photo, pixels (roll included):
             how large the model looks, whatever share of its render square it fills at this pose.
     """
